@@ -1,0 +1,1 @@
+"""The harness: load, latency, correctness, results, sweeps, reports, planning."""

@@ -1,0 +1,207 @@
+"""The one command line: ``tsobench run | strategies | serve | ...``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from server.cli import serve_command
+
+from . import results
+from .config import ConfigError, RunConfig, ServerKnobs
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="tsobench")
+def main() -> None:
+    """How should many callers share gRPC streams to a Timestamp Oracle? Measure it."""
+
+
+main.add_command(serve_command)
+
+
+@main.command("strategies")
+def strategies_command() -> None:
+    """List the strategies (built-in and plugins), one line each."""
+    import strategies
+
+    for s in strategies.all_strategies().values():
+        click.echo(f"{s.name:<16} {s.summary}")
+
+
+def _output_path(output: str | None, run_id: str) -> Path:
+    if output is None:
+        return results.default_path(run_id)
+    path = Path(output)
+    if output.endswith(("/", "\\")) or path.is_dir():
+        return path / f"{run_id}.json"
+    return path
+
+
+def run_options(f):
+    """The options of one run (shared by ``run`` and the benchmark suite's docs)."""
+    options = [
+        click.option("--strategy", "-s", required=True, help="Strategy name (see `tsobench strategies`)."),
+        click.option(
+            "--api",
+            default="thread",
+            show_default=True,
+            help="thread (sync grpcio) or asyncio (grpc.aio).",
+        ),
+        click.option(
+            "--concurrency",
+            "-c",
+            type=int,
+            default=16,
+            show_default=True,
+            help="Callers per process.",
+        ),
+        click.option("--processes", "-p", type=int, default=1, show_default=True, help="Client processes."),
+        click.option(
+            "--duration",
+            "duration_s",
+            type=float,
+            default=None,
+            help="Measured seconds [default: 10].",
+        ),
+        click.option(
+            "--requests",
+            type=int,
+            default=None,
+            help="Measured requests in total (instead of --duration).",
+        ),
+        click.option(
+            "--warmup",
+            "warmup_s",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="Seconds excluded from figures.",
+        ),
+        click.option(
+            "--rate",
+            type=float,
+            default=None,
+            help="Open loop: total requests/s, Poisson arrivals.",
+        ),
+        click.option("--count", type=int, default=1, show_default=True, help="Timestamps per request."),
+        click.option(
+            "--target",
+            default=None,
+            help="HOST:PORT of a PD-compatible server [default: embedded].",
+        ),
+        click.option("--target-metrics", default=None, help="Prometheus URL of the target's tso_* counters."),
+        click.option(
+            "--seed",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Seeds arrivals, jitter, failures.",
+        ),
+        click.option(
+            "--pool-size",
+            type=int,
+            default=None,
+            help="pool: streams [default: min(concurrency, 8)].",
+        ),
+        click.option("--streams", type=int, default=1, show_default=True, help="dispatcher: streams (lanes)."),
+        click.option(
+            "--max-batch",
+            type=int,
+            default=10_000,
+            show_default=True,
+            help="dispatcher: cap on count per request.",
+        ),
+        click.option(
+            "--batch-wait-us",
+            type=int,
+            default=0,
+            show_default=True,
+            help="dispatcher: wait this long for more.",
+        ),
+        click.option(
+            "--max-inflight",
+            type=int,
+            default=1,
+            show_default=True,
+            help="dispatcher: batches in flight per stream.",
+        ),
+        click.option(
+            "--connections",
+            type=int,
+            default=1,
+            show_default=True,
+            help="Distinct channels (TCP connections).",
+        ),
+        click.option(
+            "--timeout",
+            "timeout_s",
+            type=float,
+            default=5.0,
+            show_default=True,
+            help="Per-request deadline, s.",
+        ),
+        click.option("--cluster-id", type=int, default=None, help="[default: ask GetMembers]"),
+        click.option("--server-delay-ms", type=float, default=0.0, help="Embedded server: delay per reply."),
+        click.option(
+            "--server-jitter-ms",
+            type=float,
+            default=0.0,
+            help="Embedded server: random extra delay.",
+        ),
+        click.option(
+            "--server-fail-rate",
+            type=float,
+            default=0.0,
+            help="Embedded server: fraction of streams aborted.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def build_config(server_delay_ms: float, server_jitter_ms: float, server_fail_rate: float, **kwargs) -> RunConfig:
+    try:
+        knobs = ServerKnobs(server_delay_ms, server_jitter_ms, server_fail_rate)
+        if knobs.delay_ms < 0 or knobs.jitter_ms < 0 or not 0 <= knobs.fail_rate <= 1:
+            raise ConfigError("server delay/jitter must be >= 0 and fail rate within [0, 1]")
+        return RunConfig(server=knobs, **kwargs)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+@main.command("run")
+@run_options
+@click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def run_command(output: str | None, quiet: bool, **kwargs) -> None:
+    """Run one strategy under load and check every timestamp.
+
+    Exit 0: clean; 3: completed with correctness violations or errors (results
+    saved); 2: bad options; 1: the run could not start.
+    """
+    from .runner import RunError, run
+    from .summary import print_run, progress_line
+
+    config = build_config(**kwargs)
+    err = Console(stderr=True)
+    try:
+        with err.status("starting", spinner="dots") as status:
+            on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
+            result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
+    except RunError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        sys.exit(EXIT_FAILED)
+    path = results.write(result, _output_path(output, result.run_id))
+    print_run(result, str(path))
+    sys.exit(EXIT_OK if result.clean and result.status == "completed" else EXIT_DIRTY)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""Name a failed request's error the way the results count it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+
+
+def error_kind(exc: BaseException) -> str:
+    """gRPC status name, or the exception type for the non-gRPC ways a shared
+    stream breaks (ValueError is grpcio's "Internal gRPC call error 8")."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        code = exc.code()
+        return code.name if code is not None else "RpcError"
+    if isinstance(exc, asyncio.InvalidStateError):
+        return "InvalidStateError"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    return type(exc).__name__

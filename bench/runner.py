@@ -1,0 +1,305 @@
+"""Runs a RunConfig: server (embedded unless --target), P spawned shard
+processes, a start barrier, hard time limits, then one merged RunResult."""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from server import ChildServer, ServerConfig, ServerCounters
+from server.embedded import fetch_counters
+
+from . import recorder
+from .checker import Verdict, merge_ranges
+from .config import RunConfig, ShardConfig
+from .environment import environment
+from .results import RunResult, new_run_id, utc_now
+from .shard import GRACE_S, ShardResult
+from .worker import main as worker_main
+
+READY_TIMEOUT_S = 60.0
+START_SLACK_S = 0.2
+
+
+@dataclass(frozen=True)
+class Progress:
+    phase: str  # starting | warmup | measuring | draining
+    done: int  # requests finished so far, all shards
+    elapsed_s: float
+    expected_s: float
+
+
+class RunError(RuntimeError):
+    """The run could not start (server, target, shard processes); says why."""
+
+
+@contextlib.contextmanager
+def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCounters | None]]]:
+    """The target address and a way to read its counters."""
+    if config.target is not None:
+        url = config.target_metrics
+        yield config.target, (lambda: fetch_counters(url)) if url else (lambda: None)
+        return
+    with tempfile.TemporaryDirectory(prefix="tsobench-server-") as data_dir:
+        knobs = config.server
+        server_config = ServerConfig(
+            data_dir=data_dir,
+            delay_ms=knobs.delay_ms,
+            jitter_ms=knobs.jitter_ms,
+            fail_rate=knobs.fail_rate,
+            seed=config.seed,
+        )
+        server = ChildServer(server_config)
+        try:
+            server.start()
+        except Exception as exc:
+            raise RunError(f"could not start the embedded server: {exc}") from exc
+        try:
+            yield server.address, server.counters
+        finally:
+            server.close()
+
+
+def _safe_counters(read: Callable[[], ServerCounters | None]) -> ServerCounters | None:
+    try:
+        return read()
+    except OSError:
+        return None
+
+
+class _Shards:
+    """The spawned shard processes and their pipes."""
+
+    def __init__(self, config: RunConfig, target: str) -> None:
+        ctx = mp.get_context("spawn")
+        self.stop = ctx.Event()
+        self.procs: list[Any] = []
+        self.conns: list[Any] = []
+        self.progress: list[Any] = []
+        for i in range(config.processes):
+            parent, child = ctx.Pipe()
+            counter = ctx.Value("q", 0, lock=False)
+            proc = ctx.Process(
+                target=worker_main,
+                args=(ShardConfig(config, i, target), child, counter, self.stop),
+                name=f"tsobench-shard-{i}",
+                daemon=True,
+            )
+            proc.start()
+            child.close()
+            self.procs.append(proc)
+            self.conns.append(parent)
+            self.progress.append(counter)
+        self.results: dict[int, ShardResult] = {}
+        self.failures: dict[int, str] = {}
+
+    def done(self) -> int:
+        return sum(c.value for c in self.progress)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for i, conn in enumerate(self.conns):
+            while not conn.poll(0.05):
+                if not self.procs[i].is_alive() or time.monotonic() > deadline:
+                    raise RunError(f"client process {i} did not start")
+            try:
+                kind, payload = conn.recv()
+            except (EOFError, OSError):
+                kind, payload = "error", f"exited with {self.procs[i].exitcode}"
+            if kind != "ready":
+                raise RunError(f"client process {i} failed to start: {payload}")
+
+    def go(self, start_at: float) -> None:
+        for conn in self.conns:
+            conn.send(("go", start_at))
+
+    def poll(self) -> bool:
+        """Collect whatever has arrived; True when every shard has answered."""
+        for i, conn in enumerate(self.conns):
+            if i in self.results or i in self.failures:
+                continue
+            try:
+                if conn.poll():
+                    kind, payload = conn.recv()
+                    if kind == "result":
+                        self.results[i] = payload
+                    else:
+                        self.failures[i] = payload
+                elif not self.procs[i].is_alive():
+                    self.failures[i] = f"client process exited with {self.procs[i].exitcode} and no result"
+            except (EOFError, OSError):
+                self.failures[i] = "client process closed its pipe without a result"
+        return len(self.results) + len(self.failures) == len(self.conns)
+
+    def kill_stragglers(self) -> None:
+        for i, proc in enumerate(self.procs):
+            if i not in self.results and i not in self.failures:
+                self.failures[i] = "killed at the hard time limit (hung)"
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+            proc.join(5)
+        for conn in self.conns:
+            conn.close()
+
+
+def hard_limit_s(config: RunConfig) -> float:
+    """After this long the parent kills any shard still running."""
+    return config.expected_seconds() + config.timeout_s + 2 * GRACE_S + 10.0
+
+
+def run(
+    config: RunConfig,
+    command: list[str] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Run and return the merged result. Ctrl-C stops the load early; what was
+    measured so far is still merged and returned (status "interrupted")."""
+    started_at = utc_now()
+    run_id = new_run_id(config.strategy, config.api)
+    with _server_for(config) as (target, read_counters):
+        shards = _Shards(config, target)
+        interrupted = False
+        try:
+            shards.wait_ready()
+            t0 = time.time() + START_SLACK_S
+            shards.go(t0)
+            measure_from = t0 + config.warmup_s
+            before: ServerCounters | None = None
+            limit = t0 + hard_limit_s(config)
+            while True:
+                try:
+                    if before is None and time.time() >= measure_from:
+                        before = _safe_counters(read_counters) or ServerCounters()
+                    if shards.poll():
+                        break
+                    if time.time() > limit:
+                        shards.kill_stragglers()
+                        break
+                    if on_progress:
+                        on_progress(_progress(config, shards, t0))
+                    time.sleep(0.1)
+                except KeyboardInterrupt:
+                    if interrupted:  # a second Ctrl-C: stop waiting for shards
+                        shards.kill_stragglers()
+                        break
+                    interrupted = True
+                    shards.stop.set()
+            after = _safe_counters(read_counters)
+        finally:
+            shards.close()
+    server = (after - before) if (after is not None and before is not None) else None
+    return _merge(config, run_id, started_at, command or [], shards, server, interrupted)
+
+
+def _progress(config: RunConfig, shards: _Shards, t0: float) -> Progress:
+    elapsed = time.time() - t0
+    if elapsed < 0:
+        phase = "starting"
+    elif elapsed < config.warmup_s:
+        phase = "warmup"
+    elif config.duration_s is None or elapsed < config.warmup_s + config.duration_s:
+        phase = "measuring"
+    else:
+        phase = "draining"
+    return Progress(phase, shards.done(), max(0.0, elapsed), config.expected_seconds())
+
+
+def _merge(
+    config: RunConfig,
+    run_id: str,
+    started_at: str,
+    command: list[str],
+    shards: _Shards,
+    server: ServerCounters | None,
+    interrupted: bool,
+) -> RunResult:
+    parts = [shards.results[i] for i in sorted(shards.results)]
+    errors: Counter[str] = Counter()
+    for p in parts:
+        errors.update(p.errors)
+    lost_callers = len(shards.failures) * config.concurrency
+    if shards.failures:
+        errors["shard_failed"] += lost_callers
+    ranges = merge_ranges(p.ranges for p in parts)
+    verdict = Verdict(
+        checked=sum(p.checked for p in parts),
+        duplicates=ranges.duplicates,
+        non_monotonic=sum(p.non_monotonic for p in parts),
+        mismatched=sum(p.mismatched for p in parts),
+    )
+    latency = recorder.merge(p.latency for p in parts)
+    uncorrected = recorder.merge(p.latency_uncorrected for p in parts)
+    measured_s = max((p.measured_s for p in parts), default=0.0)
+    ok = sum(p.requests_ok for p in parts)
+    timestamps = sum(p.timestamps for p in parts)
+    cpu_s = sum(p.cpu_s for p in parts)
+    metrics: dict[str, Any] = {
+        "requests_ok": ok,
+        "requests_failed": sum(p.requests_failed for p in parts) + lost_callers,
+        "timestamps": timestamps,
+        "measured_s": round(measured_s, 6),
+        "throughput_rps": ok / measured_s if measured_s else 0.0,
+        "throughput_tps": timestamps / measured_s if measured_s else 0.0,
+        "latency_us": recorder.summarize(latency),
+        "errors": dict(errors),
+        "hung": sum(p.hung for p in parts),
+        "streams_opened": sum(p.streams_opened for p in parts),
+        "client_cpu_s": round(cpu_s, 4),
+        "client_cpu_us_per_ts": round(cpu_s * 1e6 / timestamps, 3) if timestamps else None,
+        "server": _server_metrics(server),
+    }
+    histograms = {"latency": recorder.encode(latency)}
+    if config.open_loop:
+        metrics["latency_uncorrected_us"] = recorder.summarize(uncorrected)
+        histograms["latency_uncorrected"] = recorder.encode(uncorrected)
+    status = "interrupted" if interrupted or any(p.interrupted for p in parts) else "completed"
+    if not parts:
+        status = "failed"
+    return RunResult(
+        run_id=run_id,
+        started_at=started_at,
+        finished_at=utc_now(),
+        command=command,
+        config=config.to_dict(),
+        environment=environment(),
+        metrics=metrics,
+        correctness=verdict.to_dict(),
+        histograms=histograms,
+        shards=[
+            {
+                "index": p.index,
+                "requests_ok": p.requests_ok,
+                "requests_failed": p.requests_failed,
+                "measured_s": round(p.measured_s, 6),
+                "cpu_s": round(p.cpu_s, 4),
+                "errors": p.errors,
+            }
+            for p in parts
+        ]
+        + [{"index": i, "failure": why} for i, why in sorted(shards.failures.items())],
+        status=status,
+    )
+
+
+def _server_metrics(c: ServerCounters | None) -> dict[str, float] | None:
+    if c is None:
+        return None
+    return {
+        "rpcs": c.rpcs,
+        "timestamps": c.timestamps,
+        "streams": c.streams_opened,
+        "mean_batch": round(c.mean_batch, 3),
+        "errors": c.errors,
+    }

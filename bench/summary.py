@@ -1,0 +1,71 @@
+"""Human-facing output of a run: a progress line while it runs, a table after."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from .results import RunResult
+from .runner import Progress
+
+
+def progress_line(p: Progress) -> str:
+    return f"{p.phase:<9} {p.elapsed_s:5.1f}s / ~{p.expected_s:.0f}s  {p.done:>10,} requests"
+
+
+def verdict(result: RunResult) -> str:
+    c, m = result.correctness, result.metrics
+    if c["violations"]:
+        detail = f"dup {c['duplicates']}, non-monotonic {c['non_monotonic']}, mismatched {c['mismatched']}"
+        return f"[bold red]VIOLATIONS {c['violations']}[/] ({detail})"
+    if m["requests_failed"]:
+        return f"[bold yellow]ERRORS {m['requests_failed']}[/] ({_errors(m['errors'])})"
+    return f"[bold green]OK[/] ({c['checked']:,} timestamps checked)"
+
+
+def _errors(errors: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1])) or "-"
+
+
+def run_table(result: RunResult) -> Table:
+    cfg, m = result.config, result.metrics
+    lat = m["latency_us"]
+    table = Table(
+        title=f"{cfg['strategy']} / {cfg['api']}  c={cfg['concurrency']} p={cfg['processes']}"
+        + (f" rate={cfg['rate']:g}/s" if cfg.get("rate") else "  closed loop"),
+        show_header=False,
+        title_justify="left",
+    )
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row(
+        "throughput",
+        f"{m['throughput_rps']:,.0f} req/s   {m['throughput_tps']:,.0f} ts/s"
+        f"   ({m['requests_ok']:,} ok in {m['measured_s']:.2f}s)",
+    )
+    table.add_row("latency µs", "  ".join(f"{k} {lat[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
+    if "latency_uncorrected_us" in m:
+        u = m["latency_uncorrected_us"]
+        table.add_row("uncorrected", "  ".join(f"{k} {u[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
+    table.add_row("errors", _errors(m["errors"]))
+    cpu = f"{m['client_cpu_s']:.2f}s"
+    if m.get("client_cpu_us_per_ts"):
+        cpu += f"  ({m['client_cpu_us_per_ts']:.1f} µs per timestamp)"
+    table.add_row("client cpu", cpu)
+    if m.get("server"):
+        s = m["server"]
+        table.add_row(
+            "server",
+            f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}",
+        )
+    table.add_row("correctness", verdict(result))
+    if result.status != "completed":
+        table.add_row("status", f"[bold yellow]{result.status}[/]")
+    return table
+
+
+def print_run(result: RunResult, path: str | None, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(run_table(result))
+    if path:
+        console.print(f"results: {path}")

@@ -1,0 +1,3 @@
+from .cli import serve_command
+
+serve_command(prog_name="python -m server")

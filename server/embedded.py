@@ -1,0 +1,193 @@
+"""Start a server from Python: in this process (a thread with its own event
+loop) or as a child process (what the harness uses, so that the server and the
+clients do not share a GIL)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+from .app import ServerError, TsoServer
+from .config import ServerConfig
+from .metrics import ServerCounters, counters_from_prometheus
+
+START_TIMEOUT_S = 20.0
+
+
+class InProcessServer:
+    """``with InProcessServer(config) as s: s.address`` (tests and micro-benchmarks)."""
+
+    def __init__(self, config: ServerConfig | None = None) -> None:
+        self._tmp = None
+        if config is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
+            config = ServerConfig(data_dir=self._tmp.name, metrics_port=None)
+        self.config = config
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="tso-server", daemon=True)
+        self.server = TsoServer(config)
+
+    @property
+    def address(self) -> str:
+        return self.server.address
+
+    def counters(self) -> ServerCounters:
+        return self.server.metrics.snapshot()
+
+    def start(self) -> InProcessServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.server.start(), self._loop).result(START_TIMEOUT_S)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.server.stop(0), self._loop).result(START_TIMEOUT_S)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(START_TIMEOUT_S)
+        self._loop.close()
+        if self._tmp:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> InProcessServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ChildServer:
+    """The server as a separate process (``python -m server``), stopped with SIGTERM."""
+
+    def __init__(self, config: ServerConfig | None = None, log_path: str | None = None) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
+        self.config = config or ServerConfig(data_dir=os.path.join(self._tmp.name, "data"))
+        self._log_path = log_path or os.path.join(self._tmp.name, "server.log")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+        self.metrics_port: int | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.config.host}:{self.port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        if self.metrics_port is None:
+            return None
+        return f"http://{self.config.host}:{self.metrics_port}/metrics"
+
+    def _argv(self, port_file: str, metrics_port_file: str) -> list[str]:
+        c = self.config
+        argv = [
+            sys.executable,
+            "-m",
+            "server",
+            "--host",
+            c.host,
+            "--port",
+            str(c.port),
+            "--data-dir",
+            c.data_dir,
+            "--cluster-id",
+            str(c.cluster_id),
+            "--window-ms",
+            str(c.window_ms),
+            "--delay-ms",
+            str(c.delay_ms),
+            "--jitter-ms",
+            str(c.jitter_ms),
+            "--fail-rate",
+            str(c.fail_rate),
+            "--metrics-port",
+            str(-1 if c.metrics_port is None else c.metrics_port),
+            "--port-file",
+            port_file,
+            "--metrics-port-file",
+            metrics_port_file,
+        ]
+        if c.seed is not None:
+            argv += ["--seed", str(c.seed)]
+        return argv
+
+    def start(self) -> ChildServer:
+        port_file = os.path.join(self._tmp.name, "port")
+        metrics_file = os.path.join(self._tmp.name, "metrics-port")
+        for f in (port_file, metrics_file):
+            Path(f).unlink(missing_ok=True)
+        root = str(Path(__file__).resolve().parent.parent)
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        }
+        with open(self._log_path, "ab") as log:
+            # Its own session: a Ctrl-C meant for the benchmark does not kill the server mid-run.
+            self.proc = subprocess.Popen(
+                self._argv(port_file, metrics_file),
+                stdout=log,
+                stderr=log,
+                env=env,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not os.path.exists(port_file):
+            if self.proc.poll() is not None:
+                raise ServerError(f"TSO server exited with {self.proc.returncode}: {self.log_tail()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                raise ServerError(f"TSO server did not start within {START_TIMEOUT_S:.0f}s: {self.log_tail()}")
+            time.sleep(0.02)
+        self.port = int(Path(port_file).read_text())
+        if self.config.metrics_port is not None:
+            self.metrics_port = int(Path(metrics_file).read_text())
+        return self
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            return " | ".join(Path(self._log_path).read_text().strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def counters(self) -> ServerCounters | None:
+        return fetch_counters(self.metrics_url) if self.metrics_url else None
+
+    def restart(self) -> ChildServer:
+        """Start again on the same port and data dir (to test persistence)."""
+        self.config = replace(self.config, port=self.port)
+        return self.start()
+
+    def stop(self, timeout_s: float = 10.0) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> ChildServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def fetch_counters(metrics_url: str, timeout_s: float = 5.0) -> ServerCounters:
+    with urllib.request.urlopen(metrics_url, timeout=timeout_s) as response:
+        return counters_from_prometheus(response.read().decode())

@@ -1,0 +1,105 @@
+"""A timestamp allocator with PD's rules, free of gRPC so it can be tested alone.
+
+A timestamp is (physical ms, logical) with logical < 2**18, composed as
+``physical << 18 | logical``. ``tick()`` follows the wall clock like PD's
+50 ms update loop; ``allocate(count)`` advances logical by count and returns
+the largest timestamp of the batch. Physical never passes the persisted
+window, and never goes back, even if the wall clock does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .window import WindowFile
+
+LOGICAL_BITS = 18
+MAX_LOGICAL = 1 << LOGICAL_BITS
+UPDATE_INTERVAL_S = 0.050  # PD's updateTimestampStep
+GUARD_MS = 1  # PD's updateTimestampGuard
+
+
+def compose(physical: int, logical: int) -> int:
+    return physical << LOGICAL_BITS | logical
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The reply to one request: the largest timestamp of a batch of ``count``."""
+
+    physical: int
+    logical: int
+    count: int
+
+    @property
+    def last(self) -> int:
+        return compose(self.physical, self.logical)
+
+    @property
+    def first(self) -> int:
+        return self.last - self.count + 1
+
+
+class TimestampOracle:
+    def __init__(
+        self,
+        window: WindowFile,
+        window_ms: int = 3000,
+        clock: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        if window_ms <= GUARD_MS:
+            raise ValueError(f"window must exceed {GUARD_MS} ms, got {window_ms}")
+        self._window = window
+        self._window_ms = window_ms
+        self._clock = clock
+        saved = window.load()
+        # Start strictly above anything a previous run could have issued.
+        self.physical = max(clock(), saved + GUARD_MS)
+        self.logical = 0
+        self._high_water = saved
+        self._extend_window()
+
+    @property
+    def high_water_ms(self) -> int:
+        return self._high_water
+
+    def _extend_window(self) -> None:
+        self._high_water = self.physical + self._window_ms
+        self._window.save(self._high_water)
+
+    def _advance_to(self, physical: int) -> None:
+        """Move physical forward (never back), persisting the window first if needed."""
+        if physical <= self.physical:
+            return
+        self.physical, self.logical = physical, 0
+        if self._high_water - self.physical <= GUARD_MS:
+            self._extend_window()
+
+    def tick(self) -> None:
+        """PD's periodic update: follow the wall clock, or step ahead if logical ran high."""
+        now = self._clock()
+        if now - self.physical > GUARD_MS:
+            self._advance_to(now)
+        elif self.logical > MAX_LOGICAL // 2:
+            self._advance_to(self.physical + 1)
+        elif self._high_water - self.physical <= GUARD_MS:
+            self._extend_window()
+
+    def allocate(self, count: int) -> Allocation:
+        if not 0 < count < MAX_LOGICAL:
+            raise ValueError(f"count must be in [1, {MAX_LOGICAL - 1}], got {count}")
+        if self.logical + count >= MAX_LOGICAL:
+            # Overflow: move physical ahead instead of failing or waiting a tick.
+            self._advance_to(self.physical + 1)
+        self.logical += count
+        return Allocation(self.physical, self.logical, count)
+
+    def save(self) -> None:
+        """Persist the current window (on shutdown)."""
+        self._window.save(self._high_water)

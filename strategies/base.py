@@ -1,0 +1,87 @@
+"""The one small interface every strategy implements, for threads and asyncio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+LOGICAL_BITS = 18
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamp:
+    """What a caller gets: the largest timestamp of its ``count``, like PD's reply."""
+
+    physical: int
+    logical: int
+    count: int = 1
+
+    @property
+    def last(self) -> int:
+        return self.physical << LOGICAL_BITS | self.logical
+
+    @property
+    def first(self) -> int:
+        return self.last - self.count + 1
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    target: str
+    cluster_id: int | None = None  # None: learn it from GetMembers, as PD clients do
+    pool_size: int = 8
+    streams: int = 1  # dispatcher lanes
+    max_batch: int = 10_000
+    batch_wait_us: int = 0
+    max_inflight: int = 1  # dispatcher batches in flight per stream (PD's client: 1)
+    connections: int = 1  # distinct channels (TCP connections) streams are spread over
+    timeout_s: float = 5.0  # per-request deadline
+
+    def __post_init__(self) -> None:
+        for name in ("pool_size", "streams", "max_batch", "max_inflight", "connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name.replace('_', '-')} must be at least 1")
+        if self.batch_wait_us < 0 or self.timeout_s <= 0:
+            raise ValueError("batch wait must be >= 0 and timeout > 0")
+
+
+@runtime_checkable
+class TsoClient(Protocol):
+    """Thread API: many threads call ``get_ts`` at once."""
+
+    def open(self) -> None: ...
+    def get_ts(self, count: int = 1) -> Timestamp: ...
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsyncTsoClient(Protocol):
+    """asyncio API: many tasks await ``get_ts`` at once on one loop."""
+
+    async def open(self) -> None: ...
+    async def get_ts(self, count: int = 1) -> Timestamp: ...
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A named way of sharing streams, with a client factory per API."""
+
+    name: str
+    summary: str
+    thread: Callable[[ClientOptions], TsoClient]
+    asyncio: Callable[[ClientOptions], AsyncTsoClient]
+    safe: bool = True  # False only for the negative control
+
+    def client(self, api: str, options: ClientOptions) -> TsoClient | AsyncTsoClient:
+        if api not in APIS:
+            raise ValueError(f"unknown api {api!r}; choose from {', '.join(APIS)}")
+        return self.thread(options) if api == "thread" else self.asyncio(options)
+
+
+APIS = ("thread", "asyncio")
+
+
+class ReplyMismatch(RuntimeError):
+    """The server answered a different count than was asked for."""
