@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -32,6 +34,130 @@ def strategies_command() -> None:
 
     for s in strategies.all_strategies().values():
         click.echo(f"{s.name:<16} {s.summary}")
+
+
+def _csv(kind: type) -> Callable[[click.Context, click.Parameter, str | None], tuple | None]:
+    """A click callback parsing "a,b,c" into a tuple of ``kind``."""
+
+    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+        if value is None:
+            return None
+        try:
+            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}: {value!r}") from None
+
+    return parse
+
+
+def _rate(value: str) -> float | None:
+    return None if value in ("0", "closed") else float(value)
+
+
+@main.command("sweep")
+@click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--strategies", callback=_csv(str), help="Comma-separated [default: all].")
+@click.option("--apis", callback=_csv(str), help="thread,asyncio [default: both].")
+@click.option("--concurrency", callback=_csv(int), help="Callers per process, e.g. 1,4,16,64,256.")
+@click.option("--processes", callback=_csv(int), help="Client processes, e.g. 1,2.")
+@click.option("--rates", callback=_csv(_rate), help="Open-loop total rates; 0 or 'closed' = closed loop.")
+@click.option("--server-delay-ms", callback=_csv(float), help="Embedded server reply delays, e.g. 0,1,5.")
+@click.option("--repeat", type=click.IntRange(1), default=None, help="Runs per point [default: 1].")
+@click.option("--duration", "duration_s", type=float, default=None, help="Measured seconds per point [default: 5].")
+@click.option("--warmup", "warmup_s", type=float, default=None, help="Warm-up seconds per point [default: 1].")
+@click.option("--count", type=int, default=None, help="Timestamps per request.")
+@click.option("--target", default=None, help="HOST:PORT of a PD-compatible server [default: embedded].")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/<name>/].")
+@click.option("--name", default=None, help="Sweep name [default: sweep-<time>].")
+@click.option("--resume", is_flag=True, help="Skip points that already have a completed result in --output.")
+def sweep_command(plan_file: str | None, output: str | None, name: str | None, resume: bool, **axes) -> None:
+    """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
+
+    PLAN_FILE is an optional TOML file with the same keys (lists for the axes); flags override it.
+    """
+    from .sweep import SweepPlan
+
+    overrides = {k: v for k, v in axes.items() if v is not None}
+    try:
+        plan = SweepPlan.from_toml(plan_file, **overrides) if plan_file else SweepPlan.from_dict(overrides)
+        plan.points()  # validates every point before anything runs
+    except (ConfigError, TypeError) as exc:
+        raise click.UsageError(str(exc)) from None
+    if plan_file and output is None:
+        import tomllib
+
+        output = tomllib.loads(Path(plan_file).read_text()).get("output")
+    sys.exit(_run_sweep(plan, output, name, resume))
+
+
+@main.command("quickstart")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
+def quickstart_command(output: str | None, resume: bool) -> None:
+    """Every strategy on both APIs at a few concurrency levels (about two minutes on 2 cores), then the report."""
+    from .sweep import SweepPlan
+
+    plan = SweepPlan(concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
+    sys.exit(_run_sweep(plan, output, None, resume, prefix="quickstart", report=True))
+
+
+def _run_sweep(
+    plan, output: str | None, name: str | None, resume: bool, prefix: str = "sweep", report: bool = False
+) -> int:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from .results import DEFAULT_DIR
+    from .summary import point_line, sweep_table
+    from .sweep import Sweep, estimate_s
+
+    if resume and output is None:
+        raise click.UsageError("--resume needs --output (the folder of the sweep to continue)")
+    name = name or (Path(output).name if output else f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = Path(output) if output else DEFAULT_DIR / name
+    sweep = Sweep(plan, out, name, ["tsobench", *sys.argv[1:]])
+    console = Console()
+    console.print(f"{len(sweep.points)} points into {out}/ (about {estimate_s(plan) / 60:.1f} min)")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("sweep", total=len(sweep.points))
+
+        def on_point(point, outcome) -> None:
+            progress.console.print(point_line(point.key, outcome))
+            progress.advance(task)
+
+        try:
+            outcomes = sweep.run(resume, on_point)
+        except KeyboardInterrupt:
+            sweep.interrupted = True
+            sweep.write_manifest()
+            outcomes = sweep.outcomes
+    console.print(sweep_table(sweep, outcomes))
+    console.print(f"results: {out}/  (manifest {out / 'sweep.json'})")
+    if sweep.interrupted:
+        console.print(f"interrupted: finished points are saved; continue with --resume --output {out}")
+        return 130
+    if report:
+        _report_after_sweep(out, console)
+    failed = [o for o in outcomes.values() if o.status == "failed"]
+    return EXIT_DIRTY if failed else EXIT_OK
+
+
+def _report_after_sweep(out: Path, console: Console) -> None:
+    """Hook for the report (a later module); until it exists the table above is the summary."""
 
 
 def _output_path(output: str | None, run_id: str) -> Path:
@@ -198,6 +324,9 @@ def run_command(output: str | None, quiet: bool, **kwargs) -> None:
     except RunError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         sys.exit(EXIT_FAILED)
+    except KeyboardInterrupt:
+        err.print("interrupted before the load started; nothing to save")
+        sys.exit(130)
     path = results.write(result, _output_path(output, result.run_id))
     print_run(result, str(path))
     sys.exit(EXIT_OK if result.clean and result.status == "completed" else EXIT_DIRTY)

@@ -18,3 +18,10 @@ def error_kind(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
     return type(exc).__name__
+
+
+def describe(exc: BaseException) -> str:
+    """One readable line for a person (a gRPC error's repr spans many lines)."""
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "details"):
+        return f"{error_kind(exc)}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"

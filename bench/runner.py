@@ -113,7 +113,7 @@ class _Shards:
             except (EOFError, OSError):
                 kind, payload = "error", f"exited with {self.procs[i].exitcode}"
             if kind != "ready":
-                raise RunError(f"client process {i} failed to start: {payload}")
+                raise RunError(f"client process {i} could not start: {payload}")
 
     def go(self, start_at: float) -> None:
         for conn in self.conns:

@@ -180,10 +180,7 @@ def _abandon_busy(callers: list[Caller]) -> int:
     return len(hung)
 
 
-def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller]) -> int:
-    strategy = strategies.get(shard.run.strategy)
-    client = strategy.thread(shard.run.client_options(shard.target))
-    client.open()
+def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.TsoClient) -> int:
     threads = [
         threading.Thread(target=_thread_caller, args=(client, c), name=f"caller-{i}", daemon=True)
         for i, c in enumerate(callers)
@@ -205,10 +202,7 @@ def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller]) -> int
     return hung
 
 
-async def _run_tasks(shard: ShardConfig, clock: Clock, callers: list[Caller]) -> int:
-    strategy = strategies.get(shard.run.strategy)
-    client = strategy.asyncio(shard.run.client_options(shard.target))
-    await client.open()
+async def _run_tasks(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.AsyncTsoClient) -> int:
     timeout = shard.run.timeout_s
     tasks = [asyncio.create_task(_async_caller(client, c, timeout)) for c in callers]
     loop = asyncio.get_running_loop()
@@ -236,9 +230,20 @@ def run_shard(
     progress: Callable[[int], None] | None = None,
     clock_hook: Callable[[Clock], None] | None = None,
 ) -> ShardResult:
-    """Run one shard. ``on_ready`` blocks until every shard may start;
-    ``clock_hook`` receives the clock (to interrupt it from outside)."""
+    """Run one shard. The client is opened first (a target that cannot be
+    reached fails here, before any load); ``on_ready`` then blocks until every
+    shard may start; ``clock_hook`` receives the clock (to interrupt it from outside)."""
     streams_before = streams_opened()
+    strategy = strategies.get(shard.run.strategy)
+    options = shard.run.client_options(shard.target)
+    loop = None
+    if shard.run.api == "thread":
+        client = strategy.thread(options)
+        client.open()
+    else:
+        loop = asyncio.new_event_loop()
+        client = strategy.asyncio(options)
+        loop.run_until_complete(client.open())
     if on_ready:
         on_ready()
     cpu_start = time.process_time()
@@ -249,10 +254,11 @@ def run_shard(
     reporter = _ProgressReporter(callers, progress, clock) if progress else None
     with _ThreadCrashes() as crashes:
         try:
-            if shard.run.api == "thread":
-                hung = _run_threads(shard, clock, callers)
+            if loop is None:
+                hung = _run_threads(shard, clock, callers, client)
             else:
-                hung = asyncio.run(_run_tasks(shard, clock, callers))
+                hung = loop.run_until_complete(_run_tasks(shard, clock, callers, client))
+                loop.close()
         finally:
             if reporter:
                 reporter.finish()
@@ -288,13 +294,8 @@ def _collect(
         errors.update(c.errors)
     if hung:
         errors["hung"] += hung
-    corrected = recorder.new_histogram()
-    uncorrected = recorder.new_histogram()
-    for c in callers:
-        for v in c.latencies.corrected:
-            corrected.record_value(min(max(v, recorder.LOWEST_US), recorder.HIGHEST_US))
-        for v in c.latencies.uncorrected:
-            uncorrected.record_value(min(max(v, recorder.LOWEST_US), recorder.HIGHEST_US))
+    corrected = recorder.histogram_of(v for c in callers for v in c.latencies.corrected)
+    uncorrected = recorder.histogram_of(v for c in callers for v in c.latencies.uncorrected)
     last_done = max((c.last_done_us for c in callers), default=0)
     measured_s = max(0.0, (last_done - clock.measure_from_us) / 1e6)
     return ShardResult(

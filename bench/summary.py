@@ -69,3 +69,46 @@ def print_run(result: RunResult, path: str | None, console: Console | None = Non
     console.print(run_table(result))
     if path:
         console.print(f"results: {path}")
+
+
+STATUS_STYLE = {"ok": "green", "dirty": "yellow", "failed": "bold red", "interrupted": "yellow", "skipped": "dim"}
+
+
+def point_line(key: str, outcome) -> str:
+    style = STATUS_STYLE.get(outcome.status, "")
+    figures = ""
+    if outcome.summary:
+        s = outcome.summary
+        figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {s['p99_us']:>8,} µs"
+        if s["violations"] or s["requests_failed"]:
+            figures += f"  violations {s['violations']}  failed {s['requests_failed']}"
+    elif outcome.error:
+        figures = outcome.error
+    return f"[{style}]{outcome.status:<11}[/] {key:<48} {figures}  ({outcome.wall_s:.1f}s)"
+
+
+def sweep_table(sweep, outcomes) -> Table:
+    table = Table(title=f"sweep {sweep.name}", title_justify="left")
+    for col in ("strategy", "api", "c", "p", "rate", "ts/s", "p99 µs", "verdict"):
+        table.add_column(col, justify="right" if col in ("c", "p", "ts/s", "p99 µs") else "left")
+    for point in sweep.points:
+        outcome = outcomes.get(point.key)
+        if outcome is None:
+            continue
+        c, s = point.config, outcome.summary or {}
+        verdict = outcome.status if outcome.status != "skipped" else "ok (resumed)"
+        if s.get("violations"):
+            verdict = f"[bold red]{s['violations']} violations[/]"
+        elif s.get("requests_failed"):
+            verdict = f"[yellow]{s['requests_failed']} errors[/]"
+        table.add_row(
+            c.strategy,
+            c.api,
+            str(c.concurrency),
+            str(c.processes),
+            f"{c.rate:g}" if c.rate else "closed",
+            f"{s['throughput_tps']:,.0f}" if s else "-",
+            f"{s['p99_us']:,}" if s else "-",
+            verdict,
+        )
+    return table

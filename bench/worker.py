@@ -12,6 +12,7 @@ from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
 from .config import ShardConfig
+from .errors import describe
 from .shard import Clock, run_shard
 
 
@@ -40,7 +41,7 @@ def main(shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Eve
         result = run_shard(shard, on_ready=on_ready, progress=set_progress, clock_hook=watch_stop)
         conn.send(("result", result))
     except BaseException as exc:  # report, never hang the parent
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", describe(exc)))
     finally:
         conn.close()
         # Hung gRPC threads (the unsafe control can leave some) must not keep

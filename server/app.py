@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 
 import grpc
@@ -81,9 +82,19 @@ class TsoServer:
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:
+        """PD's update loop. A failed window save must not stop it for good: the
+        oracle did not move (it saves first), so say so and try again next tick."""
+        failing = False
         while True:
             await asyncio.sleep(UPDATE_INTERVAL_S)
-            self.oracle.tick()
+            try:
+                self.oracle.tick()
+            except OSError as exc:
+                if not failing:
+                    print(f"warning: cannot save the TSO window, timestamps are held back: {exc}", file=sys.stderr)
+                failing = True
+            else:
+                failing = False
 
     async def stop(self, grace_s: float = 1.0) -> None:
         if self._ticker:
@@ -115,17 +126,20 @@ async def serve(
     """Run until SIGTERM/SIGINT, then stop cleanly and save the window."""
     server = TsoServer(config)
     await server.start()
-    if port_file:
-        _write_atomically(port_file, f"{server.port}\n")
-    if metrics_port_file and server.metrics_port is not None:
-        _write_atomically(metrics_port_file, f"{server.metrics_port}\n")
-    announce(f"listening on {server.address}", flush=True)
-    if server.metrics_port is not None:
-        announce(f"metrics on http://{config.host}:{server.metrics_port}/metrics", flush=True)
+    # Handlers first, port file last: the port file says "ready", so a SIGTERM
+    # sent as soon as it appears must already stop cleanly, and the metrics
+    # port must already be readable.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if metrics_port_file and server.metrics_port is not None:
+        _write_atomically(metrics_port_file, f"{server.metrics_port}\n")
+    if port_file:
+        _write_atomically(port_file, f"{server.port}\n")
+    announce(f"listening on {server.address}", flush=True)
+    if server.metrics_port is not None:
+        announce(f"metrics on http://{config.host}:{server.metrics_port}/metrics", flush=True)
     waiter = asyncio.create_task(server.wait())
     with contextlib.suppress(asyncio.CancelledError):
         await asyncio.wait({waiter, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)

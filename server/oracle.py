@@ -69,17 +69,19 @@ class TimestampOracle:
     def high_water_ms(self) -> int:
         return self._high_water
 
-    def _extend_window(self) -> None:
-        self._high_water = self.physical + self._window_ms
-        self._window.save(self._high_water)
+    def _extend_window(self, physical: int | None = None) -> None:
+        # Save first: if saving fails, neither the window nor physical may move.
+        high_water = (self.physical if physical is None else physical) + self._window_ms
+        self._window.save(high_water)
+        self._high_water = high_water
 
     def _advance_to(self, physical: int) -> None:
         """Move physical forward (never back), persisting the window first if needed."""
         if physical <= self.physical:
             return
+        if self._high_water - physical <= GUARD_MS:
+            self._extend_window(physical)
         self.physical, self.logical = physical, 0
-        if self._high_water - self.physical <= GUARD_MS:
-            self._extend_window()
 
     def tick(self) -> None:
         """PD's periodic update: follow the wall clock, or step ahead if logical ran high."""

@@ -87,6 +87,7 @@ class _ThreadLane:
         first = c.carry or pending.get()
         c.carry = None
         if first is _STOP:
+            pending.put(_STOP)  # let the other lanes see it too
             return None
         batch.add(first)
         deadline = time.monotonic() + c.wait_s

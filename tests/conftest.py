@@ -1,0 +1,62 @@
+"""Shared server fixtures: an in-process TSO server and sync PD stubs to reach it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+
+from protos import pdpb_pb2_grpc
+from server import ChildServer, InProcessServer, ServerConfig
+
+
+@pytest.fixture
+def start_inprocess_server(tmp_path) -> Iterator[Callable[..., InProcessServer]]:
+    """A factory: ``start_inprocess_server(delay_ms=5)`` starts a server (own tmp data dir) stopped at teardown."""
+    started: list[InProcessServer] = []
+
+    def start(**overrides) -> InProcessServer:
+        options = {"data_dir": str(tmp_path / f"data-{len(started)}"), "metrics_port": None, **overrides}
+        server = InProcessServer(ServerConfig(**options)).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.stop()
+
+
+@pytest.fixture
+def inprocess_server(start_inprocess_server) -> InProcessServer:
+    """A running in-process server on 127.0.0.1, an ephemeral port and a tmp data dir."""
+    return start_inprocess_server()
+
+
+@pytest.fixture
+def open_stub() -> Iterator[Callable[[str], pdpb_pb2_grpc.PDStub]]:
+    """``open_stub(address)``: a sync PD stub on its own channel, closed at teardown."""
+    channels: list[grpc.Channel] = []
+
+    def open_(address: str) -> pdpb_pb2_grpc.PDStub:
+        channel = grpc.insecure_channel(address)
+        channels.append(channel)
+        return pdpb_pb2_grpc.PDStub(channel)
+
+    yield open_
+    for channel in channels:
+        channel.close()
+
+
+@pytest.fixture
+def pd_stub(inprocess_server, open_stub) -> pdpb_pb2_grpc.PDStub:
+    """A sync PD stub connected to ``inprocess_server``."""
+    return open_stub(inprocess_server.address)
+
+
+@pytest.fixture(scope="module")
+def child_server(tmp_path_factory) -> Iterator[ChildServer]:
+    """A TSO server in its own process (as the harness runs it), shared by a test module."""
+    config = ServerConfig(data_dir=str(tmp_path_factory.mktemp("child-server")))
+    with ChildServer(config) as server:
+        yield server

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from bench.checker import CallerCheck, Verdict, coalesce, merge_ranges
+from strategies import Timestamp
+
+
+def ranges(pairs):
+    firsts, lasts = zip(*pairs, strict=True)
+    return coalesce(np.array(firsts, np.int64), np.array(lasts, np.int64))
+
+
+def test_adjacent_ranges_coalesce_without_duplicates():
+    r = ranges([(5, 9), (1, 4), (10, 10)])
+    assert list(zip(r.firsts, r.lasts, strict=True)) == [(1, 10)]
+    assert r.duplicates == 0
+
+
+def test_gaps_keep_ranges_apart():
+    r = ranges([(1, 2), (4, 5)])
+    assert list(zip(r.firsts, r.lasts, strict=True)) == [(1, 2), (4, 5)]
+
+
+@pytest.mark.parametrize(
+    ("pairs", "duplicates"),
+    [
+        ([(1, 5), (5, 6)], 1),
+        ([(1, 10), (3, 4)], 2),  # contained
+        ([(1, 2), (3, 4), (4, 6), (5, 8)], 3),  # 4 twice, 5 and 6 twice
+        ([(7, 7), (7, 7), (7, 7)], 2),
+    ],
+)
+def test_overlaps_count_as_duplicates(pairs, duplicates):
+    assert ranges(pairs).duplicates == duplicates
+
+
+def test_merging_shards_finds_cross_shard_duplicates():
+    a, b = ranges([(1, 100)]), ranges([(100, 200)])
+    merged = merge_ranges([a, b])
+    assert merged.duplicates == 1
+    assert len(merged) == 1
+
+
+def test_brute_force_agrees_on_random_ranges():
+    rng = np.random.default_rng(1)
+    firsts = rng.integers(0, 500, 300)
+    lasts = firsts + rng.integers(0, 5, 300)
+    values = np.concatenate([np.arange(f, last + 1) for f, last in zip(firsts, lasts, strict=True)])
+    assert coalesce(firsts, lasts).duplicates == len(values) - len(np.unique(values))
+
+
+def test_caller_check_flags_non_monotonic_and_mismatch():
+    check = CallerCheck()
+    check.observe(Timestamp(10, 5, count=1), 1)
+    check.observe(Timestamp(10, 5, count=1), 1)  # not strictly increasing
+    check.observe(Timestamp(10, 9, count=3), 1)  # asked 1, got 3
+    assert (check.non_monotonic, check.mismatched, check.checked) == (1, 1, 5)
+    assert check.ranges().duplicates == 1
+
+
+def test_verdict_sums_violations():
+    assert Verdict(10, 1, 2, 3).violations == 6
+    assert Verdict(10).to_dict()["violations"] == 0

@@ -1,0 +1,90 @@
+"""The tsobench command line, run as a user would (a real process)."""
+
+import json
+import subprocess
+import sys
+
+
+def tsobench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=timeout)
+
+
+def test_strategies_lists_one_line_each():
+    out = tsobench("strategies")
+    assert out.returncode == 0
+    names = [line.split()[0] for line in out.stdout.splitlines()]
+    assert names[:5] == ["per-request", "locked", "pool", "dispatcher", "unsafe-shared"]
+
+
+def test_unknown_strategy_is_a_usage_error_listing_the_valid_ones():
+    out = tsobench("run", "--strategy", "nope")
+    assert out.returncode == 2
+    assert "choose from per-request, locked, pool, dispatcher, unsafe-shared" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_options_exit_2_without_a_traceback():
+    for args in (
+        ["--concurrency", "0"],
+        ["--duration", "1", "--requests", "5"],
+        ["--api", "gevent"],
+        ["--count", "0"],
+        ["--server-fail-rate", "2"],
+    ):
+        out = tsobench("run", "--strategy", "locked", *args)
+        assert out.returncode == 2, args
+        assert "Traceback" not in out.stderr
+
+
+def test_a_clean_run_exits_0_and_writes_its_results(tmp_path):
+    out = tsobench(
+        "run",
+        "-s",
+        "dispatcher",
+        "--api",
+        "asyncio",
+        "-c",
+        "4",
+        "--duration",
+        "0.5",
+        "--warmup",
+        "0.2",
+        "--output",
+        str(tmp_path) + "/",
+        "--quiet",
+    )
+    assert out.returncode == 0, out.stderr
+    files = list(tmp_path.glob("*.json"))
+    assert len(files) == 1
+    data = json.loads(files[0].read_text())
+    assert data["command"][:2] == ["tsobench", "run"]
+    assert "throughput" in out.stdout and "OK" in out.stdout
+
+
+def test_the_unsafe_control_exits_3_and_still_saves(tmp_path):
+    path = tmp_path / "unsafe.json"
+    out = tsobench(
+        "run",
+        "-s",
+        "unsafe-shared",
+        "-c",
+        "16",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "--timeout",
+        "1",
+        "-o",
+        str(path),
+        "--quiet",
+    )
+    assert out.returncode == 3, out.stderr
+    data = json.loads(path.read_text())
+    assert data["metrics"]["requests_failed"] + data["correctness"]["violations"] > 0
+
+
+def test_unreachable_target_is_a_clear_error():
+    out = tsobench("run", "-s", "locked", "--target", "127.0.0.1:1", "--duration", "0.2", "--timeout", "1", "--quiet")
+    assert out.returncode in (1, 3)
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,352 @@
+"""The PD service over real gRPC (127.0.0.1, ephemeral ports), server in this process."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import random
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from protos import pdpb_pb2
+from server import DEFAULT_CLUSTER_ID, LOGICAL_BITS, MAX_LOGICAL, ServerConfig, compose
+from server.app import ServerError, TsoServer
+from server.service import LEADER_NAME
+
+TIMEOUT_S = 10
+
+
+def request(count: int, cluster_id: int = DEFAULT_CLUSTER_ID) -> pdpb_pb2.TsoRequest:
+    return pdpb_pb2.TsoRequest(header=pdpb_pb2.RequestHeader(cluster_id=cluster_id), count=count)
+
+
+def tso(stub, counts, cluster_id: int = DEFAULT_CLUSTER_ID) -> list[pdpb_pb2.TsoResponse]:
+    """One stream, all requests sent up front (pipelined)."""
+    return list(stub.Tso(iter([request(c, cluster_id) for c in counts]), timeout=TIMEOUT_S))
+
+
+def last_of(response: pdpb_pb2.TsoResponse) -> int:
+    return compose(response.timestamp.physical, response.timestamp.logical)
+
+
+def first_of(response: pdpb_pb2.TsoResponse) -> int:
+    return last_of(response) - response.count + 1
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Stream:
+    """A Tso stream driven one request at a time (the next request is sent after the reply)."""
+
+    def __init__(self, stub) -> None:
+        self._requests: queue.Queue = queue.Queue()
+        self._replies = stub.Tso(iter(self._requests.get, None), timeout=TIMEOUT_S * 3)
+
+    def ask(self, count: int, cluster_id: int = DEFAULT_CLUSTER_ID) -> pdpb_pb2.TsoResponse:
+        self._requests.put(request(count, cluster_id))
+        return next(self._replies)
+
+    def close(self) -> None:
+        self._requests.put(None)
+        assert list(self._replies) == []
+
+
+def expect_error(stub, counts, cluster_id: int = DEFAULT_CLUSTER_ID) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as info:
+        tso(stub, counts, cluster_id)
+    return info.value
+
+
+# --- timestamps ---------------------------------------------------------------------------------
+
+
+def test_reply_carries_the_largest_timestamp_and_echoes_count(pd_stub):
+    replies = tso(pd_stub, [1, 5, 10, 1, 1000])
+    assert [r.count for r in replies] == [1, 5, 10, 1, 1000]
+    for r in replies:
+        assert r.header.cluster_id == DEFAULT_CLUSTER_ID
+        assert not r.header.HasField("error")
+        assert r.timestamp.suffix_bits == 0
+        assert r.count <= r.timestamp.logical < MAX_LOGICAL  # first logical = logical - count + 1 >= 1
+    for prev, cur in itertools.pairwise(replies):
+        assert first_of(cur) > last_of(prev)
+        if cur.timestamp.physical == prev.timestamp.physical:  # same ms: batches are back to back
+            assert cur.timestamp.logical - cur.count == prev.timestamp.logical
+
+
+def test_first_request_on_a_fresh_server_starts_at_logical_one(pd_stub):
+    (reply,) = tso(pd_stub, [3])
+    assert (reply.count, reply.timestamp.logical) == (3, 3)  # the batch is logical 1..3: 0 is never handed out
+
+
+def test_replies_on_a_stream_are_in_request_order(pd_stub):
+    counts = [(i * 7919) % 50 + 1 for i in range(300)]
+    replies = tso(pd_stub, counts)
+    assert [r.count for r in replies] == counts
+    assert all(first_of(b) > last_of(a) for a, b in itertools.pairwise(replies))
+
+
+def test_physical_follows_the_wall_clock(pd_stub):
+    before = wall_ms()
+    (first,) = tso(pd_stub, [1])
+    # A fresh data dir: physical is the wall clock, refreshed every 50 ms.
+    assert before - 1000 <= first.timestamp.physical <= wall_ms() + 5
+    time.sleep(0.4)
+    (second,) = tso(pd_stub, [1])
+    assert second.timestamp.physical - first.timestamp.physical >= 250
+    assert second.timestamp.physical <= wall_ms() + 5
+
+
+def test_logical_overflow_moves_physical_ahead(pd_stub):
+    replies = tso(pd_stub, [MAX_LOGICAL - 1] * 50)
+    assert len(replies) == 50
+    physicals = [r.timestamp.physical for r in replies]
+    assert physicals == sorted(set(physicals)), "each full batch needs a new physical ms"
+    assert all(r.timestamp.logical == MAX_LOGICAL - 1 for r in replies)
+    assert all(first_of(b) > last_of(a) for a, b in itertools.pairwise(replies))
+
+
+def test_monotonic_and_unique_across_concurrent_streams(inprocess_server, open_stub):
+    threads_n, requests_n = 16, 200
+    counts = [1, 1, 1, 2, 3, 10, 64, 1000, MAX_LOGICAL // 4]
+    results: dict[int, list[tuple[int, int, int]]] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(threads_n)
+
+    def worker(index: int) -> None:
+        try:
+            rng = random.Random(index)
+            stream = Stream(open_stub(inprocess_server.address))
+            barrier.wait(TIMEOUT_S)
+            got = []
+            for _ in range(requests_n):
+                count = rng.choice(counts)
+                reply = stream.ask(count)
+                assert reply.count == count
+                assert 1 <= reply.timestamp.logical - count + 1 <= reply.timestamp.logical < MAX_LOGICAL
+                got.append((first_of(reply), last_of(reply), count))
+            stream.close()
+            results[index] = got
+        except BaseException as exc:
+            errors.append(exc)
+
+    before = inprocess_server.counters()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[:3]
+    assert len(results) == threads_n
+
+    for got in results.values():  # per stream: strictly increasing
+        assert all(b[0] > a[1] for a, b in itertools.pairwise(got))
+    ranges = sorted(r for got in results.values() for r in got)
+    for a, b in itertools.pairwise(ranges):  # globally: disjoint
+        assert b[0] > a[1], f"ranges overlap: {a} and {b}"
+    delta = inprocess_server.counters() - before
+    assert delta.rpcs == threads_n * requests_n
+    assert delta.timestamps == sum(r[2] for r in ranges)
+    assert delta.streams_opened == threads_n
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+def test_wrong_cluster_id_fails_precondition(pd_stub):
+    err = expect_error(pd_stub, [1], cluster_id=42)
+    assert err.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert err.details() == f"mismatch cluster id, need {DEFAULT_CLUSTER_ID} but got 42"
+
+
+def test_missing_header_is_a_cluster_id_mismatch(pd_stub):
+    with pytest.raises(grpc.RpcError) as info:
+        list(pd_stub.Tso(iter([pdpb_pb2.TsoRequest(count=1)]), timeout=TIMEOUT_S))
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert info.value.details() == f"mismatch cluster id, need {DEFAULT_CLUSTER_ID} but got 0"
+
+
+@pytest.mark.parametrize("count", [0, MAX_LOGICAL, MAX_LOGICAL + 1, (1 << 32) - 1])
+def test_invalid_count_is_invalid_argument(pd_stub, count):
+    err = expect_error(pd_stub, [count])
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"invalid count {count}" in err.details()
+    assert str(MAX_LOGICAL - 1) in err.details()
+
+
+def test_largest_valid_count_is_accepted(pd_stub):
+    (reply,) = tso(pd_stub, [MAX_LOGICAL - 1])
+    assert reply.count == MAX_LOGICAL - 1
+    assert reply.timestamp.logical == MAX_LOGICAL - 1
+
+
+def test_error_ends_the_stream_after_earlier_replies(pd_stub):
+    replies = pd_stub.Tso(iter([request(1), request(2), request(0), request(3)]), timeout=TIMEOUT_S)
+    assert next(replies).count == 1
+    assert next(replies).count == 2
+    with pytest.raises(grpc.RpcError) as info:
+        next(replies)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_bad_streams_do_not_affect_other_streams(inprocess_server, pd_stub, open_stub):
+    good = Stream(pd_stub)
+    before = good.ask(5)
+    other = open_stub(inprocess_server.address)
+    for _ in range(5):
+        assert expect_error(other, [1, 0]).code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert expect_error(other, [1], cluster_id=7).code() == grpc.StatusCode.FAILED_PRECONDITION
+    garbage = grpc.insecure_channel(inprocess_server.address)
+    try:
+        with pytest.raises(grpc.RpcError) as info:
+            list(garbage.stream_stream("/pdpb.PD/Tso")(iter([b"\xff\xff\xff\xff"]), timeout=TIMEOUT_S))
+        assert info.value.code() != grpc.StatusCode.OK
+        with pytest.raises(grpc.RpcError) as info:
+            garbage.unary_unary("/pdpb.PD/NoSuchMethod")(b"", timeout=TIMEOUT_S)
+        assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    finally:
+        garbage.close()
+    after = good.ask(7)
+    assert after.count == 7
+    assert first_of(after) > last_of(before)
+    good.close()
+    assert tso(other, [1])[0].count == 1  # and new streams still work
+    assert inprocess_server.counters().errors == 10
+
+
+# --- GetMembers, health, reflection ---------------------------------------------------------------
+
+
+def test_get_members_names_this_server_as_leader(inprocess_server, pd_stub):
+    for cluster_id in (0, DEFAULT_CLUSTER_ID, 12345):  # PD clients call it before they know the id
+        reply = pd_stub.GetMembers(
+            pdpb_pb2.GetMembersRequest(header=pdpb_pb2.RequestHeader(cluster_id=cluster_id)), timeout=TIMEOUT_S
+        )
+        assert reply.header.cluster_id == DEFAULT_CLUSTER_ID
+        assert reply.leader.name == LEADER_NAME
+        assert f"http://{inprocess_server.address}" in reply.leader.client_urls
+        assert list(reply.members) == [reply.leader]
+
+
+def test_get_members_reports_a_configured_cluster_id(start_inprocess_server, open_stub):
+    server = start_inprocess_server(cluster_id=777)
+    stub = open_stub(server.address)
+    assert stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S).header.cluster_id == 777
+    (reply,) = tso(stub, [1], cluster_id=777)
+    assert reply.header.cluster_id == 777
+    assert expect_error(stub, [1]).details() == f"mismatch cluster id, need 777 but got {DEFAULT_CLUSTER_ID}"
+
+
+def test_health_check(inprocess_server):
+    with grpc.insecure_channel(inprocess_server.address) as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", "pdpb.PD"):
+            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT_S)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+        with pytest.raises(grpc.RpcError) as info:
+            health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=TIMEOUT_S)
+        assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_reflection_lists_and_describes_pd(inprocess_server):
+    with grpc.insecure_channel(inprocess_server.address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        requests = [
+            reflection_pb2.ServerReflectionRequest(list_services=""),
+            reflection_pb2.ServerReflectionRequest(file_containing_symbol="pdpb.PD"),
+        ]
+        listed, described = list(stub.ServerReflectionInfo(iter(requests), timeout=TIMEOUT_S))
+    names = {s.name for s in listed.list_services_response.service}
+    assert {"pdpb.PD", "grpc.health.v1.Health"} <= names
+    from google.protobuf import descriptor_pb2
+
+    files = [
+        descriptor_pb2.FileDescriptorProto.FromString(b)
+        for b in described.file_descriptor_response.file_descriptor_proto
+    ]
+    pdpb = next(f for f in files if f.package == "pdpb")
+    (service,) = pdpb.service
+    assert service.name == "PD"
+    assert {m.name for m in service.method} == {"Tso", "GetMembers"}
+
+
+# --- knobs and startup --------------------------------------------------------------------------
+
+
+def test_delay_ms_adds_latency_to_every_reply(start_inprocess_server, open_stub):
+    delay_s = 0.15
+    server = start_inprocess_server(delay_ms=delay_s * 1000)
+    stub = open_stub(server.address)
+    stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S)  # connect first
+    started = time.monotonic()
+    (reply,) = tso(stub, [1])
+    elapsed = time.monotonic() - started
+    assert reply.count == 1
+    assert delay_s <= elapsed < delay_s + 2.0
+    stream = Stream(stub)
+    started = time.monotonic()
+    stream.ask(1)
+    stream.ask(1)
+    assert 2 * delay_s <= time.monotonic() - started < 2 * delay_s + 2.0
+    stream.close()
+
+
+def test_no_delay_by_default_is_fast(pd_stub):
+    tso(pd_stub, [1])
+    started = time.monotonic()
+    tso(pd_stub, [1] * 20)
+    assert time.monotonic() - started < 1.0
+
+
+def test_fail_rate_one_aborts_every_stream_with_unavailable(start_inprocess_server, open_stub):
+    server = start_inprocess_server(fail_rate=1.0, seed=1)
+    stub = open_stub(server.address)
+    for _ in range(3):
+        err = expect_error(stub, [1])
+        assert err.code() == grpc.StatusCode.UNAVAILABLE
+        assert "injected failure" in err.details()
+    assert stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S).leader.name == LEADER_NAME
+    counters = server.counters()
+    assert (counters.rpcs, counters.errors, counters.streams_opened) == (0, 3, 3)
+
+
+def test_fail_rate_zero_never_fails(start_inprocess_server, open_stub):
+    stub = open_stub(start_inprocess_server(fail_rate=0.0, seed=1).address)
+    for _ in range(20):
+        assert tso(stub, [1])[0].count == 1
+
+
+def test_port_in_use_raises_server_error(inprocess_server, tmp_path):
+    port = inprocess_server.server.port
+    config = ServerConfig(port=port, data_dir=str(tmp_path / "second"), metrics_port=None)
+
+    async def start_second() -> None:
+        second = TsoServer(config)
+        try:
+            await second.start()
+        finally:
+            await second.stop(0)
+
+    with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
+        asyncio.run(start_second())
+
+
+def test_first_server_still_serves_after_a_failed_second_bind(inprocess_server, pd_stub, tmp_path):
+    test_port_in_use_raises_server_error(inprocess_server, tmp_path)
+    (reply,) = tso(pd_stub, [2])
+    assert reply.count == 2
+
+
+def test_timestamps_fit_the_pd_layout(pd_stub):
+    (reply,) = tso(pd_stub, [9])
+    composed = last_of(reply)
+    assert composed >> LOGICAL_BITS == reply.timestamp.physical
+    assert composed & (MAX_LOGICAL - 1) == reply.timestamp.logical

@@ -1,0 +1,291 @@
+"""The server as a child process (``python -m server``): persistence across restart and
+kill -9, clean SIGTERM, port file, CLI errors and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protos import pdpb_pb2, pdpb_pb2_grpc
+from server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, compose
+from server.app import ServerError
+from server.window import WindowFile
+
+TIMEOUT_S = 10
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def request(count: int, cluster_id: int = DEFAULT_CLUSTER_ID) -> pdpb_pb2.TsoRequest:
+    return pdpb_pb2.TsoRequest(header=pdpb_pb2.RequestHeader(cluster_id=cluster_id), count=count)
+
+
+def tso(address: str, counts, cluster_id: int = DEFAULT_CLUSTER_ID) -> list[pdpb_pb2.TsoResponse]:
+    with grpc.insecure_channel(address) as channel:
+        stub = pdpb_pb2_grpc.PDStub(channel)
+        return list(stub.Tso(iter([request(c, cluster_id) for c in counts]), timeout=TIMEOUT_S * 3))
+
+
+def last_of(reply: pdpb_pb2.TsoResponse) -> int:
+    return compose(reply.timestamp.physical, reply.timestamp.logical)
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def server_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "server", *args]
+
+
+def server_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def wait_for_file(path: Path, proc: subprocess.Popen, timeout_s: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while not path.exists():
+        assert proc.poll() is None, f"server exited with {proc.returncode}"
+        assert time.monotonic() < deadline, "server did not write its port file"
+        time.sleep(0.005)
+    return path.read_text()
+
+
+def run_ahead(address: str, ahead_ms: int) -> int:
+    """Overflow logical until physical is ahead_ms past the wall clock; return the largest timestamp issued."""
+    replies = tso(address, [MAX_LOGICAL - 1] * (ahead_ms + 500))
+    assert replies[-1].timestamp.physical > wall_ms() + ahead_ms // 2, "could not run ahead of the clock"
+    return max(last_of(r) for r in replies)
+
+
+@pytest.fixture
+def child_config(tmp_path) -> ServerConfig:
+    return ServerConfig(data_dir=str(tmp_path / "data"), metrics_port=None)
+
+
+# --- persistence --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_timestamps_after_a_restart_exceed_all_before(child_config, how):
+    """Physical is pushed seconds ahead of the wall clock, so only the persisted window can keep
+    the restarted server above it (the wall clock alone would go back)."""
+    window = WindowFile(child_config.data_dir)
+    with ChildServer(child_config) as child:
+        issued_max = run_ahead(child.address, ahead_ms=4000)
+        port = child.port
+        if how == "sigkill":
+            child.kill()
+            assert child.proc.returncode == -signal.SIGKILL
+        else:
+            assert child.stop() == 0
+        saved = window.load()
+        assert saved > issued_max >> 18, "a timestamp was issued beyond the persisted window"
+        assert saved > wall_ms() + 1000  # the window is still ahead of the clock: the restart must honour it
+
+        child.restart()
+        assert child.port == port
+        replies = tso(child.address, [1, 10, MAX_LOGICAL - 1, 1])
+        assert replies[0].timestamp.physical > saved
+        assert min(last_of(r) - r.count + 1 for r in replies) > issued_max
+        assert window.load() > replies[-1].timestamp.physical
+
+
+def test_repeated_kills_never_go_back(child_config):
+    with ChildServer(child_config) as child:
+        highest = 0
+        for _ in range(3):
+            replies = tso(child.address, [1, 7, MAX_LOGICAL - 1, 3])
+            assert min(last_of(r) - r.count + 1 for r in replies) > highest
+            highest = max(last_of(r) for r in replies)
+            child.kill()
+            child.restart()
+        assert last_of(tso(child.address, [1])[0]) > highest
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_port_file_announce_and_clean_sigterm(tmp_path):
+    port_file, data_dir = tmp_path / "port", tmp_path / "data"
+    proc = subprocess.Popen(
+        server_argv("--port", "0", "--port-file", str(port_file), "--data-dir", str(data_dir), "--metrics-port", "-1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=server_env(),
+    )
+    try:
+        port = int(wait_for_file(port_file, proc))
+        assert 0 < port < 65536
+        replies = tso(f"127.0.0.1:{port}", [5, 5])
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert f"listening on 127.0.0.1:{port}" in out.splitlines()
+    assert "metrics on" not in out
+    assert out.splitlines()[-1] == "stopped"
+    assert port_file.read_text() == f"{port}\n"
+    saved = WindowFile(data_dir).load()
+    assert saved > max(r.timestamp.physical for r in replies)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["tso-window.json"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGTERM, signal.SIGINT])
+def test_signal_right_after_the_port_file_appears_stops_cleanly(tmp_path, sig):
+    """The port file means "ready": by then the signal handlers and the metrics port file must exist."""
+    port_file, metrics_file = tmp_path / "port", tmp_path / "metrics-port"
+    proc = subprocess.Popen(
+        server_argv(
+            "--port-file",
+            str(port_file),
+            "--metrics-port-file",
+            str(metrics_file),
+            "--data-dir",
+            str(tmp_path / "data"),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=server_env(),
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not port_file.exists():  # busy-wait: signal as early as possible
+            assert proc.poll() is None and time.monotonic() < deadline
+        assert metrics_file.exists(), "port file written before the metrics port file"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert "stopped" in out
+    assert WindowFile(tmp_path / "data").load() > 0
+
+
+def test_cli_port_in_use_exits_2_with_a_clear_error(inprocess_server, tmp_path):
+    port = inprocess_server.server.port
+    result = subprocess.run(
+        server_argv("--port", str(port), "--data-dir", str(tmp_path / "data"), "--metrics-port", "-1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=server_env(),
+    )
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_child_server_on_a_busy_port_raises_server_error(inprocess_server, tmp_path):
+    port = inprocess_server.server.port
+    child = ChildServer(ServerConfig(port=port, data_dir=str(tmp_path / "data"), metrics_port=None))
+    try:
+        with pytest.raises(ServerError, match=f"exited with 2.*cannot listen on 127.0.0.1:{port}"):
+            child.start()
+    finally:
+        child.close()
+    # The first server is untouched.
+    with grpc.insecure_channel(inprocess_server.address) as channel:
+        reply = pdpb_pb2_grpc.PDStub(channel).GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S)
+    assert reply.header.cluster_id == DEFAULT_CLUSTER_ID
+
+
+def test_cli_refuses_a_corrupt_window_file(tmp_path):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "tso-window.json").write_text("{oops")
+    result = subprocess.run(
+        server_argv("--data-dir", str(data_dir), "--metrics-port", "-1"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=server_env(),
+    )
+    assert result.returncode == 2
+    assert "error: corrupt TSO window file" in result.stderr
+
+
+# --- knobs through the CLI ----------------------------------------------------------------------
+
+
+def test_child_delay_ms_adds_latency(tmp_path):
+    config = ServerConfig(data_dir=str(tmp_path / "data"), metrics_port=None, delay_ms=150)
+    with ChildServer(config) as child, grpc.insecure_channel(child.address) as channel:
+        stub = pdpb_pb2_grpc.PDStub(channel)
+        stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S)  # connected
+        started = time.monotonic()
+        (reply,) = stub.Tso(iter([request(1)]), timeout=TIMEOUT_S)
+        elapsed = time.monotonic() - started
+    assert reply.count == 1
+    assert 0.15 <= elapsed < 0.15 + 2.0
+
+
+def test_child_fail_rate_one_aborts_streams_with_unavailable(tmp_path):
+    config = ServerConfig(data_dir=str(tmp_path / "data"), fail_rate=1.0, seed=3)
+    with ChildServer(config) as child:
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError) as info:
+                tso(child.address, [1])
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "injected failure" in info.value.details()
+        assert child.counters().errors == 2
+
+
+# --- metrics ------------------------------------------------------------------------------------
+
+
+def test_metrics_endpoint_and_counters(tmp_path):
+    with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
+        assert child.metrics_url is not None
+        assert child.counters() == type(child.counters())()  # all zero
+        tso(child.address, [1, 2, 3])
+        tso(child.address, [4])
+        with pytest.raises(grpc.RpcError):
+            tso(child.address, [1], cluster_id=1)
+
+        deadline = time.monotonic() + 5
+        while (counters := child.counters()).streams_open and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert counters.rpcs == 4
+        assert counters.timestamps == 10
+        assert counters.streams_opened == 3
+        assert counters.streams_open == 0
+        assert counters.errors == 1
+        assert counters.mean_batch == 2.5
+
+        with urllib.request.urlopen(child.metrics_url, timeout=TIMEOUT_S) as response:
+            text = response.read().decode()
+        for name in (
+            "tso_rpcs_total 4.0",
+            "tso_timestamps_total 10.0",
+            "tso_streams_opened_total 3.0",
+            "tso_streams_open 0.0",
+            "tso_errors_total 1.0",
+            'tso_batch_size_bucket{le="4.0"} 4.0',
+            "tso_batch_size_count 4.0",
+        ):
+            assert name in text.splitlines(), name
+
+
+def test_restart_resets_counters_but_not_timestamps(tmp_path):
+    with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
+        highest = last_of(tso(child.address, [3])[0])
+        assert child.counters().rpcs == 1
+        child.stop()
+        child.restart()
+        assert child.counters().rpcs == 0  # a fresh process, fresh counters
+        assert last_of(tso(child.address, [1])[0]) > highest

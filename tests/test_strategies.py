@@ -1,0 +1,132 @@
+"""Every strategy on both APIs against a real server (a child process)."""
+
+import asyncio
+import threading
+from importlib.metadata import EntryPoint
+
+import pytest
+
+import strategies
+from bench.config import RunConfig, ShardConfig
+from bench.shard import run_shard
+from protos import pdpb_pb2
+from strategies import registry
+from strategies.dispatcher import Batch, Waiter, split
+
+SAFE = [s.name for s in registry.BUILTIN if s.safe]
+
+
+@pytest.mark.parametrize("api", strategies.APIS)
+@pytest.mark.parametrize("name", SAFE)
+def test_safe_strategies_give_zero_violations_under_concurrency(child_server, name, api):
+    config = RunConfig(strategy=name, api=api, concurrency=32, requests=640, warmup_s=0, count=3, timeout_s=10)
+    result = run_shard(ShardConfig(config, 0, child_server.address))
+    assert result.errors == {}
+    assert result.requests_ok == 640
+    assert result.timestamps == 640 * 3
+    assert result.checked == 640 * 3
+    assert (result.ranges.duplicates, result.non_monotonic, result.mismatched) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("name", SAFE)
+def test_a_stream_aborted_by_the_server_fails_the_request_with_its_status(name, tmp_path):
+    from server import ChildServer, ServerConfig
+
+    with ChildServer(ServerConfig(data_dir=str(tmp_path), fail_rate=1.0)) as bad:
+        client = strategies.get(name).thread(strategies.ClientOptions(bad.address, timeout_s=3))
+        client.open()
+        try:
+            with pytest.raises(Exception) as failure:
+                client.get_ts()
+            assert "UNAVAILABLE" in str(failure.value) or "injected" in str(failure.value)
+        finally:
+            client.close()
+
+
+def test_clients_recover_on_a_healthy_server_after_errors(child_server):
+    """Each safe strategy answers again after a request failed on a bad count."""
+    for name in SAFE:
+        client = strategies.get(name).thread(strategies.ClientOptions(child_server.address, timeout_s=3))
+        client.open()
+        try:
+            with pytest.raises(Exception, match=r"INVALID_ARGUMENT|invalid count"):
+                client.get_ts(1 << 18)
+            assert client.get_ts().logical > 0
+        finally:
+            client.close()
+
+
+def test_async_clients_recover_after_errors(child_server):
+    async def check(name: str) -> None:
+        client = strategies.get(name).asyncio(strategies.ClientOptions(child_server.address, timeout_s=3))
+        await client.open()
+        try:
+            with pytest.raises(Exception, match=r"INVALID_ARGUMENT|invalid count"):
+                await client.get_ts(1 << 18)
+            assert (await client.get_ts()).logical > 0
+        finally:
+            await client.close()
+
+    for name in SAFE:
+        asyncio.run(check(name))
+
+
+def test_dispatcher_split_hands_out_consecutive_slices_in_order():
+    batch = Batch()
+    for count in (1, 3, 2):
+        batch.add(Waiter(count, None))
+    reply = pdpb_pb2.TsoResponse(count=6, timestamp=pdpb_pb2.Timestamp(physical=7, logical=10))
+    out = split(batch, reply)
+    assert [(t.first & 0x3FFFF, t.last & 0x3FFFF) for t in out] == [(5, 5), (6, 8), (9, 10)]
+
+
+def test_dispatcher_split_refuses_a_reply_of_the_wrong_size():
+    batch = Batch()
+    batch.add(Waiter(2, None))
+    with pytest.raises(strategies.ReplyMismatch):
+        split(batch, pdpb_pb2.TsoResponse(count=1, timestamp=pdpb_pb2.Timestamp(physical=1, logical=1)))
+
+
+def test_dispatcher_respects_max_batch(child_server):
+    options = strategies.ClientOptions(child_server.address, max_batch=4, batch_wait_us=2000)
+    client = strategies.get("dispatcher").thread(options)
+    client.open()
+    before = child_server.counters()
+    try:
+        threads = [threading.Thread(target=lambda: [client.get_ts() for _ in range(20)]) for _ in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    finally:
+        client.close()
+    after = child_server.counters()
+    done = after - before
+    assert done.timestamps == 320
+    assert done.rpcs >= 320 / 4
+
+
+def test_registry_lists_builtins_and_rejects_unknown_names():
+    assert registry.names()[:5] == ["per-request", "locked", "pool", "dispatcher", "unsafe-shared"]
+    with pytest.raises(registry.UnknownStrategy, match="choose from per-request"):
+        strategies.get("nope")
+
+
+def test_registry_loads_plugins_from_entry_points(monkeypatch, tmp_path):
+    (tmp_path / "my_tso_plugin.py").write_text(
+        "from strategies import Strategy\n"
+        "from strategies.locked import AsyncClient, ThreadClient\n"
+        "STRATEGY = Strategy('my-plugin', 'a third-party strategy', ThreadClient, AsyncClient)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = EntryPoint(name="my-plugin", value="my_tso_plugin:STRATEGY", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep] if group == registry.ENTRY_POINT_GROUP else [])
+    assert strategies.get("my-plugin").summary == "a third-party strategy"
+    assert registry.names()[-1] == "my-plugin"
+
+
+def test_a_plugin_that_is_not_a_strategy_is_refused(monkeypatch):
+    ep = EntryPoint(name="bad", value="strategies.base:APIS", group=registry.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
+    with pytest.raises(TypeError, match=r"not a strategies\.Strategy"):
+        registry.names()

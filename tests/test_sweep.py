@@ -1,0 +1,121 @@
+"""Sweeps: planning the cross product, TOML plans, resume after Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.config import ConfigError
+from bench.sweep import SweepPlan
+
+TINY = ["--duration", "0.3", "--warmup", "0.1"]
+
+
+def sweep(*args: str, **kwargs) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "sweep", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_points_are_the_cross_product_with_stable_keys():
+    plan = SweepPlan(strategies=("locked", "pool"), apis=("thread",), concurrency=(1, 4), rates=(None, 100.0), repeat=2)
+    keys = [p.key for p in plan.points()]
+    assert len(keys) == len(set(keys)) == 2 * 1 * 2 * 2 * 2
+    assert "pool-thread-c4-p1-r100-d0-rep1" in keys
+    assert [p.config.seed for p in plan.points()[:2]] == [0, 1]  # repeats differ in seed
+
+
+def test_point_argv_round_trips_through_the_cli_options():
+    plan = SweepPlan(
+        strategies=("dispatcher",),
+        apis=("asyncio",),
+        concurrency=(8,),
+        rates=(250.0,),
+        server_delay_ms=(1.5,),
+        options={"batch_wait_us": 100, "streams": 2},
+    )
+    argv = plan.points()[0].argv(out="x.json")
+    for flag, value in (
+        ("--rate", "250"),
+        ("--server-delay-ms", "1.5"),
+        ("--batch-wait-us", "100"),
+        ("--streams", "2"),
+        ("--concurrency", "8"),
+    ):
+        assert argv[argv.index(flag) + 1] == value
+
+
+def test_toml_plan_and_its_errors(tmp_path):
+    plan_file = tmp_path / "plan.toml"
+    plan_file.write_text('strategies = ["pool"]\nconcurrency = [2, 4]\nrates = [0, 500]\nmax_batch = 64\n')
+    plan = SweepPlan.from_toml(plan_file, repeat=3)
+    assert plan.concurrency == (2, 4) and plan.rates == (None, 500.0) and plan.repeat == 3
+    assert all(p.config.max_batch == 64 for p in plan.points())
+    plan_file.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match="unknown sweep setting 'colour'"):
+        SweepPlan.from_toml(plan_file)
+
+
+def test_bad_sweep_flags_are_usage_errors():
+    proc = sweep("--strategies", "nope", "--concurrency", "1")
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "unknown strategy" in err and "Traceback" not in err
+
+
+def test_sweep_resumes_after_ctrl_c_without_redoing_finished_points(tmp_path):
+    out = tmp_path / "s"
+    args = ["--strategies", "dispatcher,locked", "--apis", "asyncio", "--concurrency", "1,2", *TINY, "-o", str(out)]
+    proc = sweep(*args, start_new_session=True)
+    manifest = out / "sweep.json"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait for the first finished point
+        if manifest.exists() and any(p["status"] == "ok" for p in json.loads(manifest.read_text())["points"]):
+            break
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    first = json.loads(manifest.read_text())
+    assert first["interrupted"] is True
+    done = {p["key"]: os.stat(out / p["result"]).st_mtime_ns for p in first["points"] if p["status"] == "ok"}
+    assert done and len(done) < 4
+
+    proc = sweep(*args, "--resume")
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stdout
+    final = json.loads(manifest.read_text())
+    statuses = {p["key"]: p["status"] for p in final["points"]}
+    assert all(statuses[k] == "skipped" for k in done)
+    assert set(statuses.values()) <= {"ok", "skipped"}
+    assert all(os.stat(out / f"{k}.json").st_mtime_ns == t for k, t in done.items())  # not rewritten
+    assert len(list(out.glob("*-rep0.json"))) == 4
+
+
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+    out = tmp_path / "s"
+    proc = sweep(
+        "--strategies",
+        "locked",
+        "--apis",
+        "thread",
+        "--concurrency",
+        "1",
+        *TINY,
+        "--target",
+        "127.0.0.1:1",
+        "-o",
+        str(out),
+    )
+    proc.communicate(timeout=120)
+    assert proc.returncode == 3
+    point = json.loads((out / "sweep.json").read_text())["points"][0]
+    assert point["status"] == "failed" and "could not start" in point["error"]
