@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from protos import pdpb_pb2
 
 from .base import ClientOptions, ReplyMismatch, Strategy, Timestamp
-from .stream import AsyncChannels, AsyncStream, SyncChannels, SyncStream, tso_request
+from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase
 
 _STOP = None
 
@@ -116,7 +116,7 @@ class _ThreadLane:
                     self._stream = SyncStream(self.client.channels.stub())
                     threading.Thread(target=self._read, args=(self._stream,), daemon=True).start()
                 self._inflight.append(batch)
-                self._stream.send(tso_request(self.client.channels.cluster_id, batch.total))
+                self._stream.send(self.client.channels.request(batch.total))
 
     def _read(self, stream: SyncStream) -> None:
         try:
@@ -152,14 +152,14 @@ def _fail(batch: Batch, exc: BaseException) -> None:
             waiter.future.set_exception(exc)
 
 
-class ThreadClient:
+class ThreadClient(ThreadClientBase):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self.pending: queue.SimpleQueue[Waiter | None] = queue.SimpleQueue()
         self._lanes: list[_ThreadLane] = []
 
     def open(self) -> None:
-        self.channels = SyncChannels(self.options)
+        super().open()
         for i in range(self.options.streams):
             lane = _ThreadLane(self)
             self._lanes.append(lane)
@@ -177,7 +177,7 @@ class ThreadClient:
         self.pending.put(_STOP)
         for lane in self._lanes:
             lane.close()
-        self.channels.close()
+        super().close()
 
 
 # ---------------------------------------------------------------- asyncio
@@ -226,7 +226,7 @@ class _AsyncLane:
             self._inflight.append(batch)
             # On a broken stream the reader sees the same error and fails the batch.
             with contextlib.suppress(Exception):
-                await self._stream.send(tso_request(self.client.channels.cluster_id, batch.total))
+                await self._stream.send(self.client.channels.request(batch.total))
 
     async def _read(self, stream: AsyncStream) -> None:
         try:
@@ -258,16 +258,15 @@ class _AsyncLane:
             self._reader.cancel()
 
 
-class AsyncClient:
+class AsyncClient(AsyncClientBase):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self._lanes: list[_AsyncLane] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def open(self) -> None:
+        await super().open()
         self.pending: asyncio.Queue[Waiter] = asyncio.Queue()
-        self.channels = AsyncChannels(self.options)
-        await self.channels.discover()
         for _ in range(self.options.streams):
             lane = _AsyncLane(self)
             self._lanes.append(lane)
@@ -284,7 +283,7 @@ class AsyncClient:
             task.cancel()
         for lane in self._lanes:
             lane.close()
-        await self.channels.close()
+        await super().close()
 
 
 STRATEGY = Strategy(

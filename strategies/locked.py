@@ -7,26 +7,23 @@ import asyncio
 import threading
 
 from .base import ClientOptions, Strategy, Timestamp
-from .stream import AsyncChannels, AsyncStream, SyncChannels, SyncStream, to_timestamp, tso_request
+from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase, to_timestamp
 
 
-class ThreadClient:
+class ThreadClient(ThreadClientBase):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self._lock = threading.Lock()
         self._stream: SyncStream | None = None
-
-    def open(self) -> None:
-        self._channels = SyncChannels(self.options)
 
     def get_ts(self, count: int = 1) -> Timestamp:
         if not self._lock.acquire(timeout=self.options.timeout_s):
             raise TimeoutError("waited too long for the stream lock")
         try:
             if self._stream is None:
-                self._stream = SyncStream(self._channels.stub())
+                self._stream = SyncStream(self.channels.stub())
             try:
-                self._stream.send(tso_request(self._channels.cluster_id, count))
+                self._stream.send(self.channels.request(count))
                 return to_timestamp(self._stream.recv(), count)
             except BaseException:
                 self._stream.close()  # unknown state: reconnect on the next request
@@ -38,25 +35,21 @@ class ThreadClient:
     def close(self) -> None:
         if self._stream:
             self._stream.close()
-        self._channels.close()
+        super().close()
 
 
-class AsyncClient:
+class AsyncClient(AsyncClientBase):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self._lock = asyncio.Lock()
         self._stream: AsyncStream | None = None
-
-    async def open(self) -> None:
-        self._channels = AsyncChannels(self.options)
-        await self._channels.discover()
 
     async def get_ts(self, count: int = 1) -> Timestamp:
         async with asyncio.timeout(self.options.timeout_s), self._lock:
             if self._stream is None:
-                self._stream = AsyncStream(self._channels.stub())
+                self._stream = AsyncStream(self.channels.stub())
             try:
-                await self._stream.send(tso_request(self._channels.cluster_id, count))
+                await self._stream.send(self.channels.request(count))
                 return to_timestamp(await self._stream.recv(), count)
             except BaseException:
                 self._stream.close()
@@ -66,7 +59,7 @@ class AsyncClient:
     async def close(self) -> None:
         if self._stream:
             self._stream.close()
-        await self._channels.close()
+        await super().close()
 
 
 STRATEGY = Strategy("locked", "one shared stream, a lock held across send+receive", ThreadClient, AsyncClient)

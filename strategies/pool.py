@@ -7,17 +7,17 @@ import asyncio
 import queue
 
 from .base import ClientOptions, Strategy, Timestamp
-from .stream import AsyncChannels, AsyncStream, SyncChannels, SyncStream, to_timestamp, tso_request
+from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase, to_timestamp
 
 
-class ThreadClient:
+class ThreadClient(ThreadClientBase):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self._idle: queue.LifoQueue[SyncStream | None] = queue.LifoQueue()
         self._all: list[SyncStream] = []
 
     def open(self) -> None:
-        self._channels = SyncChannels(self.options)
+        super().open()
         for _ in range(self.options.pool_size):
             self._idle.put(None)  # streams open lazily, on first checkout
 
@@ -28,9 +28,9 @@ class ThreadClient:
             raise TimeoutError("no pooled stream became free in time") from None
         try:
             if stream is None:
-                stream = SyncStream(self._channels.stub())
+                stream = SyncStream(self.channels.stub())
                 self._all.append(stream)
-            stream.send(tso_request(self._channels.cluster_id, count))
+            stream.send(self.channels.request(count))
             return to_timestamp(stream.recv(), count)
         except BaseException:
             if stream is not None:
@@ -43,18 +43,17 @@ class ThreadClient:
     def close(self) -> None:
         for stream in self._all:
             stream.close()
-        self._channels.close()
+        super().close()
 
 
-class AsyncClient:
+class AsyncClient(AsyncClientBase):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
+        super().__init__(options)
         self._idle: asyncio.LifoQueue[AsyncStream | None] = asyncio.LifoQueue()
         self._all: list[AsyncStream] = []
 
     async def open(self) -> None:
-        self._channels = AsyncChannels(self.options)
-        await self._channels.discover()
+        await super().open()
         for _ in range(self.options.pool_size):
             self._idle.put_nowait(None)
 
@@ -63,9 +62,9 @@ class AsyncClient:
             stream = await self._idle.get()
             try:
                 if stream is None:
-                    stream = AsyncStream(self._channels.stub())
+                    stream = AsyncStream(self.channels.stub())
                     self._all.append(stream)
-                await stream.send(tso_request(self._channels.cluster_id, count))
+                await stream.send(self.channels.request(count))
                 return to_timestamp(await stream.recv(), count)
             except BaseException:
                 if stream is not None:
@@ -78,7 +77,7 @@ class AsyncClient:
     async def close(self) -> None:
         for stream in self._all:
             stream.close()
-        await self._channels.close()
+        await super().close()
 
 
 STRATEGY = Strategy("pool", "N streams, each checked out exclusively", ThreadClient, AsyncClient)

@@ -52,48 +52,72 @@ def _members_request() -> pdpb_pb2.GetMembersRequest:
     return pdpb_pb2.GetMembersRequest(header=pdpb_pb2.RequestHeader())
 
 
-class SyncChannels:
-    """``connections`` sync channels; ``stub()`` hands them out round-robin."""
+class _Channels:
+    """``connections`` channels to one target; ``stub()`` hands them out round-robin."""
 
-    def __init__(self, options: ClientOptions) -> None:
+    def __init__(self, options: ClientOptions, make_channel: Any) -> None:
         self.options = options
-        self._channels = [grpc.insecure_channel(options.target, channel_options(i)) for i in range(options.connections)]
+        self._channels = [make_channel(options.target, channel_options(i)) for i in range(options.connections)]
         self._stubs = [pdpb_pb2_grpc.PDStub(c) for c in self._channels]
         self._next = itertools.cycle(self._stubs)
-        self.cluster_id = (
-            options.cluster_id
-            or self._stubs[0].GetMembers(_members_request(), timeout=options.timeout_s).header.cluster_id
-        )
+        self.cluster_id = options.cluster_id or 0
 
     def stub(self) -> pdpb_pb2_grpc.PDStub:
         return next(self._next)
+
+    def request(self, count: int) -> pdpb_pb2.TsoRequest:
+        return tso_request(self.cluster_id, count)
+
+
+class SyncChannels(_Channels):
+    def __init__(self, options: ClientOptions) -> None:
+        super().__init__(options, grpc.insecure_channel)
+        if not self.cluster_id:  # learn it as PD clients do
+            reply = self._stubs[0].GetMembers(_members_request(), timeout=options.timeout_s)
+            self.cluster_id = reply.header.cluster_id
 
     def close(self) -> None:
         for c in self._channels:
             c.close()
 
 
-class AsyncChannels:
+class AsyncChannels(_Channels):
     def __init__(self, options: ClientOptions) -> None:
-        self.options = options
-        self._channels = [
-            grpc.aio.insecure_channel(options.target, channel_options(i)) for i in range(options.connections)
-        ]
-        self._stubs = [pdpb_pb2_grpc.PDStub(c) for c in self._channels]
-        self._next = itertools.cycle(self._stubs)
-        self.cluster_id = options.cluster_id or 0
+        super().__init__(options, grpc.aio.insecure_channel)
 
     async def discover(self) -> None:
         if not self.cluster_id:
             reply = await self._stubs[0].GetMembers(_members_request(), timeout=self.options.timeout_s)
             self.cluster_id = reply.header.cluster_id
 
-    def stub(self) -> pdpb_pb2_grpc.PDStub:
-        return next(self._next)
-
     async def close(self) -> None:
         for c in self._channels:
             await c.close()
+
+
+class ThreadClientBase:
+    """Opens and closes the channels; a strategy adds how callers share streams."""
+
+    def __init__(self, options: ClientOptions) -> None:
+        self.options = options
+
+    def open(self) -> None:
+        self.channels = SyncChannels(self.options)
+
+    def close(self) -> None:
+        self.channels.close()
+
+
+class AsyncClientBase:
+    def __init__(self, options: ClientOptions) -> None:
+        self.options = options
+
+    async def open(self) -> None:
+        self.channels = AsyncChannels(self.options)
+        await self.channels.discover()
+
+    async def close(self) -> None:
+        await self.channels.close()
 
 
 class SyncStream:

@@ -5,43 +5,36 @@ control the harness must catch; never use this design."""
 
 from __future__ import annotations
 
-from .base import ClientOptions, Strategy, Timestamp
-from .stream import AsyncChannels, AsyncStream, SyncChannels, SyncStream, to_timestamp, tso_request
+from .base import Strategy, Timestamp
+from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase, to_timestamp
 
 
-class ThreadClient:
-    def __init__(self, options: ClientOptions) -> None:
-        self.options = options
-
+class ThreadClient(ThreadClientBase):
     def open(self) -> None:
-        self._channels = SyncChannels(self.options)
-        self._stream = SyncStream(self._channels.stub())
+        super().open()
+        self._stream = SyncStream(self.channels.stub())
 
     def get_ts(self, count: int = 1) -> Timestamp:
-        self._stream.send(tso_request(self._channels.cluster_id, count))
+        self._stream.send(self.channels.request(count))
         return to_timestamp(self._stream.recv(), count)
 
     def close(self) -> None:
         self._stream.close()
-        self._channels.close()
+        super().close()
 
 
-class AsyncClient:
-    def __init__(self, options: ClientOptions) -> None:
-        self.options = options
-
+class AsyncClient(AsyncClientBase):
     async def open(self) -> None:
-        self._channels = AsyncChannels(self.options)
-        await self._channels.discover()
-        self._stream = AsyncStream(self._channels.stub())
+        await super().open()
+        self._stream = AsyncStream(self.channels.stub())
 
     async def get_ts(self, count: int = 1) -> Timestamp:
-        await self._stream.send(tso_request(self._channels.cluster_id, count))
+        await self._stream.send(self.channels.request(count))
         return to_timestamp(await self._stream.recv(), count)
 
     async def close(self) -> None:
         self._stream.close()
-        await self._channels.close()
+        await super().close()
 
 
 STRATEGY = Strategy(
