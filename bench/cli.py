@@ -70,7 +70,10 @@ def _rate(value: str) -> float | None:
 @click.option("--output", "-o", default=None, help="Results folder [default: results/<name>/].")
 @click.option("--name", default=None, help="Sweep name [default: sweep-<time>].")
 @click.option("--resume", is_flag=True, help="Skip points that already have a completed result in --output.")
-def sweep_command(plan_file: str | None, output: str | None, name: str | None, resume: bool, **axes) -> None:
+@click.option("--report", is_flag=True, help="Write the report into <output>/report/ when the sweep ends.")
+def sweep_command(
+    plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **axes
+) -> None:
     """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
 
     PLAN_FILE is an optional TOML file with the same keys (lists for the axes); flags override it.
@@ -87,7 +90,7 @@ def sweep_command(plan_file: str | None, output: str | None, name: str | None, r
         import tomllib
 
         output = tomllib.loads(Path(plan_file).read_text()).get("output")
-    sys.exit(_run_sweep(plan, output, name, resume))
+    sys.exit(_run_sweep(plan, output, name, resume, report=report))
 
 
 @main.command("quickstart")
@@ -157,7 +160,16 @@ def _run_sweep(
 
 
 def _report_after_sweep(out: Path, console: Console) -> None:
-    """Hook for the report (a later module); until it exists the table above is the summary."""
+    from .report import write_report
+
+    with console.status("writing the report"):
+        try:
+            written = write_report([out])
+        except ValueError as exc:
+            console.print(f"[yellow]no report:[/] {exc}")
+            return
+    html = next((p for p in written if Path(p).suffix == ".html"), written[0])
+    console.print(f"report: {html}  ({len(written)} files in {Path(html).parent}/)")
 
 
 def _output_path(output: str | None, run_id: str) -> Path:
@@ -330,6 +342,54 @@ def run_command(output: str | None, quiet: bool, **kwargs) -> None:
     path = results.write(result, _output_path(output, result.run_id))
     print_run(result, str(path))
     sys.exit(EXIT_OK if result.clean and result.status == "completed" else EXIT_DIRTY)
+
+
+@main.command("report")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--output", "-o", default=None, help="Folder to write into [default: <results folder>/report/].")
+@click.option("--concurrency", "-c", type=int, default=None, help="Per-process concurrency of the percentile spectrum.")
+def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None) -> None:
+    """Write report.md, a self-contained report.html and the plots (PNG) from results.
+
+    PATHS are results files or folders (searched recursively), and pytest-benchmark JSON.
+    """
+    from .report import write_report
+
+    try:
+        written = write_report(paths, output, concurrency=concurrency)
+    except ValueError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    for path in written:
+        click.echo(path)
+
+
+@main.command("plan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--target-tps", type=float, required=True, help="Timestamps per second to provision for.")
+@click.option("--p99-ms", type=float, default=None, help="Latency limit: p99 at or below this.")
+@click.option("--headroom", type=float, default=0.3, show_default=True, help="Share of capacity kept free.")
+@click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
+def plan_command(
+    paths: tuple[str, ...], target_tps: float, p99_ms: float | None, headroom: float, as_json: bool
+) -> None:
+    """Which safe strategy and settings reach --target-tps, on how many processes and machines.
+
+    Exit 0: reachable (the message says when only by extrapolation); 3: unreachable; 2: bad input.
+    """
+    from .loader import load
+    from .plan import plan, print_plan, to_json
+
+    try:
+        answer = plan(load(paths), target_tps, p99_ms, headroom)
+    except ValueError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(to_json(answer))
+    else:
+        print_plan(answer)
+    sys.exit(EXIT_OK if answer.reachable else EXIT_DIRTY)
 
 
 if __name__ == "__main__":

@@ -173,10 +173,11 @@ def run(
         interrupted = False
         try:
             shards.wait_ready()
+            # Without warm-up the window opens with the load: read the counters first.
+            before = (_safe_counters(read_counters) or ServerCounters()) if config.warmup_s == 0 else None
             t0 = time.time() + START_SLACK_S
             shards.go(t0)
             measure_from = t0 + config.warmup_s
-            before: ServerCounters | None = None
             limit = t0 + hard_limit_s(config)
             while True:
                 try:

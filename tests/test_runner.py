@@ -27,7 +27,7 @@ def test_multi_process_merge_is_exact(child_server):
     assert [s["index"] for s in result.shards] == [0, 1]
     assert recorder.decode(result.histograms["latency"]).get_total_count() == 400
     assert result.correctness == {"checked": 400, "duplicates": 0, "non_monotonic": 0, "mismatched": 0, "violations": 0}
-    assert m["server"]["timestamps"] >= 400
+    assert m["server"]["timestamps"] == 400  # no warm-up: the server's window is the whole run
     assert result.clean
 
 

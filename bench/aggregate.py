@@ -1,0 +1,143 @@
+"""Repeats of one configuration folded into one row: the median and the spread.
+
+Latency percentiles of several runs come from merging their HDR histograms
+(the percentiles of all the requests together), never from averaging
+percentiles; only rows without a histogram (pytest-benchmark) fall back to the
+median of the runs' percentiles, and say so in ``latency_from``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pandas as pd
+
+from . import recorder
+
+# What makes two runs repeats of each other.
+CONFIG_KEYS = (
+    "source",
+    "strategy",
+    "api",
+    "concurrency",
+    "processes",
+    "rate",
+    "count",
+    "pool_size",
+    "streams",
+    "max_batch",
+    "batch_wait_us",
+    "max_inflight",
+    "connections",
+    "server_delay_ms",
+    "server_jitter_ms",
+    "server_fail_rate",
+    "target",
+)
+# What makes one line in a plot (and one USL fit): the configuration without
+# the load axes. pool_size defaults to min(concurrency, 8), so it moves with them.
+LOAD_KEYS = ("concurrency", "processes", "pool_size", "rate")
+SERIES_KEYS = tuple(k for k in CONFIG_KEYS if k not in LOAD_KEYS)
+SHORT = {"server_delay_ms": "delay_ms", "server_jitter_ms": "jitter_ms", "server_fail_rate": "fail_rate"}
+UNSAFE = frozenset({"unsafe-shared"})
+LATENCY = ("p50", "p90", "p99", "p999", "max", "mean")
+
+
+def with_series(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy with a ``series`` label: strategy/api plus whatever else varies in the data."""
+    out = df.copy()
+    # A missing value (pytest-benchmark has no such setting) is not a variation.
+    varying = [k for k in SERIES_KEYS if k not in ("source", "strategy", "api") and df[k].nunique() > 1]
+
+    def label(row: pd.Series) -> str:
+        text = f"{row['strategy']}/{row['api']}"
+        for k in varying:
+            value = row[k]
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if not pd.isna(value):
+                text += f" {SHORT.get(k, k)}={value}"
+        return text + (" [pytest-benchmark]" if row["source"] == "pytest-benchmark" else "")
+
+    out["series"] = [label(r) for _, r in df.iterrows()] if len(df) else pd.Series(dtype=str)
+    return out
+
+
+def repeats(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration: medians, min-max spreads, merged latency."""
+    df = with_series(df)
+    rows = []
+    for _, g in df.groupby(list(CONFIG_KEYS), dropna=False, sort=True):
+        rows.append(_fold(g))
+    out = pd.DataFrame(rows)
+    return out.sort_values(["series", "rate", "total_callers", "processes"], na_position="first", ignore_index=True)
+
+
+def _fold(g: pd.DataFrame) -> dict[str, object]:
+    first = g.iloc[0]
+    row: dict[str, object] = {k: first[k] for k in ("series", *CONFIG_KEYS, "total_callers", "open_loop")}
+    row["runs"] = len(g)
+    for col, name in (("throughput_tps", "tps"), ("throughput_rps", "rps")):
+        row[name], row[f"{name}_min"], row[f"{name}_max"] = g[col].median(), g[col].min(), g[col].max()
+    histograms = g["histogram"].dropna().tolist()
+    if len(histograms) == 1 and len(g) == 1:  # one run: its own figures came from this very histogram
+        row.update({f"{k}_us": float(first[f"{k}_us"]) for k in LATENCY})
+        row["histogram"] = histograms[0]
+        row["latency_from"] = "merged histograms"
+    elif len(histograms) == len(g):
+        merged = recorder.merge(histograms)  # all the runs' requests in one histogram
+        row.update({f"{k}_us": float(v) for k, v in recorder.summarize(merged).items()})
+        row["histogram"] = recorder.encode(merged)
+        row["latency_from"] = "merged histograms"
+    else:
+        row.update({f"{k}_us": g[f"{k}_us"].median() for k in LATENCY})
+        row["histogram"] = None
+        row["latency_from"] = "median of runs"
+    for k in ("p50", "p99"):
+        row[f"{k}_min_us"], row[f"{k}_max_us"] = g[f"{k}_us"].min(), g[f"{k}_us"].max()
+    for col in ("cpu_per_1k_ts", "rpcs_per_ts", "mean_batch", "client_cpu_s"):
+        row[col] = g[col].median()
+    row.update(_totals(g))
+    row["clean"] = verdict(pd.Series(row)) == "clean"
+    row["safe"] = row["clean"] and first["strategy"] not in UNSAFE
+    row["cpu_count"] = g["cpu_count"].max()
+    row["server_rps"] = (g["server_rpcs"] / g["measured_s"]).median()
+    return row
+
+
+def verdict(row: pd.Series) -> str:
+    """One word and the numbers: what the correctness table and plot say."""
+    if row["violations"] and row["violations"] > 0:
+        return f"VIOLATIONS {int(row['violations']):,}"
+    if row["requests_failed"] and row["requests_failed"] > 0:
+        return f"ERRORS {int(row['requests_failed']):,}"
+    if row["statuses"] != "completed":
+        return row["statuses"]
+    return "clean"
+
+
+def per_series(df: pd.DataFrame) -> pd.DataFrame:
+    """Every run of a series summed: what the correctness table and plot show."""
+    df = with_series(df)
+    rows = []
+    for series, g in df.groupby("series", sort=True):
+        row: dict[str, object] = {"series": series, "strategy": g["strategy"].iloc[0], "api": g["api"].iloc[0]}
+        row["runs"] = len(g)
+        row.update(_totals(g))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+TOTALS = ("requests_ok", "requests_failed", "timestamps", "violations", "duplicates", "non_monotonic", "mismatched")
+
+
+def _totals(g: pd.DataFrame) -> dict[str, object]:
+    """Counts summed over runs, errors by kind, and the statuses seen."""
+    out: dict[str, object] = {col: g[col].sum(min_count=1) for col in TOTALS}
+    errors: Counter[str] = Counter()
+    for e in g["errors"]:
+        if isinstance(e, dict):
+            errors.update(e)
+    out["errors"] = dict(errors)
+    out["statuses"] = ",".join(sorted(set(g["status"].dropna())))
+    return out

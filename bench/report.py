@@ -1,0 +1,440 @@
+"""``tsobench report``: results into report.md, a self-contained report.html and PNGs.
+
+The report is built once as a list of blocks (headings, text, tables, figures,
+code) and rendered twice, to Markdown and to HTML, so the two never drift.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import plots
+from .aggregate import per_series, repeats, verdict
+from .loader import PathLike, load
+from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
+
+REPORT_DIR = "report"
+ENV_COLUMNS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
+COMPARED_ENV = ("python", "grpcio", "protobuf", "cpu_model", "cpu_count")  # what changes the numbers
+
+
+# --- blocks -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Text:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str  # the PNG's file name
+    caption: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Code:
+    lines: tuple[str, ...]
+
+
+Block = Heading | Text | Table | Image | Code
+
+
+def to_markdown(blocks: Sequence[Block]) -> str:
+    out: list[str] = []
+    for b in blocks:
+        match b:
+            case Heading(text, level):
+                out.append(f"{'#' * level} {text}")
+            case Text(text):
+                out.append(text)
+            case Table(header, rows):
+                cells = [header, tuple("---" for _ in header), *rows]
+                out.append("\n".join("| " + " | ".join(c.replace("|", r"\|") for c in row) + " |" for row in cells))
+            case Image(name, caption, _):
+                out.append(f"![{caption}]({name})\n\n*{caption}*")
+            case Code(lines):
+                out.append("```\n" + "\n".join(lines) + "\n```")
+    return "\n\n".join(out) + "\n"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; } figcaption { font-style: italic; color: #555; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+"""
+
+
+def to_html(blocks: Sequence[Block], title: str) -> str:
+    """One file: the PNGs are embedded as data URIs."""
+
+    def e(text: str) -> str:
+        return html.escape(text, quote=False)
+
+    out = [f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{e(title)}</title>", f"<style>{STYLE}</style>"]
+    out.append("</head><body>")
+    for b in blocks:
+        match b:
+            case Heading(text, level):
+                out.append(f"<h{level}>{e(text)}</h{level}>")
+            case Text(text):
+                out.append(f"<p>{_inline(text)}</p>")
+            case Table(header, rows):
+                head = "".join(f"<th>{e(h)}</th>" for h in header)
+                body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            case Image(_, caption, data):
+                uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+                img = f"<img src='{uri}' alt='{html.escape(caption)}'>"
+                out.append(f"<figure>{img}<figcaption>{e(caption)}</figcaption></figure>")
+            case Code(lines):
+                out.append(f"<pre>{e(chr(10).join(lines))}</pre>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
+
+
+def _inline(text: str) -> str:
+    """The little Markdown the text blocks use: `code` spans."""
+    parts = html.escape(text, quote=False).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+# --- numbers ----------------------------------------------------------------
+
+
+def _num(value: float, digits: int = 0, scale: float = 1.0) -> str:
+    if value is None or pd.isna(value):
+        return "-"
+    if np.isinf(value):
+        return "∞"
+    return f"{value / scale:,.{digits}f}"
+
+
+def spread(low: float, high: float, scale: float = 1.0, digits: int = 0) -> str:
+    """The min-max range of the repeats, or one number when they agree."""
+    if pd.isna(low) or pd.isna(high):
+        return "-"
+    if np.isclose(low, high):
+        return _num(low, digits, scale)
+    return f"{_num(low, digits, scale)}–{_num(high, digits, scale)}"
+
+
+def _sci(value: float) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:.1e}"
+
+
+def _int(value: float) -> str:
+    return _num(value, 0)
+
+
+# --- sections ---------------------------------------------------------------
+
+
+def config_table(agg: pd.DataFrame) -> Table:
+    """Per strategy/API/concurrency: median over repeats with the min-max spread."""
+    header = (
+        "series",
+        "c",
+        "p",
+        "rate/s",
+        "runs",
+        "ts/s median",
+        "ts/s min–max",
+        "req/s median",
+        "p50 ms",
+        "p99 ms",
+        "p99 ms min–max (runs)",
+        "CPU ms / 1k ts",
+        "server RPCs / ts",
+        "verdict",
+    )
+    rows = []
+    for _, r in agg.iterrows():
+        rows.append(
+            (
+                r["series"],
+                _int(r["concurrency"]),
+                _int(r["processes"]),
+                "closed" if pd.isna(r["rate"]) else _int(r["rate"]),
+                str(r["runs"]),
+                _int(r["tps"]),
+                spread(r["tps_min"], r["tps_max"]),
+                _int(r["rps"]),
+                _num(r["p50_us"], 2, 1e3),
+                _num(r["p99_us"], 2, 1e3),
+                spread(r["p99_min_us"], r["p99_max_us"], 1e3, 2),
+                _num(r["cpu_per_1k_ts"], 0),
+                _num(r["rpcs_per_ts"], 3),
+                verdict(r),
+            )
+        )
+    return Table(header, tuple(rows))
+
+
+def fit_table(fits: Sequence[SeriesFit]) -> Table:
+    header = ("series", "levels", "σ (contention)", "κ (crosstalk)", "λ (ts/s per caller)", "N*", "peak ts/s", "R²")
+    rows = []
+    for s in fits:
+        if s.fit is None:
+            rows.append((s.series, str(s.levels), "needs ≥ 3 concurrency levels", *["-"] * 5))
+        else:
+            c = fit_cells(s.fit)
+            rows.append((s.series, str(s.levels), c["sigma"], c["kappa"], c["lambda"], c["n_star"], c["peak"], c["r2"]))
+    return Table(header, tuple(rows))
+
+
+def correctness_table(series: pd.DataFrame) -> Table:
+    header = (
+        "series",
+        "runs",
+        "requests ok",
+        "failed",
+        "duplicates",
+        "non-monotonic",
+        "mismatched",
+        "errors",
+        "verdict",
+    )
+    rows = []
+    for _, r in series.iterrows():
+        errors = ", ".join(f"{k} {v:,}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1])) or "-"
+        rows.append(
+            (
+                r["series"],
+                str(r["runs"]),
+                _int(r["requests_ok"]),
+                _int(r["requests_failed"]),
+                _int(r["duplicates"]),
+                _int(r["non_monotonic"]),
+                _int(r["mismatched"]),
+                errors,
+                verdict(r),
+            )
+        )
+    return Table(header, tuple(rows))
+
+
+def littles_section(df: pd.DataFrame) -> list[Block]:
+    check = littles_law(df)
+    if check.empty:
+        return [Text("No clean closed-loop runs: nothing to check.")]
+    bad = check[~check["ok"]]
+    summary = (
+        f"Closed loop, throughput × mean latency should equal the number of callers (L = λW). "
+        f"Ratio over {len(check)} runs: median {check['ratio'].median():.3f}, "
+        f"range {check['ratio'].min():.3f}–{check['ratio'].max():.3f}. "
+    )
+    if bad.empty:
+        summary += f"All within ±{LITTLE_TOLERANCE:.0%}: the throughput and latency figures agree."
+    else:
+        summary += (
+            f"{len(bad)} run(s) off by more than ±{LITTLE_TOLERANCE:.0%} (below 1: callers spend time "
+            "outside the timed request, e.g. client CPU; above 1: the figures disagree)."
+        )
+    rows = tuple(
+        (
+            f"{r['strategy']}/{r['api']}",
+            _int(r["total_callers"]),
+            _int(r["throughput_rps"]),
+            _num(r["mean_us"], 1),
+            _num(r["implied_callers"], 2),
+            f"{r['ratio']:.3f}",
+        )
+        for _, r in check.sort_values(["strategy", "api", "total_callers"]).iterrows()
+    )
+    header = ("strategy/api", "callers", "req/s", "mean µs", "req/s × mean", "ratio")
+    return [Text(summary), Table(header, rows)]
+
+
+def environment_section(df: pd.DataFrame) -> list[Block]:
+    env = df[list(ENV_COLUMNS)].astype(object).where(df[list(ENV_COLUMNS)].notna(), "-").astype(str)
+    groups = env.value_counts(sort=False).reset_index(name="runs")
+    rows = tuple(tuple(str(v) for v in r) for r in groups.itertuples(index=False))
+    blocks: list[Block] = [Table((*ENV_COLUMNS, "runs"), rows)]
+    differ = [c for c in COMPARED_ENV if df[c].nunique() > 1]  # missing values are not a difference
+    if df["git_commit"].dropna().str.removesuffix("-dirty").nunique() > 1:
+        differ.append("git_commit")
+    if differ:
+        warning = f"Warning: the runs differ in {', '.join(differ)}; compare across rows with care."
+        blocks.insert(0, Text(warning))
+    return blocks
+
+
+def commands_section(df: pd.DataFrame) -> list[Block]:
+    ordered = df.sort_values("started_at", na_position="last")
+    commands = tuple(dict.fromkeys(ordered["command"].dropna()))
+    blocks: list[Block] = []
+    if commands:
+        blocks.append(Code(commands))
+    bench_files = sorted(set(df.loc[df["source"] == "pytest-benchmark", "path"].dropna()))
+    if bench_files:
+        files = ", ".join(bench_files)
+        blocks.append(Text(f"pytest-benchmark data (its JSON does not record the command): {files}"))
+    return blocks or [Text("No command recorded.")]
+
+
+def default_concurrency(agg: pd.DataFrame) -> int | None:
+    """The per-process concurrency measured for the most safe series (ties: the larger)."""
+    data = agg[~agg["open_loop"] & agg["safe"] & agg["histogram"].notna()]
+    if data.empty:
+        return None
+    counts = data.groupby("concurrency")["series"].nunique()
+    return int(max(counts.index, key=lambda c: (counts[c], c)))
+
+
+# --- the report -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    blocks: tuple[Block, ...]
+    title: str
+
+    @property
+    def images(self) -> tuple[Image, ...]:
+        return tuple(b for b in self.blocks if isinstance(b, Image))
+
+
+def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[PathLike] = ()) -> Report:
+    """The whole report from a loaded DataFrame (see ``bench.loader.load``)."""
+    agg = repeats(df)
+    series = per_series(df)
+    fits = fit_series(df)
+    palette = plots.colors(sorted(set(agg["series"])))
+    available = sorted({int(c) for c in agg.loc[~agg["open_loop"], "concurrency"].dropna()})
+    if concurrency is not None and concurrency not in available:
+        raise ValueError(f"no closed-loop runs at concurrency {concurrency}; measured: {available or 'none'}")
+    spectrum_c = concurrency if concurrency is not None else default_concurrency(agg)
+
+    def figure(name: str, fig, caption: str, missing: str) -> Block:
+        return Image(name, caption, plots.png(fig)) if fig is not None else Text(missing)
+
+    title = "tsobench report"
+    n_bench = int((df["source"] == "pytest-benchmark").sum())
+    blocks: list[Block] = [
+        Heading(title, 1),
+        Text(
+            f"{len(df) - n_bench} tsobench runs"
+            + (f" and {n_bench} pytest-benchmark entries" if n_bench else "")
+            + f" from {df['path'].nunique()} files ({', '.join(map(str, sources))}); "
+            f"{len(agg)} configurations, {len(series)} strategy/API series. "
+            f"Generated {datetime.now(UTC).isoformat(timespec='seconds')}."
+        ),
+        Text(
+            "Medians are over repeats of the same configuration, with the min–max spread. "
+            "Latency percentiles of repeats come from merging their HDR histograms, never from averaging "
+            "percentiles. Concurrency on the x axes is the total number of callers (concurrency × processes)."
+        ),
+        Heading("Throughput"),
+        figure(
+            "throughput.png",
+            plots.throughput(agg, fits, palette),
+            "Throughput vs concurrency (closed loop) with the fitted USL curve",
+            "No closed-loop runs with throughput: no throughput plot.",
+        ),
+        Heading("Latency"),
+        figure(
+            "latency.png",
+            plots.latency(agg, palette),
+            "p50 and p99 latency vs concurrency, log scale",
+            "No closed-loop runs with throughput: no latency plot.",
+        ),
+        Heading("Latency vs throughput (open loop)"),
+        figure(
+            "hockey_stick.png",
+            plots.hockey_stick(agg, palette),
+            "Latency vs achieved throughput for open-loop rate sweeps",
+            "No open-loop runs (`tsobench run --rate`) in these results: no latency-vs-throughput plot.",
+        ),
+        Heading(f"Latency percentile spectrum at concurrency {spectrum_c}"),
+        figure(
+            "percentile_spectrum.png",
+            plots.spectrum(agg, spectrum_c, palette) if spectrum_c is not None else None,
+            f"Latency by percentile up to 99.99% at concurrency {spectrum_c} per process (merged histograms)",
+            "No safe closed-loop runs with histograms: no percentile spectrum.",
+        ),
+        Heading("Correctness and errors"),
+        figure(
+            "correctness.png",
+            plots.correctness(series),
+            "Failed requests and correctness violations per strategy",
+            "No runs.",
+        ),
+        correctness_table(series),
+        Heading("Results per configuration"),
+        Text(
+            "CPU ms / 1k ts: client CPU (all processes) per thousand timestamps. "
+            "Server RPCs / ts: below 1 means requests were batched (count > 1). "
+            "Percentiles in ms come from the merged histograms of the repeats."
+        ),
+        config_table(agg),
+        Heading("Scalability: Universal Scalability Law fits"),
+        Text(
+            "X(N) = λN / (1 + σ(N−1) + κN(N−1)), fitted to every clean closed-loop run (± one standard error). "
+            "N* = √((1−σ)/κ) is where throughput peaks; beyond the largest N measured it is an extrapolation."
+        ),
+        fit_table(fits),
+        Heading("Sanity check: Little's law"),
+        *littles_section(df),
+        Heading("Environment"),
+        *environment_section(df),
+        Heading("Commands that produced the data"),
+        *commands_section(df),
+    ]
+    return Report(tuple(blocks), title)
+
+
+def default_dir(paths: Sequence[PathLike]) -> Path:
+    """``<results folder>/report/``: next to the first folder (or file) given."""
+    first = Path(paths[0])
+    return (first if first.is_dir() else first.parent) / REPORT_DIR
+
+
+def write_report(
+    paths: Sequence[PathLike], out_dir: PathLike | None = None, concurrency: int | None = None
+) -> list[Path]:
+    """Load, build and write; returns the files written (report.md, report.html, the PNGs)."""
+    if not paths:
+        raise ValueError("give at least one results file or folder")
+    df = load(paths)
+    report = build(df, concurrency, sources=paths)
+    out = Path(out_dir) if out_dir is not None else default_dir(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for image in report.images:
+        written.append(_write(out / image.name, image.data))
+    written.append(_write(out / "report.md", to_markdown(report.blocks).encode()))
+    written.append(_write(out / "report.html", to_html(report.blocks, report.title).encode()))
+    return written
+
+
+def _write(path: Path, data: bytes) -> Path:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return path
