@@ -1,7 +1,8 @@
 """Correctness of every timestamp, without keeping every timestamp.
 
 Per caller: each reply's count equals its request's, and each range starts
-above the previous one's end (strictly increasing). Globally: every reply is a
+above the previous one's end (strictly increasing). Per process: no reply is
+below a timestamp already held when its request was sent (real-time order). Globally: every reply is a
 range [first, last]; ranges from all callers and processes are sorted and
 merged, and any overlap is a duplicate. Merged ranges stay small because the
 server hands out contiguous logical values.
@@ -63,19 +64,21 @@ def merge_ranges(parts: Iterable[Ranges]) -> Ranges:
 
 
 class CallerCheck:
-    """The hot-path half: a few comparisons and two appends per reply."""
+    """The hot-path half: a few comparisons and four appends per reply."""
 
-    __slots__ = ("checked", "firsts", "last", "lasts", "mismatched", "non_monotonic")
+    __slots__ = ("checked", "done", "firsts", "last", "lasts", "mismatched", "non_monotonic", "sent")
 
     def __init__(self) -> None:
         self.last = -1
         self.checked = 0
-        self.non_monotonic = 0
+        self.non_monotonic = 0  # against this caller's own previous reply
         self.mismatched = 0
         self.firsts = array("q")
         self.lasts = array("q")
+        self.sent = array("q")
+        self.done = array("q")
 
-    def observe(self, ts: Timestamp, requested: int) -> None:
+    def observe(self, ts: Timestamp, requested: int, sent_us: int, done_us: int) -> None:
         if ts.count != requested:
             self.mismatched += 1
         first, last = ts.first, ts.last
@@ -86,17 +89,46 @@ class CallerCheck:
         self.checked += ts.count
         self.firsts.append(first)
         self.lasts.append(last)
+        self.sent.append(sent_us)
+        self.done.append(done_us)
 
     def ranges(self) -> Ranges:
-        return coalesce(np.frombuffer(self.firsts, np.int64), np.frombuffer(self.lasts, np.int64))
+        return coalesce(_int64(self.firsts), _int64(self.lasts))
+
+
+def _int64(values: array) -> np.ndarray:
+    return np.frombuffer(values, np.int64)
+
+
+def out_of_real_time_order(checks: Iterable[CallerCheck]) -> int:
+    """Replies not above a timestamp that any caller of this process already
+    held when the request was sent. A TSO must be monotonic in real time, not
+    only per caller: a reply read by the wrong caller (the unsafe-shared bug)
+    can be older than what the process has seen. Includes the per-caller
+    violations, which are the special case of the same caller."""
+    checks = list(checks)
+    if not checks:
+        return 0
+    firsts = np.concatenate([_int64(c.firsts) for c in checks])
+    lasts = np.concatenate([_int64(c.lasts) for c in checks])
+    sent = np.concatenate([_int64(c.sent) for c in checks])
+    done = np.concatenate([_int64(c.done) for c in checks])
+    if len(firsts) == 0:
+        return 0
+    order = np.argsort(done, kind="stable")
+    highest_done = np.maximum.accumulate(lasts[order])  # highest timestamp held by each completion time
+    finished_before = np.searchsorted(done[order], sent, side="left")  # replies done strictly before the send
+    held = np.where(finished_before > 0, highest_done[np.maximum(finished_before - 1, 0)], -1)
+    return int(np.count_nonzero(firsts <= held))
 
 
 @dataclass(frozen=True)
 class Verdict:
     checked: int = 0
     duplicates: int = 0
-    non_monotonic: int = 0
+    non_monotonic: int = 0  # out of real-time order (includes per caller)
     mismatched: int = 0
+    non_monotonic_per_caller: int = 0  # the part a caller sees against its own previous reply
 
     @property
     def violations(self) -> int:
@@ -109,4 +141,5 @@ class Verdict:
             "non_monotonic": self.non_monotonic,
             "mismatched": self.mismatched,
             "violations": self.violations,
+            "non_monotonic_per_caller": self.non_monotonic_per_caller,
         }

@@ -238,6 +238,7 @@ def _merge(
         checked=sum(p.checked for p in parts),
         duplicates=ranges.duplicates,
         non_monotonic=sum(p.non_monotonic for p in parts),
+        non_monotonic_per_caller=sum(p.non_monotonic_per_caller for p in parts),
         mismatched=sum(p.mismatched for p in parts),
     )
     latency = recorder.merge(p.latency for p in parts)

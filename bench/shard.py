@@ -24,7 +24,7 @@ import strategies
 from strategies.stream import streams_opened
 
 from . import recorder
-from .checker import CallerCheck, Ranges, merge_ranges
+from .checker import CallerCheck, Ranges, merge_ranges, out_of_real_time_order
 from .config import ShardConfig
 from .errors import error_kind
 
@@ -49,7 +49,8 @@ class ShardResult:
     latency: str
     latency_uncorrected: str
     checked: int
-    non_monotonic: int
+    non_monotonic: int  # out of real-time order within this process
+    non_monotonic_per_caller: int
     mismatched: int
     ranges: Ranges = field(repr=False)
     interrupted: bool = False
@@ -97,12 +98,12 @@ class Caller:
             return
         self.busy_since_us = 0
         if ts is not None:
-            self.check.observe(ts, self.count)
+            self.check.observe(ts, self.count, sent, finished)
         if intended < self.clock.measure_from_us:
             return  # warm-up: checked for correctness, excluded from the figures
         self.last_done_us = finished
-        self.latencies.record(intended, sent, finished)
-        if exc is None:
+        if exc is None:  # latency is that of answers: a fast failure is not a fast reply
+            self.latencies.record(intended, sent, finished)
             self.ok += 1
             self.timestamps += self.count
         else:
@@ -311,7 +312,8 @@ def _collect(
         latency=recorder.encode(corrected),
         latency_uncorrected=recorder.encode(uncorrected),
         checked=sum(c.check.checked for c in callers),
-        non_monotonic=sum(c.check.non_monotonic for c in callers),
+        non_monotonic=out_of_real_time_order(c.check for c in callers),
+        non_monotonic_per_caller=sum(c.check.non_monotonic for c in callers),
         mismatched=sum(c.check.mismatched for c in callers),
         ranges=merge_ranges(c.check.ranges() for c in callers),
         interrupted=clock.stop.is_set(),

@@ -43,7 +43,10 @@ def run_table(result: RunResult) -> Table:
         f"{m['throughput_rps']:,.0f} req/s   {m['throughput_tps']:,.0f} ts/s"
         f"   ({m['requests_ok']:,} ok in {m['measured_s']:.2f}s)",
     )
-    table.add_row("latency µs", "  ".join(f"{k} {lat[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
+    if m["requests_ok"]:
+        table.add_row("latency µs", "  ".join(f"{k} {lat[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
+    else:
+        table.add_row("latency µs", "- (no successful replies)")
     if "latency_uncorrected_us" in m:
         u = m["latency_uncorrected_us"]
         table.add_row("uncorrected", "  ".join(f"{k} {u[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
@@ -79,12 +82,13 @@ def point_line(key: str, outcome) -> str:
     figures = ""
     if outcome.summary:
         s = outcome.summary
-        figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {s['p99_us']:>8,} µs"
+        p99 = f"{s['p99_us']:>8,}" if s.get("requests_ok") else "       -"  # no answers, no latency
+        figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {p99} µs"
         if s["violations"] or s["requests_failed"]:
             figures += f"  violations {s['violations']}  failed {s['requests_failed']}"
     elif outcome.error:
         figures = outcome.error
-    return f"[{style}]{outcome.status:<11}[/] {key:<48} {figures}  ({outcome.wall_s:.1f}s)"
+    return f"[{style}]{outcome.status:<11}[/] {key:<42} {figures}  ({outcome.wall_s:.1f}s)"
 
 
 def sweep_table(sweep, outcomes) -> Table:
@@ -108,7 +112,7 @@ def sweep_table(sweep, outcomes) -> Table:
             str(c.processes),
             f"{c.rate:g}" if c.rate else "closed",
             f"{s['throughput_tps']:,.0f}" if s else "-",
-            f"{s['p99_us']:,}" if s else "-",
+            f"{s['p99_us']:,}" if s.get("requests_ok") else "-",
             verdict,
         )
     return table

@@ -188,6 +188,7 @@ def _summary(path: Path) -> dict[str, Any]:
     return {
         "throughput_tps": round(m["throughput_tps"], 1),
         "p99_us": m["latency_us"]["p99"],
+        "requests_ok": m["requests_ok"],
         "violations": r.correctness["violations"],
         "requests_failed": m["requests_failed"],
     }

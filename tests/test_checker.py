@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from bench.checker import CallerCheck, Verdict, coalesce, merge_ranges
+from bench.checker import CallerCheck, Verdict, coalesce, merge_ranges, out_of_real_time_order
 from strategies import Timestamp
 
 
@@ -51,9 +51,9 @@ def test_brute_force_agrees_on_random_ranges():
 
 def test_caller_check_flags_non_monotonic_and_mismatch():
     check = CallerCheck()
-    check.observe(Timestamp(10, 5, count=1), 1)
-    check.observe(Timestamp(10, 5, count=1), 1)  # not strictly increasing
-    check.observe(Timestamp(10, 9, count=3), 1)  # asked 1, got 3
+    check.observe(Timestamp(10, 5, count=1), 1, 0, 1)
+    check.observe(Timestamp(10, 5, count=1), 1, 2, 3)  # not strictly increasing
+    check.observe(Timestamp(10, 9, count=3), 1, 4, 5)  # asked 1, got 3
     assert (check.non_monotonic, check.mismatched, check.checked) == (1, 1, 5)
     assert check.ranges().duplicates == 1
 
@@ -61,3 +61,29 @@ def test_caller_check_flags_non_monotonic_and_mismatch():
 def test_verdict_sums_violations():
     assert Verdict(10, 1, 2, 3).violations == 6
     assert Verdict(10).to_dict()["violations"] == 0
+
+
+def callers_with(*replies):
+    """CallerChecks from (caller, logical, sent_us, done_us) tuples, physical fixed."""
+    checks = {}
+    for caller, logical, sent, done in replies:
+        checks.setdefault(caller, CallerCheck()).observe(Timestamp(1, logical), 1, sent, done)
+    return list(checks.values())
+
+
+def test_real_time_order_across_callers():
+    # B's reply (logical 5) was handed out before A sent; A then got an older one (4):
+    # what a misrouted reply looks like. Per caller, both are fine.
+    checks = callers_with(("B", 5, 0, 10), ("A", 4, 20, 30))
+    assert out_of_real_time_order(checks) == 1
+    assert sum(c.non_monotonic for c in checks) == 0
+
+
+def test_overlapping_requests_may_come_back_in_any_order():
+    checks = callers_with(("B", 5, 0, 30), ("A", 4, 10, 20), ("C", 6, 31, 40))
+    assert out_of_real_time_order(checks) == 0
+
+
+def test_real_time_order_includes_the_per_caller_case():
+    checks = callers_with(("A", 5, 0, 10), ("A", 5, 11, 20))
+    assert out_of_real_time_order(checks) == 1 == checks[0].non_monotonic

@@ -26,7 +26,14 @@ def test_multi_process_merge_is_exact(child_server):
     assert sum(s["requests_ok"] for s in result.shards) == 400
     assert [s["index"] for s in result.shards] == [0, 1]
     assert recorder.decode(result.histograms["latency"]).get_total_count() == 400
-    assert result.correctness == {"checked": 400, "duplicates": 0, "non_monotonic": 0, "mismatched": 0, "violations": 0}
+    assert result.correctness == {
+        "checked": 400,
+        "duplicates": 0,
+        "non_monotonic": 0,
+        "mismatched": 0,
+        "violations": 0,
+        "non_monotonic_per_caller": 0,
+    }
     assert m["server"]["timestamps"] == 400  # no warm-up: the server's window is the whole run
     assert result.clean
 
@@ -62,7 +69,14 @@ def test_embedded_server_run_records_everything_the_schema_names(tmp_path):
         assert key in data["metrics"]
     assert set(data["metrics"]["latency_us"]) == {"p50", "p90", "p99", "p999", "max", "mean"}
     assert set(data["metrics"]["server"]) >= {"rpcs", "timestamps", "streams", "mean_batch"}
-    assert set(data["correctness"]) == {"checked", "duplicates", "non_monotonic", "mismatched", "violations"}
+    assert set(data["correctness"]) == {
+        "checked",
+        "duplicates",
+        "non_monotonic",
+        "mismatched",
+        "violations",
+        "non_monotonic_per_caller",
+    }
     assert set(data["histograms"]) == {"latency", "latency_uncorrected"}
     assert {"python", "grpcio", "protobuf", "platform", "cpu_count", "git_commit"} <= set(data["environment"])
     assert data["config"]["server"] == {"delay_ms": 0.0, "jitter_ms": 0.0, "fail_rate": 0.0}

@@ -69,7 +69,7 @@ def test_checker_per_timestamp(benchmark) -> None:
     benchmark.group = "micro: hot paths"
     check = CallerCheck()
     stamps = (strategies.Timestamp(1_700_000_000_000 + i // 100_000, i % 100_000 + 1) for i in itertools.count())
-    benchmark(lambda: check.observe(next(stamps), 1))
+    benchmark(lambda: check.observe(next(stamps), 1, 0, 1))
     assert check.non_monotonic == 0 and check.checked > 0
 
 
