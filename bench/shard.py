@@ -237,14 +237,18 @@ def run_shard(
     streams_before = streams_opened()
     strategy = strategies.get(shard.run.strategy)
     options = shard.run.client_options(shard.target)
-    loop = None
+    runner = None  # asyncio: one loop from open() to close(), torn down like asyncio.run does
     if shard.run.api == "thread":
         client = strategy.thread(options)
         client.open()
     else:
-        loop = asyncio.new_event_loop()
+        runner = asyncio.Runner()
         client = strategy.asyncio(options)
-        loop.run_until_complete(client.open())
+        try:
+            runner.run(client.open())
+        except BaseException:
+            runner.close()
+            raise
     if on_ready:
         on_ready()
     cpu_start = time.process_time()
@@ -255,11 +259,11 @@ def run_shard(
     reporter = _ProgressReporter(callers, progress, clock) if progress else None
     with _ThreadCrashes() as crashes:
         try:
-            if loop is None:
+            if runner is None:
                 hung = _run_threads(shard, clock, callers, client)
             else:
-                hung = loop.run_until_complete(_run_tasks(shard, clock, callers, client))
-                loop.close()
+                with runner:
+                    hung = runner.run(_run_tasks(shard, clock, callers, client))
         finally:
             if reporter:
                 reporter.finish()
