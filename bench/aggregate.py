@@ -13,26 +13,15 @@ from collections import Counter
 import pandas as pd
 
 from . import recorder
+from .loader import CONFIG_FIELDS, LATENCY_KEYS
 
 # What makes two runs repeats of each other.
 CONFIG_KEYS = (
     "source",
-    "strategy",
-    "api",
-    "concurrency",
-    "processes",
-    "rate",
-    "count",
-    "pool_size",
-    "streams",
-    "max_batch",
-    "batch_wait_us",
-    "max_inflight",
-    "connections",
+    *(k for k in CONFIG_FIELDS if k != "duration_s"),  # a longer run of the same setup is a repeat
     "server_delay_ms",
     "server_jitter_ms",
     "server_fail_rate",
-    "target",
 )
 # What makes one line in a plot (and one USL fit): the configuration without
 # the load axes. pool_size defaults to min(concurrency, 8), so it moves with them.
@@ -40,7 +29,7 @@ LOAD_KEYS = ("concurrency", "processes", "pool_size", "rate")
 SERIES_KEYS = tuple(k for k in CONFIG_KEYS if k not in LOAD_KEYS)
 SHORT = {"server_delay_ms": "delay_ms", "server_jitter_ms": "jitter_ms", "server_fail_rate": "fail_rate"}
 UNSAFE = frozenset({"unsafe-shared"})
-LATENCY = ("p50", "p90", "p99", "p999", "max", "mean")
+LATENCY = LATENCY_KEYS
 
 
 def with_series(df: pd.DataFrame) -> pd.DataFrame:

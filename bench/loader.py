@@ -89,48 +89,30 @@ COLUMNS = (
     "cpu_count",
     "git_commit",
 )
-NUMERIC = (
-    "concurrency",
-    "processes",
-    "total_callers",
-    "rate",
-    "count",
-    "pool_size",
-    "streams",
-    "max_batch",
-    "batch_wait_us",
-    "max_inflight",
-    "connections",
-    "server_delay_ms",
-    "server_jitter_ms",
-    "server_fail_rate",
-    "duration_s",
-    "measured_s",
-    "throughput_rps",
-    "throughput_tps",
-    "p50_us",
-    "p90_us",
-    "p99_us",
-    "p999_us",
-    "max_us",
-    "mean_us",
-    "p99_uncorrected_us",
-    "requests_ok",
-    "requests_failed",
-    "timestamps",
-    "hung",
-    "violations",
-    "duplicates",
-    "non_monotonic",
-    "mismatched",
-    "client_cpu_s",
-    "cpu_per_1k_ts",
-    "server_rpcs",
-    "server_timestamps",
-    "rpcs_per_ts",
-    "mean_batch",
-    "cpu_count",
+TEXT = frozenset(
+    {
+        "source",
+        "path",
+        "run_id",
+        "started_at",
+        "strategy",
+        "api",
+        "open_loop",
+        "target",
+        "status",
+        "errors",
+        "histogram",
+        "histogram_uncorrected",
+        "command",
+        "python",
+        "grpcio",
+        "protobuf",
+        "platform",
+        "cpu_model",
+        "git_commit",
+    }
 )
+NUMERIC = tuple(c for c in COLUMNS if c not in TEXT)
 INTEGER = frozenset(
     {
         "concurrency",
@@ -272,7 +254,7 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         "path": str(path) if path is not None else None,
         "run_id": data["run_id"],
         "started_at": data.get("started_at"),
-        **{k: cfg.get(k) for k in _CONFIG_FIELDS},
+        **{k: cfg.get(k) for k in CONFIG_FIELDS},
         "total_callers": cfg["concurrency"] * cfg["processes"],
         "server_delay_ms": cfg.get("server", {}).get("delay_ms"),
         "server_jitter_ms": cfg.get("server", {}).get("jitter_ms"),
@@ -298,11 +280,11 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         "histogram": histograms.get("latency"),
         "histogram_uncorrected": histograms.get("latency_uncorrected"),
         "command": shlex.join(data["command"]) if data.get("command") else None,
-        **{k: env.get(k) for k in _ENV_FIELDS},
+        **{k: env.get(k) for k in ENV_FIELDS},
     }
 
 
-_CONFIG_FIELDS = (
+CONFIG_FIELDS = (
     "strategy",
     "api",
     "concurrency",
@@ -318,7 +300,7 @@ _CONFIG_FIELDS = (
     "target",
     "duration_s",
 )
-_ENV_FIELDS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
+ENV_FIELDS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
@@ -378,7 +360,7 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
             "path": str(path) if path is not None else None,
             "run_id": b.get("fullname") or b.get("name"),
             "started_at": data.get("datetime"),
-            **{k: params.get(k) for k in _CONFIG_FIELDS},
+            **{k: params.get(k) for k in CONFIG_FIELDS},
             "processes": processes,
             "count": params.get("count", 1),
             "total_callers": concurrency * processes if concurrency is not None else None,

@@ -19,11 +19,11 @@ import pandas as pd
 
 from . import plots
 from .aggregate import per_series, repeats, verdict
-from .loader import PathLike, load
+from .loader import ENV_FIELDS, PathLike, load
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 REPORT_DIR = "report"
-ENV_COLUMNS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
+ENV_COLUMNS = ENV_FIELDS
 COMPARED_ENV = ("python", "grpcio", "protobuf", "cpu_model", "cpu_count")  # what changes the numbers
 
 
