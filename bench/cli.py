@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -14,6 +15,9 @@ from server.cli import serve_command
 
 from . import results
 from .config import ConfigError, RunConfig, ServerKnobs
+
+if TYPE_CHECKING:
+    from .sweep import Point, PointOutcome, SweepPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
 
@@ -105,7 +109,7 @@ def quickstart_command(output: str | None, resume: bool) -> None:
 
 
 def _run_sweep(
-    plan, output: str | None, name: str | None, resume: bool, prefix: str = "sweep", report: bool = False
+    plan: SweepPlan, output: str | None, name: str | None, resume: bool, prefix: str = "sweep", report: bool = False
 ) -> int:
     from rich.progress import (
         BarColumn,
@@ -138,7 +142,7 @@ def _run_sweep(
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("sweep", total=len(sweep.points))
 
-        def on_point(point, outcome) -> None:
+        def on_point(point: Point, outcome: PointOutcome) -> None:
             progress.console.print(point_line(point.key, outcome))
             progress.advance(task)
 

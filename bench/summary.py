@@ -7,6 +7,7 @@ from rich.table import Table
 
 from .results import RunResult
 from .runner import Progress
+from .sweep import PointOutcome, Sweep
 
 
 def progress_line(p: Progress) -> str:
@@ -77,7 +78,7 @@ def print_run(result: RunResult, path: str | None, console: Console | None = Non
 STATUS_STYLE = {"ok": "green", "dirty": "yellow", "failed": "bold red", "interrupted": "yellow", "skipped": "dim"}
 
 
-def point_line(key: str, outcome) -> str:
+def point_line(key: str, outcome: PointOutcome) -> str:
     style = STATUS_STYLE.get(outcome.status, "")
     figures = ""
     if outcome.summary:
@@ -91,7 +92,7 @@ def point_line(key: str, outcome) -> str:
     return f"[{style}]{outcome.status:<11}[/] {key:<42} {figures}  ({outcome.wall_s:.1f}s)"
 
 
-def sweep_table(sweep, outcomes) -> Table:
+def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
     table = Table(title=f"sweep {sweep.name}", title_justify="left")
     for col in ("strategy", "api", "c", "p", "rate", "ts/s", "p99 µs", "verdict"):
         table.add_column(col, justify="right" if col in ("c", "p", "ts/s", "p99 µs") else "left")
