@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from strategies import APIS, ClientOptions
@@ -109,15 +109,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        data = dict(data)
-        data["server"] = ServerKnobs(**data.get("server", {}))
-        return cls(**data)
-
-    def with_(self, **changes: Any) -> RunConfig:
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)

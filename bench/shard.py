@@ -256,7 +256,7 @@ def run_shard(
     callers = [Caller(shard, i, clock) for i in range(shard.run.concurrency)]
     if clock_hook:
         clock_hook(clock)
-    reporter = _ProgressReporter(callers, progress, clock) if progress else None
+    reporter = _ProgressReporter(callers, progress) if progress else None
     with _ThreadCrashes() as crashes:
         try:
             if runner is None:
@@ -327,7 +327,7 @@ def _collect(
 class _ProgressReporter:
     """Publishes the shard's completed-request count a few times a second."""
 
-    def __init__(self, callers: list[Caller], publish: Callable[[int], None], clock: Clock) -> None:
+    def __init__(self, callers: list[Caller], publish: Callable[[int], None]) -> None:
         self._callers, self._publish = callers, publish
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="progress")
