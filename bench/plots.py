@@ -95,6 +95,13 @@ _PROCESSES_HANDLE = Line2D(
 )
 
 
+def _legend_below(fig: Figure, handles: list, data: pd.DataFrame) -> None:
+    """One legend under both panels, with the multi-process marker when it is used."""
+    if (data["processes"] > 1).any():
+        handles.append(_PROCESSES_HANDLE)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+
+
 def throughput(agg: pd.DataFrame, fits: Sequence[SeriesFit], palette: dict[str, str]) -> Figure | None:
     data = _closed(agg)
     if data.empty:
@@ -121,9 +128,7 @@ def throughput(agg: pd.DataFrame, fits: Sequence[SeriesFit], palette: dict[str, 
     ax_rq.set_title("Requests/s")
     handles, _ = ax_ts.get_legend_handles_labels()
     handles.append(Line2D([], [], color="grey", linestyle=":", label="USL fit"))
-    if (data["processes"] > 1).any():
-        handles.append(_PROCESSES_HANDLE)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    _legend_below(fig, handles, data)
     fig.suptitle("Throughput vs concurrency — closed loop, median of repeats, bars: min-max")
     fig.tight_layout()
     return fig
@@ -156,9 +161,7 @@ def latency(agg: pd.DataFrame, palette: dict[str, str]) -> Figure | None:
         ax.set_title(f"{k} latency")
         ax.yaxis.set_tick_params(labelleft=True)
     handles, _ = axes[0].get_legend_handles_labels()
-    if (data["processes"] > 1).any():
-        handles.append(_PROCESSES_HANDLE)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    _legend_below(fig, handles, data)
     fig.suptitle("Latency vs concurrency — merged HDR histograms of repeats, bars: min-max of runs")
     fig.tight_layout()
     return fig
