@@ -82,18 +82,18 @@ def sweep_command(
 
     PLAN_FILE is an optional TOML file with the same keys (lists for the axes); flags override it.
     """
-    from .sweep import SweepPlan
+    from .sweep import SweepPlan, read_plan
 
     overrides = {k: v for k, v in axes.items() if v is not None}
     try:
-        plan = SweepPlan.from_toml(plan_file, **overrides) if plan_file else SweepPlan.from_dict(overrides)
+        if plan_file:
+            plan, plan_output = read_plan(plan_file, **overrides)
+            output = output or plan_output
+        else:
+            plan = SweepPlan.from_dict(overrides)
         plan.points()  # validates every point before anything runs
     except (ConfigError, TypeError) as exc:
         raise click.UsageError(str(exc)) from None
-    if plan_file and output is None:
-        import tomllib
-
-        output = tomllib.loads(Path(plan_file).read_text()).get("output")
     sys.exit(_run_sweep(plan, output, name, resume, report=report))
 
 

@@ -82,17 +82,6 @@ class SweepPlan:
         return asdict(self)
 
     @classmethod
-    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> SweepPlan:
-        """Read a plan: keys named like the fields (lists for the axes); unknown
-        keys go to ``options`` and must be RunConfig fields."""
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ConfigError(f"cannot read sweep plan {path}: {exc}") from None
-        data.pop("output", None)
-        return cls.from_dict({**data, **overrides})
-
-    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepPlan:
         known = {f.name for f in fields(cls)}
         run_fields = {f.name for f in fields(RunConfig)}
@@ -108,6 +97,17 @@ class SweepPlan:
         if "rates" in data:  # TOML has no null: 0 (or "closed") means closed loop
             data["rates"] = tuple(None if r in (0, "closed", None) else float(r) for r in data["rates"])
         return cls(**data, options=options)
+
+
+def read_plan(path: str | os.PathLike[str], **overrides: Any) -> tuple[SweepPlan, str | None]:
+    """Read a TOML plan: keys named like the plan's fields (lists for the axes),
+    other RunConfig fields for every point, and ``output`` (the results folder)."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read sweep plan {path}: {exc}") from None
+    output = data.pop("output", None)
+    return SweepPlan.from_dict({**data, **overrides}), output
 
 
 @dataclass(frozen=True)
@@ -182,8 +182,7 @@ class PointOutcome:
     summary: dict[str, Any] | None = None
 
 
-def _summary(path: Path) -> dict[str, Any]:
-    r = results.read(path)
+def _summary(r: results.RunResult) -> dict[str, Any]:
     m = r.metrics
     return {
         "throughput_tps": round(m["throughput_tps"], 1),
@@ -206,11 +205,13 @@ class Sweep:
     def result_path(self, point: Point) -> Path:
         return self.out / f"{point.key}.json"
 
-    def completed(self, point: Point) -> bool:
+    def completed(self, point: Point) -> results.RunResult | None:
+        """The point's result when a finished run already wrote it (for --resume)."""
         try:
-            return results.read(self.result_path(point)).status == "completed"
+            result = results.read(self.result_path(point))
         except (OSError, ValueError, KeyError, TypeError):
-            return False
+            return None
+        return result if result.status == "completed" else None
 
     def write_manifest(self) -> None:
         manifest = {
@@ -238,14 +239,10 @@ class Sweep:
     def run(self, resume: bool, on_point: Callable[[Point, PointOutcome], None]) -> dict[str, PointOutcome]:
         self.out.mkdir(parents=True, exist_ok=True)
         for point in self.points:
-            if resume and self.completed(point):
+            done = self.completed(point) if resume else None
+            if done is not None:
                 outcome = PointOutcome(
-                    point.key,
-                    "skipped",
-                    self.result_path(point).name,
-                    None,
-                    0.0,
-                    summary=_summary(self.result_path(point)),
+                    point.key, "skipped", self.result_path(point).name, None, 0.0, summary=_summary(done)
                 )
             else:
                 outcome = self._run_point(point)
@@ -293,7 +290,9 @@ class Sweep:
         wall = time.monotonic() - started
         if proc.returncode in (0, 3) and path.exists():
             status = "ok" if proc.returncode == 0 else "dirty"
-            return PointOutcome(point.key, status, path.name, proc.returncode, wall, summary=_summary(path))
+            return PointOutcome(
+                point.key, status, path.name, proc.returncode, wall, summary=_summary(results.read(path))
+            )
         tail = " | ".join((stderr or "").strip().splitlines()[-3:])
         return PointOutcome(point.key, "failed", None, proc.returncode, wall, error=tail or "no result written")
 

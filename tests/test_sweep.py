@@ -10,7 +10,7 @@ import time
 import pytest
 
 from bench.config import ConfigError
-from bench.sweep import SweepPlan
+from bench.sweep import SweepPlan, read_plan
 
 TINY = ["--duration", "0.3", "--warmup", "0.1"]
 
@@ -56,12 +56,13 @@ def test_point_argv_round_trips_through_the_cli_options():
 def test_toml_plan_and_its_errors(tmp_path):
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text('strategies = ["pool"]\nconcurrency = [2, 4]\nrates = [0, 500]\nmax_batch = 64\n')
-    plan = SweepPlan.from_toml(plan_file, repeat=3)
+    plan, output = read_plan(plan_file, repeat=3)
+    assert output is None
     assert plan.concurrency == (2, 4) and plan.rates == (None, 500.0) and plan.repeat == 3
     assert all(p.config.max_batch == 64 for p in plan.points())
     plan_file.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown sweep setting 'colour'"):
-        SweepPlan.from_toml(plan_file)
+        read_plan(plan_file)
 
 
 def test_bad_sweep_flags_are_usage_errors():
