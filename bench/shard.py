@@ -73,7 +73,7 @@ class Caller:
         self.failed = 0
         self.timestamps = 0
         self.errors: Counter[str] = Counter()
-        self.busy_since_us = 0  # 0: not inside a request
+        self.in_request = False
         self.abandoned = False  # given up on as hung; a late reply is ignored
         self.last_done_us = 0
 
@@ -96,7 +96,7 @@ class Caller:
         finished = now_us()
         if self.abandoned:
             return
-        self.busy_since_us = 0
+        self.in_request = False
         if ts is not None:
             self.check.observe(ts, self.count, sent, finished)
         if intended < self.clock.measure_from_us:
@@ -140,7 +140,7 @@ def _thread_caller(client: strategies.TsoClient, caller: Caller) -> None:
         if delay > 0:
             time.sleep(delay / 1e6)
         sent = now_us()
-        caller.busy_since_us = sent
+        caller.in_request = True
         try:
             ts = client.get_ts(count)
         except Exception as exc:
@@ -156,7 +156,7 @@ async def _async_caller(client: strategies.AsyncTsoClient, caller: Caller, timeo
         if delay > 0:
             await asyncio.sleep(delay / 1e6)
         sent = now_us()
-        caller.busy_since_us = sent
+        caller.in_request = True
         try:
             async with asyncio.timeout(timeout_s):
                 ts = await client.get_ts(count)
@@ -175,7 +175,7 @@ def _deadline_s(shard: ShardConfig, clock: Clock) -> float:
 
 def _abandon_busy(callers: list[Caller]) -> int:
     """Give up on callers still inside a request; they count as hung."""
-    hung = [c for c in callers if c.busy_since_us]
+    hung = [c for c in callers if c.in_request]
     for c in hung:
         c.abandoned = True
     return len(hung)
