@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strategies import Timestamp
+from tsobench.strategies import Timestamp
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 from rich.console import Console
 
-from server.cli import serve_command
+from tsobench.server.cli import serve_command
 
 from . import results
 from .config import ConfigError, RunConfig, ServerKnobs
@@ -34,7 +34,7 @@ main.add_command(serve_command)
 @main.command("strategies")
 def strategies_command() -> None:
     """List the strategies (built-in and plugins), one line each."""
-    import strategies
+    from tsobench import strategies
 
     for s in strategies.all_strategies().values():
         click.echo(f"{s.name:<16} {s.summary}")
@@ -164,7 +164,7 @@ def _run_sweep(
 
 
 def _report_after_sweep(out: Path, console: Console) -> None:
-    from .report import write_report
+    from .analysis.report import write_report
 
     with console.status("writing the report"):
         try:
@@ -357,7 +357,7 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
 
     PATHS are results files or folders (searched recursively), and pytest-benchmark JSON.
     """
-    from .report import write_report
+    from .analysis.report import write_report
 
     try:
         written = write_report(paths, output, concurrency=concurrency)
@@ -381,8 +381,8 @@ def plan_command(
 
     Exit 0: reachable (the message says when only by extrapolation); 3: unreachable; 2: bad input.
     """
-    from .loader import load
-    from .plan import plan, print_plan, to_json
+    from .analysis.loader import load
+    from .analysis.plan import plan, print_plan, to_json
 
     try:
         answer = plan(load(paths), target_tps, p99_ms, headroom)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from strategies import APIS, ClientOptions
+from tsobench.strategies import APIS, ClientOptions
 
 DEFAULT_DURATION_S = 10.0
 
@@ -48,7 +48,7 @@ class RunConfig:
     server: ServerKnobs = field(default_factory=ServerKnobs)
 
     def __post_init__(self) -> None:
-        from strategies.registry import UnknownStrategy, get
+        from tsobench.strategies.registry import UnknownStrategy, get
 
         try:
             get(self.strategy)

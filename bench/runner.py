@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from server import ChildServer, ServerConfig, ServerCounters
-from server.embedded import fetch_counters
+from tsobench.server import ChildServer, ServerConfig, ServerCounters
+from tsobench.server.embedded import fetch_counters
 
-from . import recorder
+from . import latency
 from .checker import Verdict, merge_ranges
 from .config import RunConfig, ShardConfig
 from .environment import environment
@@ -241,8 +241,8 @@ def _merge(
         non_monotonic_per_caller=sum(p.non_monotonic_per_caller for p in parts),
         mismatched=sum(p.mismatched for p in parts),
     )
-    latency = recorder.merge(p.latency for p in parts)
-    uncorrected = recorder.merge(p.latency_uncorrected for p in parts)
+    merged = latency.merge(p.latency for p in parts)
+    uncorrected = latency.merge(p.latency_uncorrected for p in parts)
     measured_s = max((p.measured_s for p in parts), default=0.0)
     ok = sum(p.requests_ok for p in parts)
     timestamps = sum(p.timestamps for p in parts)
@@ -254,7 +254,7 @@ def _merge(
         "measured_s": round(measured_s, 6),
         "throughput_rps": ok / measured_s if measured_s else 0.0,
         "throughput_tps": timestamps / measured_s if measured_s else 0.0,
-        "latency_us": recorder.summarize(latency),
+        "latency_us": latency.summarize(merged),
         "errors": dict(errors),
         "hung": sum(p.hung for p in parts),
         "streams_opened": sum(p.streams_opened for p in parts),
@@ -262,10 +262,10 @@ def _merge(
         "client_cpu_us_per_ts": round(cpu_s * 1e6 / timestamps, 3) if timestamps else None,
         "server": _server_metrics(server),
     }
-    histograms = {"latency": recorder.encode(latency)}
+    histograms = {"latency": latency.encode(merged)}
     if config.open_loop:
-        metrics["latency_uncorrected_us"] = recorder.summarize(uncorrected)
-        histograms["latency_uncorrected"] = recorder.encode(uncorrected)
+        metrics["latency_uncorrected_us"] = latency.summarize(uncorrected)
+        histograms["latency_uncorrected"] = latency.encode(uncorrected)
     status = "interrupted" if interrupted or any(p.interrupted for p in parts) else "completed"
     if not parts:
         status = "failed"

@@ -20,10 +20,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import strategies
-from strategies.stream import streams_opened
+from tsobench import strategies
+from tsobench.strategies.stream import streams_opened
 
-from . import recorder
+from . import latency
 from .checker import CallerCheck, Ranges, merge_ranges, out_of_real_time_order
 from .config import ShardConfig
 from .errors import error_kind
@@ -67,7 +67,7 @@ class Caller:
         self.mean_gap_us = 1e6 / rate if rate else 0.0
         self.random = random.Random(f"{shard.seed}-{index}")
         self.next_us = clock.start_us + self._gap()
-        self.latencies = recorder.CallerLatencies()
+        self.latencies = latency.CallerLatencies()
         self.check = CallerCheck()
         self.ok = 0
         self.failed = 0
@@ -299,8 +299,8 @@ def _collect(
         errors.update(c.errors)
     if hung:
         errors["hung"] += hung
-    corrected = recorder.histogram_of(v for c in callers for v in c.latencies.corrected)
-    uncorrected = recorder.histogram_of(v for c in callers for v in c.latencies.uncorrected)
+    corrected = latency.histogram_of(v for c in callers for v in c.latencies.corrected)
+    uncorrected = latency.histogram_of(v for c in callers for v in c.latencies.uncorrected)
     last_done = max((c.last_done_us for c in callers), default=0)
     measured_s = max(0.0, (last_done - clock.measure_from_us) / 1e6)
     return ShardResult(
@@ -313,8 +313,8 @@ def _collect(
         errors=dict(errors),
         hung=hung,
         streams_opened=streams,
-        latency=recorder.encode(corrected),
-        latency_uncorrected=recorder.encode(uncorrected),
+        latency=latency.encode(corrected),
+        latency_uncorrected=latency.encode(uncorrected),
         checked=sum(c.check.checked for c in callers),
         non_monotonic=out_of_real_time_order(c.check for c in callers),
         non_monotonic_per_caller=sum(c.check.non_monotonic for c in callers),

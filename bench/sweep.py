@@ -256,7 +256,7 @@ class Sweep:
 
     def _run_point(self, point: Point) -> PointOutcome:
         path = self.result_path(point)
-        argv = [sys.executable, "-m", "bench", *point.argv(path)[1:]]
+        argv = [sys.executable, "-P", "-m", "tsobench.bench", *point.argv(path)[1:]]
         limit = hard_limit_s(point.config) + SPAWN_SLACK_S
         started = time.monotonic()
         proc = subprocess.Popen(

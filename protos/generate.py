@@ -1,7 +1,7 @@
 """Regenerate (or check) the committed Python code for pdpb.proto.
 
-    python -m protos.generate          # rewrite pdpb_pb2*.py next to the proto
-    python -m protos.generate --check  # exit 1 if the committed code is stale
+    python -m tsobench.protos.generate          # rewrite pdpb_pb2*.py next to the proto
+    python -m tsobench.protos.generate --check  # exit 1 if the committed code is stale
 
 The code is committed so that installing tsobench needs no grpcio-tools. The
 check compares what matters (the serialized descriptor and the service code),
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         stale = stale_files()
         if stale:
-            print("stale generated code: " + ", ".join(stale) + " (run python -m protos.generate)")
+            print("stale generated code: " + ", ".join(stale) + " (run python -m tsobench.protos.generate)")
             return 1
         print("generated code is up to date")
         return 0

@@ -1,3 +1,3 @@
 from .cli import serve_command
 
-serve_command(prog_name="python -m server")
+serve_command(prog_name="python -m tsobench.server")

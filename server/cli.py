@@ -1,4 +1,4 @@
-"""`tsobench serve` (also `python -m server`): run the TSO server in the foreground."""
+"""`tsobench serve` (also `python -m tsobench.server`): run the TSO server in the foreground."""
 
 from __future__ import annotations
 

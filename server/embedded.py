@@ -64,7 +64,7 @@ class InProcessServer:
 
 
 class ChildServer:
-    """The server as a separate process (``python -m server``), stopped with SIGTERM."""
+    """The server as a separate process (``python -m tsobench.server``), stopped with SIGTERM."""
 
     def __init__(self, config: ServerConfig | None = None, log_path: str | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
@@ -88,8 +88,9 @@ class ChildServer:
         c = self.config
         argv = [
             sys.executable,
+            "-P",  # the current folder must never shadow tsobench
             "-m",
-            "server",
+            "tsobench.server",
             "--host",
             c.host,
             "--port",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from protos import pdpb_pb2, pdpb_pb2_grpc
+from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .config import ServerConfig
 from .metrics import ServerMetrics

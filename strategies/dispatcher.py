@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from protos import pdpb_pb2
+from tsobench.protos import pdpb_pb2
 
 from .base import ClientOptions, ReplyMismatch, Strategy, Timestamp
 from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase

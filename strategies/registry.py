@@ -22,7 +22,7 @@ def _plugins() -> list[Strategy]:
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         strategy = ep.load()
         if not isinstance(strategy, Strategy):
-            raise TypeError(f"entry point {ep.name} ({ep.value}) is not a strategies.Strategy")
+            raise TypeError(f"entry point {ep.name} ({ep.value}) is not a tsobench.strategies.Strategy")
         found.append(strategy)
     return found
 

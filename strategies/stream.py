@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from protos import pdpb_pb2, pdpb_pb2_grpc
+from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .base import ClientOptions, ReplyMismatch, Timestamp
 

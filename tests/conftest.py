@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import grpc
 import pytest
 
-from protos import pdpb_pb2_grpc
-from server import ChildServer, InProcessServer, ServerConfig
+from tsobench.protos import pdpb_pb2_grpc
+from tsobench.server import ChildServer, InProcessServer, ServerConfig
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from bench.checker import CallerCheck, Verdict, coalesce, merge_ranges, out_of_real_time_order
-from strategies import Timestamp
+from tsobench.bench.checker import CallerCheck, Verdict, coalesce, merge_ranges, out_of_real_time_order
+from tsobench.strategies import Timestamp
 
 
 def ranges(pairs):

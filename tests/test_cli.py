@@ -6,7 +6,9 @@ import sys
 
 
 def tsobench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-P", "-m", "tsobench.bench", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_strategies_lists_one_line_each():

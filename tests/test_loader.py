@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.loader import load, load_pytest_benchmark, load_results
+from tsobench.bench.analysis.loader import load, load_pytest_benchmark, load_results
 
 FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
 RESULTS = sorted(p for p in FIXTURES.glob("*.json") if not p.name.startswith("pytest-benchmark"))

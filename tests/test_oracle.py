@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from server import LOGICAL_BITS, MAX_LOGICAL, compose
-from server.oracle import GUARD_MS, TimestampOracle
-from server.window import WindowFile
+from tsobench.server import LOGICAL_BITS, MAX_LOGICAL, compose
+from tsobench.server.oracle import GUARD_MS, TimestampOracle
+from tsobench.server.window import WindowFile
 
 T0 = 1_700_000_000_000
 

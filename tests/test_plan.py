@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bench.cli import main
-from bench.loader import load_results
-from bench.plan import plan
+from tsobench.bench.analysis.loader import load_results
+from tsobench.bench.analysis.plan import plan
+from tsobench.bench.cli import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from protos import generate, pdpb_pb2, pdpb_pb2_grpc
+from tsobench.protos import generate, pdpb_pb2, pdpb_pb2_grpc
 
 PROTOS = Path(generate.__file__).resolve().parent
 GENERATED = ("pdpb_pb2.py", "pdpb_pb2.pyi", "pdpb_pb2_grpc.py")
@@ -30,7 +30,7 @@ def test_committed_code_is_up_to_date():
 
 def test_check_command_passes_on_the_repo():
     result = subprocess.run(
-        [sys.executable, "-m", "protos.generate", "--check"], capture_output=True, text=True, timeout=60
+        [sys.executable, "-P", "-m", "tsobench.protos.generate", "--check"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "up to date" in result.stdout

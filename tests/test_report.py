@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from bench import recorder
-from bench.aggregate import repeats
-from bench.cli import main
-from bench.loader import load, load_results
-from bench.report import build
+from tsobench.bench import latency
+from tsobench.bench.analysis.aggregate import repeats
+from tsobench.bench.analysis.loader import load, load_results
+from tsobench.bench.analysis.report import build
+from tsobench.bench.cli import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
 PNGS = ("throughput.png", "latency.png", "hockey_stick.png", "percentile_spectrum.png", "correctness.png")
@@ -23,20 +23,20 @@ PNGS = ("throughput.png", "latency.png", "hockey_stick.png", "percentile_spectru
 def test_merged_histograms_give_the_percentiles_of_all_values() -> None:
     rng = np.random.default_rng(3)
     parts = [rng.lognormal(mean, 0.6, size).astype(int) + 1 for mean, size in ((6, 5000), (7, 800), (5, 12000))]
-    merged = recorder.merge(recorder.encode(recorder.histogram_of(p)) for p in parts)
-    whole = recorder.histogram_of(np.concatenate(parts))
+    merged = latency.merge(latency.encode(latency.histogram_of(p)) for p in parts)
+    whole = latency.histogram_of(np.concatenate(parts))
     for p in (50, 90, 99, 99.9, 99.99):
         assert merged.get_value_at_percentile(p) == whole.get_value_at_percentile(p)
     assert merged.get_total_count() == whole.get_total_count()
-    assert recorder.summarize(merged) == recorder.summarize(whole)
-    averaged = np.mean([recorder.histogram_of(p).get_value_at_percentile(99) for p in parts])
+    assert latency.summarize(merged) == latency.summarize(whole)
+    averaged = np.mean([latency.histogram_of(p).get_value_at_percentile(99) for p in parts])
     assert averaged != merged.get_value_at_percentile(99)  # what averaging would have got wrong
 
 
 def test_repeats_merge_histograms_instead_of_averaging() -> None:
     df = load_results([FIXTURES / "dispatcher-asyncio-c4.json", FIXTURES / "dispatcher-asyncio-c4-repeat2.json"])
     (row,) = repeats(df).to_dict("records")
-    whole = recorder.merge(df["histogram"])
+    whole = latency.merge(df["histogram"])
     assert row["runs"] == 2 and row["latency_from"] == "merged histograms"
     assert row["p99_us"] == whole.get_value_at_percentile(99)
     assert row["tps"] == df["throughput_tps"].median()

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from bench import recorder, results
-from bench.config import RunConfig
-from bench.runner import hard_limit_s, run
+from tsobench.bench import latency, results
+from tsobench.bench.config import RunConfig
+from tsobench.bench.runner import hard_limit_s, run
 
 
 def test_multi_process_merge_is_exact(child_server):
@@ -25,7 +25,7 @@ def test_multi_process_merge_is_exact(child_server):
     assert m["requests_ok"] == 400
     assert sum(s["requests_ok"] for s in result.shards) == 400
     assert [s["index"] for s in result.shards] == [0, 1]
-    assert recorder.decode(result.histograms["latency"]).get_total_count() == 400
+    assert latency.decode(result.histograms["latency"]).get_total_count() == 400
     assert result.correctness == {
         "checked": 400,
         "duplicates": 0,

@@ -14,10 +14,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from protos import pdpb_pb2
-from server import DEFAULT_CLUSTER_ID, LOGICAL_BITS, MAX_LOGICAL, ServerConfig, compose
-from server.app import ServerError, TsoServer
-from server.service import LEADER_NAME
+from tsobench.protos import pdpb_pb2
+from tsobench.server import DEFAULT_CLUSTER_ID, LOGICAL_BITS, MAX_LOGICAL, ServerConfig, compose
+from tsobench.server.app import ServerError, TsoServer
+from tsobench.server.service import LEADER_NAME
 
 TIMEOUT_S = 10
 

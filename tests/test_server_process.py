@@ -1,4 +1,4 @@
-"""The server as a child process (``python -m server``): persistence across restart and
+"""The server as a child process (``python -m tsobench.server``): persistence across restart and
 kill -9, clean SIGTERM, port file, CLI errors and the Prometheus endpoint."""
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from protos import pdpb_pb2, pdpb_pb2_grpc
-from server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, compose
-from server.app import ServerError
-from server.window import WindowFile
+from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
+from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, compose
+from tsobench.server.app import ServerError
+from tsobench.server.window import WindowFile
 
 TIMEOUT_S = 10
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ def wall_ms() -> int:
 
 
 def server_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "server", *args]
+    return [sys.executable, "-P", "-m", "tsobench.server", *args]
 
 
 def server_env() -> dict[str, str]:

@@ -5,10 +5,10 @@ import time
 
 import pytest
 
-from bench import recorder
-from bench.config import RunConfig, ShardConfig
-from bench.shard import run_shard
-from server import ChildServer
+from tsobench.bench import latency
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.shard import run_shard
+from tsobench.server import ChildServer
 
 
 def shard(config: RunConfig, target: str) -> ShardConfig:
@@ -22,8 +22,8 @@ def test_open_loop_honours_the_rate(child_server, api):
     sent = result.requests_ok + result.requests_failed
     # Poisson with mean 600: +-20% is more than 4 standard deviations.
     assert 480 <= sent <= 720
-    corrected = recorder.decode(result.latency)
-    uncorrected = recorder.decode(result.latency_uncorrected)
+    corrected = latency.decode(result.latency)
+    uncorrected = latency.decode(result.latency_uncorrected)
     assert corrected.get_total_count() == uncorrected.get_total_count() == sent
     assert corrected.get_max_value() >= uncorrected.get_max_value()
 
@@ -32,14 +32,14 @@ def test_requests_mode_runs_exactly_the_quota(child_server):
     config = RunConfig(strategy="pool", api="thread", concurrency=7, requests=100, warmup_s=0)
     result = run_shard(shard(config, child_server.address))
     assert result.requests_ok == 100
-    assert recorder.decode(result.latency).get_total_count() == 100
+    assert latency.decode(result.latency).get_total_count() == 100
 
 
 def test_warmup_is_excluded_from_the_figures(child_server):
     config = RunConfig(strategy="locked", api="asyncio", concurrency=2, duration_s=0.5, warmup_s=0.5)
     result = run_shard(shard(config, child_server.address))
     assert result.checked > result.timestamps  # warm-up replies were checked, not counted
-    assert recorder.decode(result.latency).get_total_count() == result.requests_ok
+    assert latency.decode(result.latency).get_total_count() == result.requests_ok
 
 
 @pytest.mark.parametrize("api", ["thread", "asyncio"])
@@ -60,7 +60,7 @@ def test_a_server_stopped_mid_run_gives_errors_not_a_hang(api):
 
 def test_thread_callers_stuck_past_the_deadline_are_reported_as_hung(child_server, monkeypatch):
     """A client whose get_ts never returns: the shard gives up on it and says so."""
-    import strategies
+    from tsobench import strategies
 
     class Stuck:
         def __init__(self, options):

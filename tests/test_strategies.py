@@ -6,12 +6,12 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-import strategies
-from bench.config import RunConfig, ShardConfig
-from bench.shard import run_shard
-from protos import pdpb_pb2
-from strategies import registry
-from strategies.dispatcher import Batch, Waiter, split
+from tsobench import strategies
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.shard import run_shard
+from tsobench.protos import pdpb_pb2
+from tsobench.strategies import registry
+from tsobench.strategies.dispatcher import Batch, Waiter, split
 
 SAFE = [s.name for s in registry.BUILTIN if s.safe]
 
@@ -30,7 +30,7 @@ def test_safe_strategies_give_zero_violations_under_concurrency(child_server, na
 
 @pytest.mark.parametrize("name", SAFE)
 def test_a_stream_aborted_by_the_server_fails_the_request_with_its_status(name, tmp_path):
-    from server import ChildServer, ServerConfig
+    from tsobench.server import ChildServer, ServerConfig
 
     with ChildServer(ServerConfig(data_dir=str(tmp_path), fail_rate=1.0)) as bad:
         client = strategies.get(name).thread(strategies.ClientOptions(bad.address, timeout_s=3))
@@ -114,8 +114,8 @@ def test_registry_lists_builtins_and_rejects_unknown_names():
 
 def test_registry_loads_plugins_from_entry_points(monkeypatch, tmp_path):
     (tmp_path / "my_tso_plugin.py").write_text(
-        "from strategies import Strategy\n"
-        "from strategies.locked import AsyncClient, ThreadClient\n"
+        "from tsobench.strategies import Strategy\n"
+        "from tsobench.strategies.locked import AsyncClient, ThreadClient\n"
         "STRATEGY = Strategy('my-plugin', 'a third-party strategy', ThreadClient, AsyncClient)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -126,7 +126,7 @@ def test_registry_loads_plugins_from_entry_points(monkeypatch, tmp_path):
 
 
 def test_a_plugin_that_is_not_a_strategy_is_refused(monkeypatch):
-    ep = EntryPoint(name="bad", value="strategies.base:APIS", group=registry.ENTRY_POINT_GROUP)
+    ep = EntryPoint(name="bad", value="tsobench.strategies.base:APIS", group=registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
-    with pytest.raises(TypeError, match=r"not a strategies\.Strategy"):
+    with pytest.raises(TypeError, match=r"not a tsobench\.strategies\.Strategy"):
         registry.names()

@@ -9,15 +9,15 @@ import time
 
 import pytest
 
-from bench.config import ConfigError
-from bench.sweep import SweepPlan, read_plan
+from tsobench.bench.config import ConfigError
+from tsobench.bench.sweep import SweepPlan, read_plan
 
 TINY = ["--duration", "0.3", "--warmup", "0.1"]
 
 
 def sweep(*args: str, **kwargs) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "bench", "sweep", *args],
+        [sys.executable, "-P", "-m", "tsobench.bench", "sweep", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.loader import load_results
-from bench.usl import fit_series, fit_usl, littles_law, usl
+from tsobench.bench.analysis.loader import load_results
+from tsobench.bench.analysis.usl import fit_series, fit_usl, littles_law, usl
 
 FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
 N = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256])
 
 
 def truth(n: np.ndarray | float, lambda_: float, sigma: float, kappa: float) -> np.ndarray | float:
-    """The law written out independently of bench.usl."""
+    """The law written out independently of tsobench.bench.analysis.usl."""
     return lambda_ * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
 
 

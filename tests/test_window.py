@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from server.window import FILE_NAME, WindowFile
+from tsobench.server.window import FILE_NAME, WindowFile
 
 
 def test_load_without_file_is_zero(tmp_path):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from server import ChildServer
+from tsobench.server import ChildServer
 
 
 @dataclass(frozen=True)

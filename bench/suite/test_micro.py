@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-import strategies
-from bench import recorder
-from bench.checker import CallerCheck
-from protos import pdpb_pb2
-from strategies.dispatcher import Batch, Waiter, split
+from tsobench import strategies
+from tsobench.bench import latency
+from tsobench.bench.checker import CallerCheck
+from tsobench.protos import pdpb_pb2
+from tsobench.strategies.dispatcher import Batch, Waiter, split
 
 from .conftest import scale
 
@@ -75,6 +75,6 @@ def test_checker_per_timestamp(benchmark) -> None:
 
 def test_histogram_record(benchmark) -> None:
     benchmark.group = "micro: hot paths"
-    histogram = recorder.new_histogram()
+    histogram = latency.new_histogram()
     benchmark(histogram.record_value, 1234)
     assert histogram.get_total_count() > 0

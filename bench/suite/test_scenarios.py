@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench import recorder
-from bench.config import RunConfig, ShardConfig
-from bench.shard import ShardResult, run_shard
+from tsobench.bench import latency
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.shard import ShardResult, run_shard
 
 from .conftest import scale
 
@@ -24,7 +24,7 @@ def extra_info(result: ShardResult) -> dict[str, object]:
     return {
         "throughput_rps": result.requests_ok / measured,
         "throughput_tps": result.timestamps / measured,
-        "latency_us": recorder.summarize(recorder.decode(result.latency)),
+        "latency_us": latency.summarize(latency.decode(result.latency)),
         "violations": result.ranges.duplicates + result.non_monotonic + result.mismatched,
         "errors": result.requests_failed,
         "error_kinds": result.errors,

@@ -321,7 +321,7 @@ class Report:
 
 
 def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[PathLike] = ()) -> Report:
-    """The whole report from a loaded DataFrame (see ``bench.loader.load``)."""
+    """The whole report from a loaded DataFrame (see ``loader.load``)."""
     agg = repeats(df)
     series = per_series(df)
     fits = fit_series(df)

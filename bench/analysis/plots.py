@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from . import recorder
+from .. import latency as hdr
 from .aggregate import UNSAFE, verdict
 from .usl import SeriesFit
 
@@ -201,7 +201,7 @@ def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Fi
     fig = _figure(9, 5.5)
     ax = fig.subplots()
     for _, r in data.sort_values(["series", "processes"]).iterrows():
-        h = recorder.decode(r["histogram"])
+        h = hdr.decode(r["histogram"])
         shown = fractions[fractions <= 1 - 1 / h.get_total_count()]  # no percentile finer than the sample
         values = np.array([h.get_value_at_percentile(100 * f) for f in shown]) / 1e3
         label = r["series"] + (f" p={r['processes']:g}" if r["processes"] > 1 else "")

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pandas as pd
 
-from . import recorder
+from .. import latency
 from .loader import CONFIG_FIELDS, LATENCY_KEYS
 
 # What makes two runs repeats of each other.
@@ -74,9 +74,9 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
         row["histogram"] = histograms[0]
         row["latency_from"] = "merged histograms"
     elif len(histograms) == len(g):
-        merged = recorder.merge(histograms)  # all the runs' requests in one histogram
-        row.update({f"{k}_us": float(v) for k, v in recorder.summarize(merged).items()})
-        row["histogram"] = recorder.encode(merged)
+        merged = latency.merge(histograms)  # all the runs' requests in one histogram
+        row.update({f"{k}_us": float(v) for k, v in latency.summarize(merged).items()})
+        row["histogram"] = latency.encode(merged)
         row["latency_from"] = "merged histograms"
     else:
         row.update({f"{k}_us": g[f"{k}_us"].median() for k in LATENCY})

@@ -2,30 +2,30 @@ import random
 
 import pytest
 
-from bench import recorder
+from tsobench.bench import latency
 
 
 def test_merged_histograms_equal_one_histogram_of_all_values():
     rng = random.Random(7)
     parts = [[int(rng.lognormvariate(6, 1.2)) + 1 for _ in range(2000)] for _ in range(4)]
-    merged = recorder.merge(recorder.encode(recorder.histogram_of(p)) for p in parts)
-    whole = recorder.histogram_of(v for p in parts for v in p)
+    merged = latency.merge(latency.encode(latency.histogram_of(p)) for p in parts)
+    whole = latency.histogram_of(v for p in parts for v in p)
     assert merged.get_total_count() == whole.get_total_count() == 8000
-    assert recorder.summarize(merged) == recorder.summarize(whole)
+    assert latency.summarize(merged) == latency.summarize(whole)
 
 
 def test_summary_of_empty_histogram_is_zero():
-    assert recorder.summarize(recorder.new_histogram())["p99"] == 0
+    assert latency.summarize(latency.new_histogram())["p99"] == 0
 
 
 def test_values_are_recorded_as_they_are_or_refused():
-    h = recorder.histogram_of([0, 1, 5])
+    h = latency.histogram_of([0, 1, 5])
     assert (h.get_min_value(), h.get_max_value(), h.get_total_count()) == (0, 5, 3)
     with pytest.raises(ValueError, match="outside"):
-        recorder.histogram_of([recorder.HIGHEST_US * 10])
+        latency.histogram_of([latency.HIGHEST_US * 10])
 
 
 def test_caller_latencies_split_corrected_and_uncorrected():
-    lat = recorder.CallerLatencies()
+    lat = latency.CallerLatencies()
     lat.record(intended_us=100, sent_us=150, done_us=400)
     assert (lat.corrected[0], lat.uncorrected[0]) == (300, 250)

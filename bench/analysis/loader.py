@@ -2,13 +2,13 @@
 
 One row per run, flat columns, so a notebook can do its own analysis::
 
-    from bench.loader import load
+    from tsobench.bench.analysis.loader import load
     df = load(["results/my-sweep"])
     df.groupby(["strategy", "api", "concurrency"]).throughput_tps.median()
 
 Latencies are in microseconds (``*_us``); histograms stay encoded strings so
 percentiles of several runs can be computed by merging them
-(``bench.recorder.merge``), never by averaging percentiles.
+(``tsobench.bench.latency.merge``), never by averaging percentiles.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from .results import SCHEMA_VERSION
+from ..results import SCHEMA_VERSION
 
 PathLike = str | os.PathLike[str]
 SKIP_DIRS = frozenset({"report"})  # our own output folder
