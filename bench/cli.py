@@ -345,7 +345,7 @@ def run_command(output: str | None, quiet: bool, **kwargs) -> None:
         sys.exit(130)
     path = results.write(result, _output_path(output, result.run_id))
     print_run(result, str(path))
-    sys.exit(EXIT_OK if result.clean and result.status == "completed" else EXIT_DIRTY)
+    sys.exit(EXIT_OK if result.judgement.clean else EXIT_DIRTY)
 
 
 @main.command("report")

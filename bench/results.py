@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .verdict import Judgement, judge
+
 SCHEMA_VERSION = 1
 DEFAULT_DIR = Path("results")
 
@@ -41,12 +43,16 @@ class RunResult:
     histograms: dict[str, str]
     shards: list[dict[str, Any]] = field(default_factory=list)
     status: str = "completed"  # completed | interrupted | failed
+    strategy: dict[str, Any] = field(default_factory=dict)  # name, safe (False: the negative control)
     schema_version: int = SCHEMA_VERSION
 
     @property
+    def judgement(self) -> Judgement:
+        return judge(self.to_dict())
+
+    @property
     def clean(self) -> bool:
-        """No correctness violation and no failed request."""
-        return self.correctness["violations"] == 0 and self.metrics["requests_failed"] == 0
+        return self.judgement.clean
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +61,7 @@ class RunResult:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "status": self.status,
+            "strategy": self.strategy,
             "command": self.command,
             "config": self.config,
             "environment": self.environment,

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tsobench import strategies
 from tsobench.server import ChildServer, ServerConfig, ServerCounters
 from tsobench.server.embedded import fetch_counters
 
@@ -292,6 +293,7 @@ def _merge(
         ]
         + [{"index": i, "failure": why} for i, why in sorted(shards.failures.items())],
         status=status,
+        strategy={"name": config.strategy, "safe": strategies.get(config.strategy).safe},
     )
 
 

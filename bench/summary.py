@@ -3,29 +3,35 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .results import RunResult
 from .runner import Progress
 from .sweep import PointOutcome, Sweep
+from .verdict import Verdict, error_list
 
 
 def progress_line(p: Progress) -> str:
     return f"{p.phase:<9} {p.elapsed_s:5.1f}s / ~{p.expected_s:.0f}s  {p.done:>10,} requests"
 
 
+VERDICT_STYLE = {
+    Verdict.CLEAN: "bold green",
+    Verdict.INTERRUPTED: "yellow",
+    Verdict.ERRORS: "bold yellow",
+    Verdict.STARVED: "bold red",
+    Verdict.VIOLATIONS: "bold red",
+    Verdict.FAILED: "bold red",
+}
+
+
 def verdict(result: RunResult) -> str:
-    c, m = result.correctness, result.metrics
-    if c["violations"]:
-        detail = f"dup {c['duplicates']}, non-monotonic {c['non_monotonic']}, mismatched {c['mismatched']}"
-        return f"[bold red]VIOLATIONS {c['violations']}[/] ({detail})"
-    if m["requests_failed"]:
-        return f"[bold yellow]ERRORS {m['requests_failed']}[/] ({_errors(m['errors'])})"
-    return f"[bold green]OK[/] ({c['checked']:,} timestamps checked)"
-
-
-def _errors(errors: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1])) or "-"
+    j = result.judgement
+    style = "magenta" if j.negative_control and not j.clean else VERDICT_STYLE[j.verdict]
+    word = "OK" if j.clean else j.verdict.value.upper()
+    control = "  (negative control: failing is expected)" if j.negative_control and not j.clean else ""
+    return f"[{style}]{word}[/] ({escape(j.detail)}){control}"
 
 
 def run_table(result: RunResult) -> Table:
@@ -51,7 +57,7 @@ def run_table(result: RunResult) -> Table:
     if "latency_uncorrected_us" in m:
         u = m["latency_uncorrected_us"]
         table.add_row("uncorrected", "  ".join(f"{k} {u[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
-    table.add_row("errors", _errors(m["errors"]))
+    table.add_row("errors", error_list(m["errors"]))
     cpu = f"{m['client_cpu_s']:.2f}s"
     if m.get("client_cpu_us_per_ts"):
         cpu += f"  ({m['client_cpu_us_per_ts']:.1f} µs per timestamp)"

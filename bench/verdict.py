@@ -1,0 +1,83 @@
+"""One verdict per run, read from its results document.
+
+The run summary, the exit codes, the sweep and the report all say the same
+thing about a run because they all ask ``judge``. It reads only the results
+format (a dict as written to the file), so the analysis side can use it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Verdict(StrEnum):
+    """Worst first: a run gets the first that applies."""
+
+    FAILED = "failed"  # no shard produced a result
+    VIOLATIONS = "violations"  # a timestamp duplicated, out of order or miscounted
+    STARVED = "starved"  # some caller completed nothing in the measured window
+    ERRORS = "errors"  # requests failed
+    INTERRUPTED = "interrupted"  # stopped early; what was measured is clean
+    CLEAN = "clean"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    verdict: Verdict
+    detail: str  # the numbers behind the verdict, for a person
+    negative_control: bool  # the strategy is marked unsafe: failing is what it is for
+
+    @property
+    def clean(self) -> bool:
+        return self.verdict is Verdict.CLEAN
+
+    @property
+    def dirty(self) -> bool:
+        """Not clean where clean was expected: what makes a sweep exit 3."""
+        return not self.clean and not (self.negative_control and self.verdict is not Verdict.INTERRUPTED)
+
+    def __str__(self) -> str:
+        control = " (negative control: failing is expected)" if self.negative_control and not self.clean else ""
+        return f"{self.verdict.value}{': ' + self.detail if self.detail else ''}{control}"
+
+
+def is_safe(result: Mapping[str, Any]) -> bool:
+    """Whether the run's strategy is a safe one, as recorded in the file."""
+    return bool(result.get("strategy", {}).get("safe", True))
+
+
+def judge(result: Mapping[str, Any]) -> Judgement:
+    metrics = result.get("metrics") or {}
+    correctness = result.get("correctness") or {}
+    control = not is_safe(result)
+    starved = (metrics.get("fairness") or {}).get("starved_callers") or 0
+    failed = metrics.get("requests_failed") or 0
+    if result.get("status") == "failed":
+        return Judgement(Verdict.FAILED, _shard_failures(result), control)
+    if correctness.get("violations"):
+        detail = (
+            f"{correctness['violations']:,} (duplicates {correctness.get('duplicates', 0):,}, "
+            f"out of order {correctness.get('non_monotonic', 0):,}, mismatched {correctness.get('mismatched', 0):,})"
+        )
+        return Judgement(Verdict.VIOLATIONS, detail, control)
+    if starved:
+        callers = metrics.get("callers") or "?"
+        return Judgement(Verdict.STARVED, f"{starved:,} of {callers} callers got no reply", control)
+    if failed:
+        return Judgement(Verdict.ERRORS, f"{failed:,} failed ({error_list(metrics.get('errors') or {})})", control)
+    if result.get("status") == "interrupted":
+        return Judgement(Verdict.INTERRUPTED, "stopped early", control)
+    return Judgement(Verdict.CLEAN, f"{correctness.get('checked', 0):,} timestamps checked", control)
+
+
+def error_list(errors: Mapping[str, int]) -> str:
+    """``kind count`` pairs, most frequent first; "-" when there are none."""
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1])) or "-"
+
+
+def _shard_failures(result: Mapping[str, Any]) -> str:
+    reasons = [s["failure"] for s in result.get("shards", []) if s.get("failure")]
+    return "; ".join(dict.fromkeys(reasons)) or "no result"
