@@ -293,7 +293,7 @@ def _merge(
         ]
         + [{"index": i, "failure": why} for i, why in sorted(shards.failures.items())],
         status=status,
-        strategy={"name": config.strategy, "safe": strategies.get(config.strategy).safe},
+        strategy=_strategy_record(config.strategy),
     )
 
 
@@ -307,3 +307,8 @@ def _server_metrics(c: ServerCounters | None) -> dict[str, float] | None:
         "mean_batch": round(c.mean_batch, 3),
         "errors": c.errors,
     }
+
+
+def _strategy_record(name: str) -> dict[str, object]:
+    s = strategies.get(name)
+    return {"name": s.name, "safe": s.safe, "baseline": s.baseline}

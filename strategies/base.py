@@ -73,6 +73,7 @@ class Strategy:
     thread: Callable[[ClientOptions], TsoClient]
     asyncio: Callable[[ClientOptions], AsyncTsoClient]
     safe: bool = True  # False only for the negative control
+    baseline: bool = False  # True for the harness's own ceiling (no RPC): not a design to choose
 
     def client(self, api: str, options: ClientOptions) -> TsoClient | AsyncTsoClient:
         if api not in APIS:

@@ -1,8 +1,13 @@
-"""dispatcher: PD's own client design. Callers enqueue; per stream, a sender
-takes everything pending (up to ``max_batch`` timestamps, optionally waiting
-``batch_wait_us`` for more) into ONE TsoRequest with count = sum, and a reader
-splits each reply back to its callers in order. Only the sender writes and only
-the reader reads, so the stream is never shared unsafely.
+"""dispatcher: PD's own client design. Callers enqueue; per stream (lane), a
+sender takes everything pending (up to ``max_batch`` timestamps, optionally
+after waiting ``batch_wait_us`` for more) into ONE TsoRequest with count = sum,
+and a reader splits each reply back to its callers in order. Only the sender
+writes and only the reader reads, so the stream is never shared unsafely.
+
+Deadlines are per batch, as in PD's client: one watchdog per client looks at
+the oldest batch in flight on each lane; a late one cancels its stream, which
+fails every batch in flight on it with a timeout, and the lane reconnects
+(after a backoff). No caller arms a timer of its own.
 
 The reply carries the largest timestamp of the batch; caller i of the batch
 gets the i-th slice of the range, counted up from ``logical - total + 1``.
@@ -12,38 +17,37 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import concurrent.futures
-import contextlib
 import queue
 import threading
-import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from tsobench.protos import pdpb_pb2
 
+from .backoff import Backoff
 from .base import ClientOptions, ReplyMismatch, Strategy, Timestamp
+from .deadline import AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
 from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase
 
-_STOP = None
+LATE = "no reply to the batch within the request deadline"
 
 
-@dataclass(slots=True)
-class Waiter:
-    count: int
-    future: concurrent.futures.Future[Timestamp] | asyncio.Future[Timestamp]
+class ClientClosed(ConnectionError):
+    def __init__(self) -> None:
+        super().__init__("client closed")
 
 
 @dataclass(slots=True)
 class Batch:
-    waiters: list[Waiter] = field(default_factory=list)
+    """Waiters are ``(count, answer)`` pairs; ``answer`` is a future or a thread waiter."""
+
+    waiters: list[tuple[int, Any]] = field(default_factory=list)
     total: int = 0
+    since: int = 0  # watchdog tick when sent
 
-    def fits(self, count: int, max_batch: int) -> bool:
-        return not self.waiters or self.total + count <= max_batch
-
-    def add(self, waiter: Waiter) -> None:
-        self.waiters.append(waiter)
-        self.total += waiter.count
+    def add(self, count: int, answer: Any) -> None:
+        self.waiters.append((count, answer))
+        self.total += count
 
 
 def split(batch: Batch, reply: pdpb_pb2.TsoResponse) -> list[Timestamp]:
@@ -52,210 +56,292 @@ def split(batch: Batch, reply: pdpb_pb2.TsoResponse) -> list[Timestamp]:
         raise ReplyMismatch(f"batch asked for {batch.total} timestamps, reply carries {reply.count}")
     physical, logical = reply.timestamp.physical, reply.timestamp.logical - batch.total
     out = []
-    for waiter in batch.waiters:
-        logical += waiter.count
-        out.append(Timestamp(physical, logical, waiter.count))
+    for count, _ in batch.waiters:
+        logical += count
+        out.append(Timestamp(physical, logical, count))
     return out
 
 
-class _Collector:
-    """Holds the request that did not fit the previous batch."""
+class _Lane:
+    """What both APIs' lanes share: the batches in flight and their deadline."""
 
     def __init__(self, options: ClientOptions) -> None:
+        self.options = options
         self.max_batch = options.max_batch
         self.wait_s = options.batch_wait_us / 1e6
-        self.carry: Waiter | None = None
+        self.backoff = Backoff()
+        self.inflight: collections.deque[Batch] = collections.deque()
+        self.stream: Any = None
+        self.expired = False  # the watchdog cancelled the stream
+
+    def expire(self, cutoff: int) -> None:
+        stream, inflight = self.stream, self.inflight
+        if stream is not None and inflight and inflight[0].since <= cutoff:
+            self.expired = True
+            stream.close()  # the reader fails what is in flight
+
+    def failure(self, exc: BaseException) -> BaseException:
+        """The error for the waiters of a stream that just broke."""
+        expired, self.expired = self.expired, False
+        self.backoff.failed()
+        if expired:
+            return DeadlineExceeded(LATE)
+        return exc if isinstance(exc, Exception) else ConnectionError("stream closed")
 
 
 # ---------------------------------------------------------------- threads
 
 
-class _ThreadLane:
-    """One stream with its sender thread (the caller of ``run``) and reader thread."""
+class _ThreadWaiter:
+    """One per caller thread, reused: a lock the reader releases with the answer."""
+
+    __slots__ = ("error", "lock", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.value: Timestamp | None = None
+        self.error: BaseException | None = None
+
+    def set_result(self, value: Timestamp) -> None:
+        self.value, self.error = value, None
+        self.lock.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.value, self.error = None, error
+        self.lock.release()
+
+
+class _ThreadLane(_Lane):
+    """One stream with its sender thread (``run``) and a reader thread per stream."""
 
     def __init__(self, client: ThreadClient) -> None:
+        super().__init__(client.options)
         self.client = client
         self.slots = threading.Semaphore(client.options.max_inflight)
-        self.collector = _Collector(client.options)
-        self._stream: SyncStream | None = None
-        self._inflight: collections.deque[Batch] = collections.deque()
-        self._lock = threading.Lock()
+        self.carry: tuple[int, _ThreadWaiter] | None = None
+        self.lock = threading.Lock()
 
     def _collect(self) -> Batch | None:
-        c, pending = self.collector, self.client.pending
-        batch = Batch()
-        first = c.carry or pending.get()
-        c.carry = None
-        if first is _STOP:
-            pending.put(_STOP)  # let the other lanes see it too
+        pending = self.client.pending
+        first = self.carry or pending.get()
+        self.carry = None
+        if first is None:  # closing
+            pending.put(None)  # let the other lanes see it too
             return None
-        batch.add(first)
-        deadline = time.monotonic() + c.wait_s
+        batch = Batch()
+        batch.add(*first)
+        if self.wait_s:
+            self.client.stopping.wait(self.wait_s)
         while True:
             try:
-                timeout = deadline - time.monotonic()
-                waiter = pending.get(timeout=timeout) if timeout > 0 else pending.get_nowait()
+                item = pending.get_nowait()
             except queue.Empty:
                 return batch
-            if waiter is _STOP:
-                pending.put(_STOP)  # let the other lanes see it too
+            if item is None:
+                pending.put(None)
                 return batch
-            if not batch.fits(waiter.count, c.max_batch):
-                c.carry = waiter
+            if batch.total + item[0] > self.max_batch:
+                self.carry = item
                 return batch
-            batch.add(waiter)
+            batch.add(*item)
 
     def run(self) -> None:
+        client = self.client
         while True:
             self.slots.acquire()
             batch = self._collect()
             if batch is None:
                 return
-            with self._lock:
-                if self._stream is None:
-                    self._stream = SyncStream(self.client.channels.stub())
-                    threading.Thread(target=self._read, args=(self._stream,), daemon=True).start()
-                self._inflight.append(batch)
-                self._stream.send(self.client.channels.request(batch.total))
+            try:
+                if self.stream is None:
+                    self.backoff.wait(client.stopping)
+                with self.lock:
+                    if self.stream is None:
+                        self.stream = SyncStream(client.channels.stub())
+                        threading.Thread(target=self._read, args=(self.stream,), daemon=True).start()
+                    batch.since = client.watchdog.tick
+                    self.inflight.append(batch)
+                    self.stream.send(client.channels.request(batch.total))
+            except Exception as exc:  # a closed channel while closing: fail the batch, never the thread
+                _fail(batch, ClientClosed() if client.stopping.is_set() else exc)
+                self.slots.release()
+                if client.stopping.is_set():
+                    return
 
     def _read(self, stream: SyncStream) -> None:
         try:
             while True:
                 reply = stream.recv()
-                with self._lock:
-                    batch = self._inflight.popleft()
+                with self.lock:
+                    batch = self.inflight.popleft()
                 self.slots.release()
-                try:
-                    for waiter, ts in zip(batch.waiters, split(batch, reply), strict=True):
-                        waiter.future.set_result(ts)
-                except ReplyMismatch as exc:
-                    _fail(batch, exc)
+                self.backoff.succeeded()
+                _answer(batch, reply)
         except BaseException as exc:
-            with self._lock:  # fail what this stream owes; the sender reconnects
-                if self._stream is stream:
-                    self._stream = None
-                failed, self._inflight = self._inflight, collections.deque()
+            with self.lock:  # fail what this stream owes; the sender reconnects
+                if self.stream is stream:
+                    self.stream = None
+                failed, self.inflight = self.inflight, collections.deque()
+                error = ClientClosed() if self.client.stopping.is_set() else self.failure(exc)
             stream.close()
             for batch in failed:
-                _fail(batch, exc)
+                _fail(batch, error)
                 self.slots.release()
 
     def close(self) -> None:
-        with self._lock:
-            if self._stream:
-                self._stream.close()
+        with self.lock:
+            if self.stream is not None:
+                self.stream.close()
+
+
+def _answer(batch: Batch, reply: pdpb_pb2.TsoResponse) -> None:
+    try:
+        timestamps = split(batch, reply)
+    except ReplyMismatch as exc:
+        _fail(batch, exc)
+        return
+    for (_, answer), ts in zip(batch.waiters, timestamps, strict=True):
+        if not (isinstance(answer, asyncio.Future) and answer.done()):  # a cancelled caller
+            answer.set_result(ts)
 
 
 def _fail(batch: Batch, exc: BaseException) -> None:
-    for waiter in batch.waiters:
-        if not waiter.future.done():
-            waiter.future.set_exception(exc)
+    for _, answer in batch.waiters:
+        if not (isinstance(answer, asyncio.Future) and answer.done()):
+            answer.set_exception(exc)
 
 
 class ThreadClient(ThreadClientBase):
     def __init__(self, options: ClientOptions) -> None:
         super().__init__(options)
-        self.pending: queue.SimpleQueue[Waiter | None] = queue.SimpleQueue()
+        self.pending: queue.SimpleQueue[tuple[int, _ThreadWaiter] | None] = queue.SimpleQueue()
+        self.stopping = threading.Event()
         self._lanes: list[_ThreadLane] = []
+        self._local = threading.local()
 
     def open(self) -> None:
         super().open()
+        self.watchdog = ThreadWatchdog(self.options.timeout_s, self._expire)
         for i in range(self.options.streams):
             lane = _ThreadLane(self)
             self._lanes.append(lane)
             threading.Thread(target=lane.run, name=f"tso-dispatcher-{i}", daemon=True).start()
 
+    @property
+    def reconnects(self) -> int:
+        return sum(lane.backoff.attempts for lane in self._lanes)
+
+    def _expire(self, cutoff: int) -> None:
+        for lane in self._lanes:
+            with lane.lock:
+                lane.expire(cutoff)
+
     def get_ts(self, count: int = 1) -> Timestamp:
-        future: concurrent.futures.Future[Timestamp] = concurrent.futures.Future()
-        self.pending.put(Waiter(count, future))
         try:
-            return future.result(self.options.timeout_s)
-        except concurrent.futures.TimeoutError:
-            raise TimeoutError("no reply within the request deadline") from None
+            waiter = self._local.waiter
+        except AttributeError:
+            waiter = self._local.waiter = _ThreadWaiter()
+        if self.stopping.is_set():
+            raise ClientClosed()
+        self.pending.put((count, waiter))
+        waiter.lock.acquire()
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.value  # type: ignore[return-value]
 
     def close(self) -> None:
-        self.pending.put(_STOP)
+        self.stopping.set()
+        self.watchdog.stop()
         for lane in self._lanes:
             lane.close()
+        while True:  # callers still queued get an answer: the client is closed
+            try:
+                item = self.pending.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                item[1].set_exception(ClientClosed())
+        self.pending.put(None)
         super().close()
 
 
 # ---------------------------------------------------------------- asyncio
 
 
-class _AsyncLane:
+class _AsyncLane(_Lane):
     def __init__(self, client: AsyncClient) -> None:
+        super().__init__(client.options)
         self.client = client
         self.slots = asyncio.Semaphore(client.options.max_inflight)
-        self.collector = _Collector(client.options)
-        self._stream: AsyncStream | None = None
-        self._inflight: collections.deque[Batch] = collections.deque()
-        self._reader: asyncio.Task[None] | None = None
+        self.reader: asyncio.Task[None] | None = None
 
     async def _collect(self) -> Batch:
-        c, pending = self.collector, self.client.pending
+        client = self.client
+        pending = client.pending
+        while not pending:
+            client.wake.clear()
+            await client.wake.wait()
+        if self.wait_s:
+            await asyncio.sleep(self.wait_s)
         batch = Batch()
-        first = c.carry or await pending.get()
-        c.carry = None
-        batch.add(first)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + c.wait_s
-        while True:
-            if pending.empty():
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    return batch
-                try:
-                    waiter = await asyncio.wait_for(pending.get(), timeout)
-                except TimeoutError:
-                    return batch
-            else:
-                waiter = pending.get_nowait()
-            if not batch.fits(waiter.count, c.max_batch):
-                c.carry = waiter
-                return batch
-            batch.add(waiter)
+        if client.pending_total <= self.max_batch:  # the common case: take everything at once
+            batch.waiters, batch.total = list(pending), client.pending_total
+            pending.clear()
+            client.pending_total = 0
+            return batch
+        while pending and (not batch.waiters or batch.total + pending[0][0] <= self.max_batch):
+            count, answer = pending.popleft()
+            client.pending_total -= count
+            batch.add(count, answer)
+        return batch
 
     async def run(self) -> None:
+        client = self.client
         while True:
             await self.slots.acquire()
             batch = await self._collect()
-            if self._stream is None:
-                self._stream = AsyncStream(self.client.channels.stub())
-                self._reader = asyncio.create_task(self._read(self._stream))
-            self._inflight.append(batch)
-            # On a broken stream the reader sees the same error and fails the batch.
-            with contextlib.suppress(Exception):
-                await self._stream.send(self.client.channels.request(batch.total))
+            if self.stream is None:
+                await self.backoff.wait_async()
+                self.stream = AsyncStream(client.channels.stub())
+                self.reader = asyncio.create_task(self._read(self.stream))
+            batch.since = client.watchdog.tick
+            self.inflight.append(batch)
+            try:
+                await self.stream.send(client.channels.request(batch.total))
+            except (Exception, asyncio.CancelledError):
+                if _task_cancelling():
+                    raise
+                # On a broken stream the reader sees the same error and fails the batch.
 
     async def _read(self, stream: AsyncStream) -> None:
         try:
             while True:
                 reply = await stream.recv()
-                batch = self._inflight.popleft()
+                batch = self.inflight.popleft()
                 self.slots.release()
-                try:
-                    for waiter, ts in zip(batch.waiters, split(batch, reply), strict=True):
-                        if not waiter.future.done():
-                            waiter.future.set_result(ts)
-                except ReplyMismatch as exc:
-                    _fail(batch, exc)
-        except BaseException as exc:
-            if self._stream is stream:
-                self._stream = None
-            failed, self._inflight = self._inflight, collections.deque()
+                self.backoff.succeeded()
+                _answer(batch, reply)
+        except (Exception, asyncio.CancelledError) as exc:
+            if self.stream is stream:
+                self.stream = None
+            failed, self.inflight = self.inflight, collections.deque()
+            error = ClientClosed() if self.client.closed else self.failure(exc)
             stream.close()
             for batch in failed:
-                _fail(batch, exc if isinstance(exc, Exception) else ConnectionError("stream closed"))
+                _fail(batch, error)
                 self.slots.release()
-            if not isinstance(exc, Exception):
+            if isinstance(exc, asyncio.CancelledError) and _task_cancelling():
                 raise
 
     def close(self) -> None:
-        if self._stream:
-            self._stream.close()
-        if self._reader:
-            self._reader.cancel()
+        if self.stream is not None:
+            self.stream.close()
+
+
+def _task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 class AsyncClient(AsyncClientBase):
@@ -263,26 +349,51 @@ class AsyncClient(AsyncClientBase):
         super().__init__(options)
         self._lanes: list[_AsyncLane] = []
         self._tasks: list[asyncio.Task[None]] = []
+        self.pending: collections.deque[tuple[int, asyncio.Future[Timestamp]]] = collections.deque()
+        self.pending_total = 0
+        self.closed = False
 
     async def open(self) -> None:
         await super().open()
-        self.pending: asyncio.Queue[Waiter] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self.wake = asyncio.Event()
+        self.watchdog = AsyncWatchdog(self.options.timeout_s, self._expire)
         for _ in range(self.options.streams):
             lane = _AsyncLane(self)
             self._lanes.append(lane)
             self._tasks.append(asyncio.create_task(lane.run()))
 
+    @property
+    def reconnects(self) -> int:
+        return sum(lane.backoff.attempts for lane in self._lanes)
+
+    def _expire(self, cutoff: int) -> None:
+        for lane in self._lanes:
+            lane.expire(cutoff)
+
     async def get_ts(self, count: int = 1) -> Timestamp:
-        future: asyncio.Future[Timestamp] = asyncio.get_running_loop().create_future()
-        self.pending.put_nowait(Waiter(count, future))
-        async with asyncio.timeout(self.options.timeout_s):
-            return await future
+        if self.closed:
+            raise ClientClosed()
+        future: asyncio.Future[Timestamp] = self._loop.create_future()
+        if not self.pending:
+            self.wake.set()
+        self.pending.append((count, future))
+        self.pending_total += count
+        return await future
 
     async def close(self) -> None:
+        self.closed = True
+        await self.watchdog.stop()
         for task in self._tasks:
             task.cancel()
         for lane in self._lanes:
             lane.close()
+        for _, future in self.pending:
+            if not future.done():
+                future.set_exception(ClientClosed())
+        self.pending.clear()
+        readers = [lane.reader for lane in self._lanes if lane.reader]
+        await asyncio.gather(*self._tasks, *readers, return_exceptions=True)
         await super().close()
 
 

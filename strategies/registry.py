@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-from . import dispatcher, locked, per_request, pool, unsafe_shared
+from . import dispatcher, locked, null, per_request, pool, unsafe_shared
 from .base import Strategy
 
 ENTRY_POINT_GROUP = "tsobench.strategies"
-BUILTIN: tuple[Strategy, ...] = tuple(m.STRATEGY for m in (per_request, locked, pool, dispatcher, unsafe_shared))
+BUILTIN: tuple[Strategy, ...] = tuple(m.STRATEGY for m in (per_request, locked, pool, dispatcher, unsafe_shared, null))
 
 
 class UnknownStrategy(KeyError):

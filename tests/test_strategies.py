@@ -11,9 +11,9 @@ from tsobench.bench.config import RunConfig, ShardConfig
 from tsobench.bench.shard import run_shard
 from tsobench.protos import pdpb_pb2
 from tsobench.strategies import registry
-from tsobench.strategies.dispatcher import Batch, Waiter, split
+from tsobench.strategies.dispatcher import Batch, split
 
-SAFE = [s.name for s in registry.BUILTIN if s.safe]
+SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
 
 
 @pytest.mark.parametrize("api", strategies.APIS)
@@ -74,7 +74,7 @@ def test_async_clients_recover_after_errors(child_server):
 def test_dispatcher_split_hands_out_consecutive_slices_in_order():
     batch = Batch()
     for count in (1, 3, 2):
-        batch.add(Waiter(count, None))
+        batch.add(count, None)
     reply = pdpb_pb2.TsoResponse(count=6, timestamp=pdpb_pb2.Timestamp(physical=7, logical=10))
     out = split(batch, reply)
     assert [(t.first & 0x3FFFF, t.last & 0x3FFFF) for t in out] == [(5, 5), (6, 8), (9, 10)]
@@ -82,7 +82,7 @@ def test_dispatcher_split_hands_out_consecutive_slices_in_order():
 
 def test_dispatcher_split_refuses_a_reply_of_the_wrong_size():
     batch = Batch()
-    batch.add(Waiter(2, None))
+    batch.add(2, None)
     with pytest.raises(strategies.ReplyMismatch):
         split(batch, pdpb_pb2.TsoResponse(count=1, timestamp=pdpb_pb2.Timestamp(physical=1, logical=1)))
 
@@ -107,7 +107,7 @@ def test_dispatcher_respects_max_batch(child_server):
 
 
 def test_registry_lists_builtins_and_rejects_unknown_names():
-    assert registry.names()[:5] == ["per-request", "locked", "pool", "dispatcher", "unsafe-shared"]
+    assert registry.names()[:6] == ["per-request", "locked", "pool", "dispatcher", "unsafe-shared", "null"]
     with pytest.raises(registry.UnknownStrategy, match="choose from per-request"):
         strategies.get("nope")
 
@@ -115,7 +115,7 @@ def test_registry_lists_builtins_and_rejects_unknown_names():
 def test_registry_loads_plugins_from_entry_points(monkeypatch, tmp_path):
     (tmp_path / "my_tso_plugin.py").write_text(
         "from tsobench.strategies import Strategy\n"
-        "from tsobench.strategies.locked import AsyncClient, ThreadClient\n"
+        "from tsobench.strategies.pool import AsyncClient, ThreadClient\n"
         "STRATEGY = Strategy('my-plugin', 'a third-party strategy', ThreadClient, AsyncClient)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -13,7 +13,7 @@ from tsobench import strategies
 from tsobench.bench import latency
 from tsobench.bench.checker import CallerCheck
 from tsobench.protos import pdpb_pb2
-from tsobench.strategies.dispatcher import Batch, Waiter, split
+from tsobench.strategies.dispatcher import Batch, split
 
 from .conftest import scale
 
@@ -59,7 +59,7 @@ def test_dispatcher_split(benchmark) -> None:
     benchmark.group = "micro: hot paths"
     batch = Batch()
     for _ in range(100):
-        batch.add(Waiter(1, None))  # the split never touches the futures
+        batch.add(1, None)  # the split never touches the futures
     reply = pdpb_pb2.TsoResponse(count=100, timestamp=pdpb_pb2.Timestamp(physical=1_700_000_000_000, logical=500))
     out = benchmark(split, batch, reply)
     assert [t.logical for t in out] == list(range(401, 501))

@@ -1,0 +1,151 @@
+"""Streams checked out exclusively: each caller has a stream to itself for its
+write and the matching read. ``locked`` is one such stream, ``pool`` several.
+
+Waiting callers queue in FIFO order (``handoff``); one watchdog per client
+(``deadline``) fails callers that waited too long for a stream and cancels a
+stream whose reply is late; a broken stream is reopened on its next checkout,
+after a backoff (``backoff``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from .backoff import Backoff
+from .base import ClientOptions, Timestamp
+from .deadline import IDLE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
+from .handoff import AsyncHandOff, ThreadHandOff
+from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase, to_timestamp
+
+
+class _Slot:
+    """One stream and what the watchdog needs to know about it."""
+
+    __slots__ = ("expired", "since", "stream")
+
+    def __init__(self) -> None:
+        self.stream: SyncStream | AsyncStream | None = None
+        self.since = IDLE  # watchdog tick of the request in flight
+        self.expired = False  # the watchdog cancelled its stream
+
+
+def _late_streams(slots: list[_Slot], cutoff: int) -> None:
+    for slot in slots:
+        stream = slot.stream
+        if stream is not None and IDLE != slot.since <= cutoff:
+            slot.expired = True
+            stream.close()  # the caller's read fails at once; _broken names it a timeout
+
+
+def _broken(slot: _Slot, backoff: Backoff) -> bool:
+    """Drop a slot's stream after a failure; True when the watchdog caused it."""
+    stream, slot.stream = slot.stream, None
+    expired, slot.expired = slot.expired, False
+    slot.since = IDLE
+    if stream is not None:
+        stream.close()
+    backoff.failed()
+    return expired
+
+
+LATE = "no reply within the request deadline"
+
+
+class ThreadClient(ThreadClientBase):
+    def __init__(self, options: ClientOptions, streams: int | None = None) -> None:
+        super().__init__(options)
+        self._size = streams or options.pool_size
+        self.backoff = Backoff()
+
+    def open(self) -> None:
+        super().open()
+        self._slots = [_Slot() for _ in range(self._size)]
+        self._handoff: ThreadHandOff[_Slot] = ThreadHandOff(list(self._slots))
+        self._watchdog = ThreadWatchdog(self.options.timeout_s, self._expire)
+
+    def _expire(self, cutoff: int) -> None:
+        self._handoff.expire(cutoff)
+        _late_streams(self._slots, cutoff)
+
+    def get_ts(self, count: int = 1) -> Timestamp:
+        watchdog = self._watchdog
+        slot = self._handoff.acquire(watchdog.tick)
+        try:
+            stream = slot.stream
+            if stream is None:
+                self.backoff.wait()
+                stream = slot.stream = SyncStream(self.channels.stub())
+            slot.since = watchdog.tick
+            stream.send(self.channels.request(count))
+            reply = stream.recv()  # type: ignore[union-attr]
+            slot.since = IDLE
+        except Exception:
+            if _broken(slot, self.backoff):
+                raise DeadlineExceeded(LATE) from None
+            raise
+        finally:
+            self._handoff.release(slot)
+        self.backoff.succeeded()
+        return to_timestamp(reply, count)
+
+    def close(self) -> None:
+        self._watchdog.stop()
+        self._handoff.close()
+        for slot in self._slots:
+            if slot.stream is not None:
+                slot.stream.close()
+        super().close()
+
+
+class AsyncClient(AsyncClientBase):
+    def __init__(self, options: ClientOptions, streams: int | None = None) -> None:
+        super().__init__(options)
+        self._size = streams or options.pool_size
+        self.backoff = Backoff()
+
+    async def open(self) -> None:
+        await super().open()
+        self._slots = [_Slot() for _ in range(self._size)]
+        self._handoff: AsyncHandOff[_Slot] = AsyncHandOff(list(self._slots))
+        self._watchdog = AsyncWatchdog(self.options.timeout_s, self._expire)
+
+    def _expire(self, cutoff: int) -> None:
+        self._handoff.expire(cutoff)
+        _late_streams(self._slots, cutoff)
+
+    async def get_ts(self, count: int = 1) -> Timestamp:
+        watchdog = self._watchdog
+        slot = await self._handoff.acquire(watchdog.tick)
+        try:
+            stream = slot.stream
+            if stream is None:
+                await self.backoff.wait_async()
+                stream = slot.stream = AsyncStream(self.channels.stub())
+            slot.since = watchdog.tick
+            await stream.send(self.channels.request(count))  # type: ignore[misc]
+            reply = await stream.recv()  # type: ignore[misc]
+            slot.since = IDLE
+        except (Exception, asyncio.CancelledError) as exc:
+            # A stream the watchdog cancelled fails the read with CancelledError;
+            # a cancellation of the caller's own task must still propagate.
+            cancelled_task = isinstance(exc, asyncio.CancelledError) and _task_cancelling()
+            if _broken(slot, self.backoff) and not cancelled_task:
+                raise DeadlineExceeded(LATE) from None
+            raise
+        finally:
+            self._handoff.release(slot)
+        self.backoff.succeeded()
+        return to_timestamp(reply, count)
+
+    async def close(self) -> None:
+        await self._watchdog.stop()
+        self._handoff.close()
+        for slot in self._slots:
+            if slot.stream is not None:
+                slot.stream.close()
+        await super().close()
+
+
+def _task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
