@@ -64,36 +64,54 @@ def merge_ranges(parts: Iterable[Ranges]) -> Ranges:
 
 
 class CallerCheck:
-    """The hot-path half: a few comparisons and four appends per reply."""
+    """One caller's replies. The hot path only appends (``sent``, ``done``,
+    ``lasts``); every check runs vectorised once the run is over."""
 
-    __slots__ = ("checked", "done", "firsts", "last", "lasts", "mismatched", "non_monotonic", "sent")
+    __slots__ = ("done", "lasts", "odd_counts", "requested", "sent")
 
-    def __init__(self) -> None:
-        self.last = -1
-        self.checked = 0
-        self.non_monotonic = 0  # against this caller's own previous reply
-        self.mismatched = 0
-        self.firsts = array("q")
-        self.lasts = array("q")
-        self.sent = array("q")
-        self.done = array("q")
+    def __init__(self, requested: int = 1) -> None:
+        self.requested = requested  # the count every request of this caller asks for
+        self.sent = array("q")  # µs, when each request was sent
+        self.done = array("q")  # µs, when its reply arrived
+        self.lasts = array("q")  # the reply's largest timestamp
+        self.odd_counts: dict[int, int] = {}  # reply index -> the count it carried, when not ``requested``
 
     def observe(self, ts: Timestamp, requested: int, sent_us: int, done_us: int) -> None:
+        """Record one reply (what the shard's loop does inline)."""
         if ts.count != requested:
-            self.mismatched += 1
-        first, last = ts.first, ts.last
-        if first <= self.last:
-            self.non_monotonic += 1
-        if last > self.last:
-            self.last = last
-        self.checked += ts.count
-        self.firsts.append(first)
-        self.lasts.append(last)
+            self.odd_counts[len(self.lasts)] = ts.count
         self.sent.append(sent_us)
         self.done.append(done_us)
+        self.lasts.append(ts.last)
+
+    def counts(self) -> np.ndarray:
+        counts = np.full(len(self.lasts), self.requested, np.int64)
+        for i, count in self.odd_counts.items():
+            counts[i] = count
+        return counts
+
+    def firsts(self) -> np.ndarray:
+        return _int64(self.lasts) - self.counts() + 1
+
+    @property
+    def checked(self) -> int:
+        return int(self.counts().sum())
+
+    @property
+    def mismatched(self) -> int:
+        return len(self.odd_counts)
+
+    @property
+    def non_monotonic(self) -> int:
+        """Replies not strictly above this caller's previous ones."""
+        lasts = _int64(self.lasts)
+        if len(lasts) < 2:
+            return 0
+        held = np.maximum.accumulate(lasts)[:-1]
+        return int(np.count_nonzero(self.firsts()[1:] <= held))
 
     def ranges(self) -> Ranges:
-        return coalesce(_int64(self.firsts), _int64(self.lasts))
+        return coalesce(self.firsts(), _int64(self.lasts))
 
 
 def _int64(values: array) -> np.ndarray:
@@ -109,7 +127,7 @@ def out_of_real_time_order(checks: Iterable[CallerCheck]) -> int:
     checks = list(checks)
     if not checks:
         return 0
-    firsts = np.concatenate([_int64(c.firsts) for c in checks])
+    firsts = np.concatenate([c.firsts() for c in checks])
     lasts = np.concatenate([_int64(c.lasts) for c in checks])
     sent = np.concatenate([_int64(c.sent) for c in checks])
     done = np.concatenate([_int64(c.done) for c in checks])

@@ -289,6 +289,13 @@ def run_options(f):
             help="Per-request deadline, s.",
         ),
         click.option("--cluster-id", type=int, default=None, help="[default: ask GetMembers]"),
+        click.option(
+            "--loop",
+            type=click.Choice(["asyncio", "uvloop"]),
+            default="asyncio",
+            show_default=True,
+            help="asyncio API: the event loop.",
+        ),
         click.option("--server-delay-ms", type=float, default=0.0, help="Embedded server: delay per reply."),
         click.option(
             "--server-jitter-ms",

@@ -8,6 +8,7 @@ from typing import Any
 from tsobench.strategies import APIS, ClientOptions
 
 DEFAULT_DURATION_S = 10.0
+LOOPS = ("asyncio", "uvloop")
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,7 @@ class RunConfig:
     connections: int = 1
     timeout_s: float = 5.0
     cluster_id: int | None = None
+    loop: str = "asyncio"  # the asyncio API's event loop: asyncio or uvloop
     server: ServerKnobs = field(default_factory=ServerKnobs)
 
     def __post_init__(self) -> None:
@@ -56,6 +58,8 @@ class RunConfig:
             raise ConfigError(str(exc)) from None
         if self.api not in APIS:
             raise ConfigError(f"unknown api {self.api!r}; choose from {', '.join(APIS)}")
+        if self.loop not in LOOPS:
+            raise ConfigError(f"unknown loop {self.loop!r}; choose from {', '.join(LOOPS)}")
         if self.duration_s is not None and self.requests is not None:
             raise ConfigError("give --duration or --requests, not both")
         if self.duration_s is None and self.requests is None:

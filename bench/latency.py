@@ -11,6 +11,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 
 LOWEST_US = 1
@@ -23,13 +24,29 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
-def histogram_of(values: Iterable[int]) -> HdrHistogram:
-    """Record values as they are (no clamping); one the histogram cannot hold is an error."""
+def histogram_of(values: np.ndarray | Iterable[int]) -> HdrHistogram:
+    """Record values as they are (no clamping); one the histogram cannot hold is an error.
+
+    Vectorised: the bucket index of every value is computed with numpy (the
+    same arithmetic as ``HdrHistogram._counts_index_for``) and the counts are
+    added in one pass, so folding a million latencies takes milliseconds.
+    """
     h = new_histogram()
-    record = h.record_value
-    for v in values:
-        if not record(v):
-            raise ValueError(f"latency {v} us is outside the histogram's range [0, {HIGHEST_US}]")
+    v = np.asarray(values if isinstance(values, np.ndarray) else np.fromiter(values, np.int64), np.int64)
+    if len(v) == 0:
+        return h
+    if v.min() < 0 or v.max() > HIGHEST_US:
+        bad = v[(v < 0) | (v > HIGHEST_US)][0]
+        raise ValueError(f"latency {bad} us is outside the histogram's range [0, {HIGHEST_US}]")
+    # bit length of (value | sub_bucket_mask): exact through float64 for values below 2**53
+    _, bits = np.frexp((v | h.sub_bucket_mask).astype(np.float64))
+    bucket = bits.astype(np.int64) - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+    sub_bucket = v >> (bucket + h.unit_magnitude)
+    index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket - h.sub_bucket_half_count
+    counts = np.ctypeslib.as_array(h.counts)
+    counts += np.bincount(index, minlength=h.counts_len)[: h.counts_len].astype(counts.dtype)
+    h.total_count = len(v)
+    h.min_value, h.max_value = int(v.min()), int(v.max())
     return h
 
 

@@ -20,6 +20,7 @@ from . import latency
 from .checker import Verdict, merge_ranges
 from .config import RunConfig, ShardConfig
 from .environment import environment
+from .fairness import fairness, littles_law_ratio
 from .results import RunResult, new_run_id, utc_now
 from .shard import GRACE_S, ShardResult
 from .worker import main as worker_main
@@ -248,6 +249,8 @@ def _merge(
     ok = sum(p.requests_ok for p in parts)
     timestamps = sum(p.timestamps for p in parts)
     cpu_s = sum(p.cpu_s for p in parts)
+    completions = [n for p in parts for n in p.completions]
+    callers = config.concurrency * config.processes
     metrics: dict[str, Any] = {
         "requests_ok": ok,
         "requests_failed": sum(p.requests_failed for p in parts) + lost_callers,
@@ -258,6 +261,14 @@ def _merge(
         "latency_us": latency.summarize(merged),
         "errors": dict(errors),
         "hung": sum(p.hung for p in parts),
+        "callers": callers,
+        "fairness": fairness(completions),  # callers of a lost shard count as shard_failed, not here
+        "in_flight_at_end": sum(p.in_flight_at_end for p in parts),
+        "censored": sum(p.censored for p in parts),
+        "littles_law_ratio": None
+        if config.open_loop
+        else littles_law_ratio(sum(p.answered_us for p in parts), measured_s, callers),
+        "reconnects": sum(p.reconnects for p in parts),
         "streams_opened": sum(p.streams_opened for p in parts),
         "client_cpu_s": round(cpu_s, 4),
         "client_cpu_us_per_ts": round(cpu_s * 1e6 / timestamps, 3) if timestamps else None,
@@ -288,6 +299,7 @@ def _merge(
                 "measured_s": round(p.measured_s, 6),
                 "cpu_s": round(p.cpu_s, 4),
                 "errors": p.errors,
+                "completions_per_caller": p.completions,
             }
             for p in parts
         ]

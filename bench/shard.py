@@ -8,6 +8,18 @@ Timing: closed loop, a caller sends as soon as its previous reply is back;
 open loop, each caller follows its own seeded Poisson schedule, so the sum over
 callers is Poisson at the total rate, and latency counts from each request's
 intended start (coordinated-omission safe) as well as from its actual send.
+
+The hot path only reads the clock and appends to arrays: no timer, task or
+lock per request (deadlines are the strategy's, by one watchdog per client).
+Everything else happens once the run is over (``Tally``):
+
+- a request counts in the window where it completes: one that started in the
+  warm-up and completes in the measured window counts with its full latency;
+- a request still in flight when the window closes is *censored*: its wait so
+  far goes into the latency histogram, so a caller that waits forever shows as
+  a tail as long as the run, never as nothing;
+- completions per caller give the fairness figures; a caller with none in the
+  window is *starved*.
 """
 
 from __future__ import annotations
@@ -16,11 +28,15 @@ import asyncio
 import random
 import threading
 import time
+from array import array
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from tsobench import strategies
+from tsobench.strategies.deadline import period_for
 from tsobench.strategies.stream import streams_opened
 
 from . import latency
@@ -28,7 +44,11 @@ from .checker import CallerCheck, Ranges, merge_ranges, out_of_real_time_order
 from .config import ShardConfig
 from .errors import error_kind
 
-GRACE_S = 2.0  # after the deadline, how long a shard waits for stuck callers
+GRACE_S = 2.0  # how long a shard waits for its client to close
+DRAIN_S = 1.0  # at most this long after the window for in-flight requests to finish
+SLACK_S = 0.1  # scheduling slack on top of a strategy's deadline before a wait counts as hung
+IDLE = -1  # a caller's ``pending`` when it waits for nothing
+FOREVER_US = 1 << 62
 
 
 def now_us() -> int:
@@ -44,71 +64,60 @@ class ShardResult:
     measured_s: float
     cpu_s: float
     errors: dict[str, int]
-    hung: int
+    hung: int  # requests still waiting well past their deadline when the shard gave up
     streams_opened: int
-    latency: str
+    latency: str  # encoded HDR histogram, µs from the intended start; censored waits included
     latency_uncorrected: str
     checked: int
     non_monotonic: int  # out of real-time order within this process
     non_monotonic_per_caller: int
     mismatched: int
     ranges: Ranges = field(repr=False)
+    completions: list[int] = field(default_factory=list)  # per caller, in the measured window
+    in_flight_at_end: int = 0  # requests still waiting when the window closed
+    answered_us: int = 0  # summed latency of the answered requests (Little's law)
+    reconnects: int = 0  # streams reopened after a failure (the strategy's, if it counts them)
     interrupted: bool = False
+
+    @property
+    def censored(self) -> int:
+        """Waits recorded without an answer: the requests in flight at the close."""
+        return self.in_flight_at_end
 
 
 class Caller:
     """One caller's loop state; everything it touches in the hot path is its own."""
 
-    def __init__(self, shard: ShardConfig, index: int, clock: Clock) -> None:
+    def __init__(self, shard: ShardConfig, index: int) -> None:
         self.count = shard.run.count
         self.quota = shard.caller_quota(index)
-        self.clock = clock
         rate = shard.caller_rate()
         self.mean_gap_us = 1e6 / rate if rate else 0.0
         self.random = random.Random(f"{shard.seed}-{index}")
-        self.next_us = clock.start_us + self._gap()
-        self.latencies = latency.CallerLatencies()
-        self.check = CallerCheck()
-        self.ok = 0
-        self.failed = 0
-        self.timestamps = 0
-        self.errors: Counter[str] = Counter()
-        self.in_request = False
-        self.abandoned = False  # given up on as hung; a late reply is ignored
-        self.last_done_us = 0
+        self.check = CallerCheck(self.count)
+        # open loop only: when each request was meant to start (closed loop: when it was sent)
+        self.intended = array("q") if self.mean_gap_us else self.check.sent
+        self.failures: list[tuple[int, int, str]] = []  # (intended, done, error kind)
+        self.pending = IDLE  # intended start of the request in flight
+        self.abandoned = False  # given up on: a late reply is not recorded
 
-    def _gap(self) -> float:
-        return self.random.expovariate(1.0) * self.mean_gap_us if self.mean_gap_us else 0.0
+    def gaps(self, start_us: int) -> Callable[[], int]:
+        """Intended starts of an open-loop schedule, one per call."""
+        mean, expovariate = self.mean_gap_us, self.random.expovariate
+        at = float(start_us)
 
-    def next_start(self) -> int | None:
-        """Intended start of the next request, or None when this caller is done."""
-        clock = self.clock
-        if self.quota is not None and self.ok + self.failed >= self.quota:
-            return None
-        if self.mean_gap_us:
-            intended = int(self.next_us)
-            self.next_us += self._gap()
-        else:
-            intended = now_us()
-        return intended if intended < clock.end_us else None
+        def next_start() -> int:
+            nonlocal at
+            at += expovariate(1.0) * mean
+            return int(at)
 
-    def done(self, intended: int, sent: int, ts: strategies.Timestamp | None, exc: BaseException | None) -> None:
-        finished = now_us()
-        if self.abandoned:
-            return
-        self.in_request = False
-        if ts is not None:
-            self.check.observe(ts, self.count, sent, finished)
-        if intended < self.clock.measure_from_us:
-            return  # warm-up: checked for correctness, excluded from the figures
-        self.last_done_us = finished
-        if exc is None:  # latency is that of answers: a fast failure is not a fast reply
-            self.latencies.record(intended, sent, finished)
-            self.ok += 1
-            self.timestamps += self.count
-        else:
-            self.failed += 1
-            self.errors[error_kind(exc)] += 1
+        return next_start
+
+    def fail(self, intended: int, exc: BaseException) -> None:
+        self.failures.append((intended, now_us(), error_kind(exc)))
+
+    def finished(self) -> int:
+        return len(self.check.done) + len(self.failures)
 
 
 @dataclass
@@ -117,15 +126,14 @@ class Clock:
 
     start_us: int
     measure_from_us: int
-    end_us: int
+    end_us: int  # the window closes; FOREVER_US with --requests (the quotas end each caller)
     stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def starting_now(cls, shard: ShardConfig) -> Clock:
         start = now_us()
         measure_from = start + int(shard.run.warmup_s * 1e6)
-        forever = 1 << 62  # --requests: the quota, not the clock, ends each caller
-        end = forever if shard.run.duration_s is None else measure_from + int(shard.run.duration_s * 1e6)
+        end = FOREVER_US if shard.run.duration_s is None else measure_from + int(shard.run.duration_s * 1e6)
         return cls(start, measure_from, end)
 
     def interrupt(self) -> None:
@@ -133,96 +141,214 @@ class Clock:
         self.stop.set()
 
 
-def _thread_caller(client: strategies.TsoClient, caller: Caller) -> None:
-    count = caller.count
-    while (intended := caller.next_start()) is not None:
-        delay = intended - now_us()
-        if delay > 0:
+# ---------------------------------------------------------------- the callers' loops
+# Two per API (closed, open) so that neither pays for the other's branches.
+
+
+def _quota_limit(caller: Caller, clock: Clock, n: int, t: int) -> int:
+    """With --requests, a caller's quota counts from the end of the warm-up."""
+    if caller.quota is None:
+        return FOREVER_US
+    return n + caller.quota if t >= clock.measure_from_us else FOREVER_US
+
+
+def _thread_closed(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
+    count, check = c.count, c.check
+    sent_log, done_log, last_log = check.sent.append, check.done.append, check.lasts.append
+    n, limit, t = 0, FOREVER_US, now_us()
+    while t < clock.end_us:
+        if limit == FOREVER_US and c.quota is not None:
+            limit = _quota_limit(c, clock, n, t)
+        if n >= limit:
+            break
+        n += 1
+        c.pending = t
+        try:
+            ts = get_ts(count)
+        except Exception as exc:
+            if c.abandoned:
+                return
+            c.fail(t, exc)
+            t = now_us()
+            continue
+        done = now_us()
+        if c.abandoned:
+            return
+        if ts.count != count:
+            check.odd_counts[len(check.lasts)] = ts.count
+        sent_log(t)
+        done_log(done)
+        last_log(ts.last)
+        t = done
+    c.pending = IDLE
+
+
+def _thread_open(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
+    count, check = c.count, c.check
+    sent_log, done_log, last_log, intended_log = (
+        check.sent.append,
+        check.done.append,
+        check.lasts.append,
+        c.intended.append,
+    )
+    next_start = c.gaps(clock.start_us)
+    n, limit = 0, FOREVER_US
+    while (intended := next_start()) < clock.end_us:
+        if limit == FOREVER_US and c.quota is not None:
+            limit = _quota_limit(c, clock, n, intended)
+        if n >= limit:
+            break
+        n += 1
+        c.pending = intended
+        if (delay := intended - now_us()) > 0:
             time.sleep(delay / 1e6)
         sent = now_us()
-        caller.in_request = True
         try:
-            ts = client.get_ts(count)
+            ts = get_ts(count)
         except Exception as exc:
-            caller.done(intended, sent, None, exc)
-        else:
-            caller.done(intended, sent, ts, None)
+            if c.abandoned:
+                return
+            c.fail(intended, exc)
+            continue
+        done = now_us()
+        if c.abandoned:
+            return
+        if ts.count != count:
+            check.odd_counts[len(check.lasts)] = ts.count
+        intended_log(intended)
+        sent_log(sent)
+        done_log(done)
+        last_log(ts.last)
+    c.pending = IDLE
 
 
-async def _async_caller(client: strategies.AsyncTsoClient, caller: Caller, timeout_s: float) -> None:
-    count = caller.count
-    while (intended := caller.next_start()) is not None:
-        delay = intended - now_us()
-        if delay > 0:
+async def _async_closed(get_ts: Callable[[int], Awaitable[strategies.Timestamp]], c: Caller, clock: Clock) -> None:
+    count, check = c.count, c.check
+    sent_log, done_log, last_log = check.sent.append, check.done.append, check.lasts.append
+    n, limit, t = 0, FOREVER_US, now_us()
+    while t < clock.end_us:
+        if limit == FOREVER_US and c.quota is not None:
+            limit = _quota_limit(c, clock, n, t)
+        if n >= limit:
+            break
+        n += 1
+        c.pending = t
+        try:
+            ts = await get_ts(count)
+        except Exception as exc:
+            c.fail(t, exc)
+            t = now_us()
+            continue
+        done = now_us()
+        if ts.count != count:
+            check.odd_counts[len(check.lasts)] = ts.count
+        sent_log(t)
+        done_log(done)
+        last_log(ts.last)
+        t = done
+    c.pending = IDLE
+
+
+async def _async_open(get_ts: Callable[[int], Awaitable[strategies.Timestamp]], c: Caller, clock: Clock) -> None:
+    count, check = c.count, c.check
+    sent_log, done_log, last_log, intended_log = (
+        check.sent.append,
+        check.done.append,
+        check.lasts.append,
+        c.intended.append,
+    )
+    next_start = c.gaps(clock.start_us)
+    n, limit = 0, FOREVER_US
+    while (intended := next_start()) < clock.end_us:
+        if limit == FOREVER_US and c.quota is not None:
+            limit = _quota_limit(c, clock, n, intended)
+        if n >= limit:
+            break
+        n += 1
+        c.pending = intended
+        if (delay := intended - now_us()) > 0:
             await asyncio.sleep(delay / 1e6)
         sent = now_us()
-        caller.in_request = True
         try:
-            async with asyncio.timeout(timeout_s):
-                ts = await client.get_ts(count)
+            ts = await get_ts(count)
         except Exception as exc:
-            caller.done(intended, sent, None, exc)
-        else:
-            caller.done(intended, sent, ts, None)
+            c.fail(intended, exc)
+            continue
+        done = now_us()
+        if ts.count != count:
+            check.odd_counts[len(check.lasts)] = ts.count
+        intended_log(intended)
+        sent_log(sent)
+        done_log(done)
+        last_log(ts.last)
+    c.pending = IDLE
 
 
-def _deadline_s(shard: ShardConfig, clock: Clock) -> float:
-    """Seconds from now until the shard stops waiting for its callers."""
-    if shard.run.duration_s is None:
-        return shard.run.expected_seconds() + GRACE_S
-    return (clock.end_us - now_us()) / 1e6 + shard.run.timeout_s + GRACE_S
+# ---------------------------------------------------------------- running them
 
 
-def _abandon_busy(callers: list[Caller]) -> int:
-    """Give up on callers still inside a request; they count as hung."""
-    hung = [c for c in callers if c.in_request]
-    for c in hung:
-        c.abandoned = True
-    return len(hung)
+def _give_up_s(shard: ShardConfig, clock: Clock) -> float:
+    """Seconds from now until the shard stops waiting for its callers (--requests runs)."""
+    return shard.run.expected_seconds() + shard.run.timeout_s + GRACE_S - (now_us() - clock.start_us) / 1e6
+
+
+def late_s(shard: ShardConfig) -> float:
+    """A wait longer than this had a deadline that never fired: the caller is hung."""
+    return shard.run.timeout_s + period_for(shard.run.timeout_s) + SLACK_S
+
+
+def _drain_s(shard: ShardConfig) -> float:
+    return min(DRAIN_S, late_s(shard))
 
 
 def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.TsoClient) -> int:
+    """Run the callers; returns the µs instant the window closed for them."""
+    loop = _thread_open if shard.run.open_loop else _thread_closed
     threads = [
-        threading.Thread(target=_thread_caller, args=(client, c), name=f"caller-{i}", daemon=True)
+        threading.Thread(target=loop, args=(client.get_ts, c, clock), name=f"caller-{i}", daemon=True)
         for i, c in enumerate(callers)
     ]
     for t in threads:
         t.start()
-    deadline = time.monotonic() + _deadline_s(shard, clock)
+    give_up = time.monotonic() + _give_up_s(shard, clock)
+    while any(t.is_alive() for t in threads) and now_us() < clock.end_us and time.monotonic() < give_up:
+        clock.stop.wait(0.05)
+    closed_at = min(now_us(), clock.end_us)
+    drain_until = time.monotonic() + _drain_s(shard)
     for t in threads:
-        while t.is_alive() and time.monotonic() < deadline:
-            if clock.stop.wait(0.05):
-                deadline = min(deadline, time.monotonic() + shard.run.timeout_s + GRACE_S)
-            t.join(0.05)
-    hung = _abandon_busy(callers)
+        t.join(max(0.0, drain_until - time.monotonic()))
+    for c in callers:
+        c.abandoned = True
     # Closing cancels the streams, which frees callers stuck in a read; a
     # close that itself hangs (a dead channel) must not hang the shard.
     closer = threading.Thread(target=client.close, daemon=True)
     closer.start()
     closer.join(GRACE_S)
-    return hung
+    return closed_at
 
 
 async def _run_tasks(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.AsyncTsoClient) -> int:
-    timeout = shard.run.timeout_s
-    tasks = [asyncio.create_task(_async_caller(client, c, timeout)) for c in callers]
+    loop_fn = _async_open if shard.run.open_loop else _async_closed
+    tasks = [asyncio.create_task(loop_fn(client.get_ts, c, clock)) for c in callers]
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + _deadline_s(shard, clock)
-    pending = set(tasks)
-    while pending and loop.time() < deadline:
-        _, pending = await asyncio.wait(pending, timeout=0.1)
-        if clock.stop.is_set():
-            deadline = min(deadline, loop.time() + timeout + GRACE_S)
-    hung = _abandon_busy(callers)
+    give_up = loop.time() + _give_up_s(shard, clock)
+    pending: set[asyncio.Task[None]] = set(tasks)
+    while pending and now_us() < clock.end_us and loop.time() < give_up:
+        _, pending = await asyncio.wait(pending, timeout=min(0.1, max(0.001, (clock.end_us - now_us()) / 1e6)))
+    closed_at = min(now_us(), clock.end_us)
+    if pending:
+        _, pending = await asyncio.wait(pending, timeout=_drain_s(shard))
+    for c in callers:
+        c.abandoned = True
     for task in pending:
         task.cancel()
     try:
-        async with asyncio.timeout(GRACE_S):
+        async with asyncio.timeout(GRACE_S):  # once per run, not per request
             await asyncio.gather(*pending, return_exceptions=True)
             await client.close()
     except TimeoutError:
         pass
-    return hung
+    return closed_at
 
 
 def run_shard(
@@ -238,11 +364,12 @@ def run_shard(
     strategy = strategies.get(shard.run.strategy)
     options = shard.run.client_options(shard.target)
     runner = None  # asyncio: one loop from open() to close(), torn down like asyncio.run does
+    client: strategies.TsoClient | strategies.AsyncTsoClient
     if shard.run.api == "thread":
         client = strategy.thread(options)
         client.open()
     else:
-        runner = asyncio.Runner()
+        runner = asyncio.Runner(loop_factory=_loop_factory(shard.run.loop))
         client = strategy.asyncio(options)
         try:
             runner.run(client.open())
@@ -253,23 +380,121 @@ def run_shard(
         on_ready()
     cpu_start = time.process_time()
     clock = Clock.starting_now(shard)
-    callers = [Caller(shard, i, clock) for i in range(shard.run.concurrency)]
+    callers = [Caller(shard, i) for i in range(shard.run.concurrency)]
     if clock_hook:
         clock_hook(clock)
     reporter = _ProgressReporter(callers, progress) if progress else None
     with _ThreadCrashes() as crashes:
         try:
             if runner is None:
-                hung = _run_threads(shard, clock, callers, client)
+                closed_at = _run_threads(shard, clock, callers, client)  # type: ignore[arg-type]
             else:
                 with runner:
-                    hung = runner.run(_run_tasks(shard, clock, callers, client))
+                    closed_at = runner.run(_run_tasks(shard, clock, callers, client))  # type: ignore[arg-type]
         finally:
             if reporter:
                 reporter.finish()
     cpu_s = time.process_time() - cpu_start
-    result = _collect(shard, clock, callers, cpu_s, streams_opened() - streams_before, hung)
-    return replace(result, errors={**result.errors, **crashes.counts}) if crashes.counts else result
+    tally = Tally(shard, clock, callers, closed_at)
+    errors = tally.errors + crashes.counts
+    return tally.result(
+        cpu_s,
+        streams=streams_opened() - streams_before,
+        errors=dict(errors),
+        reconnects=int(getattr(client, "reconnects", 0)),
+    )
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+class Tally:
+    """Everything the hot path did not do: windows, censoring, fairness, checks."""
+
+    def __init__(self, shard: ShardConfig, clock: Clock, callers: list[Caller], closed_at: int) -> None:
+        self.shard, self.clock, self.callers = shard, clock, callers
+        # With --requests the window is open until the last caller finished (or was given up on).
+        self.window = (clock.measure_from_us, closed_at)
+        self.errors: Counter[str] = Counter()
+        self.hung = 0
+        self.censored_waits: list[int] = []
+        self.completions: list[int] = []
+        self.answered_latency: list[np.ndarray] = []
+        self.answered_uncorrected: list[np.ndarray] = []
+        late_us = int(late_s(shard) * 1e6)
+        for c in callers:
+            self._caller(c, late_us)
+
+    def _caller(self, c: Caller, late_us: int) -> None:
+        start, end = self.window
+        check = c.check
+        n = min(len(check.done), len(check.sent), len(check.lasts), len(c.intended))  # a thread may be mid-append
+        done, sent, intended = _int64(check.done)[:n], _int64(check.sent)[:n], _int64(c.intended)[:n]
+        in_window = (done >= start) & (done < end)
+        self.answered_latency.append(done[in_window] - intended[in_window])
+        self.answered_uncorrected.append(done[in_window] - sent[in_window])
+        late = (intended < end) & (done >= end)  # answered, but after the close
+        self.censored_waits.extend((end - intended[late]).tolist())
+        failed_in_window = 0
+        for began, finished, kind in c.failures:
+            if start <= finished < end:
+                failed_in_window += 1
+                self.errors[kind] += 1
+            elif began < end <= finished:
+                self.censored_waits.append(end - began)
+        if c.pending != IDLE and c.pending < end and (len(done) == 0 or c.pending > int(intended[-1])):
+            wait = end - c.pending  # never answered: still waiting when the shard stopped
+            self.censored_waits.append(wait)
+            if now_us() - c.pending > late_us:
+                self.hung += 1  # well past its deadline: the strategy enforced none
+        self.completions.append(int(np.count_nonzero(in_window)) + failed_in_window)
+
+    def result(self, cpu_s: float, streams: int, errors: dict[str, int], reconnects: int) -> ShardResult:
+        clock, callers = self.clock, self.callers
+        corrected = np.concatenate([*self.answered_latency, np.array(self.censored_waits, np.int64)])
+        uncorrected = np.concatenate([*self.answered_uncorrected, np.array(self.censored_waits, np.int64)])
+        ok = sum(len(a) for a in self.answered_latency)
+        if self.hung:
+            errors = {**errors, "hung": errors.get("hung", 0) + self.hung}
+        failed = sum(self.errors.values()) + self.hung
+        start, end = self.window
+        if self.shard.run.duration_s is None:  # --requests: measured until the last completion
+            finished = [int(c.check.done[-1]) for c in callers if len(c.check.done)]
+            finished += [c.failures[-1][1] for c in callers if c.failures]
+            end = min(end, max([start, *finished]))
+        checks = [c.check for c in callers]
+        return ShardResult(
+            index=self.shard.index,
+            requests_ok=ok,
+            requests_failed=failed,
+            timestamps=ok * self.shard.run.count,
+            measured_s=max(0.0, (end - start) / 1e6),
+            cpu_s=cpu_s,
+            errors=errors,
+            hung=self.hung,
+            streams_opened=streams,
+            latency=latency.encode(latency.histogram_of(corrected)),
+            latency_uncorrected=latency.encode(latency.histogram_of(uncorrected)),
+            checked=sum(c.checked for c in checks),
+            non_monotonic=out_of_real_time_order(checks),
+            non_monotonic_per_caller=sum(c.non_monotonic for c in checks),
+            mismatched=sum(c.mismatched for c in checks),
+            ranges=merge_ranges(c.ranges() for c in checks),
+            completions=self.completions,
+            in_flight_at_end=len(self.censored_waits),
+            answered_us=int(sum(int(a.sum()) for a in self.answered_latency)),
+            reconnects=reconnects,
+            interrupted=clock.stop.is_set(),
+        )
+
+
+def _int64(values: array) -> np.ndarray:
+    return np.frombuffer(values, np.int64)
 
 
 class _ThreadCrashes:
@@ -291,43 +516,10 @@ class _ThreadCrashes:
         threading.excepthook = self._previous
 
 
-def _collect(
-    shard: ShardConfig, clock: Clock, callers: list[Caller], cpu_s: float, streams: int, hung: int
-) -> ShardResult:
-    errors: Counter[str] = Counter()
-    for c in callers:
-        errors.update(c.errors)
-    if hung:
-        errors["hung"] += hung
-    corrected = latency.histogram_of(v for c in callers for v in c.latencies.corrected)
-    uncorrected = latency.histogram_of(v for c in callers for v in c.latencies.uncorrected)
-    last_done = max((c.last_done_us for c in callers), default=0)
-    measured_s = max(0.0, (last_done - clock.measure_from_us) / 1e6)
-    return ShardResult(
-        index=shard.index,
-        requests_ok=sum(c.ok for c in callers),
-        requests_failed=sum(c.failed for c in callers) + hung,
-        timestamps=sum(c.timestamps for c in callers),
-        measured_s=measured_s,
-        cpu_s=cpu_s,
-        errors=dict(errors),
-        hung=hung,
-        streams_opened=streams,
-        latency=latency.encode(corrected),
-        latency_uncorrected=latency.encode(uncorrected),
-        checked=sum(c.check.checked for c in callers),
-        non_monotonic=out_of_real_time_order(c.check for c in callers),
-        non_monotonic_per_caller=sum(c.check.non_monotonic for c in callers),
-        mismatched=sum(c.check.mismatched for c in callers),
-        ranges=merge_ranges(c.check.ranges() for c in callers),
-        interrupted=clock.stop.is_set(),
-    )
-
-
 class _ProgressReporter:
-    """Publishes the shard's completed-request count a few times a second."""
+    """Publishes the shard's finished-request count a few times a second."""
 
-    def __init__(self, callers: list[Caller], publish: Callable[[int], None]) -> None:
+    def __init__(self, callers: Sequence[Caller], publish: Callable[[int], None]) -> None:
         self._callers, self._publish = callers, publish
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="progress")
@@ -335,9 +527,9 @@ class _ProgressReporter:
 
     def _loop(self) -> None:
         while not self._done.wait(0.25):
-            self._publish(sum(c.ok + c.failed for c in self._callers))
+            self._publish(sum(c.finished() for c in self._callers))
 
     def finish(self) -> None:
         self._done.set()
         self._thread.join()
-        self._publish(sum(c.ok + c.failed for c in self._callers))
+        self._publish(sum(c.finished() for c in self._callers))

@@ -34,6 +34,22 @@ def verdict(result: RunResult) -> str:
     return f"[{style}]{word}[/] ({escape(j.detail)}){control}"
 
 
+def fairness_line(m: dict) -> str:
+    """Completions per caller, starvation, censored waits and Little's law, in one line."""
+    f = m["fairness"]
+    jain = "-" if f["jain"] is None else f"{f['jain']:.3f}"
+    line = f"jain {jain}  per caller {f['min_per_caller']:,}..{f['max_per_caller']:,}"
+    if f["starved_callers"]:
+        line += f"  [bold red]{f['starved_callers']} of {m['callers']} callers starved[/]"
+    ratio = m.get("littles_law_ratio")
+    if ratio is not None and not LITTLE_LOW <= ratio <= LITTLE_HIGH:
+        line += f"  [yellow]Little's law {ratio:.2f}: callers waited on something the latency does not show[/]"
+    return line
+
+
+LITTLE_LOW, LITTLE_HIGH = 0.8, 1.2
+
+
 def run_table(result: RunResult) -> Table:
     cfg, m = result.config, result.metrics
     lat = m["latency_us"]
@@ -58,6 +74,12 @@ def run_table(result: RunResult) -> Table:
         u = m["latency_uncorrected_us"]
         table.add_row("uncorrected", "  ".join(f"{k} {u[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
     table.add_row("errors", error_list(m["errors"]))
+    if "fairness" in m:
+        table.add_row("fairness", fairness_line(m))
+    if m.get("censored"):
+        table.add_row("at the close", f"{m['censored']:,} requests in flight: their waits so far are in the latency")
+    if m.get("reconnects"):
+        table.add_row("reconnects", f"{m['reconnects']:,} streams reopened after a failure")
     cpu = f"{m['client_cpu_s']:.2f}s"
     if m.get("client_cpu_us_per_ts"):
         cpu += f"  ({m['client_cpu_us_per_ts']:.1f} µs per timestamp)"
