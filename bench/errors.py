@@ -9,9 +9,12 @@ import grpc
 
 def error_kind(exc: BaseException) -> str:
     """gRPC status name, or the exception type for the non-gRPC ways a shared
-    stream breaks (ValueError is grpcio's "Internal gRPC call error 8")."""
+    stream breaks (ValueError is grpcio's "Internal gRPC call error 8").
+    Every missed deadline is ``timeout``, whoever enforced it."""
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
         code = exc.code()
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return "timeout"  # gRPC's own deadline: the same thing as the watchdog's
         return code.name if code is not None else "RpcError"
     if isinstance(exc, asyncio.InvalidStateError):
         return "InvalidStateError"

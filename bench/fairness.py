@@ -25,7 +25,7 @@ def fairness(completions: Sequence[int]) -> Fairness:
     if len(x) == 0:
         return Fairness(jain=None, min_per_caller=0, max_per_caller=0, starved_callers=0)
     squares = float((x * x).sum())
-    jain = round(float(x.sum()) ** 2 / (len(x) * squares), 4) if squares else None
+    jain = float(x.sum()) ** 2 / (len(x) * squares) if squares else None
     return Fairness(
         jain=jain,
         min_per_caller=int(x.min()),

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsobench import strategies
+from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
 from tsobench.strategies.deadline import period_for
 from tsobench.strategies.stream import streams_opened
 
@@ -45,7 +46,7 @@ from .config import ShardConfig
 from .errors import error_kind
 
 GRACE_S = 2.0  # how long a shard waits for its client to close
-DRAIN_S = 1.0  # at most this long after the window for in-flight requests to finish
+DRAIN_S = 2.0  # at most this long after the window for in-flight requests to finish
 SLACK_S = 0.1  # scheduling slack on top of a strategy's deadline before a wait counts as hung
 IDLE = -1  # a caller's ``pending`` when it waits for nothing
 FOREVER_US = 1 << 62
@@ -293,8 +294,11 @@ def _give_up_s(shard: ShardConfig, clock: Clock) -> float:
 
 
 def late_s(shard: ShardConfig) -> float:
-    """A wait longer than this had a deadline that never fired: the caller is hung."""
-    return shard.run.timeout_s + period_for(shard.run.timeout_s) + SLACK_S
+    """A wait longer than this had a deadline that never fired: the caller is hung.
+    A strategy may spend a reconnect backoff before it sends, then its deadline
+    fires within one watchdog period."""
+    timeout = shard.run.timeout_s
+    return LONGEST_BACKOFF_S + timeout + period_for(timeout) + SLACK_S
 
 
 def _drain_s(shard: ShardConfig) -> float:

@@ -70,12 +70,12 @@ class ThreadClient(ThreadClientBase):
     def get_ts(self, count: int = 1) -> Timestamp:
         watchdog = self._watchdog
         slot = self._handoff.acquire(watchdog.tick)
+        slot.since = watchdog.tick  # the deadline covers a reconnect backoff too
         try:
             stream = slot.stream
             if stream is None:
                 self.backoff.wait()
                 stream = slot.stream = SyncStream(self.channels.stub())
-            slot.since = watchdog.tick
             stream.send(self.channels.request(count))
             reply = stream.recv()  # type: ignore[union-attr]
             slot.since = IDLE
@@ -116,12 +116,12 @@ class AsyncClient(AsyncClientBase):
     async def get_ts(self, count: int = 1) -> Timestamp:
         watchdog = self._watchdog
         slot = await self._handoff.acquire(watchdog.tick)
+        slot.since = watchdog.tick  # the deadline covers a reconnect backoff too
         try:
             stream = slot.stream
             if stream is None:
                 await self.backoff.wait_async()
                 stream = slot.stream = AsyncStream(self.channels.stub())
-            slot.since = watchdog.tick
             await stream.send(self.channels.request(count))  # type: ignore[misc]
             reply = await stream.recv()  # type: ignore[misc]
             slot.since = IDLE

@@ -1,6 +1,7 @@
 """The tsobench command line, run as a user would (a real process)."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -90,3 +91,69 @@ def test_unreachable_target_is_a_clear_error():
     out = tsobench("run", "-s", "locked", "--target", "127.0.0.1:1", "--duration", "0.2", "--timeout", "1", "--quiet")
     assert out.returncode in (1, 3)
     assert "Traceback" not in out.stderr
+
+
+PLUGIN = '''
+import asyncio
+from tsobench.strategies import Strategy, Timestamp
+
+
+class TwoOnly:
+    """Answers the first two callers that ask, forever; leaves the others waiting (no error, no reply)."""
+
+    def __init__(self, options):
+        self.served, self.next = set(), 1 << 40
+
+    async def open(self):
+        self.never = asyncio.get_running_loop().create_future()
+
+    async def get_ts(self, count=1):
+        task = asyncio.current_task()
+        if task not in self.served:
+            if len(self.served) >= 2:
+                await self.never
+            self.served.add(task)
+        await asyncio.sleep(0)
+        self.next += count
+        return Timestamp(self.next >> 18, self.next & 262143, count)
+
+    async def close(self):
+        pass
+
+
+STRATEGY = Strategy("two-only", "answers two callers", TwoOnly, TwoOnly)
+'''
+
+
+def test_a_strategy_that_leaves_callers_waiting_exits_3_as_starved(tmp_path):
+    """A third-party plugin (a real entry point) that never answers some callers."""
+    (tmp_path / "two_only.py").write_text(PLUGIN)
+    dist = tmp_path / "two_only-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: two-only\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[tsobench.strategies]\ntwo-only = two_only:STRATEGY\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    args = [
+        "run",
+        "-s",
+        "two-only",
+        "--api",
+        "asyncio",
+        "-c",
+        "6",
+        "--duration",
+        "1",
+        "--warmup",
+        "0",
+        "-o",
+        f"{tmp_path}/",
+    ]
+    out = subprocess.run(
+        [sys.executable, "-P", "-m", "tsobench.bench", *args], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "STARVED" in out.stdout
+    result = json.loads(next(tmp_path.glob("*two-only*.json")).read_text())
+    assert result["metrics"]["fairness"]["starved_callers"] == 4
+    assert result["metrics"]["censored"] >= 4
+    assert result["metrics"]["latency_us"]["max"] >= 900_000

@@ -6,6 +6,7 @@ import pytest
 
 from tsobench.bench import latency, results
 from tsobench.bench.config import RunConfig
+from tsobench.bench.fairness import fairness
 from tsobench.bench.runner import hard_limit_s, run
 
 
@@ -106,3 +107,13 @@ def test_results_of_another_schema_version_are_refused(tmp_path):
     path.write_text('{"schema_version": 999}')
     with pytest.raises(ValueError, match="schema_version"):
         results.read(path)
+
+
+def test_fairness_merges_across_processes():
+    config = RunConfig(strategy="null", api="asyncio", concurrency=3, processes=2, duration_s=0.5, warmup_s=0)
+    result = run(config)
+    per_shard = [s["completions_per_caller"] for s in result.shards]
+    assert [len(c) for c in per_shard] == [3, 3]
+    assert result.metrics["fairness"] == fairness(per_shard[0] + per_shard[1])
+    assert result.metrics["callers"] == 6
+    assert result.judgement.clean

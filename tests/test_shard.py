@@ -1,14 +1,20 @@
 """One shard in-process: load shapes, warm-up, deadlines, a server that dies."""
 
+import asyncio
 import threading
 import time
 
 import pytest
 
+from tsobench import strategies
 from tsobench.bench import latency
 from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.fairness import fairness
 from tsobench.bench.shard import run_shard
-from tsobench.server import ChildServer
+from tsobench.server import ChildServer, ServerConfig
+from tsobench.strategies import Timestamp, registry
+
+SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
 
 
 def shard(config: RunConfig, target: str) -> ShardConfig:
@@ -84,3 +90,96 @@ def test_thread_callers_stuck_past_the_deadline_are_reported_as_hung(child_serve
     assert time.monotonic() - started < 8
     assert result.hung == 3
     assert result.errors == {"hung": 3}
+
+
+def test_a_request_crossing_the_warmup_boundary_counts_with_its_full_latency(tmp_path):
+    """Started in the warm-up, answered in the window: counted, with all of its wait."""
+    with ChildServer(ServerConfig(data_dir=str(tmp_path), delay_ms=400)) as slow:
+        config = RunConfig(strategy="locked", api="asyncio", concurrency=1, duration_s=0.6, warmup_s=0.2, timeout_s=3)
+        result = run_shard(shard(config, slow.address))
+    h = latency.decode(result.latency)
+    assert result.requests_ok >= 1
+    assert h.get_min_value() >= 380_000  # the first request's 400 ms, not the 200 ms inside the window
+    assert h.get_total_count() == result.requests_ok + result.censored
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+@pytest.mark.parametrize("name", SAFE)
+def test_deadlines_fire_promptly_for_every_strategy(tmp_path, name, api):
+    """A server slower than --timeout gives timeouts, not hangs, and the run ends on time."""
+    with ChildServer(ServerConfig(data_dir=str(tmp_path), delay_ms=1500)) as slow:
+        config = RunConfig(strategy=name, api=api, concurrency=4, duration_s=1.2, warmup_s=0, timeout_s=0.3)
+        started = time.monotonic()
+        result = run_shard(shard(config, slow.address))
+        took = time.monotonic() - started
+    assert result.errors.get("timeout", 0) > 0, result.errors
+    assert result.requests_ok == 0
+    assert result.hung == 0
+    assert took < 1.2 + 0.3 + 1.0 + 2.0  # window + deadline + drain + closing, never a full grace per caller
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+@pytest.mark.parametrize("name", ["pool", "locked"])
+def test_exclusive_streams_are_handed_out_in_fifo_order(child_server, name, api):
+    """64 callers on 8 streams (or one lock): every caller gets its turns."""
+    config = RunConfig(strategy=name, api=api, concurrency=64, pool_size=8, duration_s=1.0, warmup_s=0.2)
+    result = run_shard(shard(config, child_server.address))
+    assert result.errors == {}
+    assert min(result.completions) > 0, result.completions
+    assert fairness(result.completions)["jain"] > 0.9
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+def test_the_null_strategy_is_clean(api):
+    config = RunConfig(strategy="null", api=api, concurrency=16, duration_s=0.5, warmup_s=0.1, count=3)
+    result = run_shard(shard(config, "unused:1"))
+    assert result.requests_ok > 100
+    assert (result.ranges.duplicates, result.non_monotonic, result.mismatched) == (0, 0, 0)
+    assert fairness(result.completions)["starved_callers"] == 0
+
+
+class _HalfDeaf:
+    """Answers even-numbered callers and leaves the others waiting: no error, no reply."""
+
+    def __init__(self, options):
+        self._next = 1 << 40
+        self._forever = None
+
+    async def open(self):
+        self._forever = asyncio.get_running_loop().create_future()
+
+    async def get_ts(self, count=1):
+        task = asyncio.current_task()
+        if int(task.get_name().rsplit("-", 1)[-1]) % 2:
+            await self._forever
+        await asyncio.sleep(0)
+        self._next += count
+        return Timestamp(self._next >> 18, self._next & ((1 << 18) - 1), count)
+
+    async def close(self):
+        pass
+
+
+def test_callers_left_waiting_are_starved_and_censored(monkeypatch):
+    half = strategies.Strategy("half-deaf", "answers half of its callers", _HalfDeaf, _HalfDeaf)
+    monkeypatch.setattr(strategies, "get", lambda name: half)
+    monkeypatch.setattr(asyncio, "create_task", _numbered_tasks(asyncio.create_task))
+    config = RunConfig(strategy="dispatcher", api="asyncio", concurrency=4, duration_s=1.0, warmup_s=0, timeout_s=5)
+    started = time.monotonic()
+    result = run_shard(shard(config, "unused:1"))
+    assert time.monotonic() - started < 1.0 + 1.0 + 2.5  # the drain is bounded, not a full timeout
+    assert fairness(result.completions)["starved_callers"] == 2
+    assert result.censored >= 2
+    assert latency.decode(result.latency).get_max_value() >= 900_000  # the starved waits, as a tail
+
+
+def _numbered_tasks(create_task):
+    counter = iter(range(1_000_000))
+
+    def create(coro, **kwargs):
+        name = getattr(coro, "__name__", "")
+        if name in ("_async_closed", "_async_open"):
+            kwargs["name"] = f"caller-{next(counter)}"
+        return create_task(coro, **kwargs)
+
+    return create
