@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -338,6 +339,8 @@ def run_command(output: str | None, quiet: bool, **kwargs) -> None:
     from .runner import RunError, run
     from .summary import print_run, progress_line
 
+    # SIGTERM (a scheduler, a timeout, kill) stops the run like Ctrl-C: load stopped, results saved, server gone.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     config = build_config(**kwargs)
     err = Console(stderr=True)
     try:

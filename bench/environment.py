@@ -30,20 +30,23 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    """A read-only git command on this checkout: --no-optional-locks keeps ``status`` from
+    refreshing the index, which would take .git/index.lock under the user's feet."""
     root = Path(__file__).resolve().parent.parent
+    return subprocess.run(
+        ["git", "--no-optional-locks", "-C", str(root), *args], capture_output=True, text=True, timeout=5
+    )
+
+
+def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        out = _git("rev-parse", "HEAD")
+        if out.returncode != 0:
+            return None
+        dirty = _git("status", "--porcelain", "--untracked-files=no").stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if out.returncode != 0:
-        return None
-    dirty = subprocess.run(
-        ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        timeout=5,
-    ).stdout.strip()
     return out.stdout.strip() + ("-dirty" if dirty else "")
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -48,24 +47,24 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
         url = config.target_metrics
         yield config.target, (lambda: fetch_counters(url)) if url else (lambda: None)
         return
-    with tempfile.TemporaryDirectory(prefix="tsobench-server-") as data_dir:
-        knobs = config.server
-        server_config = ServerConfig(
-            data_dir=data_dir,
-            delay_ms=knobs.delay_ms,
-            jitter_ms=knobs.jitter_ms,
-            fail_rate=knobs.fail_rate,
-            seed=config.seed,
-        )
-        server = ChildServer(server_config)
-        try:
-            server.start()
-        except Exception as exc:
-            raise RunError(f"could not start the embedded server: {exc}") from exc
-        try:
-            yield server.address, server.counters
-        finally:
-            server.close()
+    knobs = config.server
+    server_config = ServerConfig(
+        delay_ms=knobs.delay_ms,
+        jitter_ms=knobs.jitter_ms,
+        fail_rate=knobs.fail_rate,
+        seed=config.seed,
+    )
+    # Its data dir lives in its own temp dir, which it removes itself if we are killed.
+    server = ChildServer(server_config, temporary_data=True)
+    try:
+        server.start()
+    except Exception as exc:
+        server.close()
+        raise RunError(f"could not start the embedded server: {exc}") from exc
+    try:
+        yield server.address, server.counters
+    finally:
+        server.close()
 
 
 def _safe_counters(read: Callable[[], ServerCounters | None]) -> ServerCounters | None:

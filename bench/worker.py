@@ -3,11 +3,12 @@ gRPC channels are created after the process starts, never inherited)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import threading
 import time
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from multiprocessing.sharedctypes import Synchronized
 from multiprocessing.synchronize import Event
 
@@ -16,9 +17,23 @@ from .errors import describe
 from .shard import Clock, run_shard
 
 
+def _exit_with_parent() -> None:
+    """Whatever ends the parent (kill -9 too), a shard has no one left to report to: go too."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        wait([parent.sentinel])
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main(shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Event) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
 
     def on_ready() -> None:
         conn.send(("ready", None))

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
+import resource
 import signal
+import socket
 import sys
+import threading
 from pathlib import Path
 
 import grpc
@@ -21,12 +25,18 @@ from .config import ServerConfig
 from .metrics import ServerMetrics
 from .oracle import UPDATE_INTERVAL_S, TimestampOracle
 from .service import PDService
-from .window import WindowFile
+from .window import DataDirLock, WindowFile
 
 SERVICE_NAME = pdpb_pb2.DESCRIPTOR.services_by_name["PD"].full_name
-# so_reuseport=0: a second server on a busy port fails loudly instead of
-# silently sharing (and stealing) the first one's traffic.
-SERVER_OPTIONS = [("grpc.so_reuseport", 0)]
+IDLE_CONNECTION_MS = 60_000  # a connection with no RPC for a minute is closed (clients reconnect on their next call)
+HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that never speaks HTTP/2 is dropped after 10 s
+SERVER_OPTIONS = [
+    # A second server on a busy port fails loudly instead of silently sharing (and stealing) its traffic.
+    ("grpc.so_reuseport", 0),
+    # Idle or silent connections must not hold descriptors that new clients need.
+    ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
+    ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+]
 
 
 class ServerError(RuntimeError):
@@ -37,7 +47,16 @@ class TsoServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.metrics = ServerMetrics()
-        self.oracle = TimestampOracle(WindowFile(config.data_dir), window_ms=config.window_ms)
+        self._lock = DataDirLock(config.data_dir).acquire()
+        try:
+            self.oracle = TimestampOracle(
+                WindowFile(config.data_dir),
+                window_ms=config.window_ms,
+                accept_future_window=config.accept_future_window,
+            )
+        except BaseException:
+            self._lock.release()
+            raise
         self.port = 0
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
@@ -58,7 +77,8 @@ class TsoServer:
         else:
             cause = None
         if not self.port:
-            raise ServerError(f"cannot listen on {self.config.host}:{self.config.port} (in use?)") from cause
+            reason = bind_failure(self.config.host, self.config.port)
+            raise ServerError(f"cannot listen on {self.config.host}:{self.config.port}: {reason}") from cause
         pdpb_pb2_grpc.add_PDServicer_to_server(PDService(self.config, self.oracle, self.metrics, self.address), server)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -89,7 +109,7 @@ class TsoServer:
             await asyncio.sleep(UPDATE_INTERVAL_S)
             try:
                 self.oracle.tick()
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 if not failing:
                     print(f"warning: cannot save the TSO window, timestamps are held back: {exc}", file=sys.stderr)
                 failing = True
@@ -105,10 +125,52 @@ class TsoServer:
             self._http.shutdown()
             self._http.server_close()
         self.oracle.save()
+        self._lock.release()
 
     async def wait(self) -> None:
         assert self._server is not None
         await self._server.wait_for_termination()
+
+
+def describe_bind_error(code: int | None) -> str:
+    """What a failed bind means, in words an operator can act on."""
+    if code in (errno.EACCES, errno.EPERM):
+        return "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+    if code == errno.EADDRINUSE:
+        return "address in use (another server on this port?)"
+    if code == errno.EADDRNOTAVAIL:
+        return "address not available (not an address of this machine)"
+    return os.strerror(code) if code else "unknown cause"
+
+
+def bind_failure(host: str, port: int) -> str:
+    """Why gRPC could not bind (its error does not say): try the same bind with a plain socket."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r} ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return describe_bind_error(exc.errno)
+    return "unknown cause (a plain bind works)"
+
+
+def raise_descriptor_limit() -> None:
+    """One descriptor per client connection: take all the hard limit allows."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):  # macOS refuses an unlimited hard limit
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _set_on_stdin_eof(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+    """The parent holds the other end of our stdin; its exit, even by kill -9, closes it."""
+    while os.read(sys.stdin.fileno(), 4096):
+        pass
+    with contextlib.suppress(RuntimeError):  # the loop already closed: we are exiting anyway
+        loop.call_soon_threadsafe(event.set)
 
 
 def _write_atomically(path: str, text: str) -> None:
@@ -122,8 +184,11 @@ async def serve(
     port_file: str | None = None,
     metrics_port_file: str | None = None,
     announce=print,
-) -> None:
-    """Run until SIGTERM/SIGINT, then stop cleanly and save the window."""
+    exit_with_parent: bool = False,
+) -> bool:
+    """Run until SIGTERM/SIGINT (or, with ``exit_with_parent``, until stdin closes),
+    then stop cleanly and save the window. True when it stopped because stdin closed."""
+    raise_descriptor_limit()
     server = TsoServer(config)
     await server.start()
     # Handlers first, port file last: the port file says "ready", so a SIGTERM
@@ -140,8 +205,12 @@ async def serve(
     announce(f"listening on {server.address}", flush=True)
     if server.metrics_port is not None:
         announce(f"metrics on http://{config.host}:{server.metrics_port}/metrics", flush=True)
-    waiter = asyncio.create_task(server.wait())
+    orphaned = asyncio.Event()
+    if exit_with_parent:
+        threading.Thread(target=_set_on_stdin_eof, args=(loop, orphaned), daemon=True, name="parent-watch").start()
+    waiters = {asyncio.create_task(w) for w in (server.wait(), stop.wait(), orphaned.wait())}
     with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.wait({waiter, asyncio.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     await server.stop()
-    announce("stopped", flush=True)
+    announce("stopped" + (" (stdin closed: the parent is gone)" if orphaned.is_set() else ""), flush=True)
+    return orphaned.is_set()

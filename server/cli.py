@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 
 import click
 
 from .app import ServerError, serve
 from .config import DEFAULT_CLUSTER_ID, ServerConfig
+from .window import DataDirLocked
 
 
 @click.command("serve")
@@ -50,7 +52,7 @@ from .config import DEFAULT_CLUSTER_ID, ServerConfig
     "--fail-rate",
     type=click.FloatRange(0, 1),
     default=0.0,
-    help="Fraction of streams aborted with UNAVAILABLE.",
+    help="Probability that a reply is replaced by aborting its stream with UNAVAILABLE (per request, seeded).",
 )
 @click.option("--seed", type=int, default=None, help="Seed for jitter and failures.")
 @click.option(
@@ -72,13 +74,39 @@ from .config import DEFAULT_CLUSTER_ID, ServerConfig
     default=None,
     help="Write the metrics port here.",
 )
-def serve_command(port_file: str | None, metrics_port_file: str | None, metrics_port: int, **options) -> None:
+@click.option(
+    "--accept-future-window",
+    is_flag=True,
+    help="Start from a saved window more than a day ahead of the wall clock (refused otherwise).",
+)
+@click.option(
+    "--exit-with-parent",
+    is_flag=True,
+    help="Stop cleanly when stdin closes: the launching process holds the pipe, so its death (kill -9 too) closes it.",
+)
+@click.option(
+    "--parent-temp-dir",
+    type=click.Path(file_okay=False),
+    multiple=True,
+    help="With --exit-with-parent: a folder of the launcher's to remove when the server stops because stdin closed.",
+)
+def serve_command(
+    port_file: str | None,
+    metrics_port_file: str | None,
+    metrics_port: int,
+    exit_with_parent: bool,
+    parent_temp_dir: tuple[str, ...],
+    **options,
+) -> None:
     """Serve PD's Tso and GetMembers over gRPC (with health checking and reflection)."""
     try:
         config = ServerConfig(metrics_port=None if metrics_port < 0 else metrics_port, **options)
-        asyncio.run(serve(config, port_file, metrics_port_file))
-    except (ServerError, ValueError, OSError) as exc:
+        orphaned = asyncio.run(serve(config, port_file, metrics_port_file, exit_with_parent=exit_with_parent))
+    except (ServerError, DataDirLocked, ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        pass
+        return
+    if orphaned:  # nobody is left to clean up after us
+        for folder in parent_temp_dir:
+            shutil.rmtree(folder, ignore_errors=True)

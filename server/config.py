@@ -19,8 +19,11 @@ class ServerConfig:
     fail_rate: float = 0.0
     metrics_port: int | None = 0  # None disables the Prometheus endpoint
     seed: int | None = None
+    accept_future_window: bool = False  # start from a saved window more than a day ahead of the clock
 
     def __post_init__(self) -> None:
+        if not self.host:
+            raise ValueError("host must not be empty (127.0.0.1 for this machine, 0.0.0.0 for every interface)")
         if not 0.0 <= self.fail_rate <= 1.0:
             raise ValueError(f"fail rate must be within [0, 1], got {self.fail_rate}")
         if self.delay_ms < 0 or self.jitter_ms < 0:

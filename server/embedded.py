@@ -64,11 +64,21 @@ class InProcessServer:
 
 
 class ChildServer:
-    """The server as a separate process (``python -m tsobench.server``), stopped with SIGTERM."""
+    """The server as a separate process (``python -m tsobench.server``), stopped with SIGTERM.
 
-    def __init__(self, config: ServerConfig | None = None, log_path: str | None = None) -> None:
+    It leaves no debris: it holds a pipe to us as its stdin and stops when that
+    closes, so whatever kills this process (kill -9 included) stops it too, and
+    it then removes this object's temp dir (port files, log and, with
+    ``temporary_data`` or no config, the data dir).
+    """
+
+    def __init__(
+        self, config: ServerConfig | None = None, log_path: str | None = None, *, temporary_data: bool = False
+    ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
-        self.config = config or ServerConfig(data_dir=os.path.join(self._tmp.name, "data"))
+        if config is None or temporary_data:
+            config = replace(config or ServerConfig(), data_dir=os.path.join(self._tmp.name, "data"))
+        self.config = config
         self._log_path = log_path or os.path.join(self._tmp.name, "server.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -113,9 +123,14 @@ class ChildServer:
             port_file,
             "--metrics-port-file",
             metrics_port_file,
+            "--exit-with-parent",
+            "--parent-temp-dir",
+            self._tmp.name,
         ]
         if c.seed is not None:
             argv += ["--seed", str(c.seed)]
+        if c.accept_future_window:
+            argv.append("--accept-future-window")
         return argv
 
     def start(self) -> ChildServer:
@@ -132,6 +147,7 @@ class ChildServer:
             # Its own session: a Ctrl-C meant for the benchmark does not kill the server mid-run.
             self.proc = subprocess.Popen(
                 self._argv(port_file, metrics_file),
+                stdin=subprocess.PIPE,  # never written: its end of file says we are gone
                 stdout=log,
                 stderr=log,
                 env=env,
@@ -171,12 +187,20 @@ class ChildServer:
                 self.proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close_pipe()
         return self.proc.returncode if self.proc else None
 
     def kill(self) -> None:
+        """SIGKILL: no clean stop, no window save on the way out (what a crash looks like)."""
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        # Only once the process is gone: closing it earlier tells the server we died.
+        if self.proc and self.proc.stdin:
+            self.proc.stdin.close()
 
     def close(self) -> None:
         self.stop()

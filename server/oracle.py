@@ -5,6 +5,14 @@ A timestamp is (physical ms, logical) with logical < 2**18, composed as
 50 ms update loop; ``allocate(count)`` advances logical by count and returns
 the largest timestamp of the batch. Physical never passes the persisted
 window, and never goes back, even if the wall clock does.
+
+Physical also never runs ahead of the wall clock (by more than PD's 1 ms step
+when logical passed half): a request that would overflow the logical part
+takes the clock's next millisecond, or waits for it (``allocate`` returns
+None), as PD makes it wait for the next physical update. The only exception
+is a restart, which starts just above the saved window (up to ``window_ms``
+ahead) and lets the clock catch up; meanwhile a waiting request gets the 1 ms
+step of the next tick.
 """
 
 from __future__ import annotations
@@ -13,12 +21,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .window import WindowFile
+from .window import MAX_PHYSICAL_MS, WindowError, WindowFile
 
 LOGICAL_BITS = 18
 MAX_LOGICAL = 1 << LOGICAL_BITS
 UPDATE_INTERVAL_S = 0.050  # PD's updateTimestampStep
 GUARD_MS = 1  # PD's updateTimestampGuard
+# A saved window further ahead of the wall clock than this is refused unless
+# the operator accepts it: a wrong clock or a foreign file, not a restart.
+MAX_FUTURE_WINDOW_MS = 24 * 3600 * 1000
 
 
 def compose(physical: int, logical: int) -> int:
@@ -52,6 +63,7 @@ class TimestampOracle:
         window: WindowFile,
         window_ms: int = 3000,
         clock: Callable[[], int] = wall_clock_ms,
+        accept_future_window: bool = False,
     ) -> None:
         if window_ms <= GUARD_MS:
             raise ValueError(f"window must exceed {GUARD_MS} ms, got {window_ms}")
@@ -59,9 +71,20 @@ class TimestampOracle:
         self._window_ms = window_ms
         self._clock = clock
         saved = window.load()
+        now = clock()
+        ahead_ms = saved - now
+        if ahead_ms > MAX_FUTURE_WINDOW_MS and not accept_future_window:
+            raise WindowError(
+                f"TSO window file {window.path} lies {ahead_ms / 86_400_000:.1f} days ahead of the wall clock "
+                f"(high_water_ms {saved}): a wrong clock or a foreign file? Timestamps would jump there. "
+                "Start with --accept-future-window if they should."
+            )
+        if saved + GUARD_MS + window_ms > MAX_PHYSICAL_MS:
+            raise WindowError(f"TSO window file {window.path}: high_water_ms {saved} leaves no room for timestamps")
         # Start strictly above anything a previous run could have issued.
-        self.physical = max(clock(), saved + GUARD_MS)
+        self.physical = max(now, saved + GUARD_MS)
         self.logical = 0
+        self._waiting = False  # a request found logical used up and waits for physical to move
         self._high_water = saved
         self._extend_window()
 
@@ -72,8 +95,7 @@ class TimestampOracle:
     def _extend_window(self, physical: int | None = None) -> None:
         # Save first: if saving fails, neither the window nor physical may move.
         high_water = (self.physical if physical is None else physical) + self._window_ms
-        self._window.save(high_water)
-        self._high_water = high_water
+        self._high_water = self._window.save(high_water)
 
     def _advance_to(self, physical: int) -> None:
         """Move physical forward (never back), persisting the window first if needed."""
@@ -81,24 +103,28 @@ class TimestampOracle:
             return
         if self._high_water - physical <= GUARD_MS:
             self._extend_window(physical)
-        self.physical, self.logical = physical, 0
+        self.physical, self.logical, self._waiting = physical, 0, False
 
     def tick(self) -> None:
-        """PD's periodic update: follow the wall clock, or step ahead if logical ran high."""
+        """PD's periodic update: follow the wall clock, or step 1 ms if logical ran high or ran out."""
         now = self._clock()
         if now - self.physical > GUARD_MS:
             self._advance_to(now)
-        elif self.logical > MAX_LOGICAL // 2:
+        elif self.logical > MAX_LOGICAL // 2 or self._waiting:
             self._advance_to(self.physical + 1)
         elif self._high_water - self.physical <= GUARD_MS:
             self._extend_window()
 
-    def allocate(self, count: int) -> Allocation:
+    def allocate(self, count: int) -> Allocation | None:
+        """The batch, or None when this millisecond's logical part is used up and the
+        wall clock has not moved on yet: the caller retries once it has (PD's rule)."""
         if not 0 < count < MAX_LOGICAL:
             raise ValueError(f"count must be in [1, {MAX_LOGICAL - 1}], got {count}")
         if self.logical + count >= MAX_LOGICAL:
-            # Overflow: move physical ahead instead of failing or waiting a tick.
-            self._advance_to(self.physical + 1)
+            self._advance_to(self._clock())  # a fresh millisecond, never one ahead of the clock
+            if self.logical + count >= MAX_LOGICAL:
+                self._waiting = True
+                return None
         self.logical += count
         return Allocation(self.physical, self.logical, count)
 

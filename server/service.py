@@ -1,7 +1,9 @@
 """The PD gRPC service (asyncio): Tso and GetMembers over the oracle.
 
 One asyncio task serves every stream, so the oracle needs no lock and replies
-on a stream leave in request order.
+on a stream leave in request order. A request that finds the logical part of
+the current millisecond used up waits, in arrival order, for the clock's next
+millisecond (PD's overflow rule) rather than pushing physical ahead of it.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .config import ServerConfig
 from .metrics import ServerMetrics
-from .oracle import MAX_LOGICAL, TimestampOracle
+from .oracle import MAX_LOGICAL, Allocation, TimestampOracle
 
 LEADER_NAME = "tsobench-pd"
+OVERFLOW_RETRY_S = 0.001  # the wall clock's resolution: the next millisecond brings a fresh logical part
 
 
 class PDService(pdpb_pb2_grpc.PDServicer):
@@ -29,6 +32,7 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         self.address = address
         self._random = random.Random(config.seed)
         self._header = pdpb_pb2.ResponseHeader(cluster_id=config.cluster_id)
+        self._overflow_queue = asyncio.Lock()  # FIFO: overflowed requests take the next milliseconds in turn
 
     async def GetMembers(
         self, request: pdpb_pb2.GetMembersRequest, context: grpc.aio.ServicerContext
@@ -48,12 +52,13 @@ class PDService(pdpb_pb2_grpc.PDServicer):
     ) -> AsyncIterator[pdpb_pb2.TsoResponse]:
         self.metrics.stream_opened()
         try:
-            fail_this_stream = self._random.random() < self.config.fail_rate
             async for request in request_iterator:
                 await self._validate(request, context)
-                if fail_this_stream:
+                if self.config.fail_rate and self._random.random() < self.config.fail_rate:
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (--fail-rate)")
                 allocation = self.oracle.allocate(request.count)
+                if allocation is None:
+                    allocation = await self._allocate_after_overflow(request.count)
                 delay = self._delay_s()
                 if delay:
                     await asyncio.sleep(delay)
@@ -65,6 +70,13 @@ class PDService(pdpb_pb2_grpc.PDServicer):
                 )
         finally:
             self.metrics.stream_closed()
+
+    async def _allocate_after_overflow(self, count: int) -> Allocation:
+        """Wait for the wall clock to move on; the client's deadline bounds the wait (it cancels us)."""
+        async with self._overflow_queue:
+            while (allocation := self.oracle.allocate(count)) is None:
+                await asyncio.sleep(OVERFLOW_RETRY_S)
+        return allocation
 
     async def _validate(self, request: pdpb_pb2.TsoRequest, context: grpc.aio.ServicerContext) -> None:
         cluster_id = request.header.cluster_id

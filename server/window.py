@@ -4,15 +4,29 @@ PD saves "physical + 3 s" to etcd before it hands out any timestamp below
 that bound; after a restart it starts above the saved bound. Here the bound
 lives in a small JSON file, replaced atomically (write, fsync, rename, fsync
 the folder) so a kill -9 at any instant leaves either the old or the new one.
+A save never lowers the bound on disk, and one server at a time owns the
+folder (``DataDirLock``), so two servers can never push each other back.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from pathlib import Path
 
 FILE_NAME = "tso-window.json"
+LOCK_NAME = "tso.lock"
+# physical << 18 | logical must fit a signed 64-bit integer (PD's uint64, read as int64 by clients).
+MAX_PHYSICAL_MS = (1 << (63 - 18)) - 1
+
+
+class WindowError(ValueError):
+    """The window file cannot be trusted; the message says why, for humans."""
+
+
+class DataDirLocked(RuntimeError):
+    """Another server holds the data directory."""
 
 
 class WindowFile:
@@ -23,13 +37,26 @@ class WindowFile:
     def load(self) -> int:
         """The saved high-water physical time in ms, or 0 when nothing was saved."""
         try:
-            return int(json.loads(self.path.read_text())["high_water_ms"])
+            value = json.loads(self.path.read_text())["high_water_ms"]
         except FileNotFoundError:
             return 0
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"corrupt TSO window file {self.path}: {exc}") from exc
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            raise WindowError(f"corrupt TSO window file {self.path}: {exc!r}") from exc
+        # bool is an int to Python, 1e30 and Infinity are floats: none is a time in ms.
+        if type(value) is not int or not 0 <= value <= MAX_PHYSICAL_MS:
+            raise WindowError(
+                f"corrupt TSO window file {self.path}: high_water_ms is {str(value)[:40]}, "
+                f"not an integer number of ms in [0, {MAX_PHYSICAL_MS}]"
+            )
+        return value
 
-    def save(self, high_water_ms: int) -> None:
+    def save(self, high_water_ms: int) -> int:
+        """Persist ``high_water_ms`` unless the file already holds more; return what the file holds."""
+        if not 0 <= high_water_ms <= MAX_PHYSICAL_MS:
+            raise WindowError(f"high-water {high_water_ms} ms is outside [0, {MAX_PHYSICAL_MS}]")
+        on_disk = self.load()
+        if high_water_ms <= on_disk:
+            return on_disk
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as f:
@@ -42,3 +69,38 @@ class WindowFile:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+        return high_water_ms
+
+
+class DataDirLock:
+    """An OS lock (flock) on ``<data dir>/tso.lock``, held while a server runs.
+
+    The kernel drops it when the process dies, kill -9 included, so a stale
+    lock file never blocks a restart. The file keeps the holder's pid for the message.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(data_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> DataDirLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise DataDirLocked(
+                f"data dir {self.path.parent} is in use by another TSO server (pid {holder}); "
+                "two servers on one window could hand out timestamps that go back"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None

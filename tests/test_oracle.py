@@ -7,8 +7,8 @@ import random
 import pytest
 
 from tsobench.server import LOGICAL_BITS, MAX_LOGICAL, compose
-from tsobench.server.oracle import GUARD_MS, TimestampOracle
-from tsobench.server.window import WindowFile
+from tsobench.server.oracle import GUARD_MS, MAX_FUTURE_WINDOW_MS, TimestampOracle
+from tsobench.server.window import MAX_PHYSICAL_MS, WindowError, WindowFile
 
 T0 = 1_700_000_000_000
 
@@ -29,11 +29,12 @@ class RecordingWindow(WindowFile):
         self.saves: list[int] = []
         self.fail = False
 
-    def save(self, high_water_ms: int) -> None:
+    def save(self, high_water_ms: int) -> int:
         if self.fail:
             raise OSError(28, "No space left on device")
-        super().save(high_water_ms)
+        on_disk = super().save(high_water_ms)
         self.saves.append(high_water_ms)
+        return on_disk
 
 
 @pytest.fixture
@@ -81,7 +82,9 @@ def test_count_semantics(clock, window):
     # Filling logical up to exactly 2**18 - 1 is allowed without moving physical.
     rest = oracle.allocate(MAX_LOGICAL - 1 - 11)
     assert ts(rest) == (T0, MAX_LOGICAL - 1)
-    # One more overflows: physical moves ahead, logical restarts at the count (never 0).
+    # One more overflows: it waits for the clock's next millisecond, then logical restarts at the count (never 0).
+    assert oracle.allocate(1) is None
+    clock.now += 1
     nxt = oracle.allocate(1)
     assert ts(nxt) == (T0 + 1, 1)
 
@@ -95,7 +98,8 @@ def test_batches_are_contiguous_disjoint_and_never_use_logical_zero(clock, windo
             clock.now += rng.choice([0, 1, 2, 50, -30])
             oracle.tick()
         count = rng.choice([1, 1, 2, 3, 16, 100, 4096, MAX_LOGICAL // 3, MAX_LOGICAL - 1])
-        a = oracle.allocate(count)
+        while (a := oracle.allocate(count)) is None:
+            clock.now += 1  # what the server waits for
         assert a.count == count
         assert 1 <= a.logical < MAX_LOGICAL
         assert a.logical - count + 1 >= 1, "logical 0 handed out"
@@ -104,15 +108,51 @@ def test_batches_are_contiguous_disjoint_and_never_use_logical_zero(clock, windo
         previous_last = a.last
 
 
-def test_overflow_moves_physical_ahead_of_a_stuck_clock(clock, window):
+def test_overflow_waits_for_the_clock_instead_of_running_ahead(clock, window):
+    """PD's rule: a request that would overflow logical waits for the next physical update."""
     oracle = TimestampOracle(window, clock=clock)
     small = oracle.allocate(5)
+    for _ in range(3):
+        assert oracle.allocate(MAX_LOGICAL - 1) is None  # a stuck clock: nothing, however often asked
+    assert (oracle.physical, oracle.logical) == (T0, 5)
+    assert ts(oracle.allocate(7)) == (T0, 12)  # what still fits is served
+    clock.now += 1
     big = oracle.allocate(MAX_LOGICAL - 1)
     assert ts(big) == (T0 + 1, MAX_LOGICAL - 1)
     assert big.first == compose(T0 + 1, 1) > small.last
-    for i in range(2, 12):
-        assert ts(oracle.allocate(MAX_LOGICAL - 1)) == (T0 + i, MAX_LOGICAL - 1)
-    assert oracle.physical == T0 + 11 > clock()
+    assert oracle.allocate(MAX_LOGICAL - 1) is None
+    clock.now += 30
+    assert ts(oracle.allocate(MAX_LOGICAL - 1)) == (T0 + 31, MAX_LOGICAL - 1)  # straight to the clock
+
+
+def test_after_a_restart_ahead_of_the_clock_a_waiting_request_gets_the_next_tick(clock, window):
+    window.save(T0 + 3000)  # a fast restart: the saved window lies ahead of the clock
+    oracle = TimestampOracle(window, clock=clock)
+    assert oracle.physical == T0 + 3000 + GUARD_MS
+    oracle.allocate(10)
+    assert oracle.allocate(MAX_LOGICAL - 1) is None
+    clock.now += 50
+    oracle.tick()  # the clock is still behind: the tick steps 1 ms for the waiting request
+    assert ts(oracle.allocate(MAX_LOGICAL - 1)) == (T0 + 3002, MAX_LOGICAL - 1)
+    clock.now += 50
+    oracle.tick()  # nobody waits, logical is full: PD's step
+    assert oracle.physical == T0 + 3003
+    clock.now += 50
+    oracle.tick()  # nothing to do
+    assert oracle.physical == T0 + 3003
+
+
+def test_physical_never_runs_ahead_of_a_forward_clock(clock, window):
+    """Any mix of counts, ticks and clock steps: physical stays within PD's 1 ms step of the clock."""
+    oracle = TimestampOracle(window, window_ms=20, clock=clock)
+    rng = random.Random(5)
+    for _ in range(20_000):
+        if rng.random() < 0.05:
+            clock.now += rng.choice([1, 1, 2, 5, 50])
+            oracle.tick()
+        a = oracle.allocate(rng.choice([1, 100, MAX_LOGICAL // 2, MAX_LOGICAL - 1]))
+        assert oracle.physical <= clock.now + GUARD_MS
+        assert a is None or a.physical <= clock.now + GUARD_MS
 
 
 def test_tick_follows_the_wall_clock(clock, window):
@@ -157,7 +197,10 @@ def test_clock_stepping_back_never_makes_timestamps_go_back(clock, window):
 
 def test_restart_starts_above_the_saved_window(clock, window, tmp_path):
     first = TimestampOracle(window, window_ms=3000, clock=clock)
-    issued = [first.allocate(c) for c in (1, 10, MAX_LOGICAL - 1, 5)]
+    issued = [first.allocate(c) for c in (1, 10)]
+    clock.now += 1
+    issued += [first.allocate(c) for c in (MAX_LOGICAL - 12, 5)]
+    clock.now -= 1
     saved = window.load()
     assert saved > max(a.physical for a in issued)
 
@@ -178,9 +221,11 @@ def test_restart_with_the_clock_stepped_back(clock, window, tmp_path):
 
 def test_restart_after_running_far_past_the_initial_window(clock, window, tmp_path):
     first = TimestampOracle(window, window_ms=10, clock=clock)
-    for _ in range(100):  # overflow 100 times: 100 ms ahead of a stuck clock, 10x the window
+    for _ in range(100):  # 100 ms of full milliseconds: 10x the window
+        clock.now += 1
         last = first.allocate(MAX_LOGICAL - 1).last
-    assert last >> LOGICAL_BITS == T0 + 99
+    assert last >> LOGICAL_BITS == T0 + 100
+    clock.now = T0  # and the clock stepped back across the restart
     second = TimestampOracle(WindowFile(tmp_path / "data"), window_ms=10, clock=clock)
     assert second.allocate(1).first > last
 
@@ -197,7 +242,7 @@ def test_window_extension_is_saved_before_use(clock, window):
             assert oracle.physical < window.load()
         else:
             a = oracle.allocate(rng.choice([1, 2, 1000, MAX_LOGICAL // 2, MAX_LOGICAL - 1]))
-            assert a.physical < window.load(), "a timestamp was handed out beyond the persisted window"
+            assert a is None or a.physical < window.load(), "a timestamp was handed out beyond the persisted window"
     assert len(window.saves) > 10
     assert window.saves == sorted(window.saves), "the saved window went back"
 
@@ -223,7 +268,8 @@ def test_a_failed_save_never_lets_timestamps_pass_the_saved_window(clock, window
     # Overflow near the window while the disk is still failing: an error, never a timestamp past the window.
     with pytest.raises(OSError):
         for _ in range(5):
-            assert oracle.allocate(MAX_LOGICAL - 1).physical < window.load()
+            a = oracle.allocate(MAX_LOGICAL - 1)
+            assert a is None or a.physical < window.load()
     assert oracle.high_water_ms == window.load()
     window.fail = False
     clock.now = T0 + 4500
@@ -260,3 +306,22 @@ def test_save_persists_the_current_window(clock, window):
     window.path.unlink()
     oracle.save()
     assert window.load() == oracle.high_water_ms == T0 + 3000
+
+
+def test_a_window_far_ahead_of_the_clock_is_refused_unless_accepted(clock, window):
+    window.save(T0 + MAX_FUTURE_WINDOW_MS + 1)
+    with pytest.raises(WindowError, match=r"days ahead of the wall clock.*--accept-future-window"):
+        TimestampOracle(window, clock=clock)
+    oracle = TimestampOracle(window, clock=clock, accept_future_window=True)
+    assert oracle.physical == T0 + MAX_FUTURE_WINDOW_MS + 1 + GUARD_MS
+
+
+def test_a_window_a_day_ahead_is_still_a_restart(clock, window):
+    window.save(T0 + MAX_FUTURE_WINDOW_MS)
+    assert TimestampOracle(window, clock=clock).physical == T0 + MAX_FUTURE_WINDOW_MS + GUARD_MS
+
+
+def test_a_window_with_no_room_left_is_refused_even_when_accepted(clock, window):
+    window.save(MAX_PHYSICAL_MS - 10)
+    with pytest.raises(WindowError, match="no room"):
+        TimestampOracle(window, clock=clock, accept_future_window=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import queue
 import random
@@ -16,7 +17,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tsobench.protos import pdpb_pb2
 from tsobench.server import DEFAULT_CLUSTER_ID, LOGICAL_BITS, MAX_LOGICAL, ServerConfig, compose
-from tsobench.server.app import ServerError, TsoServer
+from tsobench.server.app import ServerError, TsoServer, describe_bind_error
+from tsobench.server.oracle import GUARD_MS
 from tsobench.server.service import LEADER_NAME
 
 TIMEOUT_S = 10
@@ -105,13 +107,15 @@ def test_physical_follows_the_wall_clock(pd_stub):
     assert second.timestamp.physical <= wall_ms() + 5
 
 
-def test_logical_overflow_moves_physical_ahead(pd_stub):
+def test_logical_overflow_waits_for_the_next_millisecond(pd_stub):
     replies = tso(pd_stub, [MAX_LOGICAL - 1] * 50)
+    after = wall_ms()
     assert len(replies) == 50
     physicals = [r.timestamp.physical for r in replies]
     assert physicals == sorted(set(physicals)), "each full batch needs a new physical ms"
     assert all(r.timestamp.logical == MAX_LOGICAL - 1 for r in replies)
     assert all(first_of(b) > last_of(a) for a, b in itertools.pairwise(replies))
+    assert physicals[-1] <= after + GUARD_MS, "physical ran ahead of the wall clock"
 
 
 def test_monotonic_and_unique_across_concurrent_streams(inprocess_server, open_stub):
@@ -318,6 +322,26 @@ def test_fail_rate_one_aborts_every_stream_with_unavailable(start_inprocess_serv
     assert (counters.rpcs, counters.errors, counters.streams_opened) == (0, 3, 3)
 
 
+def test_fail_rate_is_drawn_per_reply(start_inprocess_server, open_stub):
+    """Long-lived streams fail too: each request is aborted with probability --fail-rate."""
+    server = start_inprocess_server(fail_rate=0.2, seed=11)
+    stub = open_stub(server.address)
+    replies = aborted = 0
+    while replies + aborted < 400:
+        stream = Stream(stub)
+        try:
+            while replies + aborted < 400:
+                stream.ask(1)
+                replies += 1
+            stream.close()
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.UNAVAILABLE
+            assert "injected failure" in err.details()
+            aborted += 1
+    assert 0.10 <= aborted / (aborted + replies) <= 0.30, (aborted, replies)
+    assert server.counters().rpcs == replies
+
+
 def test_fail_rate_zero_never_fails(start_inprocess_server, open_stub):
     stub = open_stub(start_inprocess_server(fail_rate=0.0, seed=1).address)
     for _ in range(20):
@@ -335,8 +359,28 @@ def test_port_in_use_raises_server_error(inprocess_server, tmp_path):
         finally:
             await second.stop(0)
 
-    with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}"):
+    with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}: address in use"):
         asyncio.run(start_second())
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        (errno.EACCES, "permission denied"),
+        (errno.EPERM, "permission denied"),
+        (errno.EADDRINUSE, "address in use"),
+        (errno.EADDRNOTAVAIL, "address not available"),
+        (errno.ENOMEM, "Cannot allocate memory"),
+        (None, "unknown cause"),
+    ],
+)
+def test_bind_errors_name_their_cause(code, words):
+    assert words in describe_bind_error(code)
+
+
+def test_an_empty_host_is_refused():
+    with pytest.raises(ValueError, match="host must not be empty"):
+        ServerConfig(host="")
 
 
 def test_first_server_still_serves_after_a_failed_second_bind(inprocess_server, pd_stub, tmp_path):

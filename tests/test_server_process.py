@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, compose
 from tsobench.server.app import ServerError
+from tsobench.server.oracle import GUARD_MS
 from tsobench.server.window import WindowFile
 
 TIMEOUT_S = 10
@@ -58,10 +60,11 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout_s: float = 20.0) -
     return path.read_text()
 
 
-def run_ahead(address: str, ahead_ms: int) -> int:
-    """Overflow logical until physical is ahead_ms past the wall clock; return the largest timestamp issued."""
-    replies = tso(address, [MAX_LOGICAL - 1] * (ahead_ms + 500))
-    assert replies[-1].timestamp.physical > wall_ms() + ahead_ms // 2, "could not run ahead of the clock"
+def issue_ahead(address: str, ahead_ms: int) -> int:
+    """Issue timestamps from a server started on a window saved ahead_ms past the wall clock (as right
+    after a restart); return the largest, which the wall clock alone would not exceed on a restart."""
+    replies = tso(address, [1, 10, MAX_LOGICAL - 1, MAX_LOGICAL - 1, 1])
+    assert replies[0].timestamp.physical > wall_ms() + ahead_ms // 2, "the server did not start above its window"
     return max(last_of(r) for r in replies)
 
 
@@ -78,8 +81,9 @@ def test_timestamps_after_a_restart_exceed_all_before(child_config, how):
     """Physical is pushed seconds ahead of the wall clock, so only the persisted window can keep
     the restarted server above it (the wall clock alone would go back)."""
     window = WindowFile(child_config.data_dir)
+    window.save(wall_ms() + 4000)
     with ChildServer(child_config) as child:
-        issued_max = run_ahead(child.address, ahead_ms=4000)
+        issued_max = issue_ahead(child.address, ahead_ms=4000)
         port = child.port
         if how == "sigkill":
             child.kill()
@@ -139,7 +143,7 @@ def test_cli_port_file_announce_and_clean_sigterm(tmp_path):
     assert port_file.read_text() == f"{port}\n"
     saved = WindowFile(data_dir).load()
     assert saved > max(r.timestamp.physical for r in replies)
-    assert sorted(p.name for p in data_dir.iterdir()) == ["tso-window.json"]
+    assert sorted(p.name for p in data_dir.iterdir()) == ["tso-window.json", "tso.lock"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGTERM, signal.SIGINT])
@@ -289,3 +293,96 @@ def test_restart_resets_counters_but_not_timestamps(tmp_path):
         child.restart()
         assert child.counters().rpcs == 0  # a fresh process, fresh counters
         assert last_of(tso(child.address, [1])[0]) > highest
+
+
+# --- one server per data dir, a window that can be trusted ----------------------------------------
+
+
+def serve_once(*args: str) -> subprocess.CompletedProcess[str]:
+    """Start the server CLI and expect it to refuse (a server that starts is stopped at the timeout)."""
+    return subprocess.run(
+        server_argv("--metrics-port", "-1", *args), capture_output=True, text=True, timeout=30, env=server_env()
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], words: str) -> None:
+    assert result.returncode == 2, result
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ") and words in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_a_second_server_on_the_same_data_dir_refuses_to_start(child_config):
+    with ChildServer(child_config) as first:
+        highest = last_of(tso(first.address, [5])[0])
+        result = serve_once("--data-dir", child_config.data_dir)
+        words = f"data dir {child_config.data_dir} is in use by another TSO server (pid {first.proc.pid})"
+        assert_refused(result, words)
+        assert last_of(tso(first.address, [1])[0]) > highest  # the first one is untouched
+        first.kill()  # the kernel drops the lock with the process: no stale lock after kill -9
+        first.restart()
+        assert last_of(tso(first.address, [1])[0]) > highest
+
+
+YEAR_2100_MS = 4_102_444_800_000
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ('{"high_water_ms": 9223372036854775807}', "not an integer number of ms"),
+        ('{"high_water_ms": 1e30}', "not an integer number of ms"),
+        ('{"high_water_ms": Infinity}', "not an integer number of ms"),
+        ('{"high_water_ms": -5}', "not an integer number of ms"),
+        ('{"high_water_ms": "soon"}', "not an integer number of ms"),
+        ('{"high_water_ms": 1700000000000.5}', "not an integer number of ms"),
+        ("{garbage", "corrupt TSO window file"),
+        (f'{{"high_water_ms": {YEAR_2100_MS}}}', "days ahead of the wall clock"),
+    ],
+)
+def test_a_bad_window_file_is_refused_with_exit_2(tmp_path, content, words):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "tso-window.json").write_text(content)
+    assert_refused(serve_once("--data-dir", str(data_dir)), words)
+    assert (data_dir / "tso-window.json").read_text() == content  # left for the operator to look at
+
+
+def test_a_far_future_window_is_used_when_accepted(tmp_path):
+    data_dir = tmp_path / "data"
+    WindowFile(data_dir).save(YEAR_2100_MS)
+    config = ServerConfig(data_dir=str(data_dir), metrics_port=None, accept_future_window=True)
+    with ChildServer(config) as child:
+        assert tso(child.address, [1])[0].timestamp.physical > YEAR_2100_MS
+
+
+def test_a_flood_of_full_batches_keeps_physical_at_the_wall_clock(child_config):
+    """PD's overflow rule: count 2**18-1 on every request, from several streams, never runs ahead."""
+    streams_n, requests_n = 4, 150
+    ahead: list[int] = []
+    failures: list[BaseException] = []
+
+    def flood() -> None:
+        try:
+            with grpc.insecure_channel(child.address) as channel:
+                replies = pdpb_pb2_grpc.PDStub(channel).Tso(
+                    iter([request(MAX_LOGICAL - 1)] * requests_n), timeout=TIMEOUT_S * 3
+                )
+                previous = 0
+                for reply in replies:
+                    ahead.append(reply.timestamp.physical - wall_ms())
+                    assert last_of(reply) - reply.count + 1 > previous
+                    previous = last_of(reply)
+        except BaseException as exc:
+            failures.append(exc)
+
+    with ChildServer(child_config) as child:
+        tso(child.address, [1])  # the window is fresh: physical starts at the wall clock
+        threads = [threading.Thread(target=flood) for _ in range(streams_n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not failures, failures
+    assert len(ahead) == streams_n * requests_n
+    assert max(ahead) <= GUARD_MS, f"physical ran {max(ahead)} ms ahead of the wall clock"

@@ -8,7 +8,7 @@ import stat
 
 import pytest
 
-from tsobench.server.window import FILE_NAME, WindowFile
+from tsobench.server.window import FILE_NAME, MAX_PHYSICAL_MS, DataDirLock, DataDirLocked, WindowFile
 
 
 def test_load_without_file_is_zero(tmp_path):
@@ -96,6 +96,75 @@ def test_a_corrupt_file_raises_value_error_naming_the_file(tmp_path, content):
     with pytest.raises(ValueError, match="corrupt TSO window file") as info:
         window.load()
     assert str(window.path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "9223372036854775807",
+        str(MAX_PHYSICAL_MS + 1),
+        "1e30",
+        "Infinity",
+        "-Infinity",
+        "NaN",
+        "-1",
+        "-1700000000000",
+        "1700000000000.0",
+        "1.5",
+        "true",
+        "false",
+        "10" * 200,
+        '"1700000000000"',
+        "[1]",
+        "{}",
+    ],
+)
+def test_an_out_of_range_or_non_integer_value_is_refused(tmp_path, value):
+    window = WindowFile(tmp_path)
+    window.path.write_text(f'{{"high_water_ms": {value}}}')
+    with pytest.raises(ValueError, match="corrupt TSO window file") as info:
+        window.load()
+    assert str(window.path) in str(info.value)
+
+
+def test_the_largest_representable_value_loads(tmp_path):
+    window = WindowFile(tmp_path)
+    window.path.write_text(f'{{"high_water_ms": {MAX_PHYSICAL_MS}}}')
+    assert window.load() == MAX_PHYSICAL_MS
+    assert (MAX_PHYSICAL_MS << 18 | (1 << 18) - 1) < 1 << 63
+
+
+def test_deeply_nested_json_is_refused_not_a_recursion_error(tmp_path):
+    window = WindowFile(tmp_path)
+    window.path.write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ValueError, match="corrupt TSO window file"):
+        window.load()
+
+
+def test_a_lower_save_never_overwrites_a_higher_window(tmp_path):
+    window = WindowFile(tmp_path)
+    assert window.save(5000) == 5000
+    assert window.save(4000) == 5000  # refused: what is on disk stays
+    assert window.load() == 5000
+    other = WindowFile(tmp_path)  # another writer, e.g. a second server before the lock existed
+    assert other.save(6000) == 6000
+    assert window.save(5500) == 6000
+    assert window.load() == 6000
+
+
+def test_a_save_out_of_range_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        WindowFile(tmp_path).save(MAX_PHYSICAL_MS + 1)
+    with pytest.raises(ValueError):
+        WindowFile(tmp_path).save(-1)
+
+
+def test_the_data_dir_lock_is_exclusive_and_released(tmp_path):
+    first = DataDirLock(tmp_path / "data").acquire()
+    with pytest.raises(DataDirLocked, match=f"in use by another TSO server \\(pid {os.getpid()}\\)"):
+        DataDirLock(tmp_path / "data").acquire()
+    first.release()
+    DataDirLock(tmp_path / "data").acquire().release()  # free again
 
 
 def test_binary_garbage_raises_value_error(tmp_path):
