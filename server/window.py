@@ -41,7 +41,7 @@ class WindowFile:
         except FileNotFoundError:
             return 0
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            raise WindowError(f"corrupt TSO window file {self.path}: {exc!r}") from exc
+            raise WindowError(f"corrupt TSO window file {self.path}: {type(exc).__name__}: {exc}") from exc
         # bool is an int to Python, 1e30 and Infinity are floats: none is a time in ms.
         if type(value) is not int or not 0 <= value <= MAX_PHYSICAL_MS:
             raise WindowError(
