@@ -4,6 +4,7 @@ kill -9, clean SIGTERM, port file, CLI errors and the Prometheus endpoint."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -190,8 +191,31 @@ def test_cli_port_in_use_exits_2_with_a_clear_error(inprocess_server, tmp_path):
         env=server_env(),
     )
     assert result.returncode == 2
-    assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}: address in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not Path("/proc/self/limits").exists(), reason="reads /proc/<pid>/limits")
+def test_the_server_raises_its_descriptor_limit_to_the_hard_limit(tmp_path):
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(256, hard)
+    port_file = tmp_path / "port"
+    argv = server_argv("--port-file", str(port_file), "--data-dir", str(tmp_path / "data"), "--metrics-port", "-1")
+    proc = subprocess.Popen(  # the shell lowers the soft limit, then becomes the server
+        ["sh", "-c", f'ulimit -Sn {low} && exec "$@"', "sh", *argv],
+        env=server_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_file(port_file, proc)
+        limits = Path(f"/proc/{proc.pid}/limits").read_text().splitlines()
+    finally:
+        proc.terminate()
+        proc.wait(TIMEOUT_S)
+    (line,) = [line for line in limits if line.startswith("Max open files")]
+    soft = line.split()[3]
+    assert soft == str(hard) or (soft == "unlimited" and hard == resource.RLIM_INFINITY), line
 
 
 def test_child_server_on_a_busy_port_raises_server_error(inprocess_server, tmp_path):
