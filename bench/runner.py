@@ -53,6 +53,7 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
         jitter_ms=knobs.jitter_ms,
         fail_rate=knobs.fail_rate,
         seed=config.seed,
+        admin=True,  # faults are injected through it
     )
     # Its data dir lives in its own temp dir, which it removes itself if we are killed.
     server = ChildServer(server_config, temporary_data=True)

@@ -1,6 +1,6 @@
-"""Regenerate (or check) the committed Python code for pdpb.proto.
+"""Regenerate (or check) the committed Python code for the protos (pdpb.proto, admin.proto).
 
-    python -m tsobench.protos.generate          # rewrite pdpb_pb2*.py next to the proto
+    python -m tsobench.protos.generate          # rewrite *_pb2*.py next to the protos
     python -m tsobench.protos.generate --check  # exit 1 if the committed code is stale
 
 The code is committed so that installing tsobench needs no grpcio-tools. The
@@ -20,8 +20,8 @@ from pathlib import Path
 from google.protobuf import descriptor_pb2
 
 HERE = Path(__file__).resolve().parent
-PROTO = "pdpb.proto"
-OUTPUTS = ("pdpb_pb2.py", "pdpb_pb2.pyi", "pdpb_pb2_grpc.py")
+PROTOS = ("pdpb", "admin")  # each NAME.proto makes NAME_pb2.py, NAME_pb2.pyi and NAME_pb2_grpc.py
+OUTPUTS = tuple(f"{name}{suffix}" for name in PROTOS for suffix in ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py"))
 _VERSION_LINE = re.compile(r"^GRPC_GENERATED_VERSION = .*$", re.M)
 
 
@@ -29,20 +29,21 @@ def generate(out_dir: Path) -> None:
     """Run protoc from grpcio-tools into out_dir, with package-relative imports."""
     from grpc_tools import protoc  # a test/dev dependency, imported only here
 
-    args = [
-        "protoc",
-        f"-I{HERE}",
-        f"--python_out={out_dir}",
-        f"--pyi_out={out_dir}",
-        f"--grpc_python_out={out_dir}",
-        f"--descriptor_set_out={out_dir / 'pdpb.desc'}",
-        str(HERE / PROTO),
-    ]
-    if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed on " + PROTO)
-    grpc_file = out_dir / "pdpb_pb2_grpc.py"
-    text = grpc_file.read_text()
-    grpc_file.write_text(re.sub(r"^import pdpb_pb2 as", "from . import pdpb_pb2 as", text, flags=re.M))
+    for name in PROTOS:
+        args = [
+            "protoc",
+            f"-I{HERE}",
+            f"--python_out={out_dir}",
+            f"--pyi_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            f"--descriptor_set_out={out_dir / f'{name}.desc'}",
+            str(HERE / f"{name}.proto"),
+        ]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed on {name}.proto")
+        grpc_file = out_dir / f"{name}_pb2_grpc.py"
+        text = grpc_file.read_text()
+        grpc_file.write_text(re.sub(rf"^import {name}_pb2 as", f"from . import {name}_pb2 as", text, flags=re.M))
 
 
 def _embedded_descriptor(pb2: Path) -> bytes | None:
@@ -67,15 +68,16 @@ def stale_files(committed: Path = HERE) -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         fresh = Path(tmp)
         generate(fresh)
-        fresh_desc = descriptor_pb2.FileDescriptorSet.FromString((fresh / "pdpb.desc").read_bytes())
-        pb2 = committed / "pdpb_pb2.py"
-        if not pb2.exists() or _embedded_descriptor(pb2) != _without_json_names(fresh_desc.file[0]):
-            stale.append(pb2.name)
-        grpc_file = committed / "pdpb_pb2_grpc.py"
-        if not grpc_file.exists() or _VERSION_LINE.sub("", grpc_file.read_text()) != _VERSION_LINE.sub(
-            "", (fresh / grpc_file.name).read_text()
-        ):
-            stale.append(grpc_file.name)
+        for name in PROTOS:
+            fresh_desc = descriptor_pb2.FileDescriptorSet.FromString((fresh / f"{name}.desc").read_bytes())
+            pb2 = committed / f"{name}_pb2.py"
+            if not pb2.exists() or _embedded_descriptor(pb2) != _without_json_names(fresh_desc.file[0]):
+                stale.append(pb2.name)
+            grpc_file = committed / f"{name}_pb2_grpc.py"
+            if not grpc_file.exists() or _VERSION_LINE.sub("", grpc_file.read_text()) != _VERSION_LINE.sub(
+                "", (fresh / grpc_file.name).read_text()
+            ):
+                stale.append(grpc_file.name)
     return stale
 
 
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         print("generated code is up to date")
         return 0
     generate(HERE)
-    (HERE / "pdpb.desc").unlink(missing_ok=True)
+    for name in PROTOS:
+        (HERE / f"{name}.desc").unlink(missing_ok=True)
     print("regenerated " + ", ".join(OUTPUTS))
     return 0
 

@@ -19,9 +19,11 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
+from tsobench.protos import admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 
+from . import admin
 from .config import ServerConfig
+from .faults import Faults
 from .metrics import ServerMetrics
 from .oracle import UPDATE_INTERVAL_S, TimestampOracle
 from .service import PDService
@@ -79,17 +81,17 @@ class TsoServer:
         if not self.port:
             reason = bind_failure(self.config.host, self.config.port)
             raise ServerError(f"cannot listen on {self.config.host}:{self.config.port}: {reason}") from cause
-        pdpb_pb2_grpc.add_PDServicer_to_server(PDService(self.config, self.oracle, self.metrics, self.address), server)
+        faults = Faults()
+        pdpb_pb2_grpc.add_PDServicer_to_server(
+            PDService(self.config, self.oracle, self.metrics, self.address, faults), server
+        )
+        services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
+        if self.config.admin:
+            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(faults, self.metrics), server)
+            services.append(admin.SERVICE_NAME)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
-        reflection.enable_server_reflection(
-            (
-                SERVICE_NAME,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            server,
-        )
+        reflection.enable_server_reflection(services, server)
         await server.start()
         for name in ("", SERVICE_NAME):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -80,6 +80,12 @@ from .window import DataDirLocked
     help="Start from a saved window more than a day ahead of the wall clock (refused otherwise).",
 )
 @click.option(
+    "--admin",
+    is_flag=True,
+    help="Also serve the fault-injection service tsobench.admin.Admin (AbortStreams, Stall, Delay); "
+    "off by default, as any client could then disrupt the server.",
+)
+@click.option(
     "--exit-with-parent",
     is_flag=True,
     help="Stop cleanly when stdin closes: the launching process holds the pipe, so its death (kill -9 too) closes it.",

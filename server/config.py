@@ -20,6 +20,7 @@ class ServerConfig:
     metrics_port: int | None = 0  # None disables the Prometheus endpoint
     seed: int | None = None
     accept_future_window: bool = False  # start from a saved window more than a day ahead of the clock
+    admin: bool = False  # serve the fault-injection service (tsobench.admin.Admin)
 
     def __post_init__(self) -> None:
         if not self.host:

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from .admin import AdminClient
 from .app import ServerError, TsoServer
 from .config import ServerConfig
 from .metrics import ServerCounters, counters_from_prometheus
@@ -131,6 +132,8 @@ class ChildServer:
             argv += ["--seed", str(c.seed)]
         if c.accept_future_window:
             argv.append("--accept-future-window")
+        if c.admin:
+            argv.append("--admin")
         return argv
 
     def start(self) -> ChildServer:
@@ -176,9 +179,25 @@ class ChildServer:
         return fetch_counters(self.metrics_url) if self.metrics_url else None
 
     def restart(self) -> ChildServer:
-        """Start again on the same port and data dir (to test persistence)."""
+        """Start again on the same port and data dir (stopping it first if it still runs):
+        timestamps continue above everything issued before, kill -9 or not."""
+        self.stop()
         self.config = replace(self.config, port=self.port)
         return self.start()
+
+    # Faults, through the admin service (the config must have admin=True).
+
+    def abort_streams(self) -> int:
+        """Abort every open Tso stream with UNAVAILABLE once; returns how many were open."""
+        return AdminClient(self.address).abort_streams()
+
+    def stall(self, duration_s: float) -> None:
+        """Answer nothing for duration_s, then everything queued, in order; returns at once."""
+        AdminClient(self.address).stall(duration_s)
+
+    def delay(self, duration_s: float, delay_ms: float) -> None:
+        """Delay every reply by delay_ms for duration_s; returns at once."""
+        AdminClient(self.address).delay(duration_s, delay_ms)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         if self.proc and self.proc.poll() is None:

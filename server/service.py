@@ -17,6 +17,7 @@ import grpc
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .config import ServerConfig
+from .faults import Faults
 from .metrics import ServerMetrics
 from .oracle import MAX_LOGICAL, Allocation, TimestampOracle
 
@@ -25,11 +26,14 @@ OVERFLOW_RETRY_S = 0.001  # the wall clock's resolution: the next millisecond br
 
 
 class PDService(pdpb_pb2_grpc.PDServicer):
-    def __init__(self, config: ServerConfig, oracle: TimestampOracle, metrics: ServerMetrics, address: str) -> None:
+    def __init__(
+        self, config: ServerConfig, oracle: TimestampOracle, metrics: ServerMetrics, address: str, faults: Faults
+    ) -> None:
         self.config = config
         self.oracle = oracle
         self.metrics = metrics
         self.address = address
+        self.faults = faults
         self._random = random.Random(config.seed)
         self._header = pdpb_pb2.ResponseHeader(cluster_id=config.cluster_id)
         self._overflow_queue = asyncio.Lock()  # FIFO: overflowed requests take the next milliseconds in turn
@@ -51,9 +55,13 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pdpb_pb2.TsoResponse]:
         self.metrics.stream_opened()
+        epoch = self.faults.abort_epoch
         try:
             async for request in request_iterator:
                 await self._validate(request, context)
+                await self.faults.pass_stall()
+                if self.faults.abort_epoch != epoch:
+                    await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (AbortStreams)")
                 if self.config.fail_rate and self._random.random() < self.config.fail_rate:
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (--fail-rate)")
                 allocation = self.oracle.allocate(request.count)
@@ -101,4 +109,4 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         delay_ms = self.config.delay_ms
         if self.config.jitter_ms:
             delay_ms += self._random.uniform(0, self.config.jitter_ms)
-        return delay_ms / 1000.0
+        return delay_ms / 1000.0 + self.faults.extra_delay_s()

@@ -13,7 +13,7 @@ import pytest
 from tsobench.protos import generate, pdpb_pb2, pdpb_pb2_grpc
 
 PROTOS = Path(generate.__file__).resolve().parent
-GENERATED = ("pdpb_pb2.py", "pdpb_pb2.pyi", "pdpb_pb2_grpc.py")
+GENERATED = generate.OUTPUTS
 
 
 @pytest.fixture
@@ -83,9 +83,10 @@ def test_a_stale_copy_of_an_older_proto_is_detected(tmp_path, committed_copy, mo
     """Generate from a modified proto, then check that copy against the repo's proto."""
     proto_dir = tmp_path / "proto"
     proto_dir.mkdir()
-    source = (PROTOS / generate.PROTO).read_text()
+    source = (PROTOS / "pdpb.proto").read_text()
     assert "string dc_location = 3;" in source
-    (proto_dir / generate.PROTO).write_text(source.replace("string dc_location = 3;", "string dc_loc = 3;"))
+    (proto_dir / "pdpb.proto").write_text(source.replace("string dc_location = 3;", "string dc_loc = 3;"))
+    shutil.copy(PROTOS / "admin.proto", proto_dir / "admin.proto")
     out = tmp_path / "out"
     out.mkdir()
     monkeypatch.setattr(generate, "HERE", proto_dir)
