@@ -58,11 +58,10 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
     # Its data dir lives in its own temp dir, which it removes itself if we are killed.
     server = ChildServer(server_config, temporary_data=True)
     try:
-        server.start()
-    except Exception as exc:
-        server.close()
-        raise RunError(f"could not start the embedded server: {exc}") from exc
-    try:
+        try:
+            server.start()
+        except Exception as exc:
+            raise RunError(f"could not start the embedded server: {exc}") from exc
         yield server.address, server.counters
     finally:
         server.close()
