@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 LOGICAL_BITS = 18
 
 
-@dataclass(frozen=True, slots=True)
-class Timestamp:
-    """What a caller gets: the largest timestamp of its ``count``, like PD's reply."""
+class Timestamp(NamedTuple):
+    """What a caller gets: the largest timestamp of its ``count``, like PD's reply.
+
+    A named tuple, not a dataclass: one is made per request, and a frozen
+    dataclass's ``__init__`` costs several times more in that hot path."""
 
     physical: int
     logical: int
