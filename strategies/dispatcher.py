@@ -275,6 +275,19 @@ class _AsyncLane(_Lane):
         self.client = client
         self.slots = asyncio.Semaphore(client.options.max_inflight)
         self.reader: asyncio.Task[None] | None = None
+        self.sender: asyncio.Task[None] | None = None
+        self.sending = False  # the sender awaits a write
+        self.unstick = False  # the watchdog cancelled that write
+
+    def expire(self, cutoff: int) -> None:
+        stream, inflight = self.stream, self.inflight
+        if stream is not None and inflight and inflight[0].since <= cutoff and not self.expired:
+            super().expire(cutoff)
+            if self.sending and self.sender is not None:
+                # grpc.aio may leave a write pending forever on a cancelled call
+                # (a server that never answered the handshake): wake the sender.
+                self.unstick = True
+                self.sender.cancel()
 
     async def _collect(self) -> Batch:
         client = self.client
@@ -307,12 +320,20 @@ class _AsyncLane(_Lane):
                 self.reader = asyncio.create_task(self._read(self.stream))
             batch.since = client.watchdog.tick
             self.inflight.append(batch)
+            self.sending = True
             try:
                 await self.stream.send(client.channels.request(batch.total))
-            except (Exception, asyncio.CancelledError):
+            except asyncio.CancelledError:
+                if not self.unstick:
+                    raise
+                self.unstick = False
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
                 if _task_cancelling():
                     raise
-                # On a broken stream the reader sees the same error and fails the batch.
+            except Exception:
+                pass  # on a broken stream the reader sees the same error and fails the batch
+            finally:
+                self.sending = False
 
     async def _read(self, stream: AsyncStream) -> None:
         try:
@@ -361,7 +382,8 @@ class AsyncClient(AsyncClientBase):
         for _ in range(self.options.streams):
             lane = _AsyncLane(self)
             self._lanes.append(lane)
-            self._tasks.append(asyncio.create_task(lane.run()))
+            lane.sender = asyncio.create_task(lane.run())
+            self._tasks.append(lane.sender)
 
     @property
     def reconnects(self) -> int:

@@ -21,20 +21,25 @@ from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase, 
 class _Slot:
     """One stream and what the watchdog needs to know about it."""
 
-    __slots__ = ("expired", "since", "stream")
+    __slots__ = ("expired", "since", "stream", "task")
 
     def __init__(self) -> None:
         self.stream: SyncStream | AsyncStream | None = None
         self.since = IDLE  # watchdog tick of the request in flight
         self.expired = False  # the watchdog cancelled its stream
+        self.task: asyncio.Task[object] | None = None  # asyncio: the caller holding the slot
 
 
 def _late_streams(slots: list[_Slot], cutoff: int) -> None:
     for slot in slots:
         stream = slot.stream
-        if stream is not None and IDLE != slot.since <= cutoff:
+        if stream is not None and IDLE != slot.since <= cutoff and not slot.expired:
             slot.expired = True
             stream.close()  # the caller's read fails at once; _broken names it a timeout
+            if slot.task is not None:
+                # grpc.aio may leave a write pending forever on a cancelled call
+                # (a server that never answered the handshake): wake the caller too.
+                slot.task.cancel()
 
 
 def _broken(slot: _Slot, backoff: Backoff) -> bool:
@@ -117,6 +122,7 @@ class AsyncClient(AsyncClientBase):
         watchdog = self._watchdog
         slot = await self._handoff.acquire(watchdog.tick)
         slot.since = watchdog.tick  # the deadline covers a reconnect backoff too
+        slot.task = task = asyncio.current_task()
         try:
             stream = slot.stream
             if stream is None:
@@ -126,13 +132,16 @@ class AsyncClient(AsyncClientBase):
             reply = await stream.recv()  # type: ignore[misc]
             slot.since = IDLE
         except (Exception, asyncio.CancelledError) as exc:
-            # A stream the watchdog cancelled fails the read with CancelledError;
-            # a cancellation of the caller's own task must still propagate.
-            cancelled_task = isinstance(exc, asyncio.CancelledError) and _task_cancelling()
-            if _broken(slot, self.backoff) and not cancelled_task:
+            expired = _broken(slot, self.backoff)
+            if expired and isinstance(exc, asyncio.CancelledError) and task is not None:
+                task.uncancel()  # the watchdog's cancel; another one still propagates
+                if task.cancelling():
+                    raise
+            if expired:
                 raise DeadlineExceeded(LATE) from None
             raise
         finally:
+            slot.task = None
             self._handoff.release(slot)
         self.backoff.succeeded()
         return to_timestamp(reply, count)
@@ -144,8 +153,3 @@ class AsyncClient(AsyncClientBase):
             if slot.stream is not None:
                 slot.stream.close()
         await super().close()
-
-
-def _task_cancelling() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0

@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+import time
 from importlib.metadata import EntryPoint
 
 import pytest
@@ -130,3 +131,61 @@ def test_a_plugin_that_is_not_a_strategy_is_refused(monkeypatch):
     monkeypatch.setattr(registry, "entry_points", lambda group: [ep])
     with pytest.raises(TypeError, match=r"not a tsobench\.strategies\.Strategy"):
         registry.names()
+
+
+@pytest.fixture
+def stopped_server(tmp_path):
+    """A server frozen with SIGSTOP: it accepts connections and answers nothing."""
+    import os
+    import signal
+
+    from tsobench.server import ChildServer, ServerConfig
+
+    with ChildServer(ServerConfig(data_dir=str(tmp_path))) as server:
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            yield server
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("api", strategies.APIS)
+@pytest.mark.parametrize("name", SAFE)
+def test_a_stopped_server_gives_timeouts_not_hangs(stopped_server, name, api):
+    config = RunConfig(strategy=name, api=api, concurrency=4, duration_s=0.8, warmup_s=0, timeout_s=0.4, cluster_id=1)
+    started = time.monotonic()
+    result = run_shard(ShardConfig(config, 0, stopped_server.address))
+    assert time.monotonic() - started < 0.8 + 0.4 + 2.0 + 2.5  # window, deadline, drain, close: bounded
+    assert result.hung == 0
+    assert result.errors.get("timeout", 0) > 0, result.errors
+
+
+def test_closing_a_thread_dispatcher_fails_its_waiting_callers_cleanly(stopped_server):
+    """Callers waiting on a stalled stream get an error when the client closes; no background thread dies."""
+    crashes = []
+    previous, threading.excepthook = threading.excepthook, crashes.append
+    try:
+        options = strategies.ClientOptions(stopped_server.address, cluster_id=1, timeout_s=30)
+        client = strategies.get("dispatcher").thread(options)
+        client.open()
+        errors = []
+
+        def call():
+            try:
+                client.get_ts()
+            except Exception as exc:
+                errors.append(exc)
+
+        callers = [threading.Thread(target=call) for _ in range(4)]
+        for t in callers:
+            t.start()
+        time.sleep(0.3)
+        client.close()
+        for t in callers:
+            t.join(5)
+        time.sleep(0.2)
+    finally:
+        threading.excepthook = previous
+    assert len(errors) == 4
+    assert all(not t.is_alive() for t in callers)
+    assert crashes == []
