@@ -143,7 +143,9 @@ class Clock:
 
 
 # ---------------------------------------------------------------- the callers' loops
-# Two per API (closed, open) so that neither pays for the other's branches.
+# One per API: the thread and asyncio loops are the same steps, one with ``await``.
+# Closed loop, a request is meant to start when the previous one ends (one clock
+# read per request); open loop, when the caller's Poisson schedule says.
 
 
 def _quota_limit(caller: Caller, clock: Clock, n: int, t: int) -> int:
@@ -153,134 +155,72 @@ def _quota_limit(caller: Caller, clock: Clock, n: int, t: int) -> int:
     return n + caller.quota if t >= clock.measure_from_us else FOREVER_US
 
 
-def _thread_closed(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
+def _thread_caller(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
     count, check = c.count, c.check
     sent_log, done_log, last_log = check.sent.append, check.done.append, check.lasts.append
+    schedule = c.gaps(clock.start_us) if c.mean_gap_us else None
+    intended_log = c.intended.append if schedule else None
     n, limit, t = 0, FOREVER_US, now_us()
-    while t < clock.end_us:
-        if limit == FOREVER_US and c.quota is not None:
-            limit = _quota_limit(c, clock, n, t)
-        if n >= limit:
-            break
-        n += 1
-        c.pending = t
-        try:
-            ts = get_ts(count)
-        except Exception as exc:
-            if c.abandoned:
-                return
-            c.fail(t, exc)
-            t = now_us()
-            continue
-        done = now_us()
-        if c.abandoned:
-            return
-        if ts.count != count:
-            check.odd_counts[len(check.lasts)] = ts.count
-        sent_log(t)
-        done_log(done)
-        last_log(ts.last)
-        t = done
-    c.pending = IDLE
-
-
-def _thread_open(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
-    count, check = c.count, c.check
-    sent_log, done_log, last_log, intended_log = (
-        check.sent.append,
-        check.done.append,
-        check.lasts.append,
-        c.intended.append,
-    )
-    next_start = c.gaps(clock.start_us)
-    n, limit = 0, FOREVER_US
-    while (intended := next_start()) < clock.end_us:
+    while (intended := schedule() if schedule else t) < clock.end_us:
         if limit == FOREVER_US and c.quota is not None:
             limit = _quota_limit(c, clock, n, intended)
         if n >= limit:
             break
         n += 1
         c.pending = intended
-        if (delay := intended - now_us()) > 0:
+        if schedule and (delay := intended - now_us()) > 0:
             time.sleep(delay / 1e6)
-        sent = now_us()
+        sent = now_us() if schedule else intended
         try:
             ts = get_ts(count)
         except Exception as exc:
             if c.abandoned:
                 return
             c.fail(intended, exc)
+            t = now_us()
             continue
-        done = now_us()
+        t = now_us()
         if c.abandoned:
             return
         if ts.count != count:
             check.odd_counts[len(check.lasts)] = ts.count
-        intended_log(intended)
+        if intended_log:
+            intended_log(intended)
         sent_log(sent)
-        done_log(done)
+        done_log(t)
         last_log(ts.last)
     c.pending = IDLE
 
 
-async def _async_closed(get_ts: Callable[[int], Awaitable[strategies.Timestamp]], c: Caller, clock: Clock) -> None:
+async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]], c: Caller, clock: Clock) -> None:
     count, check = c.count, c.check
     sent_log, done_log, last_log = check.sent.append, check.done.append, check.lasts.append
+    schedule = c.gaps(clock.start_us) if c.mean_gap_us else None
+    intended_log = c.intended.append if schedule else None
     n, limit, t = 0, FOREVER_US, now_us()
-    while t < clock.end_us:
-        if limit == FOREVER_US and c.quota is not None:
-            limit = _quota_limit(c, clock, n, t)
-        if n >= limit:
-            break
-        n += 1
-        c.pending = t
-        try:
-            ts = await get_ts(count)
-        except Exception as exc:
-            c.fail(t, exc)
-            t = now_us()
-            continue
-        done = now_us()
-        if ts.count != count:
-            check.odd_counts[len(check.lasts)] = ts.count
-        sent_log(t)
-        done_log(done)
-        last_log(ts.last)
-        t = done
-    c.pending = IDLE
-
-
-async def _async_open(get_ts: Callable[[int], Awaitable[strategies.Timestamp]], c: Caller, clock: Clock) -> None:
-    count, check = c.count, c.check
-    sent_log, done_log, last_log, intended_log = (
-        check.sent.append,
-        check.done.append,
-        check.lasts.append,
-        c.intended.append,
-    )
-    next_start = c.gaps(clock.start_us)
-    n, limit = 0, FOREVER_US
-    while (intended := next_start()) < clock.end_us:
+    while (intended := schedule() if schedule else t) < clock.end_us:
         if limit == FOREVER_US and c.quota is not None:
             limit = _quota_limit(c, clock, n, intended)
         if n >= limit:
             break
         n += 1
         c.pending = intended
-        if (delay := intended - now_us()) > 0:
+        if schedule and (delay := intended - now_us()) > 0:
             await asyncio.sleep(delay / 1e6)
-        sent = now_us()
+        sent = now_us() if schedule else intended
         try:
             ts = await get_ts(count)
         except Exception as exc:
             c.fail(intended, exc)
+            t = now_us()
             continue
-        done = now_us()
+        t = now_us()
         if ts.count != count:
             check.odd_counts[len(check.lasts)] = ts.count
-        intended_log(intended)
+        if intended_log:
+            intended_log(intended)
         sent_log(sent)
-        done_log(done)
+        done_log(t)
         last_log(ts.last)
     c.pending = IDLE
 
@@ -307,9 +247,8 @@ def _drain_s(shard: ShardConfig) -> float:
 
 def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.TsoClient) -> int:
     """Run the callers; returns the µs instant the window closed for them."""
-    loop = _thread_open if shard.run.open_loop else _thread_closed
     threads = [
-        threading.Thread(target=loop, args=(client.get_ts, c, clock), name=f"caller-{i}", daemon=True)
+        threading.Thread(target=_thread_caller, args=(client.get_ts, c, clock), name=f"caller-{i}", daemon=True)
         for i, c in enumerate(callers)
     ]
     for t in threads:
@@ -332,8 +271,7 @@ def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller], client
 
 
 async def _run_tasks(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.AsyncTsoClient) -> int:
-    loop_fn = _async_open if shard.run.open_loop else _async_closed
-    tasks = [asyncio.create_task(loop_fn(client.get_ts, c, clock)) for c in callers]
+    tasks = [asyncio.create_task(_async_caller(client.get_ts, c, clock)) for c in callers]
     loop = asyncio.get_running_loop()
     give_up = loop.time() + _give_up_s(shard, clock)
     pending: set[asyncio.Task[None]] = set(tasks)

@@ -178,7 +178,7 @@ def _numbered_tasks(create_task):
 
     def create(coro, **kwargs):
         name = getattr(coro, "__name__", "")
-        if name in ("_async_closed", "_async_open"):
+        if name == "_async_caller":
             kwargs["name"] = f"caller-{next(counter)}"
         return create_task(coro, **kwargs)
 
