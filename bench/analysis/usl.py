@@ -44,6 +44,7 @@ class UslFit:
     r2: float
     points: int
     n_max: float  # largest concurrency measured: beyond it the curve is extrapolation
+    n_min: float = 1.0  # smallest concurrency measured
 
     def predict(self, n: np.ndarray | float) -> np.ndarray | float:
         return usl(n, self.lambda_, self.sigma, self.kappa)
@@ -108,6 +109,7 @@ def fit_usl(n: np.ndarray | list[float], x: np.ndarray | list[float]) -> UslFit 
         r2=1 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0),
         points=len(n),
         n_max=float(n.max()),
+        n_min=float(n.min()),
     )
 
 
