@@ -181,7 +181,7 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
             console.print(f"[yellow]no report:[/] {escape(str(exc))}")
             return
     for skipped in written.skipped:
-        console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False)
+        console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
     if findings:
         console.print("\n[bold]Findings[/]")
         for line in written.findings.lines():
@@ -392,7 +392,7 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     for path in written.paths:
         click.echo(path)
     for skipped in written.skipped:
-        err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False)
+        err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
     sys.exit(EXIT_DIRTY if written.skipped else EXIT_OK)
 
 
