@@ -168,7 +168,7 @@ def _dirty_safe(runs: pd.DataFrame) -> list[str]:
 def _fairness(runs: pd.DataFrame) -> str:
     known = runs[runs["jain"].notna()]
     if known.empty:
-        return 'Fairness: not recorded in these results (older files): "-".'
+        return 'Fairness: not recorded in these results (no `metrics.fairness`); the tables show "-".'
     starved = known[known["starved_callers"].fillna(0) > 0]
     worst = known.sort_values("jain").iloc[0]
     text = (

@@ -339,9 +339,12 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
         ax_f.barh(y, share, left=left, color=kind_colors(i % 20), label=f"{kind} ({int(counts.sum()):,})")
         left += share
     for i, (_, r) in enumerate(data.iterrows()):
-        note = r["verdict_text"]
-        ax_f.text(0.01, i, note if len(note) < 110 else note[:107] + "...", va="center", fontsize=8,
-                  color=CLEAN_COLOR if r["clean"] else "black", transform=ax_f.get_yaxis_transform())  # fmt: skip
+        missed = r["clean"] and not r["safe"]  # the negative control did not fail: the checks missed it
+        note = ("NOT CAUGHT: " if missed else "") + r["verdict_text"]
+        color = VIOLATION_COLOR if missed else CLEAN_COLOR if r["clean"] else "black"
+        ax_f.text(0.01, i, note if len(note) < 110 else note[:107] + "...", va="center", fontsize=8, color=color,
+                  transform=ax_f.get_yaxis_transform())  # fmt: skip
+    ax_f.set_ylim(-0.6, len(data) - 0.4)
     safe = data["safe"].tolist()
     labels = [s + ("" if ok else " (negative control)") for s, ok in zip(data["series"], safe, strict=True)]
     ax_f.set_yticks(y, labels)
