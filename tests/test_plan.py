@@ -119,7 +119,7 @@ def test_unreachable_target_is_refused_with_a_reason(measured) -> None:
     answer = plan(measured, target_tps=10_000_000)
     assert not answer.reachable and answer.recommendation is None
     assert answer.message.startswith("UNREACHABLE")
-    assert "cannot take the server past what it was measured to answer" in answer.message
+    assert "a lower bound of its capacity" in answer.message and "tsobench sweep" in answer.message
     assert answer.best_measured is not None  # still says what the best measured point is
 
 

@@ -300,14 +300,15 @@ def _message(
         )
     if choice is None:
         top = max(within_p99, key=lambda o: o.server_ceiling_tps or 0)
+        probe = confirm_command(top, math.ceil(required / top.per_process_tps))
         return (
             f"UNREACHABLE as measured: {need}. The highest server-side ceiling of any safe point"
             + (f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else "")
-            + f" is {top.server_ceiling_tps:,.0f} ts/s ({top.describe()}; {top.server_ceiling_from}); "
-            "more client processes cannot take the server past what it was measured to answer. "
-            f"Best measured: {best.measured_tps:,.0f} ts/s ({best.describe()}, p={best.measured_processes}). "
-            "Scale the TSO server, batch more timestamps per RPC, measure the server at a higher load, "
-            "or lower the target or the headroom."
+            + f" is {top.server_ceiling_tps:,.0f} ts/s ({top.describe()}; {top.server_ceiling_from}). "
+            "That is what the server was measured answering, a lower bound of its capacity: no measurement "
+            f"shows it can do more. Best measured: {best.measured_tps:,.0f} ts/s ({best.describe()}, "
+            f"p={best.measured_processes}). Scale the TSO server, batch more timestamps per RPC, or lower the "
+            f"target or the headroom; to find out whether the server can do more, load it harder: {probe}"
         )
     machines = (
         f"on {choice.machines} machine(s) of {choice.cores_per_machine} cores (the measured core count, "
