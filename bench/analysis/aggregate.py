@@ -145,6 +145,7 @@ def _verdict_columns(g: pd.DataFrame) -> dict[str, object]:
         "clean": j.clean,
         "dirty": j.dirty,
         "safe": bool(g["safe"].all()),
+        "baseline": bool(g["baseline"].any()),
         "negative_control": j.negative_control,
     }
 

@@ -81,7 +81,7 @@ def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: list[Skipped] = ()) -> Fi
 
 
 def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
-    ranked = runs[~runs["open_loop"] & runs["clean"] & runs["safe"] & (runs["strategy"] != NULL) & (runs["tps"] > 0)]
+    ranked = runs[~runs["open_loop"] & runs["clean"] & runs["safe"] & ~runs["baseline"] & (runs["tps"] > 0)]
     knobs = [k for k in KNOBS if ranked[k].nunique(dropna=False) > 1]
     keys = ["api", "total_callers", "concurrency", "processes", *knobs]
     header = ("api", "callers", "best safe strategy", "ts/s", "p99 ms", "vs runner-up", f"vs {BASELINE}")
@@ -189,7 +189,7 @@ def _count(value: float) -> str:
 
 def _harness(runs: pd.DataFrame) -> str:
     bound = runs[runs["harness_bound"].map(lambda v: v is True)]
-    has_ceiling = runs["harness_ceiling_tps"].notna().any() or (runs["strategy"] == NULL).any()
+    has_ceiling = runs["harness_ceiling_tps"].notna().any() or runs["baseline"].any()
     if not has_ceiling:
         return (
             f"Harness-bound points: unknown, no `{NULL}` strategy run to compare with "

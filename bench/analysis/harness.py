@@ -1,6 +1,7 @@
-"""The harness's own ceiling: how fast the ``null`` strategy goes.
+"""The harness's own ceiling: how fast the baseline (``null``) strategy goes.
 
-``null`` answers from an in-process counter with no RPC, so its throughput is
+A baseline strategy (``strategy.baseline`` in the file; the built-in ``null``)
+answers from an in-process counter with no RPC, so its throughput is
 the most the harness itself can measure with that API, concurrency and number
 of processes. A point reaching half of that measures the harness as much as
 the strategy: it is "harness-bound". After a sweep, ``annotate`` records this
@@ -19,7 +20,7 @@ import pandas as pd
 
 from .loader import PathLike, load_results
 
-NULL = "null"  # the built-in strategy that measures the harness alone
+NULL = "null"  # the built-in baseline strategy, named in advice to run it
 BOUND_SHARE = 0.5  # at least this share of the null strategy's throughput: harness-bound
 MATCH = ("api", "concurrency", "processes", "rate")  # what makes a null run comparable
 
@@ -29,13 +30,13 @@ def mark(frame: pd.DataFrame, tps: str) -> pd.DataFrame:
     null runs in the frame (column ``tps`` holds throughput); rows without a
     matching null run keep what their files recorded (or None)."""
     out = frame.copy()
-    nulls = out[(out["strategy"] == NULL) & (out[tps] > 0)]
+    nulls = out[out["baseline"] & (out[tps] > 0)]
     if nulls.empty:
         return out
     keys = [k for k in MATCH if k in out.columns]
     ceiling = nulls.groupby(keys, dropna=False)[tps].median().rename("_ceiling").reset_index()
     joined = out[keys].merge(ceiling, on=keys, how="left")["_ceiling"].to_numpy()
-    found = ~pd.isna(joined) & (out["strategy"] != NULL).to_numpy()
+    found = ~pd.isna(joined) & ~out["baseline"].to_numpy(dtype=bool)
     out["harness_ceiling_tps"] = out["harness_ceiling_tps"].astype(object)
     out["harness_bound"] = out["harness_bound"].astype(object)
     out.loc[found, "harness_ceiling_tps"] = joined[found]
@@ -51,7 +52,7 @@ def annotate(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     except ValueError:
         return []  # nothing readable: nothing to annotate
     written = []
-    for _, row in df[df["strategy"] != NULL].iterrows():
+    for _, row in df[~df["baseline"]].iterrows():
         bound, ceiling = row["harness_bound"], row["harness_ceiling_tps"]
         path = Path(row["path"])
         data = json.loads(path.read_text())

@@ -93,6 +93,7 @@ COLUMNS = (
     "harness_bound",
     "harness_ceiling_tps",
     "safe",
+    "baseline",
     "verdict",
     "verdict_detail",
     "dirty",
@@ -132,7 +133,7 @@ TEXT = frozenset(
         "verdict_detail",
     }
 )
-FLAGS = frozenset({"safe", "dirty", "harness_bound"})  # True/False, or None when unknown
+FLAGS = frozenset({"safe", "baseline", "dirty", "harness_bound"})  # True/False, or None when unknown
 NUMERIC = tuple(c for c in COLUMNS if c not in TEXT | FLAGS)
 INTEGER = frozenset(
     {
@@ -325,6 +326,7 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
     fairness = m.get("fairness") or {}
     name = cfg["strategy"]
     safe = strategy_safe(data)
+    baseline = strategy_baseline(data)
     judgement = judge({**data, "strategy": {"name": name, "safe": safe}})
     row = {
         "source": "tsobench",
@@ -366,6 +368,7 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         "harness_bound": m.get("harness_bound"),
         "harness_ceiling_tps": m.get("harness_ceiling_tps"),
         "safe": safe,
+        "baseline": baseline,
         "verdict": judgement.verdict.value,
         "verdict_detail": judgement.detail,
         "dirty": judgement.dirty,
@@ -384,18 +387,27 @@ def strategy_safe(data: dict[str, Any]) -> bool:
     """Whether the run's strategy is safe: as the file records it, else as the
     registry knows it (files older than ``strategy.safe``), else by the one
     negative control that existed before either."""
+    return _strategy_flag(data, "safe", lambda name: name != "unsafe-shared")
+
+
+def strategy_baseline(data: dict[str, Any]) -> bool:
+    """Whether the run measured the harness's own ceiling (``strategy.baseline``, the null strategy)."""
+    return _strategy_flag(data, "baseline", lambda name: name == "null")
+
+
+def _strategy_flag(data: dict[str, Any], flag: str, last_resort) -> bool:
     recorded = data.get("strategy")
-    if isinstance(recorded, dict) and isinstance(recorded.get("safe"), bool):
-        return recorded["safe"]
-    name = (data.get("config") or {}).get("strategy") or (data.get("params") or {}).get("strategy")
-    return registered_safe(str(name))
+    if isinstance(recorded, dict) and isinstance(recorded.get(flag), bool):
+        return recorded[flag]
+    return registered(str((data.get("config") or {}).get("strategy")), flag, last_resort)
 
 
-def registered_safe(name: str) -> bool:
+def registered(name: str, flag: str, last_resort) -> bool:
+    """A flag of a strategy as the registry (built-ins and plugins) knows it."""
     from tsobench.strategies.registry import all_strategies
 
     known = all_strategies().get(name)
-    return known.safe if known is not None else name != "unsafe-shared"
+    return bool(getattr(known, flag)) if known is not None else last_resort(name)
 
 
 CONFIG_FIELDS = (
@@ -472,7 +484,7 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
         if isinstance(errors, dict):
             kinds, errors = errors, sum(errors.values())
         concurrency, processes = params.get("concurrency"), params.get("processes", 1)
-        safe = registered_safe(str(params.get("strategy")))
+        safe = registered(str(params.get("strategy")), "safe", lambda name: name != "unsafe-shared")
         judgement = judge(
             {
                 "status": "completed",
@@ -501,6 +513,7 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
             "histogram": info.get("histogram"),
             "command": None,
             "safe": safe,
+            "baseline": registered(str(params.get("strategy")), "baseline", lambda name: name == "null"),
             "verdict": judgement.verdict.value,
             "verdict_detail": judgement.detail,
             "dirty": judgement.dirty,

@@ -30,7 +30,6 @@ from rich.console import Console
 from rich.table import Table
 
 from .aggregate import repeats
-from .harness import NULL
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
@@ -143,7 +142,7 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
     agg = repeats(df)
     fits = tuple(fit_series(df))
     by_series = {f.series: f for f in fits}
-    candidates = agg[agg["clean"] & agg["safe"] & (agg["strategy"] != NULL) & (agg["tps"] > 0)]
+    candidates = agg[agg["clean"] & agg["safe"] & ~agg["baseline"] & (agg["tps"] > 0)]
     measured = agg[agg["clean"] & (agg["server_rps"] > 0)]
     server_rps = measured.groupby(_server(measured))["server_rps"].max().to_dict()  # per server measured
     options = sorted(
