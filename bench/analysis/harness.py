@@ -56,8 +56,13 @@ def annotate(paths: PathLike | Iterable[PathLike]) -> list[Path]:
         bound, ceiling = row["harness_bound"], row["harness_ceiling_tps"]
         path = Path(row["path"])
         data = json.loads(path.read_text())
-        data["metrics"]["harness_bound"] = bool(bound) if isinstance(bound, bool) else None
-        data["metrics"]["harness_ceiling_tps"] = None if pd.isna(ceiling) else round(float(ceiling), 1)
+        note = {
+            "harness_bound": bool(bound) if isinstance(bound, bool) else None,
+            "harness_ceiling_tps": None if pd.isna(ceiling) else round(float(ceiling), 1),
+        }
+        if all(k in data["metrics"] and data["metrics"][k] == v for k, v in note.items()):
+            continue  # already recorded (a resumed sweep)
+        data["metrics"].update(note)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n")
         os.replace(tmp, path)
