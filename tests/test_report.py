@@ -167,7 +167,7 @@ def test_fairness_harness_bound_and_starvation_are_found(tmp_path: Path) -> None
     df = load(tmp_path)
     report = build(df)
     notes = " ".join(report.findings.notes)
-    assert "lowest 0.40 at locked/thread c=4" in notes
+    assert "lowest of the safe strategies 0.40 at locked/thread c=4" in notes
     assert "callers that completed nothing: locked/thread c=4 (2 of 4)" in notes
     assert "Harness-bound" in notes and "pool/thread c=4 (75% of 5,000)" in notes  # 3,729 >= half of 5,000
     assert "NOT CLEAN" in notes and "starved" in notes  # a starved safe point is dirty and not ranked

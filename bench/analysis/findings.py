@@ -170,15 +170,20 @@ def _fairness(runs: pd.DataFrame) -> str:
     if known.empty:
         return 'Fairness: not recorded in these results (no `metrics.fairness`); the tables show "-".'
     starved = known[known["starved_callers"].fillna(0) > 0]
-    worst = known.sort_values("jain").iloc[0]
+    designs = known[known["safe"] & ~known["baseline"]]  # what a reader chooses between
+    worst = (designs if len(designs) else known).sort_values("jain").iloc[0]
     text = (
-        f"Fairness (Jain's index of completions per caller, 1 = equal): lowest {worst['jain']:.2f} at {_point(worst)}"
+        f"Fairness (Jain's index of completions per caller, 1 = equal): lowest of the safe strategies "
+        f"{worst['jain']:.2f} at {_point(worst)}"
         f" (per caller {worst['min_per_caller']:,.0f}-{worst['max_per_caller']:,.0f})"
     )
     if starved.empty:
         return text + "; no caller starved."
     listed = ", ".join(
-        f"{_point(r)} ({int(r['starved_callers'])} of {_count(r['callers'])})" for _, r in starved.iterrows()
+        f"{_point(r)} ({int(r['starved_callers'])} of {_count(r['callers'])}"
+        + ("" if r["safe"] else ", negative control")
+        + ")"
+        for _, r in starved.iterrows()
     )
     return text + f"; callers that completed nothing: {listed}."
 

@@ -180,8 +180,9 @@ def throughput(
     if both:
         axes[1].set_title("Requests/s")
     handles, _ = axes[0].get_legend_handles_labels()
-    handles.append(Line2D([], [], color="grey", linestyle="-", alpha=0.6, label="USL fit (measured range)"))
-    handles.append(Line2D([], [], color="grey", linestyle="--", alpha=0.6, label="USL fit (extrapolated)"))
+    if any(by_series.get(s) is not None for s in data["series"]):
+        handles.append(Line2D([], [], color="grey", linestyle="-", alpha=0.6, label="USL fit (measured range)"))
+        handles.append(Line2D([], [], color="grey", linestyle="--", alpha=0.6, label="USL fit (extrapolated)"))
     _legend_outside(fig, handles, data)
     fig.suptitle("Throughput vs concurrency — closed loop, median of repeats, bars: min-max")
     fig.tight_layout()
