@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from tsobench.server.cli import serve_command
 
@@ -121,9 +122,10 @@ def _run_sweep(
         TimeRemainingColumn,
     )
 
+    from .analysis.harness import annotate
     from .results import DEFAULT_DIR
     from .summary import point_line, sweep_table
-    from .sweep import Sweep, estimate_s
+    from .sweep import Sweep, dirty_points, estimate_s
 
     if resume and output is None:
         raise click.UsageError("--resume needs --output (the folder of the sweep to continue)")
@@ -158,23 +160,33 @@ def _run_sweep(
     if sweep.interrupted:
         console.print(f"interrupted: finished points are saved; continue with --resume --output {out}")
         return 130
+    annotate(out)  # harness-bound points, now that every point (and any null run) is in
     if report:
-        _report_after_sweep(out, console)
-    failed = [o for o in outcomes.values() if o.status == "failed"]
-    return EXIT_DIRTY if failed else EXIT_OK
+        _report_after_sweep(out, console, findings=prefix == "quickstart")
+    dirty = dirty_points(sweep)
+    if dirty:
+        console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
+        return EXIT_DIRTY
+    console.print("[green]every safe point clean[/] (a failing negative control is expected)")
+    return EXIT_OK
 
 
-def _report_after_sweep(out: Path, console: Console) -> None:
+def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
     from .analysis.report import write_report
 
     with console.status("writing the report"):
         try:
             written = write_report([out])
         except ValueError as exc:
-            console.print(f"[yellow]no report:[/] {exc}")
+            console.print(f"[yellow]no report:[/] {escape(str(exc))}")
             return
-    html = next((p for p in written if Path(p).suffix == ".html"), written[0])
-    console.print(f"report: {html}  ({len(written)} files in {Path(html).parent}/)")
+    for skipped in written.skipped:
+        console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    if findings:
+        console.print("\n[bold]Findings[/]")
+        for line in written.findings.lines():
+            console.print(escape(line), highlight=False, soft_wrap=True)
+    console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
 
 
 def _output_path(output: str | None, run_id: str) -> Path:
@@ -366,16 +378,22 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     """Write report.md, a self-contained report.html and the plots (PNG) from results.
 
     PATHS are results files or folders (searched recursively), and pytest-benchmark JSON.
+    A file that cannot be read is left out with a warning. Exit 0: written; 3: written,
+    but some files were left out; 2: bad input (nothing to report).
     """
     from .analysis.report import write_report
 
+    err = Console(stderr=True)
     try:
         written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(EXIT_USAGE)
-    for path in written:
+    for path in written.paths:
         click.echo(path)
+    for skipped in written.skipped:
+        err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_DIRTY if written.skipped else EXIT_OK)
 
 
 @main.command("plan")

@@ -297,6 +297,31 @@ class Sweep:
         return PointOutcome(point.key, "failed", None, proc.returncode, wall, error=tail or "no result written")
 
 
+def dirty_points(sweep: Sweep) -> list[str]:
+    """``key: verdict`` of every point that makes the sweep exit 3: a safe
+    strategy's point that was not clean (``verdict.judge``), or that left no
+    result at all. The negative control failing is what it is for."""
+    from tsobench.strategies.registry import get
+
+    dirty = []
+    for point in sweep.points:
+        outcome = sweep.outcomes.get(point.key)
+        if outcome is None:
+            continue
+        if outcome.result is None:
+            if get(point.config.strategy).safe:
+                dirty.append(f"{point.key}: {outcome.status} ({outcome.error or 'no result'})")
+            continue
+        try:
+            judgement = results.read(sweep.out / outcome.result).judgement
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            dirty.append(f"{point.key}: unreadable result ({exc})")
+            continue
+        if judgement.dirty:
+            dirty.append(f"{point.key}: {judgement}")
+    return dirty
+
+
 def _pending(point: Point) -> PointOutcome:
     return PointOutcome(point.key, "pending", None, None, 0.0)
 

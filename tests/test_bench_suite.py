@@ -42,5 +42,6 @@ def test_benchmark_suite_smoke_writes_extra_info(tmp_path):
         assert {"throughput_rps", "throughput_tps", "latency_us", "violations", "errors"} <= set(info)
         assert set(info["latency_us"]) >= {"p50", "p99"}
         assert info["violations"] == 0 and info["throughput_tps"] > 0
+        assert info["requests"] == 300  # each round is the same fixed work, so round times compare
         assert entry["params"]["strategy"] == "dispatcher"
     assert {e["group"] for e in entries} >= {"micro: get_ts (thread)", "micro: hot paths"}

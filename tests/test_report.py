@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -12,8 +13,9 @@ from PIL import Image
 
 from tsobench.bench import latency
 from tsobench.bench.analysis.aggregate import repeats
+from tsobench.bench.analysis.harness import annotate
 from tsobench.bench.analysis.loader import load, load_results
-from tsobench.bench.analysis.report import build
+from tsobench.bench.analysis.report import build, config_table
 from tsobench.bench.cli import main
 
 FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
@@ -80,7 +82,9 @@ def test_markdown_and_html_carry_the_same_report(report_dir: Path) -> None:
         assert section in md and section in html
     assert "tsobench run -q --duration 0.5" in md  # the exact commands
     assert "Intel" in md or "cpu_model" in md
-    assert "ERRORS" in md and "clean" in md  # the unsafe control fails, the rest are clean
+    assert "errors: " in md and "clean: " in md  # the unsafe control fails, the rest are clean
+    assert md.index("## Findings") < md.index("## Throughput")  # findings first
+    assert html.index("<h2>Findings</h2>") < html.index("<h2>Throughput</h2>")
     assert "CPU ms / 1k ts" in md and "server RPCs / ts" in md
 
 
@@ -106,3 +110,111 @@ def test_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
     ok = CliRunner().invoke(main, ["report", str(FIXTURES / "pool-thread-c4.json"), "-o", str(out)])
     assert ok.exit_code == 0, ok.output
     assert (out / "report.md").exists() and not (out / "hockey_stick.png").exists()
+
+
+def test_findings_name_the_winner_its_factors_and_the_negative_control() -> None:
+    report = build(load(FIXTURES))
+    f = report.findings
+    rows = {(r[0], r[1]): r for r in f.rows}
+    # thread at 4 callers: pool 3,729 ts/s beats locked 2,733 (1.4x) and per-request 1,149 (3.2x)
+    assert rows[("thread", "4")][2:] == ("pool/thread", "3,729", "2.14", "1.4x locked", "3.2x")
+    assert rows[("asyncio", "16")][2] == "dispatcher/asyncio"
+    assert any(s.startswith("asyncio: at 16 callers") and "dispatcher with 28,082 ts/s" in s for s in f.summary)
+    control = [n for n in f.notes if n.startswith("Negative control")]
+    assert len(control) == 2 and all("failed as expected" in n for n in control)
+    assert any("unsafe-shared/thread" in n and "thread_crash:KeyError 1" in n and "hung 2" in n for n in control)
+    assert not any("unsafe" in r[2] for r in f.rows)  # never ranked
+    assert any("embedded server" in c for c in f.caveats) and any("2 core" in c for c in f.caveats)
+    assert any("One run per point" in c or "repeated" in c for c in f.caveats)
+
+
+def test_a_cell_with_no_answers_is_a_dash_never_zero() -> None:
+    agg = repeats(load_results(FIXTURES / "unsafe-shared-asyncio-c4.json"))
+    (row,) = config_table(agg).rows
+    header = config_table(agg).header
+    cells = dict(zip(header, row, strict=True))
+    assert cells["p50 ms"] == "-" and cells["p99 ms"] == "-" and cells["p99 ms min–max (runs)"] == "-"
+    assert cells["Jain"] == "-" and cells["harness-bound"] == "-"  # older file: not recorded
+
+
+def _copy(name: str, folder: Path, edit=None, as_name: str | None = None) -> Path:
+    data = json.loads((FIXTURES / name).read_text())
+    if edit:
+        edit(data)
+    path = folder / (as_name or name)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_fairness_harness_bound_and_starvation_are_found(tmp_path: Path) -> None:
+    # SYNTHETIC: copies of real files with fields added by hand (the measurement-truth fields).
+    def fair(jain, low, high, starved):
+        def edit(data):
+            data["metrics"].update(callers=4, fairness={"jain": jain, "min_per_caller": low, "max_per_caller": high,
+                                                        "starved_callers": starved})  # fmt: skip
+            data["strategy"] = {"name": data["config"]["strategy"], "safe": True}
+
+        return edit
+
+    def null(data):
+        data["config"]["strategy"] = "null"
+        data["strategy"] = {"name": "null", "safe": True}
+        data["metrics"]["throughput_tps"] = data["metrics"]["throughput_rps"] = 5_000.0
+
+    _copy("pool-thread-c4.json", tmp_path, fair(0.97, 400, 520, 0))
+    _copy("locked-thread-c4.json", tmp_path, fair(0.40, 0, 900, 2))
+    _copy("per-request-thread-c4.json", tmp_path, null, "null-thread-c4.json")
+    df = load(tmp_path)
+    report = build(df)
+    notes = " ".join(report.findings.notes)
+    assert "lowest of the safe strategies 0.40 at locked/thread c=4" in notes
+    assert "callers that completed nothing: locked/thread c=4 (2 of 4)" in notes
+    assert "Harness-bound" in notes and "pool/thread c=4 (75% of 5,000)" in notes  # 3,729 >= half of 5,000
+    assert "NOT CLEAN" in notes and "starved" in notes  # a starved safe point is dirty and not ranked
+    assert "fairness.png" in [i.name for i in report.images]
+    (row,) = [r for r in report.findings.rows if r[1] == "4"]
+    assert row[2] == "pool/thread (harness-bound)"
+
+
+def test_annotate_records_harness_bound_in_each_file(tmp_path: Path) -> None:
+    def null(data):
+        data["config"]["strategy"] = "null"
+        data["metrics"]["throughput_tps"] = 100_000.0
+
+    pool = _copy("pool-thread-c4.json", tmp_path)
+    _copy("per-request-thread-c4.json", tmp_path, null, "null.json")
+    other = _copy("locked-thread-c1.json", tmp_path)  # no null run at c=1
+    assert sorted(annotate(tmp_path)) == sorted([pool, other])
+    metrics = json.loads(pool.read_text())["metrics"]
+    assert metrics["harness_bound"] is False and metrics["harness_ceiling_tps"] == 100_000.0  # 3,729 < 50,000
+    assert json.loads(other.read_text())["metrics"]["harness_bound"] is None
+
+
+def test_bad_files_are_skipped_with_a_warning_and_the_report_is_written(tmp_path: Path) -> None:
+    for name in ("pool-thread-c4.json", "locked-thread-c4.json"):
+        _copy(name, tmp_path)
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+
+    def huge(data):
+        data["config"]["concurrency"] = 10**400
+
+    def corrupt(data):
+        data["histograms"]["latency"] = "HISTFAAAAnotahistogram"
+
+    def script(data):
+        data["metrics"]["errors"] = {"<script>alert(1)</script>": 3}
+        data["metrics"]["requests_failed"] = 3
+
+    _copy("locked-thread-c1.json", tmp_path, huge, "huge.json")
+    _copy("locked-thread-c16.json", tmp_path, corrupt, "corrupt.json")
+    _copy("dispatcher-asyncio-c1.json", tmp_path, script, "script.json")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["report", str(tmp_path), "-o", str(out)])
+    assert result.exit_code == 3, result.output
+    assert "Traceback" not in result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning: skipped")]
+    assert len(warnings) == 3 and all(any(n in w for w in warnings) for n in ("deep.json", "huge.json", "corrupt.json"))
+    md = (out / "report.md").read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    assert "<script>" not in (out / "report.html").read_text()
+    assert "3 file(s) could not be read" in md and "pool/thread" in md

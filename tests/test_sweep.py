@@ -6,9 +6,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from tsobench.bench.cli import main
 from tsobench.bench.config import ConfigError
 from tsobench.bench.sweep import SweepPlan, read_plan
 
@@ -87,7 +90,11 @@ def test_sweep_resumes_after_ctrl_c_without_redoing_finished_points(tmp_path):
     assert proc.returncode == 130
     first = json.loads(manifest.read_text())
     assert first["interrupted"] is True
-    done = {p["key"]: os.stat(out / p["result"]).st_mtime_ns for p in first["points"] if p["status"] == "ok"}
+
+    def run_id(key: str) -> str:
+        return json.loads((out / f"{key}.json").read_text())["run_id"]
+
+    done = {p["key"]: run_id(p["key"]) for p in first["points"] if p["status"] == "ok"}
     assert done and len(done) < 4
 
     proc = sweep(*args, "--resume")
@@ -97,7 +104,7 @@ def test_sweep_resumes_after_ctrl_c_without_redoing_finished_points(tmp_path):
     statuses = {p["key"]: p["status"] for p in final["points"]}
     assert all(statuses[k] == "skipped" for k in done)
     assert set(statuses.values()) <= {"ok", "skipped"}
-    assert all(os.stat(out / f"{k}.json").st_mtime_ns == t for k, t in done.items())  # not rewritten
+    assert all(run_id(k) == r for k, r in done.items())  # not run again (the end-of-sweep annotation may rewrite)
     assert len(list(out.glob("*-rep0.json"))) == 4
 
 
@@ -120,3 +127,55 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
     assert proc.returncode == 3
     point = json.loads((out / "sweep.json").read_text())["points"][0]
     assert point["status"] == "failed" and "could not start" in point["error"]
+
+
+def _fake_points(monkeypatch, edits):
+    """A fake point runner: each point "runs" by writing a copy of a committed result,
+    edited per strategy, so the sweep's exit code is tested without timing."""
+    from tsobench.bench.sweep import PointOutcome, Sweep
+
+    fixture = Path(__file__).resolve().parent.parent / "results" / "fixtures" / "locked-thread-c4.json"
+
+    def run_point(self, point):
+        data = json.loads(fixture.read_text())
+        data["config"].update(strategy=point.config.strategy, concurrency=point.config.concurrency)
+        data["strategy"] = {"name": point.config.strategy, "safe": point.config.strategy != "unsafe-shared"}
+        edits.get(point.config.strategy, lambda d: None)(data)
+        path = self.result_path(point)
+        path.write_text(json.dumps(data))
+        return PointOutcome(point.key, "ok", path.name, 0, 0.0, summary=None)
+
+    monkeypatch.setattr(Sweep, "_run_point", run_point)
+
+
+def _errors(data):
+    data["metrics"].update(requests_failed=7, errors={"UNAVAILABLE": 7})
+
+
+def test_sweep_exits_3_when_a_safe_point_is_dirty_and_names_it(monkeypatch, tmp_path):
+    _fake_points(monkeypatch, {"pool": _errors, "unsafe-shared": _errors})
+    args = ["sweep", "--strategies", "locked,pool,unsafe-shared", "--apis", "thread", "--concurrency", "4"]
+    result = CliRunner().invoke(main, [*args, *TINY, "-o", str(tmp_path / "s")], terminal_width=200)
+    assert result.exit_code == 3, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("dirty safe points (1): pool-thread-c4-p1-closed-d0-rep0: errors: 7 failed")
+    assert "unsafe-shared" not in last
+
+
+def test_sweep_exits_0_when_only_the_negative_control_failed(monkeypatch, tmp_path):
+    _fake_points(monkeypatch, {"unsafe-shared": _errors})
+    args = ["sweep", "--strategies", "locked,unsafe-shared", "--apis", "thread", "--concurrency", "4"]
+    result = CliRunner().invoke(main, [*args, *TINY, "-o", str(tmp_path / "s")], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().splitlines()[-1].startswith("every safe point clean")
+
+
+def test_a_real_sweep_where_only_the_unsafe_control_fails_exits_0(tmp_path):
+    out = tmp_path / "s"
+    args = ["--strategies", "locked,unsafe-shared", "--apis", "thread", "--concurrency", "8"]
+    proc = sweep(*args, *TINY, "-o", str(out))
+    stdout, _ = proc.communicate(timeout=120)
+    points = {p["key"]: p for p in json.loads((out / "sweep.json").read_text())["points"]}
+    assert points["unsafe-shared-thread-c8-p1-closed-d0-rep0"]["status"] == "dirty"  # it failed, as it should
+    assert proc.returncode == 0, stdout
+    assert "every safe point clean" in stdout.strip().splitlines()[-1]

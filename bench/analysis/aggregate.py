@@ -8,11 +8,14 @@ median of the runs' percentiles, and say so in ``latency_from``.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import pandas as pd
 
 from .. import latency
+from ..verdict import Judgement, judge
+from . import harness
 from .loader import CONFIG_FIELDS, LATENCY_KEYS
 
 # What makes two runs repeats of each other.
@@ -28,7 +31,6 @@ CONFIG_KEYS = (
 LOAD_KEYS = ("concurrency", "processes", "pool_size", "rate")
 SERIES_KEYS = tuple(k for k in CONFIG_KEYS if k not in LOAD_KEYS)
 SHORT = {"server_delay_ms": "delay_ms", "server_jitter_ms": "jitter_ms", "server_fail_rate": "fail_rate"}
-UNSAFE = frozenset({"unsafe-shared"})
 LATENCY = LATENCY_KEYS
 
 
@@ -58,7 +60,7 @@ def repeats(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for _, g in df.groupby(list(CONFIG_KEYS), dropna=False, sort=True):
         rows.append(_fold(g))
-    out = pd.DataFrame(rows)
+    out = harness.mark(pd.DataFrame(rows), "tps")
     return out.sort_values(["series", "rate", "total_callers", "processes"], na_position="first", ignore_index=True)
 
 
@@ -66,6 +68,7 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
     first = g.iloc[0]
     row: dict[str, object] = {k: first[k] for k in ("series", *CONFIG_KEYS, "total_callers", "open_loop")}
     row["runs"] = len(g)
+    row.update(_verdict_columns(g))
     for col, name in (("throughput_tps", "tps"), ("throughput_rps", "rps")):
         row[name], row[f"{name}_min"], row[f"{name}_max"] = g[col].median(), g[col].min(), g[col].max()
     histograms = g["histogram"].dropna().tolist()
@@ -75,7 +78,8 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
         row["latency_from"] = "merged histograms"
     elif len(histograms) == len(g):
         merged = latency.merge(histograms)  # all the runs' requests in one histogram
-        row.update({f"{k}_us": float(v) for k, v in latency.summarize(merged).items()})
+        answered = merged.get_total_count() > 0  # no answers: no latency ("-"), never 0
+        row.update({f"{k}_us": float(v) if answered else math.nan for k, v in latency.summarize(merged).items()})
         row["histogram"] = latency.encode(merged)
         row["latency_from"] = "merged histograms"
     else:
@@ -84,25 +88,66 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
         row["latency_from"] = "median of runs"
     for k in ("p50", "p99"):
         row[f"{k}_min_us"], row[f"{k}_max_us"] = g[f"{k}_us"].min(), g[f"{k}_us"].max()
-    for col in ("cpu_per_1k_ts", "rpcs_per_ts", "mean_batch", "client_cpu_s"):
+    for col in ("cpu_per_1k_ts", "rpcs_per_ts", "mean_batch", "client_cpu_s", "littles_law_ratio", "duration_s"):
         row[col] = g[col].median()
     row.update(_totals(g))
-    row["clean"] = verdict(pd.Series(row)) == "clean"
-    row["safe"] = row["clean"] and first["strategy"] not in UNSAFE
+    row["jain"] = g["jain"].min()  # the least fair repeat
+    row["min_per_caller"], row["max_per_caller"] = g["min_per_caller"].min(), g["max_per_caller"].max()
     row["cpu_count"] = g["cpu_count"].max()
+    row["measured_s"] = g["measured_s"].median()
     row["server_rps"] = (g["server_rpcs"] / g["measured_s"]).median()
+    row["harness_bound"] = _recorded_flag(g["harness_bound"])
+    row["harness_ceiling_tps"] = g["harness_ceiling_tps"].median()
     return row
 
 
-def verdict(row: pd.Series) -> str:
-    """One word and the numbers: what the correctness table and plot say."""
-    if row["violations"] and row["violations"] > 0:
-        return f"VIOLATIONS {int(row['violations']):,}"
-    if row["requests_failed"] and row["requests_failed"] > 0:
-        return f"ERRORS {int(row['requests_failed']):,}"
-    if row["statuses"] != "completed":
-        return row["statuses"]
-    return "clean"
+def _recorded_flag(values: pd.Series) -> bool | None:
+    """True if any repeat says so, False if all say not, None when none says."""
+    known = [bool(v) for v in values if isinstance(v, bool)]
+    return any(known) if known else None
+
+
+STATUS_WORST_FIRST = ("failed", "interrupted", "completed")
+
+
+def judgement(g: pd.DataFrame) -> Judgement:
+    """The verdict of several runs together, by ``verdict.judge``'s own rules:
+    the counts summed, the worst status."""
+    statuses = set(g["status"].dropna())
+    totals = _totals(g)
+    return judge(
+        {
+            "status": next((s for s in STATUS_WORST_FIRST if s in statuses), "completed"),
+            "strategy": {"safe": bool(g["safe"].all())},
+            "metrics": {
+                "requests_failed": _count(totals["requests_failed"]),
+                "errors": totals["errors"],
+                "callers": _count(totals["callers"]) or None,
+                "fairness": {"starved_callers": _count(totals["starved_callers"])},
+            },
+            "correctness": {
+                k: _count(totals[k]) for k in ("checked", "violations", "duplicates", "non_monotonic", "mismatched")
+            },
+        }
+    )
+
+
+def _count(value: object) -> int:
+    return 0 if value is None or pd.isna(value) else int(value)
+
+
+def _verdict_columns(g: pd.DataFrame) -> dict[str, object]:
+    j = judgement(g)
+    unchecked = j.clean and g["checked"].isna().all()  # pytest-benchmark records no count of checked timestamps
+    return {
+        "verdict": j.verdict.value,
+        "verdict_text": "clean" if unchecked else str(j),
+        "clean": j.clean,
+        "dirty": j.dirty,
+        "safe": bool(g["safe"].all()),
+        "baseline": bool(g["baseline"].any()),
+        "negative_control": j.negative_control,
+    }
 
 
 def per_series(df: pd.DataFrame) -> pd.DataFrame:
@@ -113,11 +158,25 @@ def per_series(df: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, object] = {"series": series, "strategy": g["strategy"].iloc[0], "api": g["api"].iloc[0]}
         row["runs"] = len(g)
         row.update(_totals(g))
+        row.update(_verdict_columns(g))
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-TOTALS = ("requests_ok", "requests_failed", "timestamps", "violations", "duplicates", "non_monotonic", "mismatched")
+TOTALS = (
+    "checked",
+    "requests_ok",
+    "requests_failed",
+    "timestamps",
+    "violations",
+    "duplicates",
+    "non_monotonic",
+    "mismatched",
+    "callers",
+    "starved_callers",
+    "censored",
+    "in_flight_at_end",
+)
 
 
 def _totals(g: pd.DataFrame) -> dict[str, object]:

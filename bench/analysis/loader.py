@@ -16,13 +16,16 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .. import latency
 from ..results import SCHEMA_VERSION
+from ..verdict import judge
 
 PathLike = str | os.PathLike[str]
 SKIP_DIRS = frozenset({"report"})  # our own output folder
@@ -68,6 +71,7 @@ COLUMNS = (
     "timestamps",
     "errors",
     "hung",
+    "checked",
     "violations",
     "duplicates",
     "non_monotonic",
@@ -78,6 +82,21 @@ COLUMNS = (
     "server_timestamps",
     "rpcs_per_ts",
     "mean_batch",
+    "callers",
+    "jain",
+    "min_per_caller",
+    "max_per_caller",
+    "starved_callers",
+    "in_flight_at_end",
+    "censored",
+    "littles_law_ratio",
+    "harness_bound",
+    "harness_ceiling_tps",
+    "safe",
+    "baseline",
+    "verdict",
+    "verdict_detail",
+    "dirty",
     "histogram",
     "histogram_uncorrected",
     "command",
@@ -110,9 +129,12 @@ TEXT = frozenset(
         "platform",
         "cpu_model",
         "git_commit",
+        "verdict",
+        "verdict_detail",
     }
 )
-NUMERIC = tuple(c for c in COLUMNS if c not in TEXT)
+FLAGS = frozenset({"safe", "baseline", "dirty", "harness_bound"})  # True/False, or None when unknown
+NUMERIC = tuple(c for c in COLUMNS if c not in TEXT | FLAGS)
 INTEGER = frozenset(
     {
         "concurrency",
@@ -129,6 +151,7 @@ INTEGER = frozenset(
         "requests_failed",
         "timestamps",
         "hung",
+        "checked",
         "violations",
         "duplicates",
         "non_monotonic",
@@ -136,33 +159,55 @@ INTEGER = frozenset(
         "server_rpcs",
         "server_timestamps",
         "cpu_count",
+        "callers",
+        "min_per_caller",
+        "max_per_caller",
+        "starved_callers",
+        "in_flight_at_end",
+        "censored",
     }
 )
 LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max", "mean")
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be read: left out of the analysis, never fatal."""
+
+    path: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"skipped {self.path}: {self.reason}"
+
+
+def skipped(df: pd.DataFrame) -> list[Skipped]:
+    """The files the loader left out (``df.attrs["skipped"]``)."""
+    return list(df.attrs.get("skipped", []))
+
+
 def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     """Everything the paths hold: tsobench results and pytest-benchmark runs.
 
-    The ``source`` column says which ("tsobench" or "pytest-benchmark").
+    The ``source`` column says which ("tsobench" or "pytest-benchmark"). Files
+    that cannot be read are left out and listed by ``skipped(df)``.
     """
-    files = list(_json_files(paths))
-    frames = [_frame(rows) for rows in (_results_rows(files), _benchmark_rows(files)) if rows]
-    if not frames:
-        raise ValueError(f"no tsobench results or pytest-benchmark files in {', '.join(map(str, _as_list(paths)))}")
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    files, bad = _json_files(paths)
+    results, bad_results = _results_rows(files)
+    benchmarks, bad_benchmarks = _benchmark_rows(files)
+    skipped = [*bad, *bad_results, *bad_benchmarks]
+    return _frame_of([results, benchmarks], skipped, "tsobench results or pytest-benchmark files", paths)
 
 
 def load_results(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     """tsobench results files, from files or folders (searched recursively).
 
-    In folders, anything that is not a results file (sweep manifests, other
-    JSON, the ``report/`` folder) is skipped; a file named explicitly must be one.
+    In folders, JSON that is not a results file (sweep manifests, other JSON,
+    the ``report/`` folder) is ignored; a file named explicitly must be one.
     """
-    rows = _results_rows(list(_json_files(paths)), strict=True)
-    if not rows:
-        raise ValueError(f"no tsobench results files in {', '.join(map(str, _as_list(paths)))}")
-    return _frame(rows)
+    files, bad = _json_files(paths)
+    rows, bad_rows = _results_rows(files, strict=True)
+    return _frame_of([rows], [*bad, *bad_rows], "tsobench results files", paths)
 
 
 def load_pytest_benchmark(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
@@ -171,10 +216,21 @@ def load_pytest_benchmark(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     Only entries whose ``extra_info`` carries throughput become rows: plain
     timing micro-benchmarks have nothing comparable to a run.
     """
-    rows = _benchmark_rows(list(_json_files(paths)), strict=True)
-    if not rows:
-        raise ValueError(f"no pytest-benchmark scenario entries in {', '.join(map(str, _as_list(paths)))}")
-    return _frame(rows)
+    files, bad = _json_files(paths)
+    rows, bad_rows = _benchmark_rows(files, strict=True)
+    return _frame_of([rows], [*bad, *bad_rows], "pytest-benchmark scenario entries", paths)
+
+
+def _frame_of(
+    parts: list[list[dict[str, Any]]], bad: list[Skipped], what: str, paths: PathLike | Iterable[PathLike]
+) -> pd.DataFrame:
+    frames = [_frame(rows) for rows in parts if rows]
+    if not frames:
+        reasons = "".join(f"; {b}" for b in bad)
+        raise ValueError(f"no {what} in {', '.join(map(str, _as_list(paths)))}{reasons}")
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df.attrs["skipped"] = bad
+    return df
 
 
 # --- files ------------------------------------------------------------------
@@ -184,25 +240,34 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[PathLike]:
     return [paths] if isinstance(paths, str | os.PathLike) else list(paths)
 
 
-def _json_files(paths: PathLike | Iterable[PathLike]) -> Iterator[tuple[Path, bool, Any]]:
-    """(path, named explicitly, parsed JSON) for every file to consider."""
+def _json_files(paths: PathLike | Iterable[PathLike]) -> tuple[list[tuple[Path, bool, Any]], list[Skipped]]:
+    """(path, named explicitly, parsed JSON) for every file to consider, and the
+    files that could not be parsed. A path that does not exist is an error."""
+    found, bad = [], []
     for p in map(Path, _as_list(paths)):
         if p.is_dir():
-            for f in sorted(p.rglob("*.json")):
-                rel = f.relative_to(p).parts
-                if f.name in SKIP_FILES or SKIP_DIRS.intersection(rel[:-1]):
-                    continue
-                try:
-                    yield f, False, json.loads(f.read_text())
-                except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-                    continue  # a folder may hold anything; only results count
+            candidates = [
+                (f, False)
+                for f in sorted(p.rglob("*.json"))
+                if f.name not in SKIP_FILES and not SKIP_DIRS.intersection(f.relative_to(p).parts[:-1])
+            ]
         elif p.is_file():
-            try:
-                yield p, True, json.loads(p.read_text())
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{p}: not a JSON file ({exc})") from None
+            candidates = [(p, True)]
         else:
             raise ValueError(f"{p}: no such file or folder")
+        for f, explicit in candidates:
+            try:
+                found.append((f, explicit, json.loads(f.read_text())))
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+                bad.append(Skipped(str(f), f"not a JSON file ({_one_line(exc)})"))
+            except RecursionError:
+                bad.append(Skipped(str(f), "not a JSON file (nested too deeply)"))
+    return found, bad
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _is_results(data: Any) -> bool:
@@ -226,33 +291,47 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 # --- tsobench results -------------------------------------------------------
 
 
-def _results_rows(files: list[tuple[Path, bool, Any]], strict: bool = False) -> list[dict[str, Any]]:
-    rows = []
+def _results_rows(
+    files: list[tuple[Path, bool, Any]], strict: bool = False
+) -> tuple[list[dict[str, Any]], list[Skipped]]:
+    rows, bad = [], []
     for path, explicit, data in files:
         if _is_results(data):
             if data["schema_version"] != SCHEMA_VERSION:
-                raise ValueError(
-                    f"{path}: results schema_version {data['schema_version']!r}, this tsobench reads {SCHEMA_VERSION}"
-                )
+                reason = f"results schema_version {data['schema_version']!r}, this tsobench reads {SCHEMA_VERSION}"
+                bad.append(Skipped(str(path), reason))
+                continue
             try:
                 rows.append(results_row(data, path))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(f"{path}: malformed results file (missing {exc})") from None
+            except Exception as exc:  # whatever is wrong with one file, the others still count
+                bad.append(Skipped(str(path), f"malformed results file ({type(exc).__name__}: {_one_line(exc)})"))
         elif explicit and (strict or not _is_benchmark(data)):
             raise ValueError(f"{path}: not a tsobench results file (no schema_version/metrics)")
-    return rows
+    return rows, bad
 
 
 def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str, Any]:
-    """One results document as one flat row."""
+    """One results document as one flat row; raises on anything it cannot read.
+
+    Latency is None (shown as "-") when nothing was answered; fields that older
+    files lack are None too.
+    """
     cfg, m, c, env = data["config"], data["metrics"], data["correctness"], data.get("environment") or {}
-    lat = m["latency_us"]
     server = m.get("server") or {}
     histograms = data.get("histograms") or {}
-    return {
+    for text in histograms.values():
+        latency.decode(text)  # a corrupt histogram fails here, not halfway through a report
+    answered = bool(m["requests_ok"])
+    lat = m["latency_us"] if answered else {}
+    fairness = m.get("fairness") or {}
+    name = cfg["strategy"]
+    safe = strategy_safe(data)
+    baseline = strategy_baseline(data)
+    judgement = judge({**data, "strategy": {"name": name, "safe": safe}})
+    row = {
         "source": "tsobench",
         "path": str(path) if path is not None else None,
-        "run_id": data["run_id"],
+        "run_id": str(data["run_id"]),
         "started_at": data.get("started_at"),
         **{k: cfg.get(k) for k in CONFIG_FIELDS},
         "total_callers": cfg["concurrency"] * cfg["processes"],
@@ -264,24 +343,71 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         "throughput_rps": m["throughput_rps"],
         "throughput_tps": m["throughput_tps"],
         **{f"{k}_us": lat.get(k) for k in LATENCY_KEYS},
-        "p99_uncorrected_us": (m.get("latency_uncorrected_us") or {}).get("p99"),
+        "p99_uncorrected_us": (m.get("latency_uncorrected_us") or {}).get("p99") if answered else None,
         "requests_ok": m["requests_ok"],
         "requests_failed": m["requests_failed"],
         "timestamps": m.get("timestamps"),
-        "errors": dict(m.get("errors") or {}),
+        "errors": {str(k): int(v) for k, v in (m.get("errors") or {}).items()},
         "hung": m.get("hung", 0),
         **{k: c.get(k, 0) for k in ("violations", "duplicates", "non_monotonic", "mismatched")},
+        "checked": c.get("checked"),
         "client_cpu_s": m.get("client_cpu_s"),
         "cpu_per_1k_ts": _cpu_per_1k(m.get("client_cpu_s"), m.get("timestamps")),
         "server_rpcs": server.get("rpcs"),
         "server_timestamps": server.get("timestamps"),
         "rpcs_per_ts": _ratio(server.get("rpcs"), server.get("timestamps")),
         "mean_batch": server.get("mean_batch"),
+        "callers": m.get("callers"),
+        "jain": fairness.get("jain"),
+        "min_per_caller": fairness.get("min_per_caller"),
+        "max_per_caller": fairness.get("max_per_caller"),
+        "starved_callers": fairness.get("starved_callers"),
+        "in_flight_at_end": m.get("in_flight_at_end"),
+        "censored": m.get("censored"),
+        "littles_law_ratio": m.get("littles_law_ratio"),
+        "harness_bound": m.get("harness_bound"),
+        "harness_ceiling_tps": m.get("harness_ceiling_tps"),
+        "safe": safe,
+        "baseline": baseline,
+        "verdict": judgement.verdict.value,
+        "verdict_detail": judgement.detail,
+        "dirty": judgement.dirty,
         "histogram": histograms.get("latency"),
         "histogram_uncorrected": histograms.get("latency_uncorrected"),
-        "command": shlex.join(data["command"]) if data.get("command") else None,
+        "command": shlex.join(map(str, data["command"])) if data.get("command") else None,
         **{k: env.get(k) for k in ENV_FIELDS},
     }
+    for col in NUMERIC:
+        if row.get(col) is not None:
+            row[col] = float(row[col])  # a number too large for a float (10**400) fails here, for this file only
+    return row
+
+
+def strategy_safe(data: dict[str, Any]) -> bool:
+    """Whether the run's strategy is safe: as the file records it, else as the
+    registry knows it (files older than ``strategy.safe``), else by the one
+    negative control that existed before either."""
+    return _strategy_flag(data, "safe", lambda name: name != "unsafe-shared")
+
+
+def strategy_baseline(data: dict[str, Any]) -> bool:
+    """Whether the run measured the harness's own ceiling (``strategy.baseline``, the null strategy)."""
+    return _strategy_flag(data, "baseline", lambda name: name == "null")
+
+
+def _strategy_flag(data: dict[str, Any], flag: str, last_resort) -> bool:
+    recorded = data.get("strategy")
+    if isinstance(recorded, dict) and isinstance(recorded.get(flag), bool):
+        return recorded[flag]
+    return registered(str((data.get("config") or {}).get("strategy")), flag, last_resort)
+
+
+def registered(name: str, flag: str, last_resort) -> bool:
+    """A flag of a strategy as the registry (built-ins and plugins) knows it."""
+    from tsobench.strategies.registry import all_strategies
+
+    known = all_strategies().get(name)
+    return bool(getattr(known, flag)) if known is not None else last_resort(name)
 
 
 CONFIG_FIELDS = (
@@ -316,17 +442,20 @@ def _cpu_per_1k(cpu_s: float | None, timestamps: float | None) -> float | None:
 # --- pytest-benchmark -------------------------------------------------------
 
 
-def _benchmark_rows(files: list[tuple[Path, bool, Any]], strict: bool = False) -> list[dict[str, Any]]:
-    rows = []
+def _benchmark_rows(
+    files: list[tuple[Path, bool, Any]], strict: bool = False
+) -> tuple[list[dict[str, Any]], list[Skipped]]:
+    rows, bad = [], []
     for path, explicit, data in files:
         if _is_benchmark(data):
             try:
                 rows.extend(benchmark_rows(data, path))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise ValueError(f"{path}: malformed pytest-benchmark file ({exc})") from None
+            except Exception as exc:  # one bad file does not stop the others
+                reason = f"malformed pytest-benchmark file ({type(exc).__name__}: {_one_line(exc)})"
+                bad.append(Skipped(str(path), reason))
         elif explicit and strict:
             raise ValueError(f"{path}: not a pytest-benchmark file (no 'benchmarks' list)")
-    return rows
+    return rows, bad
 
 
 def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[dict[str, Any]]:
@@ -355,6 +484,15 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
         if isinstance(errors, dict):
             kinds, errors = errors, sum(errors.values())
         concurrency, processes = params.get("concurrency"), params.get("processes", 1)
+        safe = registered(str(params.get("strategy")), "safe", lambda name: name != "unsafe-shared")
+        judgement = judge(
+            {
+                "status": "completed",
+                "strategy": {"safe": safe},
+                "metrics": {"requests_failed": errors, "errors": kinds},
+                "correctness": {"violations": info.get("violations", 0)},
+            }
+        )
         row = {
             "source": "pytest-benchmark",
             "path": str(path) if path is not None else None,
@@ -374,7 +512,15 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
             "client_cpu_s": info.get("client_cpu_s"),
             "histogram": info.get("histogram"),
             "command": None,
+            "safe": safe,
+            "baseline": registered(str(params.get("strategy")), "baseline", lambda name: name == "null"),
+            "verdict": judgement.verdict.value,
+            "verdict_detail": judgement.detail,
+            "dirty": judgement.dirty,
             **env,
         }
+        for col in NUMERIC:
+            if row.get(col) is not None:
+                row[col] = float(row[col])
         rows.append(row)  # no cpu_per_1k_ts: a round's wall time includes warm-up, so no timestamp count
     return rows

@@ -1,25 +1,28 @@
 """``tsobench plan``: from measurements to "run this, on that many processes".
 
-Only safe strategies are recommended (never the unsafe control, never a
-configuration with a violation, an error or an unfinished run). Every measured
-point is a candidate; with the headroom kept free, it needs
+Only safe, clean strategies are candidates (never the negative control, never
+a run ``verdict.judge`` does not call clean, never the ``null`` harness
+ceiling). Every ceiling names where it comes from:
 
-    processes = ceil(target / (per-process throughput x (1 - headroom)))
+- server side: the most RPCs/s the server was measured answering, times the
+  timestamps per RPC the candidate's batching achieved. It is a measured
+  lower bound of the server's capacity; a target above it is UNREACHABLE as
+  measured (scale or batch the server side, or measure it higher).
+- client side: one client process, from the USL fit of its series (only a fit
+  of at least 4 concurrency levels with R² >= 0.8 sets one). More client
+  processes lift it, so the answer to a client-side limit is a number of
+  processes, on machines of the measured core count, and the exact
+  ``tsobench sweep ... --processes 1,2,4`` command that would confirm it.
 
-client processes, on ceil(processes / cores) machines. Adding client processes
-cannot take the server past its capacity, so each candidate also has a ceiling:
-the most server RPCs/s measured divided by the candidate's RPCs per timestamp
-(batching stretches it), or, without server counters, the best total throughput
-measured; never above the series' USL peak, never below what the point itself
-measured. A target past every ceiling is unreachable; one past what was
-actually measured is an extrapolation and is flagged as one.
+With the headroom kept free a candidate needs
+``ceil(target / (per-process throughput x (1 - headroom)))`` processes.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
+import shlex
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -28,6 +31,8 @@ from rich.table import Table
 
 from .aggregate import repeats
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
+
+CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
 
 
 @dataclass(frozen=True)
@@ -43,19 +48,24 @@ class Option:
     streams: int | None
     batch_wait_us: int | None
     count: int | None
+    target: str | None  # the server measured (None: the embedded one)
     measured_processes: int
     measured_tps: float  # all processes together
     per_process_tps: float
     p99_ms: float
     rpcs_per_ts: float | None
-    processes: int  # needed for the target with the headroom
-    machines: int
-    cores_per_machine: int
-    ceiling_tps: float
-    ceiling_from: str
+    cores_per_machine: int | None  # as measured (cpu_count of the runs)
+    server_ceiling_tps: float | None  # None: the server's counters were not measured
+    server_ceiling_from: str
+    client_ceiling_tps: float | None  # one process, from a good enough USL fit
+    client_ceiling_from: str
+    processes: int | None  # needed for the target with the headroom (None: beyond the server ceiling)
+    machines: int | None
+    limit: str  # "measured" | "client side" | "server side" | "p99"
     meets_p99: bool
     reachable: bool
     extrapolated: bool
+    command: str | None  # the sweep that would confirm the process count
 
     @property
     def usable(self) -> bool:
@@ -83,6 +93,7 @@ class Plan:
     required_tps: float  # target / (1 - headroom): the capacity to provision
     reachable: bool
     extrapolated: bool
+    limit: str  # what decides the answer: measured | client side | server side | p99 | no data
     message: str
     recommendation: Option | None
     best_measured: Option | None
@@ -98,6 +109,7 @@ class Plan:
             "required_tps": self.required_tps,
             "reachable": self.reachable,
             "extrapolated": self.extrapolated,
+            "limit": self.limit,
             "message": self.message,
             "recommendation": _option_dict(self.recommendation),
             "best_measured": _option_dict(self.best_measured),
@@ -114,14 +126,14 @@ def _option_dict(option: Option | None) -> dict[str, object] | None:
 
 
 def _rank(o: Option) -> tuple:
-    """Measured before extrapolated, then fewest processes, lowest p99, most per process."""
-    return (not o.usable, o.extrapolated, o.processes, o.p99_ms, -o.per_process_tps)
+    """Usable first, measured before extrapolated, then fewest processes, lowest p99, most per process."""
+    return (not o.usable, o.extrapolated, o.processes or math.inf, o.p99_ms, -o.per_process_tps)
 
 
 def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headroom: float = 0.3) -> Plan:
     """Which safe strategy and settings reach ``target_tps`` (timestamps/s)."""
-    if not target_tps > 0:
-        raise ValueError("--target-tps must be positive")
+    if not target_tps > 0 or not math.isfinite(target_tps):
+        raise ValueError("--target-tps must be a positive number")
     if not 0 <= headroom < 1:
         raise ValueError("--headroom must be in [0, 1)")
     if p99_ms is not None and not p99_ms > 0:
@@ -129,18 +141,27 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
     required = target_tps / (1 - headroom)
     agg = repeats(df)
     fits = tuple(fit_series(df))
-    peaks = {f.series: f.fit.peak for f in fits if f.fit is not None}
-    safe = agg[agg["safe"] & (agg["tps"] > 0)]
-    rpc_ceiling = agg.loc[agg["clean"], "server_rps"].max()
-    tps_ceiling = safe["tps"].max() if len(safe) else math.nan
+    by_series = {f.series: f for f in fits}
+    candidates = agg[agg["clean"] & agg["safe"] & ~agg["baseline"] & (agg["tps"] > 0)]
+    measured = agg[agg["clean"] & (agg["server_rps"] > 0)]
+    server_rps = measured.groupby(_server(measured))["server_rps"].max().to_dict()  # per server measured
     options = sorted(
-        (_option(r, target_tps, headroom, p99_ms, rpc_ceiling, tps_ceiling, peaks) for _, r in safe.iterrows()),
+        (
+            _option(r, target_tps, headroom, p99_ms, server_rps.get(_server(r)), by_series.get(r["series"]))
+            for _, r in candidates.iterrows()
+        ),
         key=_rank,
     )
     within_p99 = [o for o in options if o.meets_p99]
     best = max(within_p99 or options, key=lambda o: o.measured_tps, default=None)
     usable = [o for o in options if o.usable]
     choice = usable[0] if usable else None
+    if choice is not None:
+        limit = choice.limit
+    elif not options:
+        limit = "no data"
+    else:
+        limit = "p99" if not within_p99 else "server side"
     return Plan(
         target_tps=target_tps,
         p99_ms=p99_ms,
@@ -148,6 +169,7 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
         required_tps=required,
         reachable=choice is not None,
         extrapolated=bool(choice and choice.extrapolated),
+        limit=limit,
         message=_message(target_tps, required, headroom, p99_ms, choice, best, options, within_p99),
         recommendation=choice,
         best_measured=best,
@@ -157,32 +179,49 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
     )
 
 
+def _server(rows: pd.DataFrame | pd.Series) -> pd.Series | str:
+    """Which server a run measured: its --target, or "embedded"."""
+    if isinstance(rows, pd.Series):
+        return "embedded" if pd.isna(rows["target"]) else str(rows["target"])
+    return rows["target"].fillna("embedded").astype(str)
+
+
 def _option(
-    r: pd.Series,
-    target: float,
-    headroom: float,
-    p99_ms: float | None,
-    rpc_ceiling: float,
-    tps_ceiling: float,
-    peaks: dict[str, float],
+    r: pd.Series, target: float, headroom: float, p99_ms: float | None, server_rps: float | None, fit: SeriesFit | None
 ) -> Option:
     measured_processes = int(r["processes"])
     per_process = r["tps"] / measured_processes
-    processes = math.ceil(target / (per_process * (1 - headroom)))
     required = target / (1 - headroom)
-    cores = int(r["cpu_count"]) if pd.notna(r["cpu_count"]) and r["cpu_count"] > 0 else (os.cpu_count() or 1)
-    rpcs_per_ts = r["rpcs_per_ts"] if pd.notna(r["rpcs_per_ts"]) and r["rpcs_per_ts"] > 0 else None
-    if rpcs_per_ts is not None and pd.notna(rpc_ceiling):
-        ceiling, source = rpc_ceiling / rpcs_per_ts, f"server: {rpc_ceiling:,.0f} RPCs/s max measured"
+    cores = int(r["cpu_count"]) if pd.notna(r["cpu_count"]) and r["cpu_count"] > 0 else None
+    rpcs_per_ts = float(r["rpcs_per_ts"]) if pd.notna(r["rpcs_per_ts"]) and r["rpcs_per_ts"] > 0 else None
+    if server_rps is not None:
+        batching = "at this batching"
+        if rpcs_per_ts is None:  # this point's batching was not measured: assume none (count ts per RPC)
+            batching = "assuming no batching (not measured for this point)"
+        ts_per_rpc = 1 / rpcs_per_ts if rpcs_per_ts is not None else float(r["count"] if pd.notna(r["count"]) else 1)
+        server_ceiling = max(server_rps * ts_per_rpc, float(r["tps"]))
+        server_from = (
+            f"server side: {server_rps:,.0f} RPCs/s (the most measured) x {ts_per_rpc:,.1f} ts per RPC {batching}"
+        )
     else:
-        ceiling, source = tps_ceiling, "best total throughput measured"
-    peak = peaks.get(r["series"])
-    if peak is not None and peak < ceiling:
-        ceiling, source = peak, "USL peak of the series"
-    if ceiling < r["tps"]:
-        ceiling, source = r["tps"], "this point's own measurement"
-    p99 = r["p99_us"] / 1e3
-    return Option(
+        server_ceiling, server_from = None, "server side unknown: no server counters in these runs"
+    if fit is not None and fit.ceiling is not None:
+        client_ceiling, client_from = fit.ceiling, f"client side: one process, USL peak (R² {fit.fit.r2:.2f})"
+    else:
+        client_ceiling = None
+        client_from = "no client-side ceiling: " + (fit.no_ceiling_because if fit else "no one-process fit")
+    p99 = float(r["p99_us"]) / 1e3
+    meets_p99 = p99_ms is None or p99 <= p99_ms
+    beyond = server_ceiling is not None and required > server_ceiling
+    processes = None if beyond else math.ceil(required / per_process)
+    extrapolated = required > r["tps"]
+    if not meets_p99:
+        limit = "p99"
+    elif beyond:
+        limit = "server side"
+    else:
+        limit = "client side" if extrapolated else "measured"
+    option = Option(
         series=r["series"],
         strategy=r["strategy"],
         api=r["api"],
@@ -192,20 +231,43 @@ def _option(
         streams=_int(r["streams"]),
         batch_wait_us=_int(r["batch_wait_us"]),
         count=_int(r["count"]),
+        target=None if pd.isna(r["target"]) else str(r["target"]),
         measured_processes=measured_processes,
         measured_tps=float(r["tps"]),
         per_process_tps=float(per_process),
-        p99_ms=float(p99),
-        rpcs_per_ts=None if rpcs_per_ts is None else float(rpcs_per_ts),
-        processes=processes,
-        machines=math.ceil(processes / cores),
+        p99_ms=p99,
+        rpcs_per_ts=rpcs_per_ts,
         cores_per_machine=cores,
-        ceiling_tps=float(ceiling),
-        ceiling_from=source,
-        meets_p99=p99_ms is None or p99 <= p99_ms,
-        reachable=required <= ceiling,
-        extrapolated=required > r["tps"],
+        server_ceiling_tps=server_ceiling,
+        server_ceiling_from=server_from,
+        client_ceiling_tps=client_ceiling,
+        client_ceiling_from=client_from,
+        processes=processes,
+        machines=math.ceil(processes / cores) if processes is not None and cores else None,
+        limit=limit,
+        meets_p99=meets_p99,
+        reachable=not beyond,
+        extrapolated=extrapolated,
+        command=None,
     )
+    if limit != "client side" or processes is None:
+        return option
+    return Option(**{**asdict(option), "command": confirm_command(option, processes)})
+
+
+def confirm_command(o: Option, processes: int) -> str:
+    """The sweep that measures this setting at 1, 2, 4, ... up to ``processes`` client processes."""
+    levels = sorted({*(2**k for k in range(processes.bit_length()) if 2**k < processes), processes})
+    argv = ["tsobench", "sweep", "--strategies", o.strategy, "--apis", o.api, "--concurrency", str(o.concurrency)]
+    argv += ["--processes", ",".join(map(str, levels)), "--duration", str(CONFIRM_DURATION_S)]
+    if o.rate is not None:
+        argv += ["--rates", f"{o.rate * processes / o.measured_processes:g}"]
+    if o.count and o.count != 1:
+        argv += ["--count", str(o.count)]
+    if o.target:
+        argv += ["--target", o.target]
+    argv += ["-o", f"results/confirm-{o.strategy}-{o.api}-c{o.concurrency}", "--report"]
+    return shlex.join(argv)
 
 
 def _int(value: object) -> int | None:
@@ -226,7 +288,8 @@ def _message(
     if not options:
         return (
             f"UNREACHABLE: {need}: no safe, clean measured point to plan from (the unsafe control and runs with "
-            "violations, errors or an unfinished status are never recommended). Measure a safe strategy first."
+            "violations, errors, starvation or an unfinished status are never recommended). "
+            "Measure a safe strategy first."
         )
     if not within_p99:
         fastest = min(options, key=lambda o: o.p99_ms)
@@ -235,31 +298,44 @@ def _message(
             f"measured is {fastest.p99_ms:.2f} ms ({fastest.describe()}, p={fastest.measured_processes})."
         )
     if choice is None:
-        top = max(within_p99, key=lambda o: o.ceiling_tps)
+        top = max(within_p99, key=lambda o: o.server_ceiling_tps or 0)
+        probe = confirm_command(top, math.ceil(required / top.per_process_tps))
         return (
-            f"UNREACHABLE: {need}. The highest ceiling of any safe point"
+            f"UNREACHABLE as measured: {need}. The highest server-side ceiling of any safe point"
             + (f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else "")
-            + f" is {top.ceiling_tps:,.0f} ts/s ({top.describe()}; {top.ceiling_from}), and adding client "
-            f"processes cannot take the server past its capacity. Best measured: {best.measured_tps:,.0f} ts/s "
-            f"({best.describe()}, p={best.measured_processes}). Scale the TSO server, batch more, "
-            "or lower the target or the headroom."
+            + f" is {top.server_ceiling_tps:,.0f} ts/s ({top.describe()}; {top.server_ceiling_from}). "
+            "That is what the server was measured answering, a lower bound of its capacity: no measurement "
+            f"shows it can do more. Best measured: {best.measured_tps:,.0f} ts/s ({best.describe()}, "
+            f"p={best.measured_processes}). Scale the TSO server, batch more timestamps per RPC, or lower the "
+            f"target or the headroom; to find out whether the server can do more, load it harder: {probe}"
         )
-    setting = (
-        f"{choice.describe()} with {choice.processes} client process(es) "
-        f"on {choice.machines} machine(s) of {choice.cores_per_machine} cores"
+    machines = (
+        f"on {choice.machines} machine(s) of {choice.cores_per_machine} cores (the measured core count, "
+        "one client process per core)"
+        if choice.machines
+        else "(core count not recorded)"
     )
+    setting = f"{choice.describe()} with {choice.processes} client process(es) {machines}"
     if not choice.extrapolated:
         return (
             f"REACHABLE (measured): {need}: {setting}. Measured {choice.measured_tps:,.0f} ts/s at p99 "
             f"{choice.p99_ms:.2f} ms with {choice.measured_processes} process(es)."
         )
+    server = (
+        f"the server side allows {choice.server_ceiling_tps:,.0f} ts/s ({choice.server_ceiling_from})"
+        if choice.server_ceiling_tps is not None
+        else "the server's capacity was not measured (no server counters)"
+    )
+    client = (
+        f"one process tops out near {choice.client_ceiling_tps:,.0f} ts/s ({choice.client_ceiling_from})"
+        if choice.client_ceiling_tps is not None
+        else choice.client_ceiling_from
+    )
     return (
-        f"REACHABLE ONLY BY EXTRAPOLATION: {need}: {setting} would give "
-        f"{choice.processes * choice.per_process_tps:,.0f} ts/s if each process keeps its measured "
-        f"{choice.per_process_tps:,.0f} ts/s; the most measured is {best.measured_tps:,.0f} ts/s "
-        f"({best.describe()}, p={best.measured_processes}). The estimated ceiling is {choice.ceiling_tps:,.0f} ts/s "
-        f"({choice.ceiling_from}) and p99 {choice.p99_ms:.2f} ms is as measured at the smaller load. "
-        "Measure this setting before relying on it."
+        f"REACHABLE WITH MORE CLIENT PROCESSES (extrapolated; the client side is the limit): {need}: {setting} "
+        f"would give {choice.processes * choice.per_process_tps:,.0f} ts/s if each process keeps its measured "
+        f"{choice.per_process_tps:,.0f} ts/s; {server}; {client}. p99 {choice.p99_ms:.2f} ms is as measured at "
+        f"{choice.measured_processes} process(es). Confirm with: {choice.command}"
     )
 
 
@@ -298,36 +374,39 @@ def print_plan(p: Plan, console: Console | None = None, limit: int = 10) -> None
     )
     table = Table(title=title, title_justify="left")
     table.add_column("setting (measured processes)", ratio=3)
-    for col in ("measured ts/s", "p99 ms", "ceiling ts/s", "needs"):
+    for col in ("measured ts/s", "p99 ms", "server ceiling ts/s", "1-process ceiling", "needs"):
         table.add_column(col, justify="right")
     table.add_column("verdict")
+    verdicts = {
+        "p99": "[yellow]p99 too high[/]",
+        "server side": "[red]beyond server ceiling[/]",
+        "client side": "[yellow]more processes (extrapolated)[/]",
+        "measured": "[green]measured[/]",
+    }
     for o in p.options[:limit]:
-        if not o.meets_p99:
-            verdict = "[yellow]p99 too high[/]"
-        elif not o.reachable:
-            verdict = "[red]beyond ceiling[/]"
-        else:
-            verdict = "[yellow]extrapolated[/]" if o.extrapolated else "[green]measured[/]"
+        needs = f"{o.processes} proc" + (f", {o.machines} mach" if o.machines else "") if o.usable else "-"
         table.add_row(
             f"{o.describe()} (p={o.measured_processes})",
             f"{o.measured_tps:,.0f}",
             f"{o.p99_ms:.2f}",
-            f"{o.ceiling_tps:,.0f}",
-            f"{o.processes} proc, {o.machines} mach",
-            verdict,
+            f"{o.server_ceiling_tps:,.0f}" if o.server_ceiling_tps is not None else "-",
+            f"{o.client_ceiling_tps:,.0f}" if o.client_ceiling_tps is not None else "-",
+            needs,
+            verdicts[o.limit],
         )
     if len(p.options) > limit:
         table.caption = f"{len(p.options) - limit} more options in --json"
     console.print(table)
-    fits = Table(title="USL fits (timestamps/s vs total callers)", title_justify="left")
-    for col in ("series", "σ", "κ", "λ ts/s", "N*", "peak ts/s", "R²"):
-        fits.add_column(col, justify="left" if col == "series" else "right")
+    fits = Table(title="USL fits, one client process (timestamps/s vs callers)", title_justify="left")
+    for col in ("series", "σ", "κ", "λ ts/s", "N*", "peak ts/s", "R²", "ceiling"):
+        fits.add_column(col, justify="left" if col in ("series", "ceiling") else "right")
     for s in p.fits:
+        ceiling = f"{s.ceiling:,.0f}" if s.ceiling is not None else f"none: {s.no_ceiling_because}"
         if s.fit is None:
-            fits.add_row(s.series, f"{s.levels} level(s), needs 3", *["-"] * 5)
+            fits.add_row(s.series, *["-"] * 6, ceiling)
         else:
             c = fit_cells(s.fit)
-            fits.add_row(s.series, c["sigma"], c["kappa"], c["lambda"], c["n_star"], c["peak"], c["r2"])
+            fits.add_row(s.series, c["sigma"], c["kappa"], c["lambda"], c["n_star"], c["peak"], c["r2"], ceiling)
     console.print(fits)
     ll = p.littles_law
     if ll.get("runs"):

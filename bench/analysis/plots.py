@@ -19,7 +19,6 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .. import latency as hdr
-from .aggregate import UNSAFE, verdict
 from .usl import SeriesFit
 
 SPECTRUM_NINES = 4  # up to 99.99%
@@ -44,12 +43,18 @@ def png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d")
+NOT_CLEAN = dict(marker="X", s=110, edgecolors="black", linewidths=1.2, zorder=5)
+
+
+def markers(series: Sequence[str]) -> dict[str, str]:
+    """A marker per series as well as a colour: lines stay apart in grey print."""
+    return {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(sorted(series))}
+
+
 def _closed(agg: pd.DataFrame) -> pd.DataFrame:
-    return agg[~agg["open_loop"] & (agg["tps"] > 0)]
-
-
-def _label(row: pd.Series) -> str:
-    return row["series"] + ("" if row["clean"] else " (NOT CLEAN)")
+    """Closed-loop points, failed and dirty ones included (drawn apart, never dropped)."""
+    return agg[~agg["open_loop"]]
 
 
 def _callers_axis(ax, values: Sequence[float]) -> None:
@@ -63,17 +68,17 @@ def _callers_axis(ax, values: Sequence[float]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def _log_ms(ax) -> None:
-    """Log y axis in milliseconds, labelled 0.5, 1, 2, 10 rather than 10^0."""
+def _log_axis(ax, fmt=lambda v: f"{v:g}") -> None:
+    """Log y axis labelled 0.5, 1, 2, 10 rather than 10^0."""
     ax.set_yscale("log")
     low, high = ax.get_ylim()
     labelled = range(1, 10) if np.log10(high / low) < 1.2 else (2, 5)  # all of them on a narrow axis
 
     def minor(v: float, _: int) -> str:
         mantissa = round(v / 10 ** np.floor(np.log10(v)))
-        return f"{v:g}" if mantissa in labelled else ""
+        return fmt(v) if mantissa in labelled else ""
 
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
     ax.yaxis.set_minor_formatter(FuncFormatter(minor))
     ax.grid(True, which="both", alpha=0.3)
 
@@ -82,111 +87,193 @@ def _mark_processes(ax, g: pd.DataFrame, y: pd.Series, color: str) -> None:
     """Hollow squares around points measured with more than one client process."""
     many = g["processes"] > 1
     if many.any():
-        ax.scatter(g.loc[many, "total_callers"], y[many], s=150, marker="s", facecolors="none", edgecolors=color)
+        ax.scatter(g.loc[many, "total_callers"], y[many], s=180, marker="s", facecolors="none", edgecolors=color)
 
 
-def _errorbars(ax, x, median, low, high, color: str, label: str, scale: float = 1.0) -> None:
-    yerr = np.vstack([(median - low) / scale, (high - median) / scale])
-    ax.errorbar(x, median / scale, yerr=yerr, color=color, marker="o", capsize=3, label=label)
+def _series_points(
+    ax, g: pd.DataFrame, col: str, bounds: tuple[str, str], style: tuple[str, str], label: str, scale: float
+) -> None:
+    """A series' clean points with min-max bars, the line through the one-process ones;
+    points that are not clean as a big X on the same spot; points with no value at all
+    (failed, no answers) as an X on the bottom edge. Nothing is dropped."""
+    color, marker = style
+    g = g.sort_values(["total_callers", "processes"])
+    value = g[col] / scale
+    has_value = value.notna() & (value > 0)
+    ok = g[g["clean"] & has_value]
+    for many, part in ok.groupby(ok["processes"] > 1):
+        yerr = np.vstack([(part[col] - part[bounds[0]]) / scale, (part[bounds[1]] - part[col]) / scale])
+        ax.errorbar(part["total_callers"], part[col] / scale, yerr=yerr, color=color, marker=marker, capsize=3,
+                    linestyle="none" if many else "-", label=None if many else label)  # fmt: skip
+    if ok.empty:
+        ax.plot([], [], color=color, marker=marker, label=label)  # still in the legend
+    _mark_processes(ax, ok, ok[col] / scale, color)
+    dirty = g[~g["clean"] & has_value]
+    if len(dirty):
+        ax.scatter(dirty["total_callers"], dirty[col] / scale, color=color, **NOT_CLEAN)
+    missing = g[~has_value]
+    if len(missing):
+        ax.scatter(missing["total_callers"], [0.02] * len(missing), color=color, transform=ax.get_xaxis_transform(),
+                   clip_on=False, **NOT_CLEAN)  # fmt: skip
+
+
+def _si(v: float) -> str:
+    """1k, 20k, 1.5M: throughput ticks a reader can read."""
+    for factor, suffix in ((1e6, "M"), (1e3, "k")):
+        if abs(v) >= factor:
+            return f"{v / factor:g}{suffix}"
+    return f"{v:g}"
 
 
 _PROCESSES_HANDLE = Line2D(
     [], [], color="grey", marker="s", markerfacecolor="none", markersize=10, linestyle="", label="> 1 client process"
 )
+_NOT_CLEAN_HANDLE = Line2D(
+    [], [], color="grey", marker="X", markeredgecolor="black", markersize=10, linestyle="",
+    label="not clean (errors, violations, starved); on the bottom edge: no value (failed or no answers)",
+)  # fmt: skip
 
 
-def _legend_below(fig: Figure, handles: list, data: pd.DataFrame) -> None:
-    """One legend under both panels, with the multi-process marker when it is used."""
+def _legend_outside(fig: Figure, handles: list, data: pd.DataFrame) -> None:
+    """One legend under the panels (never over the data), with the markers that are used."""
+    handles = sorted((h for h in handles if not h.get_label().startswith("USL")), key=lambda h: h.get_label()) + [
+        h for h in handles if h.get_label().startswith("USL")
+    ]
     if (data["processes"] > 1).any():
         handles.append(_PROCESSES_HANDLE)
+    if (~data["clean"]).any():
+        handles.append(_NOT_CLEAN_HANDLE)
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
 
 
-def throughput(agg: pd.DataFrame, fits: Sequence[SeriesFit], palette: dict[str, str]) -> Figure | None:
+def _usl_curve(ax, fit, color: str) -> None:
+    """Solid across the measured range, dashed beyond it (extrapolation)."""
+    inside = np.geomspace(max(fit.n_min, 1), fit.n_max, 60)
+    ax.plot(inside, fit.predict(inside), color=color, linestyle="-", linewidth=1, alpha=0.6)
+    beyond = np.geomspace(fit.n_max, fit.n_max * 4, 40)
+    ax.plot(beyond, fit.predict(beyond), color=color, linestyle="--", linewidth=1, alpha=0.6)
+
+
+def throughput(
+    agg: pd.DataFrame, fits: Sequence[SeriesFit], palette: dict[str, str], shapes: dict[str, str]
+) -> Figure | None:
+    """Timestamps/s on a log axis; requests/s beside it only when a request asks for more than one."""
     data = _closed(agg)
     if data.empty:
         return None
     by_series = {f.series: f.fit for f in fits}
-    fig = _figure(13, 5)
-    ax_ts, ax_rq = fig.subplots(1, 2)
+    both = (data["count"].fillna(1) != 1).any()
+    fig = _figure(13 if both else 10, 5.5)
+    axes = fig.subplots(1, 2) if both else [fig.subplots()]
+    columns = (("tps", "timestamps"), ("rps", "requests"))[: len(axes)]
     for series, g in data.groupby("series", sort=True):
-        g = g.sort_values(["total_callers", "processes"])
-        color, label = palette[series], _label(g.iloc[0])
-        _errorbars(ax_ts, g["total_callers"], g["tps"], g["tps_min"], g["tps_max"], color, label, 1e3)
-        _errorbars(ax_rq, g["total_callers"], g["rps"], g["rps_min"], g["rps_max"], color, label, 1e3)
-        _mark_processes(ax_ts, g, g["tps"] / 1e3, color)
-        _mark_processes(ax_rq, g, g["rps"] / 1e3, color)
+        for ax, (col, _) in zip(axes, columns, strict=True):
+            _series_points(ax, g, col, (f"{col}_min", f"{col}_max"), (palette[series], shapes[series]), series, 1)
         fit = by_series.get(series)
         if fit is not None:
-            n = np.geomspace(1, max(fit.n_max * 2, 2), 100)
-            ax_ts.plot(n, fit.predict(n) / 1e3, color=color, linestyle=":", linewidth=1.5)
-    for ax, what in ((ax_ts, "timestamps"), (ax_rq, "requests")):
+            _usl_curve(axes[0], fit, palette[series])
+    for ax, (_, what) in zip(axes, columns, strict=True):
         _callers_axis(ax, data["total_callers"])
-        ax.set_ylabel(f"{what} per second (thousands)")
-        ax.set_ylim(bottom=0)
-    ax_ts.set_title("Timestamps/s (dotted: USL fit)")
-    ax_rq.set_title("Requests/s")
-    handles, _ = ax_ts.get_legend_handles_labels()
-    handles.append(Line2D([], [], color="grey", linestyle=":", label="USL fit"))
-    _legend_below(fig, handles, data)
+        _log_axis(ax, _si)
+        ax.set_ylabel(f"{what} per second (log scale)")
+    axes[0].set_title("Timestamps/s (thin line: USL fit of one process, dashed beyond the measured range)")
+    if both:
+        axes[1].set_title("Requests/s")
+    handles, _ = axes[0].get_legend_handles_labels()
+    if any(by_series.get(s) is not None for s in data["series"]):
+        handles.append(Line2D([], [], color="grey", linestyle="-", alpha=0.6, label="USL fit (measured range)"))
+        handles.append(Line2D([], [], color="grey", linestyle="--", alpha=0.6, label="USL fit (extrapolated)"))
+    _legend_outside(fig, handles, data)
     fig.suptitle("Throughput vs concurrency — closed loop, median of repeats, bars: min-max")
     fig.tight_layout()
     return fig
 
 
-def latency(agg: pd.DataFrame, palette: dict[str, str]) -> Figure | None:
+def latency(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
     data = _closed(agg)
     if data.empty:
         return None
-    fig = _figure(13, 5)
+    fig = _figure(13, 5.5)
     axes = fig.subplots(1, 2, sharey=True)
     for series, g in data.groupby("series", sort=True):
-        g = g.sort_values(["total_callers", "processes"])
         for ax, k in zip(axes, ("p50", "p99"), strict=True):
-            _errorbars(
-                ax,
-                g["total_callers"],
-                g[f"{k}_us"],
-                g[f"{k}_min_us"],
-                g[f"{k}_max_us"],
-                palette[series],
-                _label(g.iloc[0]),
-                1e3,
-            )
-            _mark_processes(ax, g, g[f"{k}_us"] / 1e3, palette[series])
+            bounds = (f"{k}_min_us", f"{k}_max_us")
+            _series_points(ax, g, f"{k}_us", bounds, (palette[series], shapes[series]), series, 1e3)
     for ax, k in zip(axes, ("p50", "p99"), strict=True):
         _callers_axis(ax, data["total_callers"])
-        _log_ms(ax)
+        _log_axis(ax)
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_title(f"{k} latency")
         ax.yaxis.set_tick_params(labelleft=True)
     handles, _ = axes[0].get_legend_handles_labels()
-    _legend_below(fig, handles, data)
+    _legend_outside(fig, handles, data)
     fig.suptitle("Latency vs concurrency — merged HDR histograms of repeats, bars: min-max of runs")
     fig.tight_layout()
     return fig
 
 
-def hockey_stick(agg: pd.DataFrame, palette: dict[str, str]) -> Figure | None:
+def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
+    """Jain's index, and the least and most served caller against the mean, per strategy."""
+    data = _closed(agg)
+    data = data[data["jain"].notna()]
+    if data.empty:
+        return None
+    fig = _figure(13, 5.5)
+    ax_j, ax_r = fig.subplots(1, 2)
+    for series, g in data.groupby("series", sort=True):
+        g = g.sort_values(["total_callers", "processes"])
+        color, marker = palette[series], shapes[series]
+        ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=series)
+        mean = g["requests_ok"] / g["callers"].where(g["callers"] > 0, g["total_callers"])
+        ax_r.plot(g["total_callers"], g["min_per_caller"] / mean, color=color, marker=marker)
+        ax_r.plot(g["total_callers"], g["max_per_caller"] / mean, color=color, marker=marker, linestyle="--",
+                  markerfacecolor="none")  # fmt: skip
+        starved = g[g["starved_callers"].fillna(0) > 0]
+        if len(starved):
+            ax_r.scatter(starved["total_callers"], [0] * len(starved), color=color, **NOT_CLEAN)
+    for ax in (ax_j, ax_r):
+        _callers_axis(ax, data["total_callers"])
+    ax_j.set_ylim(0, 1.05)
+    ax_j.set_ylabel("Jain's index of completions per caller (1 = equal)")
+    ax_j.set_title("Fairness between callers")
+    ax_r.set_ylim(bottom=0)
+    ax_r.axhline(1, color="grey", linewidth=0.8)
+    ax_r.set_ylabel("completions per caller / mean")
+    ax_r.set_title("Least (solid) and most (dashed) served caller; X at 0: starved")
+    handles, _ = ax_j.get_legend_handles_labels()
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    fig.suptitle("Fairness — completions per caller in the measured window")
+    fig.tight_layout()
+    return fig
+
+
+def hockey_stick(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
     data = agg[agg["open_loop"]]
     if data.empty:
         return None
-    fig = _figure(9, 5.5)
+    fig = _figure(12, 5.5)
     ax = fig.subplots()
     for (series, c, p), g in data.groupby(["series", "concurrency", "processes"], sort=True):
         g = g.sort_values("rate")
-        color = palette[series]
-        label = f"{_label(g.iloc[0])} c={c:g}" + (f" p={p:g}" if p > 1 else "")
-        ax.plot(g["tps"] / 1e3, g["p99_us"] / 1e3, color=color, marker="o", label=f"{label}: p99")
-        ax.plot(g["tps"] / 1e3, g["p50_us"] / 1e3, color=color, marker=".", linestyle="--", label=f"{label}: p50")
+        color, marker = palette[series], shapes[series]
+        label = f"{series} c={c:g}" + (f" p={p:g}" if p > 1 else "")
+        ax.plot(g["tps"] / 1e3, g["p99_us"] / 1e3, color=color, marker=marker, label=f"{label}: p99")
+        ax.plot(g["tps"] / 1e3, g["p50_us"] / 1e3, color=color, marker=marker, markerfacecolor="none",
+                linestyle="--", label=f"{label}: p50")  # fmt: skip
+        dirty = g[~g["clean"]]
+        if len(dirty):
+            ax.scatter(dirty["tps"] / 1e3, dirty["p99_us"] / 1e3, color=color, **NOT_CLEAN)
         for _, r in g.iterrows():
             ax.annotate(f"{r['rate']:g}/s", (r["tps"] / 1e3, r["p99_us"] / 1e3), fontsize=7, alpha=0.7, xytext=(3, 3),
                         textcoords="offset points")  # fmt: skip
-    _log_ms(ax)
+    _log_axis(ax)
     ax.set_xlabel("achieved throughput (thousand timestamps/s)")
     ax.set_ylabel("latency (ms, log scale), from the intended send time")
     ax.set_xlim(left=0)
-    ax.legend(fontsize=8)
+    handles, _ = ax.get_legend_handles_labels()
+    if (~data["clean"]).any():
+        handles.append(_NOT_CLEAN_HANDLE)
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.set_title("Latency vs throughput — open loop (Poisson arrivals), labels: offered rate")
     fig.tight_layout()
     return fig
@@ -194,11 +281,11 @@ def hockey_stick(agg: pd.DataFrame, palette: dict[str, str]) -> Figure | None:
 
 def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Figure | None:
     data = _closed(agg)
-    data = data[(data["concurrency"] == concurrency) & data["safe"] & data["histogram"].notna()]
+    data = data[(data["concurrency"] == concurrency) & data["safe"] & data["clean"] & data["histogram"].notna()]
     if data.empty:
         return None
     fractions = 1 - np.logspace(0, -SPECTRUM_NINES, 400)  # 0 .. 99.99%
-    fig = _figure(9, 5.5)
+    fig = _figure(12, 5.5)
     ax = fig.subplots()
     for _, r in data.sort_values(["series", "processes"]).iterrows():
         h = hdr.decode(r["histogram"])
@@ -209,65 +296,77 @@ def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Fi
         style = "-" if r["processes"] == 1 else "--"
         ax.plot(1 / (1 - shown), values, color=palette[r["series"]], linestyle=style, label=label)
     ax.set_xscale("log")
-    _log_ms(ax)
+    _log_axis(ax)
     ticks = [10.0**k for k in range(SPECTRUM_NINES + 1)]
     ax.xaxis.set_major_locator(FixedLocator([1, 2, *ticks[1:]]))
     ax.xaxis.set_minor_locator(NullLocator())
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * (1 - 1 / v):.{max(0, len(str(int(v))) - 3)}f}%"))
     ax.set_xlim(1, ticks[-1])
-    ax.set_xlabel("percentile (axis: 1 / (1 - p))")
+    ax.set_xlabel("percentile (axis: 1 / (1 - p)); each line stops at 1 / its request count")
     ax.set_ylabel("latency (ms, log scale)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     ax.set_title(f"Latency by percentile at concurrency {concurrency} per process — safe strategies, closed loop")
-    ax.text(0.99, 0.02, "each line stops at 1 / its request count", transform=ax.transAxes, ha="right", fontsize=7,
-            alpha=0.7)  # fmt: skip
     fig.tight_layout()
     return fig
 
 
-FAILED_COLOR, VIOLATION_COLOR, CLEAN_COLOR = "#f4a582", "#d6604d", "#1a9850"
+VIOLATION_COLOR, CLEAN_COLOR = "#d6604d", "#1a9850"
 
 
 def correctness(by_series: pd.DataFrame) -> Figure | None:
-    """One row per series: the share of requests that failed and the violations found.
+    """One row per series: failed requests as a share, stacked by error kind
+    (every kind, thread crashes included), and the violations panel only when
+    some series has violations.
 
-    Colours mean pass/fail here (not the series colours): the point is to see
-    the negative control fail and everything else stay clean.
+    Colours mean error kinds here (not the series): the point is to see the
+    negative control fail and everything else stay clean.
     """
     if by_series.empty:
         return None
     data = by_series.sort_values("series", ascending=False)
     y = np.arange(len(data))
     total = (data["requests_ok"].fillna(0) + data["requests_failed"].fillna(0)).replace(0, np.nan)
-    failed_pct = (100 * data["requests_failed"].fillna(0) / total).fillna(0)
     violations = data["violations"].fillna(0)
-    fig = _figure(13, 0.55 * len(data) + 2)
-    ax_f, ax_v = fig.subplots(1, 2, sharey=True)
-    ax_f.barh(y, failed_pct, color=FAILED_COLOR)
-    ax_v.barh(y, violations, color=VIOLATION_COLOR)
+    kinds = sorted({k for e in data["errors"] for k in e}, key=lambda k: -sum(e.get(k, 0) for e in data["errors"]))
+    kind_colors = matplotlib.colormaps["tab20"]
+    show_violations = bool(violations.max() > 0)
+    fig = _figure(13, 0.55 * len(data) + 2.5)
+    axes = fig.subplots(1, 2, sharey=True) if show_violations else [fig.subplots()]
+    ax_f = axes[0]
+    left = np.zeros(len(data))
+    for i, kind in enumerate(kinds):
+        counts = np.array([e.get(kind, 0) for e in data["errors"]], dtype=float)
+        share = np.nan_to_num(100 * counts / total.to_numpy())
+        ax_f.barh(y, share, left=left, color=kind_colors(i % 20), label=f"{kind} ({int(counts.sum()):,})")
+        left += share
     for i, (_, r) in enumerate(data.iterrows()):
-        text = verdict(r)
-        clean = text == "clean"
-        if clean:
-            note = "clean" + (f": {int(r['timestamps']):,} timestamps" if pd.notna(r["timestamps"]) else "")
-        else:
-            top = ", ".join(f"{k} {v:,}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1])[:2])
-            note = f"{failed_pct.iloc[i]:.0f}% failed" + (f" ({top})" if top else "")
-        color = CLEAN_COLOR if clean else "black"
-        ax_f.text(0.01, i, note, va="center", fontsize=8, color=color, transform=ax_f.get_yaxis_transform())
-        n = int(violations.iloc[i])
-        ax_v.text(0.01, i, f"{n:,} violations", va="center", fontsize=8, color="black" if n else CLEAN_COLOR,
-                  transform=ax_v.get_yaxis_transform())  # fmt: skip
-    ax_f.set_yticks(y, [s + (" (negative control)" if s.split("/")[0] in UNSAFE else "") for s in data["series"]])
-    for label, strategy in zip(ax_f.get_yticklabels(), data["strategy"], strict=True):
-        label.set_color(VIOLATION_COLOR if strategy in UNSAFE else "black")
+        missed = r["clean"] and not r["safe"]  # the negative control did not fail: the checks missed it
+        note = ("NOT CAUGHT: " if missed else "") + r["verdict_text"]
+        color = VIOLATION_COLOR if missed else CLEAN_COLOR if r["clean"] else "black"
+        ax_f.text(0.01, i, note if len(note) < 110 else note[:107] + "...", va="center", fontsize=8, color=color,
+                  transform=ax_f.get_yaxis_transform())  # fmt: skip
+    ax_f.set_ylim(-0.6, len(data) - 0.4)
+    safe = data["safe"].tolist()
+    labels = [s + ("" if ok else " (negative control)") for s, ok in zip(data["series"], safe, strict=True)]
+    ax_f.set_yticks(y, labels)
+    for label, ok in zip(ax_f.get_yticklabels(), safe, strict=True):
+        label.set_color("black" if ok else VIOLATION_COLOR)
     ax_f.set_xlim(0, 100)
-    ax_f.set_xlabel("failed requests (% of requests)")
-    ax_v.set_xscale("symlog", linthresh=1)
-    ax_v.set_xlim(0, max(10, violations.max() * 10))
-    ax_v.set_xlabel("correctness violations: duplicate + non-monotonic + mismatched (count, symlog)")
-    for ax in (ax_f, ax_v):
-        ax.grid(True, axis="x", alpha=0.3)
+    ax_f.set_xlabel("failed requests (% of requests), by error kind")
+    ax_f.grid(True, axis="x", alpha=0.3)
+    if kinds:
+        ax_f.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize=8, frameon=False,
+                    title="error kinds (total)")  # fmt: skip
+    if show_violations:
+        ax_v = axes[1]
+        ax_v.barh(y, violations, color=VIOLATION_COLOR)
+        for i, n in enumerate(violations):
+            ax_v.text(0.01, i, f"{int(n):,} violations", va="center", fontsize=8,
+                      color="black" if n else CLEAN_COLOR, transform=ax_v.get_yaxis_transform())  # fmt: skip
+        ax_v.set_xscale("symlog", linthresh=1)
+        ax_v.set_xlim(0, max(10, violations.max() * 10))
+        ax_v.set_xlabel("correctness violations: duplicate + non-monotonic + mismatched (count, symlog)")
+        ax_v.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Correctness and errors per strategy: the unsafe negative control should fail, the rest stay clean")
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import html
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..verdict import error_list
 from . import plots
-from .aggregate import per_series, repeats, verdict
-from .loader import ENV_FIELDS, PathLike, load
+from .aggregate import per_series, repeats
+from .findings import Findings, find
+from .loader import ENV_FIELDS, PathLike, Skipped, load, skipped
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 REPORT_DIR = "report"
@@ -63,21 +66,44 @@ Block = Heading | Text | Table | Image | Code
 
 
 def to_markdown(blocks: Sequence[Block]) -> str:
+    """Markdown with text from results files escaped as the HTML escapes it:
+    no raw HTML from a file reaches a Markdown viewer."""
     out: list[str] = []
     for b in blocks:
         match b:
             case Heading(text, level):
-                out.append(f"{'#' * level} {text}")
+                out.append(f"{'#' * level} {_md(text)}")
             case Text(text):
-                out.append(text)
+                out.append(_md_inline(text))
             case Table(header, rows):
                 cells = [header, tuple("---" for _ in header), *rows]
-                out.append("\n".join("| " + " | ".join(c.replace("|", r"\|") for c in row) + " |" for row in cells))
+                out.append(
+                    "\n".join("| " + " | ".join(_md(c).replace("|", r"\|") for c in row) + " |" for row in cells)
+                )
             case Image(name, caption, _):
-                out.append(f"![{caption}]({name})\n\n*{caption}*")
+                out.append(f"![{_md(caption)}]({name})\n\n*{_md(caption)}*")
             case Code(lines):
-                out.append("```\n" + "\n".join(lines) + "\n```")
+                fence = "`" * max(3, 1 + max((len(r) for line in lines for r in re.findall("`+", line)), default=0))
+                out.append(f"{fence}\n" + "\n".join(lines) + f"\n{fence}")  # code is shown literally
     return "\n\n".join(out) + "\n"
+
+
+def _md(text: str) -> str:
+    """HTML-escaped, and Markdown's own punctuation escaped."""
+    return re.sub(r"([\\`*_\[\]])", r"\\\1", html.escape(text, quote=False))
+
+
+def _md_cell(text: str) -> str:
+    return _md(text).replace("|", r"\|")
+
+
+def _md_inline(text: str) -> str:
+    """Text whose `code` spans stay code (shown literally); the rest escaped.
+    With unbalanced backticks everything is escaped."""
+    parts = text.split("`")
+    if len(parts) % 2 == 0:
+        return _md(text)
+    return "".join(f"`{p}`" if i % 2 else _md(p) for i, p in enumerate(parts))
 
 
 STYLE = """
@@ -152,6 +178,10 @@ def _int(value: float) -> str:
     return _num(value, 0)
 
 
+def _flag(value: object) -> str:
+    return {True: "yes", False: "no"}.get(value, "-") if isinstance(value, bool) else "-"
+
+
 # --- sections ---------------------------------------------------------------
 
 
@@ -171,6 +201,9 @@ def config_table(agg: pd.DataFrame) -> Table:
         "p99 ms min–max (runs)",
         "CPU ms / 1k ts",
         "server RPCs / ts",
+        "Jain",
+        "starved",
+        "harness-bound",
         "verdict",
     )
     rows = []
@@ -190,7 +223,10 @@ def config_table(agg: pd.DataFrame) -> Table:
                 spread(r["p99_min_us"], r["p99_max_us"], 1e3, 2),
                 _num(r["cpu_per_1k_ts"], 0),
                 _num(r["rpcs_per_ts"], 3),
-                verdict(r),
+                _num(r["jain"], 2),
+                _int(r["starved_callers"]),
+                _flag(r["harness_bound"]),
+                r["verdict_text"],
             )
         )
     return Table(header, tuple(rows))
@@ -222,7 +258,7 @@ def correctness_table(series: pd.DataFrame) -> Table:
     )
     rows = []
     for _, r in series.iterrows():
-        errors = ", ".join(f"{k} {v:,}" for k, v in sorted(r["errors"].items(), key=lambda kv: -kv[1])) or "-"
+        errors = error_list(r["errors"])
         rows.append(
             (
                 r["series"],
@@ -233,7 +269,7 @@ def correctness_table(series: pd.DataFrame) -> Table:
                 _int(r["non_monotonic"]),
                 _int(r["mismatched"]),
                 errors,
-                verdict(r),
+                r["verdict_text"],
             )
         )
     return Table(header, tuple(rows))
@@ -300,7 +336,7 @@ def commands_section(df: pd.DataFrame) -> list[Block]:
 
 def default_concurrency(agg: pd.DataFrame) -> int | None:
     """The per-process concurrency measured for the most safe series (ties: the larger)."""
-    data = agg[~agg["open_loop"] & agg["safe"] & agg["histogram"].notna()]
+    data = agg[~agg["open_loop"] & agg["safe"] & agg["clean"] & agg["histogram"].notna()]
     if data.empty:
         return None
     counts = data.groupby("concurrency")["series"].nunique()
@@ -314,6 +350,7 @@ def default_concurrency(agg: pd.DataFrame) -> int | None:
 class Report:
     blocks: tuple[Block, ...]
     title: str
+    findings: Findings
 
     @property
     def images(self) -> tuple[Image, ...]:
@@ -321,11 +358,13 @@ class Report:
 
 
 def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[PathLike] = ()) -> Report:
-    """The whole report from a loaded DataFrame (see ``loader.load``)."""
+    """The whole report from a loaded DataFrame (see ``loader.load``): findings first."""
     agg = repeats(df)
+    found = find(df, agg, skipped(df))
     series = per_series(df)
     fits = fit_series(df)
     palette = plots.colors(sorted(set(agg["series"])))
+    shapes = plots.markers(sorted(set(agg["series"])))
     available = sorted({int(c) for c in agg.loc[~agg["open_loop"], "concurrency"].dropna()})
     if concurrency is not None and concurrency not in available:
         raise ValueError(f"no closed-loop runs at concurrency {concurrency}; measured: {available or 'none'}")
@@ -345,6 +384,8 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             f"{len(agg)} configurations, {len(series)} strategy/API series. "
             f"Generated {datetime.now(UTC).isoformat(timespec='seconds')}."
         ),
+        *findings_section(found),
+        Heading("How to read the rest"),
         Text(
             "Medians are over repeats of the same configuration, with the min–max spread. "
             "Latency percentiles of repeats come from merging their HDR histograms, never from averaging "
@@ -353,21 +394,21 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         Heading("Throughput"),
         figure(
             "throughput.png",
-            plots.throughput(agg, fits, palette),
+            plots.throughput(agg, fits, palette, shapes),
             "Throughput vs concurrency (closed loop) with the fitted USL curve",
             "No closed-loop runs with throughput: no throughput plot.",
         ),
         Heading("Latency"),
         figure(
             "latency.png",
-            plots.latency(agg, palette),
+            plots.latency(agg, palette, shapes),
             "p50 and p99 latency vs concurrency, log scale",
             "No closed-loop runs with throughput: no latency plot.",
         ),
         Heading("Latency vs throughput (open loop)"),
         figure(
             "hockey_stick.png",
-            plots.hockey_stick(agg, palette),
+            plots.hockey_stick(agg, palette, shapes),
             "Latency vs achieved throughput for open-loop rate sweeps",
             "No open-loop runs (`tsobench run --rate`) in these results: no latency-vs-throughput plot.",
         ),
@@ -377,6 +418,13 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             plots.spectrum(agg, spectrum_c, palette) if spectrum_c is not None else None,
             f"Latency by percentile up to 99.99% at concurrency {spectrum_c} per process (merged histograms)",
             "No safe closed-loop runs with histograms: no percentile spectrum.",
+        ),
+        Heading("Fairness"),
+        figure(
+            "fairness.png",
+            plots.fairness(agg, palette, shapes),
+            "Completions per caller in the measured window: range (min to max) and Jain's index",
+            "Fairness is not recorded in these results (older files): no fairness plot.",
         ),
         Heading("Correctness and errors"),
         figure(
@@ -406,7 +454,16 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         Heading("Commands that produced the data"),
         *commands_section(df),
     ]
-    return Report(tuple(blocks), title)
+    return Report(tuple(blocks), title, found)
+
+
+def findings_section(found: Findings) -> list[Block]:
+    blocks: list[Block] = [Heading("Findings"), *(Text(t) for t in found.summary)]
+    if found.rows:
+        blocks.append(Table(found.header, found.rows))
+    blocks += [Text(n) for n in found.notes]
+    blocks += [Heading("Caveats", 3), *(Text(c) for c in found.caveats)]
+    return blocks
 
 
 def default_dir(paths: Sequence[PathLike]) -> Path:
@@ -415,10 +472,19 @@ def default_dir(paths: Sequence[PathLike]) -> Path:
     return (first if first.is_dir() else first.parent) / REPORT_DIR
 
 
-def write_report(
-    paths: Sequence[PathLike], out_dir: PathLike | None = None, concurrency: int | None = None
-) -> list[Path]:
-    """Load, build and write; returns the files written (report.md, report.html, the PNGs)."""
+@dataclass(frozen=True)
+class Written:
+    paths: list[Path]  # report.md, report.html, the PNGs
+    skipped: list[Skipped]  # files that could not be read (left out of the report)
+    findings: Findings
+
+    @property
+    def html(self) -> Path:
+        return next(p for p in self.paths if p.suffix == ".html")
+
+
+def write_report(paths: Sequence[PathLike], out_dir: PathLike | None = None, concurrency: int | None = None) -> Written:
+    """Load, build and write the report; unreadable files are left out and listed."""
     if not paths:
         raise ValueError("give at least one results file or folder")
     df = load(paths)
@@ -430,7 +496,7 @@ def write_report(
         written.append(_write(out / image.name, image.data))
     written.append(_write(out / "report.md", to_markdown(report.blocks).encode()))
     written.append(_write(out / "report.html", to_html(report.blocks, report.title).encode()))
-    return written
+    return Written(written, skipped(df), report.findings)
 
 
 def _write(path: Path, data: bytes) -> Path:

@@ -20,6 +20,8 @@ from scipy.optimize import OptimizeWarning, curve_fit
 from .aggregate import with_series
 
 MIN_POINTS = 3  # distinct concurrency levels; three parameters need at least three
+CEILING_LEVELS = 4  # a fit sets a ceiling only from this many levels...
+CEILING_R2 = 0.8  # ...and this good a fit
 KAPPA_ZERO = 1e-12  # below this the fit found no crosstalk: N* is infinite
 LITTLE_TOLERANCE = 0.25  # |L / N - 1| beyond this is worth a look
 
@@ -42,6 +44,7 @@ class UslFit:
     r2: float
     points: int
     n_max: float  # largest concurrency measured: beyond it the curve is extrapolation
+    n_min: float = 1.0  # smallest concurrency measured
 
     def predict(self, n: np.ndarray | float) -> np.ndarray | float:
         return usl(n, self.lambda_, self.sigma, self.kappa)
@@ -106,6 +109,7 @@ def fit_usl(n: np.ndarray | list[float], x: np.ndarray | list[float]) -> UslFit 
         r2=1 - sse / sst if sst > 0 else (1.0 if sse == 0 else 0.0),
         points=len(n),
         n_max=float(n.max()),
+        n_min=float(n.min()),
     )
 
 
@@ -136,6 +140,22 @@ class SeriesFit:
     levels: int  # distinct concurrency levels measured
     fit: UslFit | None
 
+    @property
+    def ceiling(self) -> float | None:
+        """The peak of one process, when the fit is good enough to set a ceiling."""
+        return self.fit.peak if self.fit is not None and not self.no_ceiling_because else None
+
+    @property
+    def no_ceiling_because(self) -> str:
+        """Why this fit sets no ceiling ("" when it does)."""
+        if self.fit is None or self.levels < CEILING_LEVELS:
+            return f"{self.levels} concurrency level(s), a ceiling needs {CEILING_LEVELS}"
+        if not self.fit.r2 >= CEILING_R2:
+            return f"R² {self.fit.r2:.2f} < {CEILING_R2}"
+        if not math.isfinite(self.fit.peak):
+            return "no peak (no contention measured)"
+        return ""
+
     def to_dict(self) -> dict[str, object]:
         return {
             "series": self.series,
@@ -143,26 +163,22 @@ class SeriesFit:
             "api": self.api,
             "levels": self.levels,
             "fit": self.fit.to_dict() if self.fit else None,
+            "ceiling_tps": self.ceiling,
+            "no_ceiling_because": self.no_ceiling_because or None,
         }
 
 
 def closed_loop_clean(df: pd.DataFrame) -> pd.DataFrame:
-    """The rows a fit may use: closed loop, completed, no violation, no failure."""
-    ok = (
-        ~df["open_loop"]
-        & (df["status"] == "completed")
-        & (df["violations"].fillna(0) == 0)
-        & (df["requests_failed"].fillna(0) == 0)
-        & (df["throughput_tps"] > 0)
-    )
-    return df[ok]
+    """The rows a fit may use: closed loop and clean (``verdict.judge``), with throughput."""
+    return df[~df["open_loop"] & (df["verdict"] == "clean") & (df["throughput_tps"] > 0)]
 
 
 def fit_series(df: pd.DataFrame) -> list[SeriesFit]:
-    """A USL fit per series on every clean closed-loop run (repeats included, so
-    their scatter shows in the standard errors). N is the total number of
-    callers, concurrency x processes; X is timestamps per second."""
+    """A USL fit per series on every clean closed-loop run of ONE client process
+    (repeats included, so their scatter shows in the standard errors): the
+    client side's scaling. N is the callers, X timestamps per second."""
     df = closed_loop_clean(with_series(df))  # labelled on all the data: the same labels as everywhere else
+    df = df[df["processes"] == 1]
     fits = []
     for series, g in df.groupby("series", sort=True):
         fits.append(
@@ -196,6 +212,6 @@ def littles_law(df: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out["implied_callers"] = out["throughput_rps"] * out["mean_us"] / 1e6
-    out["ratio"] = out["implied_callers"] / out["total_callers"]
+    out["ratio"] = rows["littles_law_ratio"].fillna(out["implied_callers"] / out["total_callers"])  # as recorded
     out["ok"] = (out["ratio"] - 1).abs() <= LITTLE_TOLERANCE
     return out.reset_index(drop=True)

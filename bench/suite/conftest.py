@@ -16,17 +16,16 @@ class Scale:
     strategies: tuple[str, ...]
     apis: tuple[str, ...]
     concurrency: tuple[int, ...]
-    duration_s: float
-    warmup_s: float
+    requests: int  # per round: the fixed work whose time is measured
+    warmup_requests: int  # before each round, untimed
     rounds: int
 
 
+SAFE = ("per-request", "locked", "pool", "dispatcher")
 SCALES = {
-    "smoke": Scale(("dispatcher",), ("thread",), (2,), 0.3, 0.1, 1),
-    "quick": Scale(("per-request", "locked", "pool", "dispatcher"), ("thread", "asyncio"), (1, 16, 64), 2.0, 0.5, 3),
-    "full": Scale(
-        ("per-request", "locked", "pool", "dispatcher"), ("thread", "asyncio"), (1, 16, 64, 256), 5.0, 1.0, 5
-    ),
+    "smoke": Scale(("dispatcher",), ("thread",), (2,), 300, 50, 2),
+    "quick": Scale(SAFE, ("thread", "asyncio"), (1, 16, 64), 5_000, 500, 3),
+    "full": Scale(SAFE, ("thread", "asyncio"), (1, 16, 64, 256), 20_000, 2_000, 5),
 }
 
 
