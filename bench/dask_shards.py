@@ -197,20 +197,20 @@ class DaskShards:
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while len(self.placement) < self.processes:
+        while True:
+            # A non-blocking read: a get that times out is logged as an error by the scheduler.
+            for ready in self._ready.get(batch=True):
+                self.placement[ready["index"]] = {"host": ready["host"], "worker": ready["worker"]}
+                self._facts[ready["host"]] = {k: ready[k] for k in ready if k not in ("index", "host", "worker")}
+            if len(self.placement) == self.processes:
+                return
             for i, future in enumerate(self._futures):
                 if future.status in ("error", "cancelled", "lost"):
                     raise RunError(f"shard {i} could not start: {self._why(future)}")
             if time.monotonic() > deadline:
                 missing = sorted(set(range(self.processes)) - set(self.placement))
                 raise RunError(f"shards {missing} did not start within {READY_TIMEOUT_S:.0f}s (workers busy?)")
-            try:
-                ready = self._ready.get(timeout=0.2)
-            except TimeoutError:
-                continue
-            index = ready["index"]
-            self.placement[index] = {"host": ready["host"], "worker": ready["worker"]}
-            self._facts[ready["host"]] = {k: ready[k] for k in ready if k not in ("index", "host", "worker")}
+            time.sleep(0.05)
 
     def go(self, start_at: float) -> None:
         self._start.set(start_at)
