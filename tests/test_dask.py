@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +34,7 @@ def _free_port() -> int:
 @dataclass
 class Cluster:
     address: str
-    scheduler: subprocess.Popen
-    workers: list[subprocess.Popen]
+    workers: list[subprocess.Popen]  # each in its own session: killpg kills its nanny and worker
 
     def worker_addresses(self) -> set[str]:
         with distributed.Client(self.address, timeout=10) as client:
@@ -47,42 +47,42 @@ def _dask(args: list[str], log: Path) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "dask", *args], stdout=out, stderr=out, start_new_session=True)
 
 
-@pytest.fixture
-def start_cluster(tmp_path) -> Iterator[Callable[[int], Cluster]]:
-    """``start_cluster(n)``: a scheduler and n single-threaded workers with the resource shard=1."""
-    procs: list[subprocess.Popen] = []
-
-    def start(n_workers: int) -> Cluster:
-        port = _free_port()
-        address = f"tcp://127.0.0.1:{port}"
-        log = tmp_path / "dask.log"
-        scheduler = _dask(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)
-        procs.append(scheduler)
-        worker_args = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--resources", "shard=1"]
-        workers = [_dask([*worker_args, "--no-dashboard"], log) for _ in range(n_workers)]
-        procs.extend(workers)
+@contextlib.contextmanager
+def _cluster(n_workers: int, log: Path) -> Iterator[Cluster]:
+    """A scheduler and n single-threaded workers with the resource shard=1, stopped at the end."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs = [_dask(["scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], log)]
+    worker_args = ["worker", address, "--host", "127.0.0.1", "--nthreads", "1", "--resources", "shard=1"]
+    procs += [_dask([*worker_args, "--no-dashboard"], log) for _ in range(n_workers)]
+    try:
         with distributed.Client(address, timeout=START_TIMEOUT_S) as client:
             client.wait_for_workers(n_workers, timeout=START_TIMEOUT_S)
-        return Cluster(address, scheduler, workers)
+        yield Cluster(address, procs[1:])
+    finally:
+        for proc in reversed(procs):
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
-    yield start
-    for proc in reversed(procs):
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[Cluster]:
+    """Two workers shared by the tests that leave them running."""
+    with _cluster(2, tmp_path_factory.mktemp("dask") / "dask.log") as c:
+        yield c
 
 
 def _tsobench(*args: str) -> list[str]:
     return [sys.executable, "-P", "-m", "tsobench.bench", "run", "-s", "dispatcher", "--api", "asyncio", *args]
 
 
-def test_two_shards_on_a_stock_cluster_merge_exactly(start_cluster):
-    cluster = start_cluster(2)
+def test_two_shards_on_a_stock_cluster_merge_exactly(cluster):
     config = RunConfig(
         strategy="dispatcher",
         api="asyncio",
@@ -120,30 +120,32 @@ def test_local_cluster_runs_and_records_its_workers(tmp_path):
     assert data["environment"]["scheduler"].startswith("tcp://127.0.0.1:")
 
 
-def test_more_shards_than_workers_is_refused_before_any_load(start_cluster, tmp_path):
-    cluster = start_cluster(1)
+def test_more_shards_than_workers_is_refused_before_any_load(cluster, tmp_path):
     out = tmp_path / "r.json"
     proc = subprocess.run(
-        _tsobench("-p", "2", "--duration", "1", "--scheduler", cluster.address, "-o", str(out)),
+        _tsobench("-p", "3", "--duration", "1", "--scheduler", cluster.address, "-o", str(out)),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert proc.returncode == 1, proc.stderr
-    assert "needs 2 Dask workers" in proc.stderr and "has 1" in proc.stderr
+    assert "needs 3 Dask workers" in proc.stderr and "has 2" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not out.exists()
 
 
-def test_a_worker_killed_mid_run_is_a_recorded_shard_failure(start_cluster, child_server, tmp_path):
-    cluster = start_cluster(2)
-    out = tmp_path / "r.json"
-    config = RunConfig(strategy="dispatcher", api="asyncio", concurrency=4, processes=2, duration_s=4, warmup_s=0)
+def test_a_worker_killed_mid_run_is_a_recorded_shard_failure(child_server, tmp_path):
+    with _cluster(2, tmp_path / "dask.log") as cluster:
+        _kill_a_worker_mid_run(cluster, child_server, tmp_path / "r.json")
+
+
+def _kill_a_worker_mid_run(cluster: Cluster, child_server, out: Path) -> None:
+    config = RunConfig(strategy="dispatcher", api="asyncio", concurrency=4, processes=2, duration_s=2, warmup_s=0)
     before = child_server.counters().timestamps
     started = time.monotonic()
     proc = subprocess.Popen(
         _tsobench(
-            *("-c", "4", "-p", "2", "--duration", "4", "--warmup", "0", "-o", str(out)),
+            *("-c", "4", "-p", "2", "--duration", "2", "--warmup", "0", "-o", str(out)),
             *("--target", child_server.address, "--scheduler", cluster.address),
         ),
         stdout=subprocess.PIPE,
