@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from .sweep import Point, PointOutcome, SweepPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
+SCHEDULER_HELP = "Run the shards on Dask: 'local' (a LocalCluster of --processes workers) or tcp://HOST:8786."
+SERVER_HOST_HELP = "Embedded server: bind this address, one the Dask workers reach [default: 127.0.0.1]."
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -73,6 +75,8 @@ def _rate(value: str) -> float | None:
 @click.option("--warmup", "warmup_s", type=float, default=None, help="Warm-up seconds per point [default: 1].")
 @click.option("--count", type=int, default=None, help="Timestamps per request.")
 @click.option("--target", default=None, help="HOST:PORT of a PD-compatible server [default: embedded].")
+@click.option("--scheduler", default=None, help=SCHEDULER_HELP)
+@click.option("--server-host", default=None, help=SERVER_HOST_HELP)
 @click.option("--output", "-o", default=None, help="Results folder [default: results/<name>/].")
 @click.option("--name", default=None, help="Sweep name [default: sweep-<time>].")
 @click.option("--resume", is_flag=True, help="Skip points that already have a completed result in --output.")
@@ -322,6 +326,8 @@ def run_options(f):
             default=0.0,
             help="Embedded server: fraction of streams aborted.",
         ),
+        click.option("--scheduler", default=None, help=SCHEDULER_HELP),
+        click.option("--server-host", default=None, help=SERVER_HOST_HELP),
     ]
     for option in reversed(options):
         f = option(f)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from tsobench.strategies import APIS, ClientOptions
 
 DEFAULT_DURATION_S = 10.0
 LOOPS = ("asyncio", "uvloop")
+LOCAL_SCHEDULER = "local"  # --scheduler local: a Dask LocalCluster started for the run
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(ValueError):
@@ -48,6 +51,8 @@ class RunConfig:
     cluster_id: int | None = None
     loop: str = "asyncio"  # the asyncio API's event loop: asyncio or uvloop
     server: ServerKnobs = field(default_factory=ServerKnobs)
+    scheduler: str | None = None  # Dask: "local" or a scheduler address; None: spawned processes
+    server_host: str | None = None  # the embedded server binds this (an address the workers reach)
 
     def __post_init__(self) -> None:
         from tsobench.strategies.registry import UnknownStrategy, get
@@ -78,12 +83,38 @@ class RunConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+        self._check_placement()
         if self.pool_size is None:
             object.__setattr__(self, "pool_size", min(self.concurrency, 8))
         try:
             self.client_options("x:1")
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
+
+    def _check_placement(self) -> None:
+        """Shards on other machines need a server they can reach."""
+        if self.scheduler is not None and self.scheduler != LOCAL_SCHEDULER and ":" not in self.scheduler:
+            raise ConfigError(
+                f"--scheduler must be {LOCAL_SCHEDULER!r} or a Dask scheduler address like tcp://HOST:8786"
+            )
+        if self.server_host is not None:
+            if self.target is not None:
+                raise ConfigError("--server-host is where the embedded server binds; it does not go with --target")
+            if self.server_host in ("", "0.0.0.0", "::"):
+                raise ConfigError("--server-host must be an address the workers can reach, not a wildcard")
+        elif self.scheduler is not None and self.target is None and not self.local_scheduler:
+            raise ConfigError(
+                f"the embedded server binds 127.0.0.1, which the workers of {self.scheduler} may not reach: "
+                "give --server-host (this machine's address the workers reach) or --target"
+            )
+
+    @property
+    def local_scheduler(self) -> bool:
+        """A Dask cluster on this machine only (``local`` or a scheduler on loopback)."""
+        if self.scheduler is None or self.scheduler == LOCAL_SCHEDULER:
+            return True
+        address = self.scheduler if "://" in self.scheduler else f"tcp://{self.scheduler}"
+        return urlsplit(address).hostname in LOOPBACK_HOSTS
 
     @property
     def open_loop(self) -> bool:

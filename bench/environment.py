@@ -64,3 +64,21 @@ def environment() -> dict[str, object]:
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "git_commit": _git_commit(),
     }
+
+
+HOST_FACTS = ("python", "grpcio", "cpu_count")
+
+
+def host_facts() -> dict[str, object]:
+    """What should match on every host of one run (each shard reports its own)."""
+    return {"python": platform.python_version(), "grpcio": _version("grpcio"), "cpu_count": os.cpu_count()}
+
+
+def hosts_section(scheduler: str | None, facts: dict[str, dict[str, object]]) -> dict[str, object]:
+    """``scheduler``, ``hosts`` (host -> its facts) and a warning for each fact that differs between hosts."""
+    warnings = []
+    for key in HOST_FACTS:
+        if len({str(f.get(key)) for f in facts.values()}) > 1:
+            values = ", ".join(f"{host} {f.get(key)}" for host, f in sorted(facts.items()))
+            warnings.append(f"{key} differs between hosts: {values}")
+    return {"scheduler": scheduler, "hosts": facts, "warnings": warnings}

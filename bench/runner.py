@@ -1,10 +1,12 @@
-"""Runs a RunConfig: server (embedded unless --target), P spawned shard
-processes, a start barrier, hard time limits, then one merged RunResult."""
+"""Runs a RunConfig: server (embedded unless --target), P shards (spawned
+processes, or Dask tasks with --scheduler), a start barrier, hard time limits,
+then one merged RunResult."""
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing as mp
+import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -16,15 +18,15 @@ from tsobench.server import ChildServer, ServerConfig, ServerCounters
 from tsobench.server.embedded import fetch_counters
 
 from . import latency
+from .backend import READY_TIMEOUT_S, RunError, ShardBackend
 from .checker import Verdict, merge_ranges
 from .config import RunConfig, ShardConfig
-from .environment import environment
+from .environment import environment, host_facts, hosts_section
 from .fairness import fairness, littles_law_ratio
 from .results import RunResult, new_run_id, utc_now
 from .shard import GRACE_S, ShardResult
 from .worker import main as worker_main
 
-READY_TIMEOUT_S = 60.0
 START_SLACK_S = 0.2
 
 
@@ -36,10 +38,6 @@ class Progress:
     expected_s: float
 
 
-class RunError(RuntimeError):
-    """The run could not start (server, target, shard processes); says why."""
-
-
 @contextlib.contextmanager
 def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCounters | None]]]:
     """The target address and a way to read its counters."""
@@ -49,6 +47,7 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
         return
     knobs = config.server
     server_config = ServerConfig(
+        host=config.server_host or "127.0.0.1",
         delay_ms=knobs.delay_ms,
         jitter_ms=knobs.jitter_ms,
         fail_rate=knobs.fail_rate,
@@ -75,11 +74,11 @@ def _safe_counters(read: Callable[[], ServerCounters | None]) -> ServerCounters 
 
 
 class _Shards:
-    """The spawned shard processes and their pipes."""
+    """The spawned shard processes and their pipes (a ShardBackend)."""
 
     def __init__(self, config: RunConfig, target: str) -> None:
         ctx = mp.get_context("spawn")
-        self.stop = ctx.Event()
+        self._stop = ctx.Event()
         self.procs: list[Any] = []
         self.conns: list[Any] = []
         self.progress: list[Any] = []
@@ -88,7 +87,7 @@ class _Shards:
             counter = ctx.Value("q", 0, lock=False)
             proc = ctx.Process(
                 target=worker_main,
-                args=(ShardConfig(config, i, target), child, counter, self.stop),
+                args=(ShardConfig(config, i, target), child, counter, self._stop),
                 name=f"tsobench-shard-{i}",
                 daemon=True,
             )
@@ -99,6 +98,7 @@ class _Shards:
             self.progress.append(counter)
         self.results: dict[int, ShardResult] = {}
         self.failures: dict[int, str] = {}
+        self.placement = {i: {"host": socket.gethostname(), "worker": None} for i in range(config.processes)}
 
     def done(self) -> int:
         return sum(c.value for c in self.progress)
@@ -119,6 +119,9 @@ class _Shards:
     def go(self, start_at: float) -> None:
         for conn in self.conns:
             conn.send(("go", start_at))
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def poll(self) -> bool:
         """Collect whatever has arrived; True when every shard has answered."""
@@ -154,6 +157,21 @@ class _Shards:
         for conn in self.conns:
             conn.close()
 
+    def environment(self) -> dict[str, Any]:
+        return hosts_section(None, {socket.gethostname(): host_facts()})
+
+
+def _shards_for(config: RunConfig, target: str) -> ShardBackend:
+    if config.scheduler is None:
+        return _Shards(config, target)
+    try:
+        from .dask_shards import DaskShards
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in ("distributed", "dask"):
+            raise
+        raise RunError(f'--scheduler needs Dask distributed ({exc}): pip install "tsobench[dask]"') from None
+    return DaskShards(config, target)
+
 
 def hard_limit_s(config: RunConfig) -> float:
     """After this long the parent kills any shard still running."""
@@ -170,7 +188,7 @@ def run(
     started_at = utc_now()
     run_id = new_run_id(config.strategy, config.api)
     with _server_for(config) as (target, read_counters):
-        shards = _Shards(config, target)
+        shards = _shards_for(config, target)
         interrupted = False
         try:
             shards.wait_ready()
@@ -197,7 +215,7 @@ def run(
                         shards.kill_stragglers()
                         break
                     interrupted = True
-                    shards.stop.set()
+                    shards.stop()
             after = _safe_counters(read_counters)
         finally:
             shards.close()
@@ -205,7 +223,7 @@ def run(
     return _merge(config, run_id, started_at, command or [], shards, server, interrupted)
 
 
-def _progress(config: RunConfig, shards: _Shards, t0: float) -> Progress:
+def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
     elapsed = time.time() - t0
     if elapsed < 0:
         phase = "starting"
@@ -223,7 +241,7 @@ def _merge(
     run_id: str,
     started_at: str,
     command: list[str],
-    shards: _Shards,
+    shards: ShardBackend,
     server: ServerCounters | None,
     interrupted: bool,
 ) -> RunResult:
@@ -286,13 +304,14 @@ def _merge(
         finished_at=utc_now(),
         command=command,
         config=config.to_dict(),
-        environment=environment(),
+        environment={**environment(), **shards.environment()},
         metrics=metrics,
         correctness=verdict.to_dict(),
         histograms=histograms,
         shards=[
             {
                 "index": p.index,
+                **_where(shards, p.index),
                 "requests_ok": p.requests_ok,
                 "requests_failed": p.requests_failed,
                 "measured_s": round(p.measured_s, 6),
@@ -302,10 +321,15 @@ def _merge(
             }
             for p in parts
         ]
-        + [{"index": i, "failure": why} for i, why in sorted(shards.failures.items())],
+        + [{"index": i, **_where(shards, i), "error": why} for i, why in sorted(shards.failures.items())],
         status=status,
         strategy=_strategy_record(config.strategy),
     )
+
+
+def _where(shards: ShardBackend, index: int) -> dict[str, str | None]:
+    """The shard's host and Dask worker (None: not known, or a spawned process)."""
+    return {"host": None, "worker": None, **shards.placement.get(index, {})}
 
 
 def _server_metrics(c: ServerCounters | None) -> dict[str, float] | None:

@@ -9,7 +9,7 @@ from rich.table import Table
 from .results import RunResult
 from .runner import Progress
 from .sweep import PointOutcome, Sweep
-from .verdict import Verdict, error_list
+from .verdict import Verdict, error_list, shard_error
 
 
 def progress_line(p: Progress) -> str:
@@ -91,6 +91,12 @@ def run_table(result: RunResult) -> Table:
             f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}",
         )
     table.add_row("correctness", verdict(result))
+    for shard in result.shards:
+        if why := shard_error(shard):
+            where = " ".join(str(shard[k]) for k in ("host", "worker") if shard.get(k))
+            table.add_row(f"shard {shard['index']}", f"[bold red]failed[/] {escape(where)}: {escape(why)}")
+    for warning in result.environment.get("warnings") or []:
+        table.add_row("warning", f"[yellow]{escape(warning)}[/]")
     if result.status != "completed":
         table.add_row("status", f"[bold yellow]{result.status}[/]")
     return table

@@ -160,6 +160,8 @@ class Point:
             ("timeout_s", "--timeout"),
             ("cluster_id", "--cluster-id"),
             ("target_metrics", "--target-metrics"),
+            ("scheduler", "--scheduler"),
+            ("server_host", "--server-host"),
         ):
             value = getattr(c, name)
             if value is not None and value != getattr(defaults, name):

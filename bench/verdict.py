@@ -78,6 +78,11 @@ def error_list(errors: Mapping[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(errors.items(), key=lambda kv: -kv[1])) or "-"
 
 
+def shard_error(shard: Mapping[str, Any]) -> str | None:
+    """Why a shard has no result (``error``; files before it said ``failure``)."""
+    return shard.get("error") or shard.get("failure")
+
+
 def _shard_failures(result: Mapping[str, Any]) -> str:
-    reasons = [s["failure"] for s in result.get("shards", []) if s.get("failure")]
+    reasons = [why for s in result.get("shards", []) if (why := shard_error(s))]
     return "; ".join(dict.fromkeys(reasons)) or "no result"

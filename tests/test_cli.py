@@ -33,6 +33,9 @@ def test_bad_options_exit_2_without_a_traceback():
         ["--api", "gevent"],
         ["--count", "0"],
         ["--server-fail-rate", "2"],
+        ["--scheduler", "nowhere"],
+        ["--server-host", "0.0.0.0"],
+        ["--server-host", "10.0.0.1", "--target", "10.0.0.2:2379"],
     ):
         out = tsobench("run", "--strategy", "locked", *args)
         assert out.returncode == 2, args
@@ -157,3 +160,9 @@ def test_a_strategy_that_leaves_callers_waiting_exits_3_as_starved(tmp_path):
     assert result["metrics"]["fairness"]["starved_callers"] == 4
     assert result["metrics"]["censored"] >= 4
     assert result["metrics"]["latency_us"]["max"] >= 900_000
+
+
+def test_a_remote_scheduler_needs_a_server_its_workers_reach():
+    out = tsobench("run", "-s", "dispatcher", "-p", "2", "--scheduler", "tcp://192.0.2.1:8786")
+    assert out.returncode == 2
+    assert "--server-host" in out.stderr and "Traceback" not in out.stderr

@@ -1,13 +1,16 @@
 """Whole runs: spawned shard processes, merging, the unsafe control."""
 
+import socket
 import time
 
 import pytest
 
 from tsobench.bench import latency, results
 from tsobench.bench.config import RunConfig
+from tsobench.bench.environment import hosts_section
 from tsobench.bench.fairness import fairness
 from tsobench.bench.runner import hard_limit_s, run
+from tsobench.bench.verdict import Verdict, judge
 
 
 def test_multi_process_merge_is_exact(child_server):
@@ -26,6 +29,8 @@ def test_multi_process_merge_is_exact(child_server):
     assert m["requests_ok"] == 400
     assert sum(s["requests_ok"] for s in result.shards) == 400
     assert [s["index"] for s in result.shards] == [0, 1]
+    assert [(s["host"], s["worker"]) for s in result.shards] == [(socket.gethostname(), None)] * 2
+    assert result.environment["scheduler"] is None and set(result.environment["hosts"]) == {socket.gethostname()}
     assert latency.decode(result.histograms["latency"]).get_total_count() == 400
     assert result.correctness == {
         "checked": 400,
@@ -117,3 +122,20 @@ def test_fairness_merges_across_processes():
     assert result.metrics["fairness"] == fairness(per_shard[0] + per_shard[1])
     assert result.metrics["callers"] == 6
     assert result.judgement.clean
+
+
+def test_hosts_that_differ_are_warned_about():
+    same = {"python": "3.11.7", "grpcio": "1.85.3", "cpu_count": 16}
+    assert hosts_section("tcp://s:8786", {"a": same, "b": dict(same)})["warnings"] == []
+    env = hosts_section("tcp://s:8786", {"a": same, "b": {**same, "grpcio": "1.70.0", "cpu_count": 8}})
+    assert env["scheduler"] == "tcp://s:8786"
+    assert env["warnings"] == [
+        "grpcio differs between hosts: a 1.85.3, b 1.70.0",
+        "cpu_count differs between hosts: a 16, b 8",
+    ]
+
+
+def test_a_shard_failure_reads_from_error_and_from_the_older_failure_key():
+    for key in ("error", "failure"):
+        judgement = judge({"status": "failed", "shards": [{"index": 0, key: "worker lost"}]})
+        assert judgement.verdict is Verdict.FAILED and judgement.detail == "worker lost"

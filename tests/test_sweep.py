@@ -56,6 +56,16 @@ def test_point_argv_round_trips_through_the_cli_options():
         assert argv[argv.index(flag) + 1] == value
 
 
+def test_scheduler_and_server_host_pass_through_to_every_point():
+    plan = SweepPlan.from_dict(
+        {"strategies": ["pool", "locked"], "scheduler": "tcp://10.0.0.5:8786", "server_host": "10.0.0.1"}
+    )
+    for point in plan.points():
+        argv = point.argv(out="x.json")
+        assert argv[argv.index("--scheduler") + 1] == "tcp://10.0.0.5:8786"
+        assert argv[argv.index("--server-host") + 1] == "10.0.0.1"
+
+
 def test_toml_plan_and_its_errors(tmp_path):
     plan_file = tmp_path / "plan.toml"
     plan_file.write_text('strategies = ["pool"]\nconcurrency = [2, 4]\nrates = [0, 500]\nmax_batch = 64\n')
