@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tsobench.files import write_atomically
+
 from .verdict import Judgement, judge
 
 SCHEMA_VERSION = 1
@@ -81,12 +83,7 @@ class RunResult:
 
 def write(result: RunResult, path: str | os.PathLike[str]) -> Path:
     """Write atomically: a reader (or a resumed sweep) never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, json.dumps(result.to_dict(), indent=1) + "\n")
 
 
 def read(path: str | os.PathLike[str]) -> RunResult:

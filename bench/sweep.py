@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from tsobench.files import write_atomically
+
 from . import results
 from .config import ConfigError, RunConfig, ServerKnobs
 from .runner import hard_limit_s
@@ -234,9 +236,7 @@ class Sweep:
                 for p in self.points
             ],
         }
-        tmp = self.out / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-        os.replace(tmp, self.out / MANIFEST)
+        write_atomically(self.out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
 
     def run(self, resume: bool, on_point: Callable[[Point, PointOutcome], None]) -> dict[str, PointOutcome]:
         self.out.mkdir(parents=True, exist_ok=True)

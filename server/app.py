@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 import threading
-from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,6 +18,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from tsobench.files import write_atomically
 from tsobench.protos import admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 
 from . import admin
@@ -175,12 +175,6 @@ def _set_on_stdin_eof(loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> 
         loop.call_soon_threadsafe(event.set)
 
 
-def _write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.tmp"
-    Path(tmp).write_text(text)
-    os.replace(tmp, path)
-
-
 async def serve(
     config: ServerConfig,
     port_file: str | None = None,
@@ -201,9 +195,9 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     if metrics_port_file and server.metrics_port is not None:
-        _write_atomically(metrics_port_file, f"{server.metrics_port}\n")
+        write_atomically(metrics_port_file, f"{server.metrics_port}\n")
     if port_file:
-        _write_atomically(port_file, f"{server.port}\n")
+        write_atomically(port_file, f"{server.port}\n")
     announce(f"listening on {server.address}", flush=True)
     if server.metrics_port is not None:
         announce(f"metrics on http://{config.host}:{server.metrics_port}/metrics", flush=True)

@@ -15,6 +15,8 @@ import json
 import os
 from pathlib import Path
 
+from tsobench.files import write_atomically
+
 FILE_NAME = "tso-window.json"
 LOCK_NAME = "tso.lock"
 # physical << 18 | logical must fit a signed 64-bit integer (PD's uint64, read as int64 by clients).
@@ -57,18 +59,7 @@ class WindowFile:
         on_disk = self.load()
         if high_water_ms <= on_disk:
             return on_disk
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump({"high_water_ms": high_water_ms}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dir_fd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.path, json.dumps({"high_water_ms": high_water_ms}), fsync=True)
         return high_water_ms
 
 
