@@ -1,3 +1,14 @@
-from .cli import main
+"""``tsobench`` and ``python -m tsobench.bench``: the command line."""
 
-main(prog_name="tsobench")
+from tsobench.grpc_log import quiet_grpc_unless_verbose
+
+
+def main() -> None:
+    quiet_grpc_unless_verbose()  # before anything imports grpc
+    from .cli import main as cli
+
+    cli(prog_name="tsobench")
+
+
+if __name__ == "__main__":
+    main()

@@ -5,31 +5,55 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from tsobench.options import ConfigError, build, click_options, sweep_click_options
 from tsobench.server.cli import serve_command
 
 from . import results
-from .config import ConfigError, RunConfig, ServerKnobs
+from .config import RunConfig
 
 if TYPE_CHECKING:
     from .sweep import Point, PointOutcome, SweepPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
-SCHEDULER_HELP = "Run the shards on Dask: 'local' (a LocalCluster of --processes workers) or tcp://HOST:8786."
-SERVER_HOST_HELP = "Embedded server: bind this address, one the Dask workers reach [default: 127.0.0.1]."
+PIPED_WIDTH = 200
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """Lists each command with its whole first sentence (click cuts them at 45 characters)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, (command.help or "").split("\n\n")[0].replace("\n", " ").strip()))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
 @click.version_option(package_name="tsobench")
-def main() -> None:
-    """How should many callers share gRPC streams to a Timestamp Oracle? Measure it."""
+@click.option("--verbose", "-v", is_flag=True, help="Show gRPC's own log lines (hidden otherwise).")
+def main(verbose: bool) -> None:
+    """How should many callers share gRPC streams to a Timestamp Oracle? Measure it.
+
+    Exit codes: 0 clean; 1 could not start; 2 bad options; 3 completed but not clean; 130 interrupted.
+    """
+    # -v is read from argv before grpc loads (tsobench.grpc_log); here it only needs to exist.
+
+
+def make_console(stderr: bool = False) -> Console:
+    """Rich output; when piped, wide enough that no table wraps mid-field (rich assumes 80 columns)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
 
 
 main.add_command(serve_command)
@@ -44,53 +68,25 @@ def strategies_command() -> None:
         click.echo(f"{s.name:<16} {s.summary}")
 
 
-def _csv(kind: type) -> Callable[[click.Context, click.Parameter, str | None], tuple | None]:
-    """A click callback parsing "a,b,c" into a tuple of ``kind``."""
-
-    def parse(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
-        if value is None:
-            return None
-        try:
-            return tuple(kind(v.strip()) for v in value.split(",") if v.strip())
-        except ValueError:
-            raise click.BadParameter(f"expected a comma-separated list of {kind.__name__}: {value!r}") from None
-
-    return parse
-
-
-def _rate(value: str) -> float | None:
-    return None if value in ("0", "closed") else float(value)
-
-
 @main.command("sweep")
 @click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False))
-@click.option("--strategies", callback=_csv(str), help="Comma-separated [default: all].")
-@click.option("--apis", callback=_csv(str), help="thread,asyncio [default: both].")
-@click.option("--concurrency", callback=_csv(int), help="Callers per process, e.g. 1,4,16,64,256.")
-@click.option("--processes", callback=_csv(int), help="Client processes, e.g. 1,2.")
-@click.option("--rates", callback=_csv(_rate), help="Open-loop total rates; 0 or 'closed' = closed loop.")
-@click.option("--server-delay-ms", callback=_csv(float), help="Embedded server reply delays, e.g. 0,1,5.")
+@sweep_click_options(RunConfig)
 @click.option("--repeat", type=click.IntRange(1), default=None, help="Runs per point [default: 1].")
-@click.option("--duration", "duration_s", type=float, default=None, help="Measured seconds per point [default: 5].")
-@click.option("--warmup", "warmup_s", type=float, default=None, help="Warm-up seconds per point [default: 1].")
-@click.option("--count", type=int, default=None, help="Timestamps per request.")
-@click.option("--target", default=None, help="HOST:PORT of a PD-compatible server [default: embedded].")
-@click.option("--scheduler", default=None, help=SCHEDULER_HELP)
-@click.option("--server-host", default=None, help=SERVER_HOST_HELP)
 @click.option("--output", "-o", default=None, help="Results folder [default: results/<name>/].")
 @click.option("--name", default=None, help="Sweep name [default: sweep-<time>].")
 @click.option("--resume", is_flag=True, help="Skip points that already have a completed result in --output.")
 @click.option("--report", is_flag=True, help="Write the report into <output>/report/ when the sweep ends.")
 def sweep_command(
-    plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **axes
+    plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **settings: Any
 ) -> None:
     """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
 
     PLAN_FILE is an optional TOML file with the same keys (lists for the axes); flags override it.
+    Every option of `tsobench run` can be given, for every point.
     """
     from .sweep import SweepPlan, read_plan
 
-    overrides = {k: v for k, v in axes.items() if v is not None}
+    overrides = {k: v for k, v in settings.items() if v not in (None, ())}
     try:
         if plan_file:
             plan, plan_output = read_plan(plan_file, **overrides)
@@ -98,7 +94,7 @@ def sweep_command(
         else:
             plan = SweepPlan.from_dict(overrides)
         plan.points()  # validates every point before anything runs
-    except (ConfigError, TypeError) as exc:
+    except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     sys.exit(_run_sweep(plan, output, name, resume, report=report))
 
@@ -110,7 +106,7 @@ def quickstart_command(output: str | None, resume: bool) -> None:
     """Every strategy on both APIs at a few concurrency levels (about two minutes on 2 cores), then the report."""
     from .sweep import SweepPlan
 
-    plan = SweepPlan(concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
+    plan = SweepPlan.of(concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
     sys.exit(_run_sweep(plan, output, None, resume, prefix="quickstart", report=True))
 
 
@@ -136,7 +132,7 @@ def _run_sweep(
     name = name or (Path(output).name if output else f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
     out = Path(output) if output else DEFAULT_DIR / name
     sweep = Sweep(plan, out, name, ["tsobench", *sys.argv[1:]])
-    console = Console()
+    console = make_console()
     console.print(f"{len(sweep.points)} points into {out}/ (about {estimate_s(plan) / 60:.1f} min)")
     columns = (
         TextColumn("{task.description}"),
@@ -202,153 +198,11 @@ def _output_path(output: str | None, run_id: str) -> Path:
     return path
 
 
-def run_options(f):
-    """The options of one run (shared by ``run`` and the benchmark suite's docs)."""
-    options = [
-        click.option("--strategy", "-s", required=True, help="Strategy name (see `tsobench strategies`)."),
-        click.option(
-            "--api",
-            default="thread",
-            show_default=True,
-            help="thread (sync grpcio) or asyncio (grpc.aio).",
-        ),
-        click.option(
-            "--concurrency",
-            "-c",
-            type=int,
-            default=16,
-            show_default=True,
-            help="Callers per process.",
-        ),
-        click.option("--processes", "-p", type=int, default=1, show_default=True, help="Client processes."),
-        click.option(
-            "--duration",
-            "duration_s",
-            type=float,
-            default=None,
-            help="Measured seconds [default: 10].",
-        ),
-        click.option(
-            "--requests",
-            type=int,
-            default=None,
-            help="Measured requests in total (instead of --duration).",
-        ),
-        click.option(
-            "--warmup",
-            "warmup_s",
-            type=float,
-            default=1.0,
-            show_default=True,
-            help="Seconds excluded from figures.",
-        ),
-        click.option(
-            "--rate",
-            type=float,
-            default=None,
-            help="Open loop: total requests/s, Poisson arrivals.",
-        ),
-        click.option("--count", type=int, default=1, show_default=True, help="Timestamps per request."),
-        click.option(
-            "--target",
-            default=None,
-            help="HOST:PORT of a PD-compatible server [default: embedded].",
-        ),
-        click.option("--target-metrics", default=None, help="Prometheus URL of the target's tso_* counters."),
-        click.option(
-            "--seed",
-            type=int,
-            default=0,
-            show_default=True,
-            help="Seeds arrivals, jitter, failures.",
-        ),
-        click.option(
-            "--pool-size",
-            type=int,
-            default=None,
-            help="pool: streams [default: min(concurrency, 8)].",
-        ),
-        click.option("--streams", type=int, default=1, show_default=True, help="dispatcher: streams (lanes)."),
-        click.option(
-            "--max-batch",
-            type=int,
-            default=10_000,
-            show_default=True,
-            help="dispatcher: cap on count per request.",
-        ),
-        click.option(
-            "--batch-wait-us",
-            type=int,
-            default=0,
-            show_default=True,
-            help="dispatcher: wait this long for more.",
-        ),
-        click.option(
-            "--max-inflight",
-            type=int,
-            default=1,
-            show_default=True,
-            help="dispatcher: batches in flight per stream.",
-        ),
-        click.option(
-            "--connections",
-            type=int,
-            default=1,
-            show_default=True,
-            help="Distinct channels (TCP connections).",
-        ),
-        click.option(
-            "--timeout",
-            "timeout_s",
-            type=float,
-            default=5.0,
-            show_default=True,
-            help="Per-request deadline, s.",
-        ),
-        click.option("--cluster-id", type=int, default=None, help="[default: ask GetMembers]"),
-        click.option(
-            "--loop",
-            type=click.Choice(["asyncio", "uvloop"]),
-            default="asyncio",
-            show_default=True,
-            help="asyncio API: the event loop.",
-        ),
-        click.option("--server-delay-ms", type=float, default=0.0, help="Embedded server: delay per reply."),
-        click.option(
-            "--server-jitter-ms",
-            type=float,
-            default=0.0,
-            help="Embedded server: random extra delay.",
-        ),
-        click.option(
-            "--server-fail-rate",
-            type=float,
-            default=0.0,
-            help="Embedded server: fraction of streams aborted.",
-        ),
-        click.option("--scheduler", default=None, help=SCHEDULER_HELP),
-        click.option("--server-host", default=None, help=SERVER_HOST_HELP),
-    ]
-    for option in reversed(options):
-        f = option(f)
-    return f
-
-
-def build_config(server_delay_ms: float, server_jitter_ms: float, server_fail_rate: float, **kwargs) -> RunConfig:
-    try:
-        knobs = ServerKnobs(server_delay_ms, server_jitter_ms, server_fail_rate)
-        if knobs.delay_ms < 0 or knobs.jitter_ms < 0 or not 0 <= knobs.fail_rate <= 1:
-            raise ConfigError("server delay/jitter must be >= 0 and fail rate within [0, 1]")
-        return RunConfig(server=knobs, **kwargs)
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
 @main.command("run")
-@run_options
+@click_options(RunConfig)
 @click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-def run_command(output: str | None, quiet: bool, **kwargs) -> None:
+def run_command(output: str | None, quiet: bool, **options: Any) -> None:
     """Run one strategy under load and check every timestamp.
 
     Exit 0: clean; 3: completed with correctness violations or errors (results
@@ -357,10 +211,13 @@ def run_command(output: str | None, quiet: bool, **kwargs) -> None:
     from .runner import RunError, run
     from .summary import print_run, progress_line
 
+    try:
+        config = build(RunConfig, options)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    err = make_console(stderr=True)
     # SIGTERM (a scheduler, a timeout, kill) stops the run like Ctrl-C: load stopped, results saved, server gone.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    config = build_config(**kwargs)
-    err = Console(stderr=True)
     try:
         with err.status("starting", spinner="dots") as status:
             on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
@@ -372,14 +229,20 @@ def run_command(output: str | None, quiet: bool, **kwargs) -> None:
         err.print("interrupted before the load started; nothing to save")
         sys.exit(130)
     path = results.write(result, _output_path(output, result.run_id))
-    print_run(result, str(path))
+    print_run(result, str(path), make_console())
     sys.exit(EXIT_OK if result.judgement.clean else EXIT_DIRTY)
 
 
 @main.command("report")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--output", "-o", default=None, help="Folder to write into [default: <results folder>/report/].")
-@click.option("--concurrency", "-c", type=int, default=None, help="Per-process concurrency of the percentile spectrum.")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1),
+    default=None,
+    help="Per-process concurrency of the percentile spectrum.",
+)
 def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None) -> None:
     """Write report.md, a self-contained report.html and the plots (PNG) from results.
 
@@ -389,11 +252,11 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     """
     from .analysis.report import write_report
 
-    err = Console(stderr=True)
+    err = make_console(stderr=True)
     try:
         written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_USAGE)
     for path in written.paths:
         click.echo(path)
@@ -404,8 +267,15 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
 
 @main.command("plan")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--target-tps", type=float, required=True, help="Timestamps per second to provision for.")
-@click.option("--p99-ms", type=float, default=None, help="Latency limit: p99 at or below this.")
+@click.option(
+    "--target-tps",
+    type=click.FloatRange(0, min_open=True),
+    required=True,
+    help="Timestamps per second to provision for.",
+)
+@click.option(
+    "--p99-ms", type=click.FloatRange(0, min_open=True), default=None, help="Latency limit: p99 at or below this."
+)
 @click.option("--headroom", type=float, default=0.3, show_default=True, help="Share of capacity kept free.")
 @click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
 def plan_command(
@@ -421,14 +291,10 @@ def plan_command(
     try:
         answer = plan(load(paths), target_tps, p99_ms, headroom)
     except ValueError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_USAGE)
     if as_json:
         click.echo(to_json(answer))
     else:
-        print_plan(answer)
+        print_plan(answer, make_console())
     sys.exit(EXIT_OK if answer.reachable else EXIT_DIRTY)
-
-
-if __name__ == "__main__":
-    main()

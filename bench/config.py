@@ -1,95 +1,146 @@
-"""What a run is asked to do. Frozen, validated once, recorded verbatim in the results."""
+"""What a run is asked to do. Frozen, validated once, recorded verbatim in the results.
+
+Each field declares its option once (``tsobench.options``): ``tsobench run``'s
+flags, the sweep's flags, axes and TOML keys, a sweep point's argv and the
+checks below all come from these declarations. Adding an option is adding a field.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tsobench.strategies import APIS, ClientOptions
+from tsobench.options import ConfigError, nested, option, validate
+from tsobench.server.config import ServerKnobs
+
+if TYPE_CHECKING:
+    from tsobench.strategies import ClientOptions
+
+__all__ = ["ConfigError", "RunConfig", "ServerKnobs", "ShardConfig"]
 
 DEFAULT_DURATION_S = 10.0
-LOOPS = ("asyncio", "uvloop")
+MAX_COUNT = (1 << 18) - 1  # PD's logical space per physical millisecond
+LOOPS = ("asyncio", "uvloop")  # the asyncio API's event loop
 LOCAL_SCHEDULER = "local"  # --scheduler local: a Dask LocalCluster started for the run
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-class ConfigError(ValueError):
-    """Bad options: the message is for the person who typed them."""
+def _strategy_names() -> list[str]:
+    from tsobench.strategies import names
+
+    return names()
 
 
-@dataclass(frozen=True)
-class ServerKnobs:
-    """The embedded server's experiment knobs (ignored with --target)."""
+def _apis() -> tuple[str, ...]:
+    from tsobench.strategies import APIS
 
-    delay_ms: float = 0.0
-    jitter_ms: float = 0.0
-    fail_rate: float = 0.0
+    return APIS
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    strategy: str
-    api: str = "thread"
-    concurrency: int = 16
-    processes: int = 1
-    duration_s: float | None = None
-    requests: int | None = None
-    warmup_s: float = 1.0
-    rate: float | None = None  # open loop: requests/s in total, Poisson arrivals
-    count: int = 1
-    target: str | None = None  # None: start the embedded server
-    target_metrics: str | None = None  # Prometheus URL of the target's counters, if any
-    seed: int = 0
-    pool_size: int | None = None  # None: min(concurrency, 8)
-    streams: int = 1
-    max_batch: int = 10_000
-    batch_wait_us: int = 0
-    max_inflight: int = 1
-    connections: int = 1
-    timeout_s: float = 5.0
-    cluster_id: int | None = None
-    loop: str = "asyncio"  # the asyncio API's event loop: asyncio or uvloop
-    server: ServerKnobs = field(default_factory=ServerKnobs)
-    scheduler: str | None = None  # Dask: "local" or a scheduler address; None: spawned processes
-    server_host: str | None = None  # the embedded server binds this (an address the workers reach)
+    strategy: str = field(
+        metadata=option(
+            "Strategy name (see `tsobench strategies`).",
+            short="-s",
+            choices=_strategy_names,
+            axis="strategies",
+            sweep_default=_strategy_names,
+            key_tag="",
+        )
+    )
+    api: str = field(
+        default="thread",
+        metadata=option(
+            "thread (sync grpcio) or asyncio (grpc.aio).", choices=_apis, axis="apis", sweep_default=_apis, key_tag=""
+        ),
+    )
+    concurrency: int = field(
+        default=16,
+        metadata=option(
+            "Callers per process.", short="-c", min=1, axis="concurrency", sweep_default=(1, 16, 64), key_tag="c"
+        ),
+    )
+    processes: int = field(
+        default=1, metadata=option("Client processes.", short="-p", min=1, axis="processes", key_tag="p")
+    )
+    duration_s: float | None = field(
+        default=None,
+        metadata=option(
+            "Measured seconds.",
+            flag="duration",
+            positive=True,
+            default_text=f"{DEFAULT_DURATION_S:g}",
+            sweep_default=5.0,
+        ),
+    )
+    requests: int | None = field(
+        default=None, metadata=option("Measured requests in total (instead of --duration).", min=1)
+    )
+    warmup_s: float = field(default=1.0, metadata=option("Seconds excluded from figures.", flag="warmup", min=0))
+    rate: float | None = field(
+        default=None,
+        metadata=option(
+            "Open loop: total requests/s, Poisson arrivals (0 or 'closed': closed loop).",
+            positive=True,
+            none=("closed", "0"),
+            default_text="closed",
+            axis="rates",
+            key_tag="r",
+        ),
+    )
+    count: int = field(default=1, metadata=option("Timestamps per request.", min=1, max=MAX_COUNT))
+    target: str | None = field(
+        default=None, metadata=option("HOST:PORT of a PD-compatible server.", default_text="embedded")
+    )
+    target_metrics: str | None = field(default=None, metadata=option("Prometheus URL of the target's tso_* counters."))
+    seed: int = field(default=0, metadata=option("Seeds arrivals, jitter, failures."))
+    pool_size: int | None = field(
+        default=None, metadata=option("pool: streams.", min=1, default_text="min(concurrency, 8)")
+    )
+    streams: int = field(default=1, metadata=option("dispatcher: streams (lanes).", min=1))
+    max_batch: int = field(default=10_000, metadata=option("dispatcher: cap on count per request.", min=1))
+    batch_wait_us: int = field(default=0, metadata=option("dispatcher: wait this long for more, µs.", min=0))
+    max_inflight: int = field(default=1, metadata=option("dispatcher: batches in flight per stream.", min=1))
+    connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
+    timeout_s: float = field(default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True))
+    cluster_id: int | None = field(
+        default=None,
+        metadata=option(
+            "Cluster id every request carries.",
+            min=1,
+            max=(1 << 64) - 1,
+            default_text="ask GetMembers, as PD clients do",
+        ),
+    )
+    loop: str = field(default="asyncio", metadata=option("asyncio API: the event loop.", choices=LOOPS, axis="loops"))
+    server: ServerKnobs = field(
+        default_factory=ServerKnobs, metadata=nested("server", help_prefix="Embedded server (not with --target): ")
+    )
+    scheduler: str | None = field(
+        default=None,
+        metadata=option(
+            "Run the shards on Dask: 'local' (a LocalCluster of --processes workers) or tcp://HOST:8786.",
+            default_text="spawned processes",
+        ),
+    )
+    server_host: str | None = field(
+        default=None,
+        metadata=option("Embedded server: bind this address, one the Dask workers reach.", default_text="127.0.0.1"),
+    )
 
     def __post_init__(self) -> None:
-        from tsobench.strategies.registry import UnknownStrategy, get
-
-        try:
-            get(self.strategy)
-        except UnknownStrategy as exc:
-            raise ConfigError(str(exc)) from None
-        if self.api not in APIS:
-            raise ConfigError(f"unknown api {self.api!r}; choose from {', '.join(APIS)}")
-        if self.loop not in LOOPS:
-            raise ConfigError(f"unknown loop {self.loop!r}; choose from {', '.join(LOOPS)}")
+        validate(self)
         if self.duration_s is not None and self.requests is not None:
             raise ConfigError("give --duration or --requests, not both")
         if self.duration_s is None and self.requests is None:
             object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
-        checks = [
-            (self.concurrency >= 1, "--concurrency must be at least 1"),
-            (self.processes >= 1, "--processes must be at least 1"),
-            (self.duration_s is None or self.duration_s > 0, "--duration must be positive"),
-            (self.requests is None or self.requests >= 1, "--requests must be at least 1"),
-            (self.warmup_s >= 0, "--warmup must not be negative"),
-            (self.rate is None or self.rate > 0, "--rate must be positive"),
-            (0 < self.count < 1 << 18, "--count must be in [1, 262143]"),
-            (self.timeout_s > 0, "--timeout must be positive"),
-            (self.target is None or ":" in self.target, "--target must be HOST:PORT"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
+        if self.target is not None and ":" not in self.target:
+            raise ConfigError(f"target must be HOST:PORT (got {self.target!r})")
         self._check_placement()
         if self.pool_size is None:
             object.__setattr__(self, "pool_size", min(self.concurrency, 8))
-        try:
-            self.client_options("x:1")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
 
     def _check_placement(self) -> None:
         """Shards on other machines need a server they can reach."""
@@ -121,10 +172,12 @@ class RunConfig:
         return self.rate is not None
 
     def client_options(self, target: str) -> ClientOptions:
+        from tsobench.strategies import ClientOptions
+
         return ClientOptions(
             target=target,
             cluster_id=self.cluster_id,
-            pool_size=self.pool_size or 1,
+            pool_size=self.pool_size or min(self.concurrency, 8),  # always set by __post_init__
             streams=self.streams,
             max_batch=self.max_batch,
             batch_wait_us=self.batch_wait_us,
@@ -135,8 +188,8 @@ class RunConfig:
 
     def expected_seconds(self) -> float:
         """A rough upper bound of how long the load phase lasts (for limits and ETAs)."""
-        if self.duration_s is not None:
-            return self.warmup_s + self.duration_s
+        if self.duration_s is not None or self.requests is None:
+            return self.warmup_s + (self.duration_s or DEFAULT_DURATION_S)
         per_caller = self.requests / (self.concurrency * self.processes)
         if self.rate:
             return self.warmup_s + self.requests / self.rate * 1.5 + 5

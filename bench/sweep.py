@@ -18,15 +18,16 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tsobench.files import write_atomically
+from tsobench.options import Spec, axis_default, build, specs, to_argv, word, written
 
 from . import results
-from .config import ConfigError, RunConfig, ServerKnobs
+from .config import ConfigError, RunConfig
 from .runner import hard_limit_s
 
 MANIFEST = "sweep.json"
@@ -34,76 +35,81 @@ MANIFEST_VERSION = 1
 SPAWN_SLACK_S = 30.0  # interpreter, server and shard start-up on top of the run's own limit
 
 
+def _axes() -> dict[str, Spec]:
+    """The options a sweep can vary, by plan key (``concurrency``, ``rates``, ``server_delay_ms``...)."""
+    return {s.axis_key: s for s in specs(RunConfig) if s.axis_key is not None}
+
+
+def _shared() -> dict[str, Spec]:
+    """The options every point of a sweep shares, by plan key."""
+    return {s.key: s for s in specs(RunConfig) if s.axis_key is None}
+
+
 @dataclass(frozen=True)
 class SweepPlan:
-    """The axes of a sweep plus the options every point shares."""
+    """The values of each axis (those not given take their sweep default) and
+    the options every point shares, all by plan key (the TOML keys)."""
 
-    strategies: tuple[str, ...] = ("per-request", "locked", "pool", "dispatcher", "unsafe-shared")
-    apis: tuple[str, ...] = ("thread", "asyncio")
-    concurrency: tuple[int, ...] = (1, 16, 64)
-    processes: tuple[int, ...] = (1,)
-    rates: tuple[float | None, ...] = (None,)  # None: closed loop
-    server_delay_ms: tuple[float, ...] = (0.0,)
+    axes: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    settings: Mapping[str, Any] = field(default_factory=dict)
     repeat: int = 1
-    duration_s: float = 5.0
-    warmup_s: float = 1.0
-    count: int = 1
-    seed: int = 0
-    target: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)  # any other RunConfig field, for every point
 
-    def points(self) -> list[Point]:
-        axes = itertools.product(
-            self.strategies,
-            self.apis,
-            self.concurrency,
-            self.processes,
-            self.rates,
-            self.server_delay_ms,
-            range(self.repeat),
-        )
-        return [Point(self._config(s, a, c, p, r, d, rep), rep) for s, a, c, p, r, d, rep in axes]
-
-    def _config(self, strategy: str, api: str, c: int, p: int, rate: float | None, delay: float, rep: int) -> RunConfig:
-        return RunConfig(
-            strategy=strategy,
-            api=api,
-            concurrency=c,
-            processes=p,
-            rate=rate,
-            duration_s=self.duration_s,
-            warmup_s=self.warmup_s,
-            count=self.count,
-            seed=self.seed + rep,
-            target=self.target,
-            server=ServerKnobs(delay_ms=delay),
-            **self.options,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if not isinstance(self.repeat, int) or self.repeat < 1:
+            raise ConfigError(f"repeat must be at least 1 (got {self.repeat!r})")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SweepPlan:
-        known = {f.name for f in fields(cls)}
-        run_fields = {f.name for f in fields(RunConfig)}
-        options = dict(data.pop("options", {}))
-        for key in [k for k in data if k not in known]:
-            if key not in run_fields:
-                raise ConfigError(f"unknown sweep setting {key!r}")
-            options[key] = data.pop(key)
-        axes = {"strategies", "apis", "concurrency", "processes", "rates", "server_delay_ms"}
-        for key in axes & data.keys():
-            value = data[key]
-            data[key] = tuple(value) if isinstance(value, list | tuple) else (value,)
-        if "rates" in data:  # TOML has no null: 0 (or "closed") means closed loop
-            data["rates"] = tuple(None if r in (0, "closed", None) else float(r) for r in data["rates"])
-        return cls(**data, options=options)
+    def of(cls, **keys: Any) -> SweepPlan:
+        """``SweepPlan.of(concurrency=(1, 8), duration_s=1.5)``: the same keys as a TOML plan."""
+        return cls.from_dict(keys)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SweepPlan:
+        axes, shared = _axes(), _shared()
+        unknown = sorted(set(data) - axes.keys() - shared.keys() - {"repeat"})
+        if unknown:
+            valid = ", ".join(sorted([*axes, *shared, "repeat"]))
+            raise ConfigError(f"unknown sweep setting {unknown[0]!r}; valid settings: {valid}")
+        return cls(
+            axes={k: tuple(axes[k].parse(v) for v in _listed(data[k])) for k in axes if k in data},
+            settings={k: shared[k].parse(data[k]) for k in shared if k in data},
+            repeat=data.get("repeat", 1),
+        )
+
+    def values(self, axis: str) -> tuple[Any, ...]:
+        return self.axes.get(axis) or axis_default(_axes()[axis])
+
+    def common(self) -> dict[str, Any]:
+        """The options of every point: the plan's, over the sweep's own defaults."""
+        defaults = {k: s.option.sweep_default for k, s in _shared().items() if s.option.sweep_default is not None}
+        if "requests" in self.settings:
+            defaults.pop("duration_s", None)  # a plan that counts requests does not also run for a time
+        return {**defaults, **self.settings}
+
+    def points(self) -> list[Point]:
+        axes = _axes()
+        common = self.common()
+        points = []
+        for values in itertools.product(*(self.values(a) for a in axes), range(self.repeat)):
+            *chosen, rep = values
+            options = {**common, **{s.key: v for s, v in zip(axes.values(), chosen, strict=True)}}
+            options["seed"] = common.get("seed", 0) + rep  # repeats differ in seed
+            points.append(Point(build(RunConfig, options), rep))
+        return points
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{a: self.values(a) for a in _axes()}, "repeat": self.repeat, **self.common()}
+
+
+def _listed(value: Any) -> tuple[Any, ...]:
+    if isinstance(value, str):
+        return tuple(v.strip() for v in value.split(",") if v.strip())
+    return tuple(value) if isinstance(value, list | tuple) else (value,)
 
 
 def read_plan(path: str | os.PathLike[str], **overrides: Any) -> tuple[SweepPlan, str | None]:
-    """Read a TOML plan: keys named like the plan's fields (lists for the axes),
-    other RunConfig fields for every point, and ``output`` (the results folder)."""
+    """Read a TOML plan: the sweep's keys (lists for the axes), ``repeat`` and
+    ``output`` (the results folder); ``overrides`` (the command line's) win."""
     try:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -119,60 +125,19 @@ class Point:
 
     @property
     def key(self) -> str:
-        c = self.config
-        load = f"r{c.rate:g}" if c.rate else "closed"
-        return f"{c.strategy}-{c.api}-c{c.concurrency}-p{c.processes}-{load}-d{c.server.delay_ms:g}-rep{self.repeat}"
+        """A stable name (its result file's): each axis's value, tagged (c16, p1, r500 or closed, d0)."""
+        parts = []
+        for spec in _axes().values():
+            value, tag = spec.get(self.config), spec.option.key_tag
+            if tag is None and value == spec.default:
+                continue  # an axis added later stays out of the key until a sweep varies it
+            parts.append(written(spec, value) if value is None else f"{tag or ''}{word(value)}")
+        return "-".join([*parts, f"rep{self.repeat}"])
 
-    def argv(self, out: Path) -> list[str]:
-        """The ``tsobench run`` command line of this point."""
-        c = self.config
-        argv = [
-            "tsobench",
-            "run",
-            "--strategy",
-            c.strategy,
-            "--api",
-            c.api,
-            "--concurrency",
-            str(c.concurrency),
-            "--processes",
-            str(c.processes),
-            "--duration",
-            f"{c.duration_s:g}",
-            "--warmup",
-            f"{c.warmup_s:g}",
-            "--count",
-            str(c.count),
-            "--seed",
-            str(c.seed),
-            "--output",
-            str(out),
-            "--quiet",
-        ]
-        defaults = RunConfig(strategy=c.strategy)
-        for name, flag in (
-            ("rate", "--rate"),
-            ("target", "--target"),
-            ("pool_size", "--pool-size"),
-            ("streams", "--streams"),
-            ("max_batch", "--max-batch"),
-            ("batch_wait_us", "--batch-wait-us"),
-            ("max_inflight", "--max-inflight"),
-            ("connections", "--connections"),
-            ("timeout_s", "--timeout"),
-            ("cluster_id", "--cluster-id"),
-            ("target_metrics", "--target-metrics"),
-            ("scheduler", "--scheduler"),
-            ("server_host", "--server-host"),
-        ):
-            value = getattr(c, name)
-            if value is not None and value != getattr(defaults, name):
-                argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
-        for name in ("delay_ms", "jitter_ms", "fail_rate"):
-            value = getattr(c.server, name)
-            if value:
-                argv += [f"--server-{name.replace('_', '-')}", f"{value:g}"]
-        return argv
+    def argv(self, out: str | os.PathLike[str]) -> list[str]:
+        """The ``tsobench run`` command line of this point (its axes always named)."""
+        flags = to_argv(self.config, always=lambda spec: spec.axis_key is not None)
+        return ["tsobench", "run", *flags, "--output", str(out), "--quiet"]
 
 
 @dataclass

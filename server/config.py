@@ -1,40 +1,72 @@
-"""What a TSO server is started with."""
+"""What a TSO server is started with, declared once: ``tsobench serve``'s
+options, ``ChildServer``'s argv and the checks all come from these fields."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+
+from tsobench.options import ConfigError, option, validate
 
 DEFAULT_CLUSTER_ID = 6_942_217_112_589_713_401  # any 64-bit id; PD's are random
+MAX_PORT = 65535
 
 
 @dataclass(frozen=True)
-class ServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 0
-    data_dir: str = "tso-data"
-    cluster_id: int = DEFAULT_CLUSTER_ID
-    window_ms: int = 3000
-    delay_ms: float = 0.0
-    jitter_ms: float = 0.0
-    fail_rate: float = 0.0
-    metrics_port: int | None = 0  # None disables the Prometheus endpoint
-    seed: int | None = None
-    accept_future_window: bool = False  # start from a saved window more than a day ahead of the clock
-    admin: bool = False  # serve the fault-injection service (tsobench.admin.Admin)
+class ServerKnobs:
+    """The experiment knobs: what a benchmark run may set on its embedded server."""
+
+    delay_ms: float = field(
+        default=0.0,
+        metadata=option(
+            "Delay added to every reply, ms (emulates network or disk).", min=0, axis="delay_ms", key_tag="d"
+        ),
+    )
+    jitter_ms: float = field(default=0.0, metadata=option("Uniform random extra delay per reply, ms.", min=0))
+    fail_rate: float = field(
+        default=0.0,
+        metadata=option(
+            "Probability that a reply is replaced by aborting its stream with UNAVAILABLE (per request, seeded).",
+            min=0,
+            max=1,
+        ),
+    )
 
     def __post_init__(self) -> None:
-        if not self.host:
-            raise ValueError("host must not be empty (127.0.0.1 for this machine, 0.0.0.0 for every interface)")
-        if not 0.0 <= self.fail_rate <= 1.0:
-            raise ValueError(f"fail rate must be within [0, 1], got {self.fail_rate}")
-        if self.delay_ms < 0 or self.jitter_ms < 0:
-            raise ValueError("delay and jitter must not be negative")
-        if not 0 <= self.port < 65536:
-            raise ValueError(f"port must be within [0, 65535], got {self.port}")
-        if not 0 < self.cluster_id < 1 << 64:
-            raise ValueError(f"cluster id must be a positive 64-bit integer, got {self.cluster_id}")
+        validate(self)
 
-    def knobs(self) -> dict[str, float]:
-        """The experiment knobs, as recorded with every result."""
-        d = asdict(self)
-        return {k: d[k] for k in ("delay_ms", "jitter_ms", "fail_rate", "window_ms")}
+
+@dataclass(frozen=True)
+class ServerConfig(ServerKnobs):
+    """Everything a server is started with: the knobs, where it listens and what it persists."""
+
+    host: str = field(default="127.0.0.1", metadata=option("Address to bind."))
+    port: int = field(default=0, metadata=option("Port to bind; 0 picks a free one.", min=0, max=MAX_PORT))
+    data_dir: str = field(default="tso-data", metadata=option("Where the TSO window is persisted."))
+    cluster_id: int = field(
+        default=DEFAULT_CLUSTER_ID,
+        metadata=option("Cluster id every request must carry (PD's mismatch check).", min=1, max=(1 << 64) - 1),
+    )
+    window_ms: int = field(default=3000, metadata=option("High-water window ahead of physical, ms.", min=2))
+    metrics_port: int | None = field(
+        default=0,
+        metadata=option(
+            "Prometheus /metrics port; 0 picks a free one, -1 disables it.", min=0, max=MAX_PORT, none=("-1",)
+        ),
+    )
+    seed: int | None = field(default=None, metadata=option("Seed for jitter and failures.", default_text="random"))
+    accept_future_window: bool = field(
+        default=False,
+        metadata=option("Start from a saved window more than a day ahead of the wall clock (refused otherwise)."),
+    )
+    admin: bool = field(
+        default=False,
+        metadata=option(
+            "Also serve the fault-injection service tsobench.admin.Admin (AbortStreams, Stall, Delay); "
+            "off by default, as any client could then disrupt the server."
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.host:
+            raise ConfigError("host must not be empty (127.0.0.1 for this machine, 0.0.0.0 for every interface)")

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
+from tsobench.options import to_argv
+
 from .admin import AdminClient
 from .app import ServerError, TsoServer
 from .config import ServerConfig
@@ -96,45 +98,13 @@ class ChildServer:
         return f"http://{self.config.host}:{self.metrics_port}/metrics"
 
     def _argv(self, port_file: str, metrics_port_file: str) -> list[str]:
-        c = self.config
-        argv = [
-            sys.executable,
-            "-P",  # the current folder must never shadow tsobench
-            "-m",
-            "tsobench.server",
-            "--host",
-            c.host,
-            "--port",
-            str(c.port),
-            "--data-dir",
-            c.data_dir,
-            "--cluster-id",
-            str(c.cluster_id),
-            "--window-ms",
-            str(c.window_ms),
-            "--delay-ms",
-            str(c.delay_ms),
-            "--jitter-ms",
-            str(c.jitter_ms),
-            "--fail-rate",
-            str(c.fail_rate),
-            "--metrics-port",
-            str(-1 if c.metrics_port is None else c.metrics_port),
-            "--port-file",
-            port_file,
-            "--metrics-port-file",
-            metrics_port_file,
-            "--exit-with-parent",
-            "--parent-temp-dir",
-            self._tmp.name,
-        ]
-        if c.seed is not None:
-            argv += ["--seed", str(c.seed)]
-        if c.accept_future_window:
-            argv.append("--accept-future-window")
-        if c.admin:
-            argv.append("--admin")
-        return argv
+        """``python -m tsobench.server`` with every option of the config (the current folder never shadows it)."""
+        flags = to_argv(self.config, always=lambda spec: True)
+        head = [sys.executable, "-P", "-m", "tsobench.server"]
+        launcher = ["--port-file", port_file, "--metrics-port-file", metrics_port_file]
+        # It stops (and removes our temp dir) when we die, even by kill -9: we hold its stdin.
+        launcher += ["--exit-with-parent", "--parent-temp-dir", self._tmp.name]
+        return [*head, *flags, *launcher]
 
     def start(self) -> ChildServer:
         port_file = os.path.join(self._tmp.name, "port")

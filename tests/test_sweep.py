@@ -29,7 +29,9 @@ def sweep(*args: str, **kwargs) -> subprocess.Popen[str]:
 
 
 def test_points_are_the_cross_product_with_stable_keys():
-    plan = SweepPlan(strategies=("locked", "pool"), apis=("thread",), concurrency=(1, 4), rates=(None, 100.0), repeat=2)
+    plan = SweepPlan.of(
+        strategies=("locked", "pool"), apis=("thread",), concurrency=(1, 4), rates=(None, 100.0), repeat=2
+    )
     keys = [p.key for p in plan.points()]
     assert len(keys) == len(set(keys)) == 2 * 1 * 2 * 2 * 2
     assert "pool-thread-c4-p1-r100-d0-rep1" in keys
@@ -37,13 +39,14 @@ def test_points_are_the_cross_product_with_stable_keys():
 
 
 def test_point_argv_round_trips_through_the_cli_options():
-    plan = SweepPlan(
+    plan = SweepPlan.of(
         strategies=("dispatcher",),
         apis=("asyncio",),
         concurrency=(8,),
         rates=(250.0,),
         server_delay_ms=(1.5,),
-        options={"batch_wait_us": 100, "streams": 2},
+        batch_wait_us=100,
+        streams=2,
     )
     argv = plan.points()[0].argv(out="x.json")
     for flag, value in (
@@ -71,7 +74,7 @@ def test_toml_plan_and_its_errors(tmp_path):
     plan_file.write_text('strategies = ["pool"]\nconcurrency = [2, 4]\nrates = [0, 500]\nmax_batch = 64\n')
     plan, output = read_plan(plan_file, repeat=3)
     assert output is None
-    assert plan.concurrency == (2, 4) and plan.rates == (None, 500.0) and plan.repeat == 3
+    assert plan.values("concurrency") == (2, 4) and plan.values("rates") == (None, 500.0) and plan.repeat == 3
     assert all(p.config.max_batch == 64 for p in plan.points())
     plan_file.write_text("colour = 'blue'\n")
     with pytest.raises(ConfigError, match="unknown sweep setting 'colour'"):

@@ -1,0 +1,377 @@
+"""Options declared once, on the frozen dataclass that holds them.
+
+A field's ``metadata=option(...)`` says everything about it: its flag and help,
+its bounds and choices, whether a sweep can vary it. From that one declaration
+come the click options (``click_options``), the checks every instance runs in
+``__post_init__`` (``validate``: so the command line, a TOML plan and Python
+code get the same ``ConfigError``), building an instance from flat keys such
+as click parameters or TOML keys (``build``), and the argv that gives an
+instance back to a child process (``to_argv``).
+
+A field holding another such dataclass is declared with ``nested(prefix)``:
+its options appear with the prefix (``server.delay_ms`` is ``--server-delay-ms``
+and the key ``server_delay_ms``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, TypeVar
+
+import click
+
+T = TypeVar("T")
+METADATA_KEY = "tsobench.option"
+
+
+class ConfigError(ValueError):
+    """Bad options: the message is for the person who typed them."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """How one field appears on command lines, in plans and in errors."""
+
+    help: str
+    flag: str | None = None  # the long flag without dashes; default: the field name, dashed
+    short: str | None = None  # e.g. "-c"
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None  # a callable is asked when needed
+    min: float | None = None
+    max: float | None = None
+    positive: bool = False  # must be above 0
+    none: tuple[str, ...] = ()  # words standing for None (on a command line, in a plan); the first is written
+    default_text: str | None = None  # shown as the default when the field's default is None or computed
+    axis: str | None = None  # a sweep can vary it: the name of the axis (plural), e.g. "rates"
+    sweep_default: Any = None  # a sweep's default, where it differs from a run's (a tuple or callable for an axis)
+    key_tag: str | None = None  # an axis's tag in a sweep point's key ("c" makes c16); None: named only if not default
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A field holding another dataclass with options, shown under a prefix."""
+
+    prefix: str
+    help_prefix: str = ""
+
+
+def option(help: str, **settings: Any) -> dict[str, Option]:
+    """``field(metadata=option("Callers per process.", min=1))``."""
+    return {METADATA_KEY: Option(help, **settings)}
+
+
+def nested(prefix: str, help_prefix: str = "") -> dict[str, Nested]:
+    return {METADATA_KEY: Nested(prefix, help_prefix)}
+
+
+REQUIRED = object()  # the default of a field that has none
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One option as it appears flat: ``server.delay_ms`` is key ``server_delay_ms``, flag ``--server-delay-ms``."""
+
+    path: tuple[str, ...]
+    key: str
+    name: str  # the flag without dashes: how errors name the option
+    kind: type  # int, float, str or bool (the element type of a repeatable option)
+    optional: bool  # None is allowed
+    multiple: bool  # a tuple, given by repeating the flag
+    default: Any
+    option: Option
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def axis_key(self) -> str | None:
+        """The sweep plan's key (and flag, dashed) when a sweep can vary this option."""
+        if self.option.axis is None:
+            return None
+        prefix = self.key[: len(self.key) - len(self.path[-1])]
+        return prefix + self.option.axis
+
+    def get(self, instance: object) -> Any:
+        for name in self.path:
+            instance = getattr(instance, name)
+        return instance
+
+    def choices(self) -> Sequence[str] | None:
+        c = self.option.choices
+        return c() if callable(c) else c
+
+    def parse(self, value: Any) -> Any:
+        """A command-line word (or a plan's value) as this option's type; a none word is None."""
+        if self.option.none and word(value) in self.option.none:
+            return None
+        if self.multiple and isinstance(value, list | tuple):
+            return tuple(self.parse(v) for v in value)
+        if self.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, str) or self.kind is str:
+            return value  # already typed (TOML, Python); validate() checks it
+        try:
+            if self.kind is bool:
+                return {"true": True, "false": False}[value.lower()]
+            return self.kind(value)
+        except (KeyError, ValueError):
+            raise ConfigError(f"{self.name} must be {_KIND_WORDS[self.kind]} (got {value!r})") from None
+
+    def check(self, value: Any, name: str | None = None) -> None:
+        """Raise ConfigError when ``value`` is not valid for this option."""
+        name = name or self.name
+        if value is None:
+            if not self.optional:
+                raise ConfigError(f"{name} must be given")
+            return
+        for v in value if self.multiple else (value,):
+            if not _is_kind(v, self.kind):
+                raise ConfigError(f"{name} must be {_KIND_WORDS[self.kind]} (got {v!r})")
+            choices = self.choices()
+            if choices is not None and v not in choices:
+                raise ConfigError(f"unknown {name} {v!r}; choose from {', '.join(choices)}")
+            _check_bounds(self.option, name, v)
+
+
+_KIND_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
+_METAVARS = {int: "integer", float: "float", str: "text", bool: "boolean"}
+
+
+def _is_kind(value: Any, kind: type) -> bool:
+    if isinstance(value, bool):
+        return kind is bool
+    if kind is float:
+        return isinstance(value, int | float)
+    return isinstance(value, kind)
+
+
+def _check_bounds(o: Option, name: str, v: Any) -> None:
+    low, high = o.min, o.max
+    if low is not None and high is not None and not low <= v <= high:
+        raise ConfigError(f"{name} must be within [{word(low)}, {word(high)}] (got {word(v)})")
+    if low is not None and v < low:
+        limit = "must not be negative" if low == 0 else f"must be at least {word(low)}"
+        raise ConfigError(f"{name} {limit} (got {word(v)})")
+    if high is not None and v > high:
+        raise ConfigError(f"{name} must be at most {word(high)} (got {word(v)})")
+    if o.positive and v <= 0:
+        raise ConfigError(f"{name} must be positive (got {word(v)})")
+
+
+def word(value: Any) -> str:
+    """A value as written on a command line: 250.0 is "250", 1.5 stays "1.5", None is ""."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _field_type(hint: Any) -> tuple[type, bool, bool]:
+    """(kind, optional, multiple) of a field annotation like ``int | None`` or ``tuple[str, ...]``."""
+    optional = False
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        (hint,) = args
+    if typing.get_origin(hint) is tuple:
+        return typing.get_args(hint)[0], optional, True
+    return hint, optional, False
+
+
+def _default(f: dataclasses.Field[Any]) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return REQUIRED
+
+
+@cache
+def specs(cls: type) -> tuple[Spec, ...]:
+    """Every option of ``cls``, nested ones flattened, in declaration order (a subclass's own fields first)."""
+    hints = typing.get_type_hints(cls)
+    own = cls.__dict__.get("__annotations__", {})
+    out: list[Spec] = []
+    for f in sorted(dataclasses.fields(cls), key=lambda f: f.name not in own):
+        declared = f.metadata.get(METADATA_KEY)
+        if isinstance(declared, Nested):
+            for s in specs(hints[f.name]):
+                out.append(
+                    dataclasses.replace(
+                        s,
+                        path=(f.name, *s.path),
+                        key=f"{declared.prefix}_{s.key}",
+                        name=f"{declared.prefix}-{s.name}",
+                        help=declared.help_prefix
+                        + (s.help[:1].lower() + s.help[1:] if declared.help_prefix else s.help),
+                    )
+                )
+        elif isinstance(declared, Option):
+            kind, optional, multiple = _field_type(hints[f.name])
+            name = declared.flag or f.name.replace("_", "-")
+            out.append(Spec((f.name,), f.name, name, kind, optional, multiple, _default(f), declared, declared.help))
+    return tuple(out)
+
+
+def validate(instance: object) -> None:
+    """Check every declared field of ``instance`` (call it from ``__post_init__``)."""
+    own = {s.path[0]: s for s in specs(type(instance)) if len(s.path) == 1}
+    for name, spec in own.items():
+        spec.check(getattr(instance, name))
+
+
+def build(cls: type[T], values: Mapping[str, Any]) -> T:
+    """An instance of ``cls`` from flat keys (click parameters, a plan's keys);
+    keys not given take the field's default. Errors name options as flags do."""
+    by_key = {s.key: s for s in specs(cls)}
+    unknown = sorted(set(values) - by_key.keys())
+    if unknown:
+        raise ConfigError(f"unknown option {unknown[0]!r}; valid: {', '.join(sorted(by_key))}")
+    for key, value in values.items():
+        by_key[key].check(value)  # before construction: a nested value is named with its prefix
+    return _build(cls, values, "")
+
+
+def _build(cls: type[T], values: Mapping[str, Any], prefix: str) -> T:
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        declared = f.metadata.get(METADATA_KEY)
+        if isinstance(declared, Nested):
+            inner = f"{prefix}{declared.prefix}_"
+            if any(k.startswith(inner) for k in values):
+                kwargs[f.name] = _build(hints[f.name], values, inner)
+        elif isinstance(declared, Option) and prefix + f.name in values:
+            kwargs[f.name] = values[prefix + f.name]
+    return cls(**kwargs)
+
+
+def to_argv(instance: object, always: Callable[[Spec], bool] = lambda spec: False) -> list[str]:
+    """The flags that give ``instance`` back: every option that is not at its
+    default, and those ``always`` names even when they are."""
+    argv: list[str] = []
+    for spec in specs(type(instance)):
+        value = spec.get(instance)
+        if value == spec.default and not always(spec):
+            continue
+        if value is None:
+            if spec.option.none:
+                argv += [spec.flag, written(spec, value)]
+        elif spec.kind is bool:
+            argv += [spec.flag, word(value).lower()]
+        else:
+            for v in value if spec.multiple else (value,):
+                argv += [spec.flag, word(v)]
+    return argv
+
+
+def written(spec: Spec, value: Any) -> str:
+    """A value as its option is written; None as the option's none word."""
+    return spec.option.none[0] if value is None and spec.option.none else word(value)
+
+
+class _Value(click.ParamType):
+    """A command-line word parsed as its option declares (a none word is None)."""
+
+    def __init__(self, spec: Spec, many: bool = False) -> None:
+        self.spec, self.many = spec, many
+        self.name = "list" if many else _METAVARS[spec.kind]
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            if self.many:  # a sweep axis: "1,4,16"
+                return tuple(self.spec.parse(v.strip()) for v in value.split(",") if v.strip())
+            return self.spec.parse(value)
+        except ConfigError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _help(spec: Spec, default: str | None) -> str:
+    """The help text with its default (click would put a written-out default in brackets and parentheses)."""
+    return f"{spec.help}  [default: {default}]" if default else spec.help
+
+
+def _default_text(spec: Spec) -> str | None:
+    if spec.option.default_text is not None:
+        return spec.option.default_text
+    if spec.default is None or spec.default is REQUIRED or spec.default is False:
+        return None
+    return written(spec, spec.default)
+
+
+def click_option(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The click option of one declared option, its default the field's."""
+    flags = [spec.flag, *([spec.option.short] if spec.option.short else [])]
+    return click.option(
+        *flags,
+        spec.key,
+        type=_Value(spec),
+        required=spec.default is REQUIRED,
+        default=None if spec.default is REQUIRED else spec.default,
+        multiple=spec.multiple,
+        help=_help(spec, _default_text(spec)),
+    )
+
+
+def click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator adding every option of ``cls`` to a click command."""
+    return _apply(click_option(s) for s in specs(cls))
+
+
+def _apply(decorators: Iterable[Callable[[Callable[..., Any]], Callable[..., Any]]]):
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        for d in reversed(list(decorators)):
+            f = d(f)
+        return f
+
+    return decorate
+
+
+def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A sweep's options: each axis as a comma-separated list (``--concurrency 1,4,16``),
+    every other option as in a run, for every point. Not given: the parameter is None."""
+    decorators = []
+    for spec in specs(cls):
+        if spec.axis_key is not None:
+            values = axis_default(spec)
+            shown = "all" if callable(spec.option.sweep_default) else ",".join(written(spec, v) for v in values)
+            decorators.append(
+                click.option(
+                    "--" + spec.axis_key.replace("_", "-"),
+                    spec.axis_key,
+                    type=_Value(spec, many=True),
+                    default=None,
+                    help=_help(dataclasses.replace(spec, help=f"{spec.help} A comma-separated list."), shown),
+                )
+            )
+        else:
+            sweep_default = spec.option.sweep_default
+            shown = word(sweep_default) if sweep_default is not None else _default_text(spec)
+            decorators.append(
+                click.option(
+                    spec.flag,
+                    spec.key,
+                    type=_Value(spec),
+                    default=None,
+                    multiple=spec.multiple,
+                    help=_help(spec, shown),
+                )
+            )
+    return _apply(decorators)
+
+
+def axis_default(spec: Spec) -> tuple[Any, ...]:
+    """The values a sweep takes on an axis it was not given: the declared sweep default, else the run's default."""
+    d = spec.option.sweep_default
+    if d is None:
+        return (spec.default,)
+    return tuple(d() if callable(d) else d)
