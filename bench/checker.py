@@ -18,6 +18,8 @@ import numpy as np
 
 from tsobench.strategies import Timestamp
 
+from .results import CorrectnessCounts
+
 
 @dataclass(frozen=True)
 class Ranges:
@@ -141,7 +143,9 @@ def out_of_real_time_order(checks: Iterable[CallerCheck]) -> int:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Correctness:
+    """What checking a run's timestamps found; ``violations`` is defined here only."""
+
     checked: int = 0
     duplicates: int = 0
     non_monotonic: int = 0  # out of real-time order (includes per caller)
@@ -152,7 +156,7 @@ class Verdict:
     def violations(self) -> int:
         return self.duplicates + self.non_monotonic + self.mismatched
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> CorrectnessCounts:
         return {
             "checked": self.checked,
             "duplicates": self.duplicates,

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
+
+if TYPE_CHECKING:
+    from .results import LatencySummary
 
 LOWEST_US = 1
 HIGHEST_US = 24 * 3_600 * 1_000_000  # a day: no request of a bounded run waits longer
@@ -65,14 +69,14 @@ def merge(encoded: Iterable[str]) -> HdrHistogram:
     return total
 
 
-def summarize(h: HdrHistogram) -> dict[str, float]:
+def summarize(h: HdrHistogram) -> LatencySummary:
     """The percentiles every result carries, in microseconds."""
     if h.get_total_count() == 0:
-        return {**dict.fromkeys(PERCENTILES, 0), "max": 0, "mean": 0.0}
+        return cast("LatencySummary", {**dict.fromkeys(PERCENTILES, 0), "max": 0, "mean": 0.0})
     out: dict[str, float] = {k: h.get_value_at_percentile(p) for k, p in PERCENTILES.items()}
     out["max"] = h.get_max_value()
     out["mean"] = round(h.get_mean_value(), 1)
-    return out
+    return cast("LatencySummary", out)
 
 
 class CallerLatencies:

@@ -13,14 +13,97 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, Required, TypedDict
 
 from tsobench.files import write_atomically
 
 from .verdict import Judgement, judge
 
+if TYPE_CHECKING:
+    from .fairness import Fairness
+
 SCHEMA_VERSION = 1
 DEFAULT_DIR = Path("results")
+
+
+class LatencySummary(TypedDict):
+    """``latency_us`` (and ``latency_uncorrected_us``): percentiles of the merged histogram, µs."""
+
+    p50: int
+    p90: int
+    p99: int
+    p999: int
+    max: int
+    mean: float
+
+
+class ServerSummary(TypedDict):
+    """``metrics.server``: the server's counters over the measured window (None when unknown)."""
+
+    rpcs: int
+    timestamps: int
+    streams: int
+    mean_batch: float
+    errors: int
+
+
+class Metrics(TypedDict):
+    """``metrics``: what was measured, over the measured window of every shard."""
+
+    requests_ok: int
+    requests_failed: int
+    timestamps: int
+    measured_s: float
+    throughput_rps: float
+    throughput_tps: float
+    latency_us: LatencySummary
+    latency_uncorrected_us: NotRequired[LatencySummary]  # open loop only
+    errors: dict[str, int]  # by kind (see bench/errors.py)
+    hung: int
+    callers: int  # concurrency x processes
+    fairness: Fairness  # completions per caller in the window
+    in_flight_at_end: int
+    censored: int  # requests still waiting at the close; their waits so far are in the latency
+    littles_law_ratio: float | None  # closed loop only
+    reconnects: int
+    streams_opened: int
+    client_cpu_s: float
+    client_cpu_us_per_ts: float | None
+    server: ServerSummary | None
+
+
+class CorrectnessCounts(TypedDict):
+    """``correctness``: what checking every timestamp found (see ``checker.Correctness``)."""
+
+    checked: int
+    duplicates: int
+    non_monotonic: int
+    mismatched: int
+    violations: int
+    non_monotonic_per_caller: int
+
+
+class ShardEntry(TypedDict, total=False):
+    """One of ``shards``: a client process's own figures, or why it gave none."""
+
+    index: Required[int]
+    host: str | None  # where it ran (None: not known)
+    worker: str | None  # its Dask worker (None: a spawned process)
+    requests_ok: int
+    requests_failed: int
+    measured_s: float
+    cpu_s: float
+    errors: dict[str, int]
+    completions_per_caller: list[int]
+    error: str  # only when the shard produced no result (files before it said "failure")
+
+
+class StrategyRecord(TypedDict, total=False):
+    """``strategy`` (absent from files written before it was recorded)."""
+
+    name: str
+    safe: bool  # False: the negative control
+    baseline: bool
 
 
 def new_run_id(strategy: str, api: str) -> str:
@@ -38,14 +121,14 @@ class RunResult:
     started_at: str
     finished_at: str
     command: list[str]
-    config: dict[str, Any]
+    config: dict[str, Any]  # the RunConfig, as RunConfig.to_dict() gives it
     environment: dict[str, Any]
-    metrics: dict[str, Any]
-    correctness: dict[str, int]
-    histograms: dict[str, str]
-    shards: list[dict[str, Any]] = field(default_factory=list)
+    metrics: Metrics
+    correctness: CorrectnessCounts
+    histograms: dict[str, str]  # name -> encoded HDR histogram
+    shards: list[ShardEntry] = field(default_factory=list)
     status: str = "completed"  # completed | interrupted | failed
-    strategy: dict[str, Any] = field(default_factory=dict)  # name, safe (False: the negative control)
+    strategy: StrategyRecord = field(default_factory=StrategyRecord)
     schema_version: int = SCHEMA_VERSION
 
     @property

@@ -19,11 +19,11 @@ from tsobench.server.embedded import fetch_counters
 
 from . import latency
 from .backend import READY_TIMEOUT_S, RunError, ShardBackend
-from .checker import Verdict, merge_ranges
+from .checker import Correctness, merge_ranges
 from .config import RunConfig, ShardConfig
 from .environment import environment, host_facts, hosts_section
 from .fairness import fairness, littles_law_ratio
-from .results import RunResult, new_run_id, utc_now
+from .results import Metrics, RunResult, ServerSummary, StrategyRecord, new_run_id, utc_now
 from .shard import GRACE_S, ShardResult
 from .worker import main as worker_main
 
@@ -253,7 +253,7 @@ def _merge(
     if shards.failures:
         errors["shard_failed"] += lost_callers
     ranges = merge_ranges(p.ranges for p in parts)
-    verdict = Verdict(
+    correctness = Correctness(
         checked=sum(p.checked for p in parts),
         duplicates=ranges.duplicates,
         non_monotonic=sum(p.non_monotonic for p in parts),
@@ -268,7 +268,7 @@ def _merge(
     cpu_s = sum(p.cpu_s for p in parts)
     completions = [n for p in parts for n in p.completions]
     callers = config.concurrency * config.processes
-    metrics: dict[str, Any] = {
+    metrics: Metrics = {
         "requests_ok": ok,
         "requests_failed": sum(p.requests_failed for p in parts) + lost_callers,
         "timestamps": timestamps,
@@ -306,7 +306,7 @@ def _merge(
         config=config.to_dict(),
         environment={**environment(), **shards.environment()},
         metrics=metrics,
-        correctness=verdict.to_dict(),
+        correctness=correctness.to_dict(),
         histograms=histograms,
         shards=[
             {
@@ -332,7 +332,7 @@ def _where(shards: ShardBackend, index: int) -> dict[str, str | None]:
     return {"host": None, "worker": None, **shards.placement.get(index, {})}
 
 
-def _server_metrics(c: ServerCounters | None) -> dict[str, float] | None:
+def _server_metrics(c: ServerCounters | None) -> ServerSummary | None:
     if c is None:
         return None
     return {
@@ -344,6 +344,6 @@ def _server_metrics(c: ServerCounters | None) -> dict[str, float] | None:
     }
 
 
-def _strategy_record(name: str) -> dict[str, object]:
+def _strategy_record(name: str) -> StrategyRecord:
     s = strategies.get(name)
     return {"name": s.name, "safe": s.safe, "baseline": s.baseline}

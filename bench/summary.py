@@ -84,8 +84,8 @@ def run_table(result: RunResult) -> Table:
     if m.get("client_cpu_us_per_ts"):
         cpu += f"  ({m['client_cpu_us_per_ts']:.1f} µs per timestamp)"
     table.add_row("client cpu", cpu)
-    if m.get("server"):
-        s = m["server"]
+    s = m.get("server")
+    if s:
         table.add_row(
             "server",
             f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}",

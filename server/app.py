@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import threading
+from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -62,7 +63,7 @@ class TsoServer:
         self.port = 0
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
-        self._http = None
+        self._http: WSGIServer | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     @property
@@ -75,7 +76,7 @@ class TsoServer:
             self.port = server.add_insecure_port(f"{self.config.host}:{self.config.port}")
         except RuntimeError as exc:
             self.port = 0
-            cause = exc
+            cause: RuntimeError | None = exc
         else:
             cause = None
         if not self.port:

@@ -77,11 +77,6 @@ class Strategy:
     safe: bool = True  # False only for the negative control
     baseline: bool = False  # True for the harness's own ceiling (no RPC): not a design to choose
 
-    def client(self, api: str, options: ClientOptions) -> TsoClient | AsyncTsoClient:
-        if api not in APIS:
-            raise ValueError(f"unknown api {api!r}; choose from {', '.join(APIS)}")
-        return self.thread(options) if api == "thread" else self.asyncio(options)
-
 
 APIS = ("thread", "asyncio")
 

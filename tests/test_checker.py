@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tsobench.bench.checker import CallerCheck, Verdict, coalesce, merge_ranges, out_of_real_time_order
+from tsobench.bench.checker import CallerCheck, Correctness, coalesce, merge_ranges, out_of_real_time_order
 from tsobench.strategies import Timestamp
 
 
@@ -59,8 +59,8 @@ def test_caller_check_flags_non_monotonic_and_mismatch():
 
 
 def test_verdict_sums_violations():
-    assert Verdict(10, 1, 2, 3).violations == 6
-    assert Verdict(10).to_dict()["violations"] == 0
+    assert Correctness(10, 1, 2, 3).violations == 6
+    assert Correctness(10).to_dict()["violations"] == 0
 
 
 def callers_with(*replies):

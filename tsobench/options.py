@@ -16,11 +16,11 @@ and the key ``server_delay_ms``).
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, TypeVar
 
 import click
@@ -193,11 +193,19 @@ def _default(f: dataclasses.Field[Any]) -> Any:
     return REQUIRED
 
 
-@cache
+_SPECS: dict[type, tuple[Spec, ...]] = {}
+
+
 def specs(cls: type) -> tuple[Spec, ...]:
     """Every option of ``cls``, nested ones flattened, in declaration order (a subclass's own fields first)."""
+    if cls not in _SPECS:
+        _SPECS[cls] = tuple(_declared(cls))
+    return _SPECS[cls]
+
+
+def _declared(cls: Any) -> list[Spec]:
     hints = typing.get_type_hints(cls)
-    own = cls.__dict__.get("__annotations__", {})
+    own = inspect.get_annotations(cls)
     out: list[Spec] = []
     for f in sorted(dataclasses.fields(cls), key=lambda f: f.name not in own):
         declared = f.metadata.get(METADATA_KEY)
@@ -217,7 +225,7 @@ def specs(cls: type) -> tuple[Spec, ...]:
             kind, optional, multiple = _field_type(hints[f.name])
             name = declared.flag or f.name.replace("_", "-")
             out.append(Spec((f.name,), f.name, name, kind, optional, multiple, _default(f), declared, declared.help))
-    return tuple(out)
+    return out
 
 
 def validate(instance: object) -> None:
@@ -236,10 +244,11 @@ def build(cls: type[T], values: Mapping[str, Any]) -> T:
         raise ConfigError(f"unknown option {unknown[0]!r}; valid: {', '.join(sorted(by_key))}")
     for key, value in values.items():
         by_key[key].check(value)  # before construction: a nested value is named with its prefix
-    return _build(cls, values, "")
+    built: T = _build(cls, values, "")
+    return built
 
 
-def _build(cls: type[T], values: Mapping[str, Any], prefix: str) -> T:
+def _build(cls: Any, values: Mapping[str, Any], prefix: str) -> Any:
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -355,7 +364,7 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
             )
         else:
             sweep_default = spec.option.sweep_default
-            shown = word(sweep_default) if sweep_default is not None else _default_text(spec)
+            run_default = word(sweep_default) if sweep_default is not None else _default_text(spec)
             decorators.append(
                 click.option(
                     spec.flag,
@@ -363,7 +372,7 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
                     type=_Value(spec),
                     default=None,
                     multiple=spec.multiple,
-                    help=_help(spec, shown),
+                    help=_help(spec, run_default),
                 )
             )
     return _apply(decorators)

@@ -1,0 +1,1 @@
+../../tsobench/__init__.py

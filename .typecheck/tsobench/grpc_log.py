@@ -1,0 +1,1 @@
+../../tsobench/grpc_log.py
