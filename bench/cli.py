@@ -93,7 +93,6 @@ def sweep_command(
             output = output or plan_output
         else:
             plan = SweepPlan.from_dict(overrides)
-        plan.points()  # validates every point before anything runs
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     sys.exit(_run_sweep(plan, output, name, resume, report=report))

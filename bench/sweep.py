@@ -57,6 +57,7 @@ class SweepPlan:
     def __post_init__(self) -> None:
         if not isinstance(self.repeat, int) or self.repeat < 1:
             raise ConfigError(f"repeat must be at least 1 (got {self.repeat!r})")
+        self.points()  # every point is a valid RunConfig, or the plan is not made
 
     @classmethod
     def of(cls, **keys: Any) -> SweepPlan:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -60,3 +61,11 @@ def child_server(tmp_path_factory) -> Iterator[ChildServer]:
     config = ServerConfig(data_dir=str(tmp_path_factory.mktemp("child-server")))
     with ChildServer(config) as server:
         yield server
+
+
+@pytest.fixture
+def unused_address() -> str:
+    """HOST:PORT where nothing listens: a port the OS gave out and took back."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"

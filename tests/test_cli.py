@@ -2,13 +2,14 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 
-def tsobench(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def tsobench(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-P", "-m", "tsobench.bench", *args], capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-P", "-m", "tsobench.bench", *args], capture_output=True, text=True, timeout=timeout, env=env
     )
 
 
@@ -65,6 +66,8 @@ def test_a_clean_run_exits_0_and_writes_its_results(tmp_path):
     data = json.loads(files[0].read_text())
     assert data["command"][:2] == ["tsobench", "run"]
     assert "throughput" in out.stdout and "OK" in out.stdout
+    latency_row = next(line for line in out.stdout.splitlines() if "latency" in line)
+    assert "p50" in latency_row and "max" in latency_row  # piped: one line, never wrapped mid-field
 
 
 def test_the_unsafe_control_exits_3_and_still_saves(tmp_path):
@@ -90,8 +93,8 @@ def test_the_unsafe_control_exits_3_and_still_saves(tmp_path):
     assert data["metrics"]["requests_failed"] + data["correctness"]["violations"] > 0
 
 
-def test_unreachable_target_is_a_clear_error():
-    out = tsobench("run", "-s", "locked", "--target", "127.0.0.1:1", "--duration", "0.2", "--timeout", "1", "--quiet")
+def test_unreachable_target_is_a_clear_error(unused_address):
+    out = tsobench("run", "-s", "locked", "--target", unused_address, "--duration", "0.2", "--timeout", "1", "--quiet")
     assert out.returncode in (1, 3)
     assert "Traceback" not in out.stderr
 
@@ -166,3 +169,17 @@ def test_a_remote_scheduler_needs_a_server_its_workers_reach():
     out = tsobench("run", "-s", "dispatcher", "-p", "2", "--scheduler", "tcp://192.0.2.1:8786")
     assert out.returncode == 2
     assert "--server-host" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_grpc_core_log_lines_only_with_verbose():
+    """gRPC's C core logs a failed bind itself (add_port.cc); the CLI hides that unless -v."""
+    env = {k: v for k, v in os.environ.items() if k != "GRPC_VERBOSITY"}
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        quiet = tsobench("serve", "--port", port, "--metrics-port", "-1", env=env)
+        loud = tsobench("-v", "serve", "--port", port, "--metrics-port", "-1", env=env)
+    assert quiet.returncode == loud.returncode == 2
+    assert "add_port.cc" not in quiet.stderr
+    assert "add_port.cc" in loud.stderr

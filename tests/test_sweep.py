@@ -121,7 +121,7 @@ def test_sweep_resumes_after_ctrl_c_without_redoing_finished_points(tmp_path):
     assert len(list(out.glob("*-rep0.json"))) == 4
 
 
-def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path, unused_address):
     out = tmp_path / "s"
     proc = sweep(
         "--strategies",
@@ -132,7 +132,7 @@ def test_a_failing_point_is_recorded_and_the_sweep_goes_on(tmp_path):
         "1",
         *TINY,
         "--target",
-        "127.0.0.1:1",
+        unused_address,
         "-o",
         str(out),
     )

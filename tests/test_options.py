@@ -1,0 +1,129 @@
+"""Options declared once: every way in (command line, TOML plan, Python) gets
+the same checks and messages, and argv written for a child reads back the same."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+
+from tsobench.bench.cli import main, run_command
+from tsobench.bench.config import ConfigError, RunConfig, ServerKnobs
+from tsobench.bench.sweep import SweepPlan, read_plan
+from tsobench.options import build, specs
+from tsobench.server import ChildServer, ServerConfig
+from tsobench.server.cli import serve_command
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_python_api_rejects_what_the_command_line_rejects():
+    with pytest.raises(ConfigError, match=r"fail-rate must be within \[0, 1\] \(got 7\)"):
+        RunConfig(strategy="pool", server=ServerKnobs(fail_rate=7))
+    with pytest.raises(ConfigError, match="pool-size must be at least 1"):
+        RunConfig(strategy="pool", pool_size=0)
+    with pytest.raises(ConfigError, match="concurrency must be an integer"):
+        RunConfig(strategy="pool", concurrency="4")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="window-ms must be at least 2"):
+        ServerConfig(window_ms=1)
+
+
+def test_a_plan_gets_the_same_error_naming_the_option_as_its_flag(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text("server_delay_ms = [0, -5]\n")
+    with pytest.raises(ConfigError, match=r"server-delay-ms must not be negative \(got -5\)"):
+        read_plan(plan)
+    out = invoke("sweep", str(plan))
+    assert out.exit_code == 2 and "server-delay-ms must not be negative" in out.output
+
+
+def test_unknown_plan_keys_name_the_valid_ones(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text("colour = 'blue'\n")
+    with pytest.raises(ConfigError, match=r"unknown sweep setting 'colour'; valid settings: .*server_delay_ms"):
+        read_plan(plan)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pool-size", "0"], "pool-size must be at least 1 (got 0)"),
+        (["--requests", "0"], "requests must be at least 1 (got 0)"),
+        (["--concurrency", "-1"], "concurrency must be at least 1"),
+        (["--duration", "0"], "duration must be positive"),
+        (["--warmup", "-1"], "warmup must not be negative"),
+        (["--timeout", "0"], "timeout must be positive"),
+        (["--rate", "-5"], "rate must be positive"),
+        (["--batch-wait-us", "-1"], "batch-wait-us must not be negative"),
+        (["--cluster-id", "0"], "cluster-id must be within"),
+        (["--server-fail-rate", "7"], "server-fail-rate must be within [0, 1]"),
+        (["--server-jitter-ms", "-1"], "server-jitter-ms must not be negative"),
+    ],
+)
+def test_zero_and_negative_values_are_refused_with_the_right_message(args, message):
+    out = invoke("run", "-s", "pool", *args)
+    assert out.exit_code == 2
+    assert message in out.output
+    assert "Traceback" not in out.output
+
+
+def test_every_bounded_option_is_checked():
+    """Below its lower bound (or above its upper) each option fails, naming itself."""
+    bounded = [s for s in specs(RunConfig) if s.option.min is not None or s.option.positive]
+    assert len(bounded) >= 15
+    for spec in bounded:
+        low = spec.option.min if spec.option.min is not None else 0
+        bad = low - 1 if spec.option.min is not None else 0
+        with pytest.raises(ConfigError, match=re.escape(spec.name)):
+            build(RunConfig, {"strategy": "pool", spec.key: spec.kind(bad)})
+
+
+def test_sweep_points_read_back_as_the_same_config():
+    plan = SweepPlan.of(
+        strategies=("pool", "dispatcher"),
+        apis=("thread", "asyncio"),
+        concurrency=(1, 3),
+        rates=(None, 250.5),
+        server_delay_ms=(0.0, 1.5),
+        requests=100,
+        pool_size=2,
+        cluster_id=7,
+        server_fail_rate=0.25,
+        target_metrics="http://x/metrics",
+    )
+    for point in plan.points():
+        argv = point.argv("out.json")
+        assert argv[:2] == ["tsobench", "run"]
+        ctx = run_command.make_context("run", argv[2:])
+        options = {k: v for k, v in ctx.params.items() if k not in ("output", "quiet")}
+        assert build(RunConfig, options) == point.config, argv
+
+
+def test_child_server_argv_reads_back_as_the_same_config(tmp_path):
+    config = ServerConfig(data_dir=str(tmp_path), delay_ms=2.5, fail_rate=0.5, metrics_port=None, seed=3, window_ms=50)
+    argv = ChildServer(config)._argv("port", "metrics-port")
+    assert argv[1:4] == ["-P", "-m", "tsobench.server"]
+    ctx = serve_command.make_context("serve", argv[4:])
+    options = {k: v for k, v in ctx.params.items() if k not in ("port_file", "metrics_port_file", "verbose")}
+    assert build(ServerConfig, options) == config
+
+
+def _options(command) -> list:
+    return [p for p in command.params if p.param_type_name == "option"]
+
+
+def test_every_option_of_every_command_has_help():
+    commands = [main, *main.commands.values()]
+    missing = [(c.name, o.opts) for c in commands for o in _options(c) if not (o.help or "").strip()]
+    assert not missing
+
+
+def test_top_level_help_shows_whole_command_descriptions():
+    out = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    text = " ".join(out.output.split())
+    for command in main.commands.values():
+        first = " ".join((command.help or "").split("\n\n")[0].split())
+        assert first in text, command.name
