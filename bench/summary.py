@@ -6,7 +6,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .results import RunResult
+from .results import Metrics, RunResult
 from .runner import Progress
 from .sweep import PointOutcome, Sweep
 from .verdict import Verdict, error_list, shard_error
@@ -34,7 +34,7 @@ def verdict(result: RunResult) -> str:
     return f"[{style}]{word}[/] ({escape(j.detail)}){control}"
 
 
-def fairness_line(m: dict) -> str:
+def fairness_line(m: Metrics) -> str:
     """Completions per caller, starvation, censored waits and Little's law, in one line."""
     f = m["fairness"]
     jain = "-" if f["jain"] is None else f"{f['jain']:.3f}"

@@ -248,7 +248,7 @@ class ThreadClient(ThreadClientBase):
         waiter.lock.acquire()
         if waiter.error is not None:
             raise waiter.error
-        return waiter.value  # type: ignore[return-value]
+        return waiter.value
 
     def close(self) -> None:
         self.stopping.set()

@@ -10,6 +10,7 @@ after a backoff (``backoff``).
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
 from .backoff import Backoff
 from .base import ClientOptions, Timestamp
@@ -77,12 +78,12 @@ class ThreadClient(ThreadClientBase):
         slot = self._handoff.acquire(watchdog.tick)
         slot.since = watchdog.tick  # the deadline covers a reconnect backoff too
         try:
-            stream = slot.stream
+            stream = cast("SyncStream | None", slot.stream)  # a thread client's slots hold SyncStreams
             if stream is None:
                 self.backoff.wait()
                 stream = slot.stream = SyncStream(self.channels.stub())
             stream.send(self.channels.request(count))
-            reply = stream.recv()  # type: ignore[union-attr]
+            reply = stream.recv()
             slot.since = IDLE
         except Exception:
             if _broken(slot, self.backoff):
@@ -124,12 +125,12 @@ class AsyncClient(AsyncClientBase):
         slot.since = watchdog.tick  # the deadline covers a reconnect backoff too
         slot.task = task = asyncio.current_task()
         try:
-            stream = slot.stream
+            stream = cast("AsyncStream | None", slot.stream)
             if stream is None:
                 await self.backoff.wait_async()
                 stream = slot.stream = AsyncStream(self.channels.stub())
-            await stream.send(self.channels.request(count))  # type: ignore[misc]
-            reply = await stream.recv()  # type: ignore[misc]
+            await stream.send(self.channels.request(count))
+            reply = await stream.recv()
             slot.since = IDLE
         except (Exception, asyncio.CancelledError) as exc:
             expired = _broken(slot, self.backoff)
