@@ -16,8 +16,9 @@ Names load on first use, so ``import tsobench.bench`` stays cheap (no grpc, nump
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tsobench.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .config import ConfigError, RunConfig, ServerKnobs, ShardConfig
@@ -28,22 +29,24 @@ if TYPE_CHECKING:
     from .shard import ShardResult, run_shard
     from .verdict import Judgement, judge
 
-_WHERE = {
-    "ConfigError": ("config", "ConfigError"),
-    "RunConfig": ("config", "RunConfig"),
-    "ServerKnobs": ("config", "ServerKnobs"),
-    "ShardConfig": ("config", "ShardConfig"),
-    "RunResult": ("results", "RunResult"),
-    "read_results": ("results", "read"),
-    "write_results": ("results", "write"),
-    "RunError": ("runner", "RunError"),
-    "run": ("runner", "run"),
-    "ShardResult": ("shard", "ShardResult"),
-    "run_shard": ("shard", "run_shard"),
-    "Judgement": ("verdict", "Judgement"),
-    "judge": ("verdict", "judge"),
-}
-
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "ConfigError": "config",
+        "RunConfig": "config",
+        "ServerKnobs": "config",
+        "ShardConfig": "config",
+        "RunResult": "results",
+        "read_results": "results:read",
+        "write_results": "results:write",
+        "RunError": "runner",
+        "run": "runner",
+        "ShardResult": "shard",
+        "run_shard": "shard",
+        "Judgement": "verdict",
+        "judge": "verdict",
+    },
+)
 __all__ = [
     "ConfigError",
     "Judgement",
@@ -59,10 +62,3 @@ __all__ = [
     "run_shard",
     "write_results",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attr = _WHERE[name]
-    return getattr(importlib.import_module(f".{module}", __name__), attr)

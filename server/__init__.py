@@ -7,8 +7,9 @@ line has decided how loud gRPC's own log may be.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from tsobench.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .config import DEFAULT_CLUSTER_ID, ServerConfig, ServerKnobs
@@ -16,17 +17,20 @@ if TYPE_CHECKING:
     from .metrics import ServerCounters
     from .oracle import LOGICAL_BITS, MAX_LOGICAL, compose
 
-_WHERE = {
-    "DEFAULT_CLUSTER_ID": "config",
-    "ServerConfig": "config",
-    "ServerKnobs": "config",
-    "ChildServer": "embedded",
-    "InProcessServer": "embedded",
-    "ServerCounters": "metrics",
-    "LOGICAL_BITS": "oracle",
-    "MAX_LOGICAL": "oracle",
-    "compose": "oracle",
-}
+__getattr__ = lazy_names(
+    __name__,
+    {
+        "DEFAULT_CLUSTER_ID": "config",
+        "ServerConfig": "config",
+        "ServerKnobs": "config",
+        "ChildServer": "embedded",
+        "InProcessServer": "embedded",
+        "ServerCounters": "metrics",
+        "LOGICAL_BITS": "oracle",
+        "MAX_LOGICAL": "oracle",
+        "compose": "oracle",
+    },
+)
 __all__ = [
     "DEFAULT_CLUSTER_ID",
     "LOGICAL_BITS",
@@ -38,9 +42,3 @@ __all__ = [
     "ServerKnobs",
     "compose",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
