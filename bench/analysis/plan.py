@@ -24,6 +24,7 @@ import json
 import math
 import shlex
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -270,7 +271,7 @@ def confirm_command(o: Option, processes: int) -> str:
     return shlex.join(argv)
 
 
-def _int(value: object) -> int | None:
+def _int(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
 
@@ -291,6 +292,7 @@ def _message(
             "violations, errors, starvation or an unfinished status are never recommended). "
             "Measure a safe strategy first."
         )
+    assert best is not None  # there are options, so there is a best one
     if not within_p99:
         fastest = min(options, key=lambda o: o.p99_ms)
         return (

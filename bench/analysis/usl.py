@@ -58,10 +58,10 @@ class UslFit:
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
 
 
-def fit_usl(n: np.ndarray | list[float], x: np.ndarray | list[float]) -> UslFit | None:
+def fit_usl(callers: np.ndarray | list[float], throughput: np.ndarray | list[float]) -> UslFit | None:
     """Least squares with sigma, kappa in [0, 1] and lambda > 0; None with fewer
     than three distinct concurrency levels (or when the fit does not converge)."""
-    n, x = np.asarray(n, dtype=float), np.asarray(x, dtype=float)
+    n, x = np.asarray(callers, dtype=float), np.asarray(throughput, dtype=float)
     keep = np.isfinite(n) & np.isfinite(x) & (n > 0)
     n, x = n[keep], x[keep]
     if len(np.unique(n)) < MIN_POINTS or not (x > 0).any():
