@@ -170,10 +170,6 @@ def spread(low: float, high: float, scale: float = 1.0, digits: int = 0) -> str:
     return f"{_num(low, digits, scale)}–{_num(high, digits, scale)}"
 
 
-def _sci(value: float) -> str:
-    return "-" if value is None or pd.isna(value) else f"{value:.1e}"
-
-
 def _int(value: float) -> str:
     return _num(value, 0)
 
