@@ -32,6 +32,13 @@ def _strategy_names() -> list[str]:
     return names()
 
 
+def _designs() -> list[str]:
+    """A sweep's default: every strategy to choose from (built-in and plugins), not the harness's own baseline."""
+    from tsobench.strategies import all_strategies
+
+    return [s.name for s in all_strategies().values() if not s.baseline]
+
+
 def _apis() -> tuple[str, ...]:
     from tsobench.strategies import APIS
 
@@ -46,7 +53,7 @@ class RunConfig:
             short="-s",
             choices=_strategy_names,
             axis="strategies",
-            sweep_default=_strategy_names,
+            sweep_default=_designs,
             key_tag="",
         )
     )

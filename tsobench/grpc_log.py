@@ -12,5 +12,6 @@ VERBOSE_FLAGS = frozenset({"-v", "--verbose"})
 
 
 def quiet_grpc_unless_verbose(argv: list[str] | None = None) -> None:
-    if VERBOSE_FLAGS.isdisjoint(sys.argv[1:] if argv is None else argv):
-        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+    verbose = not VERBOSE_FLAGS.isdisjoint(sys.argv[1:] if argv is None else argv)
+    # Set either way, so the children (sweep points, servers) inherit the choice.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR" if verbose else "NONE")
