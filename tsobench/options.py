@@ -352,7 +352,7 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
     for spec in specs(cls):
         if spec.axis_key is not None:
             values = axis_default(spec)
-            shown = "all" if callable(spec.option.sweep_default) else ",".join(written(spec, v) for v in values)
+            shown = ",".join(written(spec, v) for v in values)
             decorators.append(
                 click.option(
                     "--" + spec.axis_key.replace("_", "-"),
