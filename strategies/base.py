@@ -17,7 +17,7 @@ class Timestamp(NamedTuple):
 
     physical: int
     logical: int
-    count: int = 1
+    count: int = 1  # type: ignore[assignment]  # PD's name; it hides tuple.count, which nobody needs here
 
     @property
     def last(self) -> int:

@@ -103,11 +103,14 @@ def test_sweep_points_read_back_as_the_same_config():
 
 
 def test_child_server_argv_reads_back_as_the_same_config(tmp_path):
-    config = ServerConfig(data_dir=str(tmp_path), delay_ms=2.5, fail_rate=0.5, metrics_port=None, seed=3, window_ms=50)
+    config = ServerConfig(
+        data_dir=str(tmp_path), delay_ms=2.5, fail_rate=0.5, metrics_port=None, seed=3, window_ms=50, admin=True
+    )
     argv = ChildServer(config)._argv("port", "metrics-port")
     assert argv[1:4] == ["-P", "-m", "tsobench.server"]
     ctx = serve_command.make_context("serve", argv[4:])
-    options = {k: v for k, v in ctx.params.items() if k not in ("port_file", "metrics_port_file", "verbose")}
+    launcher = ("port_file", "metrics_port_file", "exit_with_parent", "parent_temp_dir", "verbose")
+    options = {k: v for k, v in ctx.params.items() if k not in launcher}
     assert build(ServerConfig, options) == config
 
 

@@ -274,7 +274,7 @@ def to_argv(instance: object, always: Callable[[Spec], bool] = lambda spec: Fals
             if spec.option.none:
                 argv += [spec.flag, written(spec, value)]
         elif spec.kind is bool:
-            argv += [spec.flag, word(value).lower()]
+            argv += [spec.flag] if value else []
         else:
             for v in value if spec.multiple else (value,):
                 argv += [spec.flag, word(v)]
@@ -320,6 +320,8 @@ def _default_text(spec: Spec) -> str | None:
 def click_option(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """The click option of one declared option, its default the field's."""
     flags = [spec.flag, *([spec.option.short] if spec.option.short else [])]
+    if spec.kind is bool:  # a switch: given means True
+        return click.option(*flags, spec.key, is_flag=True, default=bool(spec.default), help=spec.help)
     return click.option(
         *flags,
         spec.key,
@@ -365,16 +367,8 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
         else:
             sweep_default = spec.option.sweep_default
             run_default = word(sweep_default) if sweep_default is not None else _default_text(spec)
-            decorators.append(
-                click.option(
-                    spec.flag,
-                    spec.key,
-                    type=_Value(spec),
-                    default=None,
-                    multiple=spec.multiple,
-                    help=_help(spec, run_default),
-                )
-            )
+            kind = {"is_flag": True} if spec.kind is bool else {"type": _Value(spec), "multiple": spec.multiple}
+            decorators.append(click.option(spec.flag, spec.key, default=None, help=_help(spec, run_default), **kind))
     return _apply(decorators)
 
 
