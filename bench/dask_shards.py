@@ -138,7 +138,7 @@ class DaskShards:
             self._connect(config)
             self._check_capacity()
             self._futures = [
-                self._client.submit(
+                self._connected.submit(
                     shard_task,
                     ShardConfig(config, i, target),
                     self.names,
@@ -183,8 +183,13 @@ class DaskShards:
         self._stop = distributed.Event(self.names.stop, client=self._client)
         self._start = distributed.Variable(self.names.start, client=self._client)
 
+    @property
+    def _connected(self) -> distributed.Client:
+        assert self._client is not None, "used before _connect"
+        return self._client
+
     def _workers(self) -> dict[str, dict[str, Any]]:
-        return self._client.scheduler_info(n_workers=-1)["workers"]
+        return self._connected.scheduler_info(n_workers=-1)["workers"]
 
     def _check_capacity(self) -> None:
         """One shard per worker thread holding the resource; refuse before any load."""

@@ -83,6 +83,13 @@ class CorrectnessCounts(TypedDict):
     non_monotonic_per_caller: int
 
 
+class Placement(TypedDict):
+    """Where a shard ran."""
+
+    host: str | None  # None: not known
+    worker: str | None  # its Dask worker (None: a spawned process)
+
+
 class ShardEntry(TypedDict, total=False):
     """One of ``shards``: a client process's own figures, or why it gave none."""
 

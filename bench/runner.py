@@ -23,7 +23,7 @@ from .checker import Correctness, merge_ranges
 from .config import RunConfig, ShardConfig
 from .environment import environment, host_facts, hosts_section
 from .fairness import fairness, littles_law_ratio
-from .results import Metrics, RunResult, ServerSummary, StrategyRecord, new_run_id, utc_now
+from .results import Metrics, Placement, RunResult, ServerSummary, ShardEntry, StrategyRecord, new_run_id, utc_now
 from .shard import GRACE_S, ShardResult
 from .worker import main as worker_main
 
@@ -309,27 +309,28 @@ def _merge(
         correctness=correctness.to_dict(),
         histograms=histograms,
         shards=[
-            {
-                "index": p.index,
+            ShardEntry(
+                index=p.index,
                 **_where(shards, p.index),
-                "requests_ok": p.requests_ok,
-                "requests_failed": p.requests_failed,
-                "measured_s": round(p.measured_s, 6),
-                "cpu_s": round(p.cpu_s, 4),
-                "errors": p.errors,
-                "completions_per_caller": p.completions,
-            }
+                requests_ok=p.requests_ok,
+                requests_failed=p.requests_failed,
+                measured_s=round(p.measured_s, 6),
+                cpu_s=round(p.cpu_s, 4),
+                errors=p.errors,
+                completions_per_caller=p.completions,
+            )
             for p in parts
         ]
-        + [{"index": i, **_where(shards, i), "error": why} for i, why in sorted(shards.failures.items())],
+        + [ShardEntry(index=i, **_where(shards, i), error=why) for i, why in sorted(shards.failures.items())],
         status=status,
         strategy=_strategy_record(config.strategy),
     )
 
 
-def _where(shards: ShardBackend, index: int) -> dict[str, str | None]:
+def _where(shards: ShardBackend, index: int) -> Placement:
     """The shard's host and Dask worker (None: not known, or a spawned process)."""
-    return {"host": None, "worker": None, **shards.placement.get(index, {})}
+    where = shards.placement.get(index, {})
+    return Placement(host=where.get("host"), worker=where.get("worker"))
 
 
 def _server_metrics(c: ServerCounters | None) -> ServerSummary | None:

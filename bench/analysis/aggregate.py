@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any, cast
 
 import pandas as pd
 
@@ -79,7 +81,8 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
     elif len(histograms) == len(g):
         merged = latency.merge(histograms)  # all the runs' requests in one histogram
         answered = merged.get_total_count() > 0  # no answers: no latency ("-"), never 0
-        row.update({f"{k}_us": float(v) if answered else math.nan for k, v in latency.summarize(merged).items()})
+        summary = cast(Mapping[str, float], latency.summarize(merged))  # every value is a number
+        row.update({f"{k}_us": float(v) if answered else math.nan for k, v in summary.items()})
         row["histogram"] = latency.encode(merged)
         row["latency_from"] = "merged histograms"
     else:
@@ -132,7 +135,7 @@ def judgement(g: pd.DataFrame) -> Judgement:
     )
 
 
-def _count(value: object) -> int:
+def _count(value: Any) -> int:
     return 0 if value is None or pd.isna(value) else int(value)
 
 

@@ -9,6 +9,7 @@ which strategy should win.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -66,7 +67,7 @@ def _point(r: pd.Series) -> str:
     return text
 
 
-def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: list[Skipped] = ()) -> Findings:
+def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -> Findings:
     """The findings of loaded results (``df``) and their folded repeats (``agg``)."""
     runs = agg[agg["source"] == "tsobench"]
     header, rows, summary = _winners(runs)
@@ -84,7 +85,15 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
     ranked = runs[~runs["open_loop"] & runs["clean"] & runs["safe"] & ~runs["baseline"] & (runs["tps"] > 0)]
     knobs = [k for k in KNOBS if ranked[k].nunique(dropna=False) > 1]
     keys = ["api", "total_callers", "concurrency", "processes", *knobs]
-    header = ("api", "callers", "best safe strategy", "ts/s", "p99 ms", "vs runner-up", f"vs {BASELINE}")
+    header: tuple[str, ...] = (
+        "api",
+        "callers",
+        "best safe strategy",
+        "ts/s",
+        "p99 ms",
+        "vs runner-up",
+        f"vs {BASELINE}",
+    )
     if knobs:
         header = (*header[:2], "setting", *header[2:])
     rows, best_per_api = [], {}
@@ -229,7 +238,7 @@ def _littles(df: pd.DataFrame) -> str:
     )
 
 
-def _caveats(df: pd.DataFrame, runs: pd.DataFrame, skipped: list[Skipped]) -> list[str]:
+def _caveats(df: pd.DataFrame, runs: pd.DataFrame, skipped: Sequence[Skipped]) -> list[str]:
     out = []
     tso = df[df["source"] == "tsobench"]
     cores = sorted({int(c) for c in df["cpu_count"].dropna()})

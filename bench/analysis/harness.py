@@ -12,11 +12,12 @@ null when no null run matches).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
+
+from tsobench.files import write_atomically
 
 from .loader import PathLike, load_results
 
@@ -63,8 +64,6 @@ def annotate(paths: PathLike | Iterable[PathLike]) -> list[Path]:
         if all(k in data["metrics"] and data["metrics"][k] == v for k, v in note.items()):
             continue  # already recorded (a resumed sweep)
         data["metrics"].update(note)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        os.replace(tmp, path)
+        write_atomically(path, json.dumps(data, indent=1) + "\n")
         written.append(path)
     return written

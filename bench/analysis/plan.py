@@ -206,7 +206,7 @@ def _option(
         )
     else:
         server_ceiling, server_from = None, "server side unknown: no server counters in these runs"
-    if fit is not None and fit.ceiling is not None:
+    if fit is not None and fit.fit is not None and fit.ceiling is not None:
         client_ceiling, client_from = fit.ceiling, f"client side: one process, USL peak (R² {fit.fit.r2:.2f})"
     else:
         client_ceiling = None
@@ -323,6 +323,7 @@ def _message(
             f"REACHABLE (measured): {need}: {setting}. Measured {choice.measured_tps:,.0f} ts/s at p99 "
             f"{choice.p99_ms:.2f} ms with {choice.measured_processes} process(es)."
         )
+    assert choice.processes is not None  # a chosen option is within every ceiling
     server = (
         f"the server side allows {choice.server_ceiling_tps:,.0f} ts/s ({choice.server_ceiling_from})"
         if choice.server_ceiling_tps is not None

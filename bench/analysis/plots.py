@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -44,7 +45,7 @@ def png(fig: Figure) -> bytes:
 
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d")
-NOT_CLEAN = dict(marker="X", s=110, edgecolors="black", linewidths=1.2, zorder=5)
+NOT_CLEAN: dict[str, Any] = dict(marker="X", s=110, edgecolors="black", linewidths=1.2, zorder=5)
 
 
 def markers(series: Sequence[str]) -> dict[str, str]:

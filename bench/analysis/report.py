@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tsobench.files import write_atomically
 
 from ..verdict import error_list
 from . import plots
@@ -489,14 +490,7 @@ def write_report(paths: Sequence[PathLike], out_dir: PathLike | None = None, con
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for image in report.images:
-        written.append(_write(out / image.name, image.data))
-    written.append(_write(out / "report.md", to_markdown(report.blocks).encode()))
-    written.append(_write(out / "report.html", to_html(report.blocks, report.title).encode()))
+        written.append(write_atomically(out / image.name, image.data))
+    written.append(write_atomically(out / "report.md", to_markdown(report.blocks).encode()))
+    written.append(write_atomically(out / "report.html", to_html(report.blocks, report.title).encode()))
     return Written(written, skipped(df), report.findings)
-
-
-def _write(path: Path, data: bytes) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-    return path

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from tsobench.bench import latency
-from tsobench.bench.checker import Verdict
+from tsobench.bench.checker import Correctness
 from tsobench.bench.config import RunConfig, ShardConfig
 from tsobench.bench.shard import ShardResult, run_shard
 
@@ -25,7 +25,7 @@ SCALE = scale()
 
 def violations(result: ShardResult) -> int:
     """The checker's own count (one process: the shard's ranges are all there is)."""
-    return Verdict(
+    return Correctness(
         duplicates=result.ranges.duplicates, non_monotonic=result.non_monotonic, mismatched=result.mismatched
     ).violations
 
