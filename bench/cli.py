@@ -102,10 +102,13 @@ def sweep_command(
 @click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
 def quickstart_command(output: str | None, resume: bool) -> None:
-    """Every strategy on both APIs at a few concurrency levels (about two minutes on 2 cores), then the report."""
+    """Every strategy on both APIs at a few concurrency levels, and the null baseline to know the harness's
+    own ceiling (about two minutes on 2 cores), then the report with its findings."""
+    from tsobench.strategies import names
+
     from .sweep import SweepPlan
 
-    plan = SweepPlan.of(concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
+    plan = SweepPlan.of(strategies=names(), concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
     sys.exit(_run_sweep(plan, output, None, resume, prefix="quickstart", report=True))
 
 
