@@ -30,6 +30,10 @@ class Backoff:
     def succeeded(self) -> None:
         self.delay_s = 0.0
 
+    def due(self) -> bool:
+        """No wait pending: the next try may happen now."""
+        return time.monotonic() >= self._not_before
+
     def _wait_s(self) -> float:
         if not self.delay_s:
             return 0.0

@@ -30,7 +30,7 @@ class Timestamp(NamedTuple):
 
 @dataclass(frozen=True)
 class ClientOptions:
-    target: str
+    target: str  # HOST:PORT, or several comma-separated: the client finds the leader (GetMembers)
     cluster_id: int | None = None  # None: learn it from GetMembers, as PD clients do
     pool_size: int = 8
     streams: int = 1  # dispatcher lanes
@@ -39,6 +39,9 @@ class ClientOptions:
     max_inflight: int = 1  # dispatcher batches in flight per stream (PD's client: 1)
     connections: int = 1  # distinct channels (TCP connections) streams are spread over
     timeout_s: float = 5.0  # per-request deadline
+    cacert: str | None = None  # TLS: PEM file of the CA that signed the servers' certificates
+    cert: str | None = None  # mutual TLS: the client's certificate and key (PEM files)
+    key: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("pool_size", "streams", "max_batch", "max_inflight", "connections"):
@@ -46,6 +49,12 @@ class ClientOptions:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1")
         if self.batch_wait_us < 0 or self.timeout_s <= 0:
             raise ValueError("batch wait must be >= 0 and timeout > 0")
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("--cert and --key go together (mutual TLS needs both)")
+
+    @property
+    def tls(self) -> bool:
+        return any((self.cacert, self.cert, self.key))
 
 
 @runtime_checkable

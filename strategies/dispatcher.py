@@ -27,7 +27,7 @@ from tsobench.protos import pdpb_pb2
 from .backoff import Backoff
 from .base import ClientOptions, ReplyMismatch, Strategy, Timestamp
 from .deadline import AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
-from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase
+from .stream import AsyncChannels, AsyncClientBase, AsyncStream, SyncChannels, SyncStream, ThreadClientBase
 
 LATE = "no reply to the batch within the request deadline"
 
@@ -80,12 +80,13 @@ class _Lane:
             self.expired = True
             stream.close()  # the reader fails what is in flight
 
-    def failure(self, exc: BaseException) -> BaseException:
+    def failure(self, exc: BaseException, channels: SyncChannels | AsyncChannels) -> BaseException:
         """The error for the waiters of a stream that just broke."""
         expired, self.expired = self.expired, False
         self.backoff.failed()
         if expired:
             return DeadlineExceeded(LATE)
+        channels.stream_failed(exc)  # the leader may have moved: the reconnect asks for it
         return exc if isinstance(exc, Exception) else ConnectionError("stream closed")
 
 
@@ -154,11 +155,13 @@ class _ThreadLane(_Lane):
             if batch is None:
                 return
             try:
+                stub = None
                 if self.stream is None:
                     self.backoff.wait(client.stopping)
+                    stub = client.channels.stub()  # may ask for the leader: not under the watchdog's lock
                 with self.lock:
                     if self.stream is None:
-                        self.stream = SyncStream(client.channels.stub())
+                        self.stream = SyncStream(stub or client.channels.stub())
                         threading.Thread(target=self._read, args=(self.stream,), daemon=True).start()
                     batch.since = client.watchdog.tick
                     self.inflight.append(batch)
@@ -183,7 +186,7 @@ class _ThreadLane(_Lane):
                 if self.stream is stream:
                     self.stream = None
                 failed, self.inflight = self.inflight, collections.deque()
-                error = ClientClosed() if self.client.stopping.is_set() else self.failure(exc)
+                error = ClientClosed() if self.client.stopping.is_set() else self.failure(exc, self.client.channels)
             stream.close()
             for batch in failed:
                 _fail(batch, error)
@@ -316,7 +319,7 @@ class _AsyncLane(_Lane):
             batch = await self._collect()
             if self.stream is None:
                 await self.backoff.wait_async()
-                self.stream = AsyncStream(client.channels.stub())
+                self.stream = AsyncStream(await client.channels.stub())
                 self.reader = asyncio.create_task(self._read(self.stream))
             batch.since = client.watchdog.tick
             self.inflight.append(batch)
@@ -347,7 +350,7 @@ class _AsyncLane(_Lane):
             if self.stream is stream:
                 self.stream = None
             failed, self.inflight = self.inflight, collections.deque()
-            error = ClientClosed() if self.client.closed else self.failure(exc)
+            error = ClientClosed() if self.client.closed else self.failure(exc, self.client.channels)
             stream.close()
             for batch in failed:
                 _fail(batch, error)

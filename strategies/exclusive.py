@@ -4,7 +4,7 @@ write and the matching read. ``locked`` is one such stream, ``pool`` several.
 Waiting callers queue in FIFO order (``handoff``); one watchdog per client
 (``deadline``) fails callers that waited too long for a stream and cancels a
 stream whose reply is late; a broken stream is reopened on its next checkout,
-after a backoff (``backoff``).
+after a backoff (``backoff``), on the leader the channels found if it moved.
 """
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ from .backoff import Backoff
 from .base import ClientOptions, Timestamp
 from .deadline import IDLE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
 from .handoff import AsyncHandOff, ThreadHandOff
-from .stream import AsyncClientBase, AsyncStream, SyncStream, ThreadClientBase, to_timestamp
+from .stream import (
+    AsyncChannels,
+    AsyncClientBase,
+    AsyncStream,
+    SyncChannels,
+    SyncStream,
+    ThreadClientBase,
+    to_timestamp,
+)
 
 
 class _Slot:
@@ -43,7 +51,7 @@ def _late_streams(slots: list[_Slot], cutoff: int) -> None:
                 slot.task.cancel()
 
 
-def _broken(slot: _Slot, backoff: Backoff) -> bool:
+def _broken(slot: _Slot, backoff: Backoff, channels: SyncChannels | AsyncChannels, exc: BaseException) -> bool:
     """Drop a slot's stream after a failure; True when the watchdog caused it."""
     stream, slot.stream = slot.stream, None
     expired, slot.expired = slot.expired, False
@@ -51,6 +59,8 @@ def _broken(slot: _Slot, backoff: Backoff) -> bool:
     if stream is not None:
         stream.close()
     backoff.failed()
+    if not expired:
+        channels.stream_failed(exc)  # the leader may have moved: the reopen asks for it
     return expired
 
 
@@ -85,8 +95,8 @@ class ThreadClient(ThreadClientBase):
             stream.send(self.channels.request(count))
             reply = stream.recv()
             slot.since = IDLE
-        except Exception:
-            if _broken(slot, self.backoff):
+        except Exception as exc:
+            if _broken(slot, self.backoff, self.channels, exc):
                 raise DeadlineExceeded(LATE) from None
             raise
         finally:
@@ -128,12 +138,12 @@ class AsyncClient(AsyncClientBase):
             stream = cast("AsyncStream | None", slot.stream)
             if stream is None:
                 await self.backoff.wait_async()
-                stream = slot.stream = AsyncStream(self.channels.stub())
+                stream = slot.stream = AsyncStream(await self.channels.stub())
             await stream.send(self.channels.request(count))
             reply = await stream.recv()
             slot.since = IDLE
         except (Exception, asyncio.CancelledError) as exc:
-            expired = _broken(slot, self.backoff)
+            expired = _broken(slot, self.backoff, self.channels, exc)
             if expired and isinstance(exc, asyncio.CancelledError) and task is not None:
                 task.uncancel()  # the watchdog's cancel; another one still propagates
                 if task.cancelling():

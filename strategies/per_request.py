@@ -1,5 +1,6 @@
 """per-request: a new Tso stream for every request. Safe by construction; pays
-a stream setup (and, with sync grpcio, a request-consumer thread) each time."""
+a stream setup (and, with sync grpcio, a request-consumer thread) each time.
+A failure that says the leader may have moved sends the next request to the new one."""
 
 from __future__ import annotations
 
@@ -13,17 +14,23 @@ class ThreadClient(ThreadClientBase):
         replies = open_tso(self.channels.stub(), iter((request,)), timeout=self.options.timeout_s)
         try:
             return to_timestamp(next(replies), count)
+        except Exception as exc:
+            self.channels.stream_failed(exc)
+            raise
         finally:
             replies.cancel()
 
 
 class AsyncClient(AsyncClientBase):
     async def get_ts(self, count: int = 1) -> Timestamp:
-        stream = AsyncStream(self.channels.stub(), timeout_s=self.options.timeout_s)
+        stream = AsyncStream(await self.channels.stub(), timeout_s=self.options.timeout_s)
         try:
             await stream.send(self.channels.request(count))
             await stream.done_writing()
             return to_timestamp(await stream.recv(), count)
+        except Exception as exc:
+            self.channels.stream_failed(exc)
+            raise
         finally:
             stream.close()
 

@@ -1,19 +1,33 @@
-"""Wire plumbing shared by all strategies: channels, requests, one stream."""
+"""Wire plumbing shared by all strategies: channels to the leader, requests, one stream."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import queue
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
+from .backoff import Backoff
 from .base import ClientOptions, ReplyMismatch, Timestamp
+from .leader import (
+    Leader,
+    NoLeader,
+    channel_credentials,
+    endpoints,
+    find_leader,
+    find_leader_async,
+    leader_may_have_moved,
+    make_channel,
+)
 
 _CLOSE = object()
+RECHECK_TIMEOUT_S = 1.0  # a GetMembers while requests wait: a live member answers in milliseconds
 _opened_lock = threading.Lock()
 _opened = 0
 
@@ -48,50 +62,122 @@ def to_timestamp(response: pdpb_pb2.TsoResponse, count: int) -> Timestamp:
     return Timestamp(ts.physical, ts.logical, count)
 
 
-def _members_request() -> pdpb_pb2.GetMembersRequest:
-    return pdpb_pb2.GetMembersRequest(header=pdpb_pb2.RequestHeader())
-
-
 class _Channels:
-    """``connections`` channels to one target; ``stub()`` hands them out round-robin."""
+    """``connections`` channels to the PD leader; ``stub()`` hands them out round-robin.
 
-    def __init__(self, options: ClientOptions, make_channel: Any) -> None:
+    The leader is found at open: GetMembers of the first endpoint of ``target``
+    that answers. A strategy whose stream broke says so (``stream_failed``); when
+    the error says the leader may have moved and the client knows more than one
+    endpoint, the next ``stub()`` asks again (the current leader first, then
+    every endpoint and member known; one check at a time, backing off while
+    nobody names a leader) and connects to the new leader if it changed.
+    Channels to a former leader stay open until ``close``: streams still on them
+    fail on their own and their strategies reopen on the new leader.
+    """
+
+    def __init__(self, options: ClientOptions, api: Any) -> None:
         self.options = options
-        self._channels = [make_channel(options.target, channel_options(i)) for i in range(options.connections)]
-        self._stubs = [pdpb_pb2_grpc.PDStub(c) for c in self._channels]
-        self._next = itertools.cycle(self._stubs)
+        self._api = api
+        self.endpoints = endpoints(options.target)
+        self.credentials = channel_credentials(options.cacert, options.cert, options.key)
         self.cluster_id = options.cluster_id or 0
+        self.leader = ""  # HOST:PORT of the leader the channels lead to
+        self.leader_changes = 0
+        self._members: tuple[str, ...] = ()
+        self._channels: list[Any] = []
+        self._retired: list[Any] = []
+        self._next: Iterator[pdpb_pb2_grpc.PDStub] = iter(())
+        self._suspect = False  # a stream failed in a way that says the leader may have moved
+        self._backoff = Backoff()
 
-    def stub(self) -> pdpb_pb2_grpc.PDStub:
-        return next(self._next)
+    @property
+    def recheck_timeout_s(self) -> float:
+        return min(self.options.timeout_s, RECHECK_TIMEOUT_S)
+
+    def candidates(self) -> list[str]:
+        return [e for e in dict.fromkeys([self.leader, *self.endpoints, *self._members]) if e]
 
     def request(self, count: int) -> pdpb_pb2.TsoRequest:
         return tso_request(self.cluster_id, count)
 
+    def stream_failed(self, exc: BaseException) -> None:
+        """A stream broke with ``exc``: if the leader may have moved, the next stub asks for it first."""
+        if leader_may_have_moved(exc) and len(self.candidates()) > 1:
+            self._suspect = True
+
+    def _recheck_due(self) -> bool:
+        return self._suspect and self._backoff.due()
+
+    def _follow(self, leader: Leader | None) -> None:
+        """Use what GetMembers said (None: nobody named a leader, back off); connect if the leader is new."""
+        if leader is None:
+            self._backoff.failed()
+            return
+        self._suspect = False
+        self._backoff.succeeded()
+        self._members = leader.members
+        if not self.options.cluster_id:
+            self.cluster_id = leader.cluster_id
+        if leader.address == self.leader:
+            return
+        if self.leader:
+            self.leader_changes += 1
+        self._retired += self._channels
+        self.leader = leader.address
+        self._channels = [
+            make_channel(self._api, leader.address, self.credentials, channel_options(i))
+            for i in range(self.options.connections)
+        ]
+        self._next = itertools.cycle([pdpb_pb2_grpc.PDStub(c) for c in self._channels])
+
 
 class SyncChannels(_Channels):
     def __init__(self, options: ClientOptions) -> None:
-        super().__init__(options, grpc.insecure_channel)
-        if not self.cluster_id:  # learn it as PD clients do
-            reply = self._stubs[0].GetMembers(_members_request(), timeout=options.timeout_s)
-            self.cluster_id = reply.header.cluster_id
+        super().__init__(options, grpc)
+        self._lock = threading.Lock()
+        self._follow(find_leader(self.endpoints, self.credentials, options.timeout_s))
+
+    def stub(self) -> pdpb_pb2_grpc.PDStub:
+        if self._suspect:
+            with self._lock:  # the others wait for its answer rather than try a former leader
+                if self._recheck_due():
+                    self._follow(self._find())
+        return next(self._next)
+
+    def _find(self) -> Leader | None:
+        try:
+            return find_leader(self.candidates(), self.credentials, self.recheck_timeout_s)
+        except NoLeader:
+            return None
 
     def close(self) -> None:
-        for c in self._channels:
+        for c in self._channels + self._retired:
             c.close()
 
 
 class AsyncChannels(_Channels):
     def __init__(self, options: ClientOptions) -> None:
-        super().__init__(options, grpc.aio.insecure_channel)
+        super().__init__(options, grpc.aio)
+        self._lock = asyncio.Lock()
 
     async def discover(self) -> None:
-        if not self.cluster_id:
-            reply = await self._stubs[0].GetMembers(_members_request(), timeout=self.options.timeout_s)
-            self.cluster_id = reply.header.cluster_id
+        self._follow(await find_leader_async(self.endpoints, self.credentials, self.options.timeout_s))
+
+    async def stub(self) -> pdpb_pb2_grpc.PDStub:
+        if self._suspect:
+            async with self._lock:
+                if self._recheck_due():
+                    self._follow(await self._find())
+        return next(self._next)
+
+    async def _find(self) -> Leader | None:
+        try:
+            return await find_leader_async(self.candidates(), self.credentials, self.recheck_timeout_s)
+        except NoLeader:
+            return None
 
     async def close(self) -> None:
-        for c in self._channels:
+        for c in self._channels + self._retired:
             await c.close()
 
 

@@ -26,7 +26,7 @@ class ThreadClient(ThreadClientBase):
 class AsyncClient(AsyncClientBase):
     async def open(self) -> None:
         await super().open()
-        self._stream = AsyncStream(self.channels.stub())
+        self._stream = AsyncStream(await self.channels.stub())
 
     async def get_ts(self, count: int = 1) -> Timestamp:
         await self._stream.send(self.channels.request(count))
