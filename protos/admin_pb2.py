@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61\x64min.proto\x12\x0etsobench.admin\"\x15\n\x13\x41\x62ortStreamsRequest\"\'\n\x14\x41\x62ortStreamsResponse\x12\x0f\n\x07streams\x18\x01 \x01(\r\"\"\n\x0cStallRequest\x12\x12\n\nduration_s\x18\x01 \x01(\x01\"\x0f\n\rStallResponse\"4\n\x0c\x44\x65layRequest\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x01\"\x0f\n\rDelayResponse2\xf4\x01\n\x05\x41\x64min\x12[\n\x0c\x41\x62ortStreams\x12#.tsobench.admin.AbortStreamsRequest\x1a$.tsobench.admin.AbortStreamsResponse\"\x00\x12\x46\n\x05Stall\x12\x1c.tsobench.admin.StallRequest\x1a\x1d.tsobench.admin.StallResponse\"\x00\x12\x46\n\x05\x44\x65lay\x12\x1c.tsobench.admin.DelayRequest\x1a\x1d.tsobench.admin.DelayResponse\"\x00\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0b\x61\x64min.proto\x12\x0etsobench.admin\"\x15\n\x13\x41\x62ortStreamsRequest\"\'\n\x14\x41\x62ortStreamsResponse\x12\x0f\n\x07streams\x18\x01 \x01(\r\"\"\n\x0cStallRequest\x12\x12\n\nduration_s\x18\x01 \x01(\x01\"\x0f\n\rStallResponse\"4\n\x0c\x44\x65layRequest\x12\x12\n\nduration_s\x18\x01 \x01(\x01\x12\x10\n\x08\x64\x65lay_ms\x18\x02 \x01(\x01\"\x0f\n\rDelayResponse\"7\n\x15TransferLeaderRequest\x12\x13\n\x06member\x18\x01 \x01(\rH\x00\x88\x01\x01\x42\t\n\x07_member\"@\n\x16TransferLeaderResponse\x12\x13\n\x0b\x66rom_member\x18\x01 \x01(\r\x12\x11\n\tto_member\x18\x02 \x01(\r2\xd7\x02\n\x05\x41\x64min\x12[\n\x0c\x41\x62ortStreams\x12#.tsobench.admin.AbortStreamsRequest\x1a$.tsobench.admin.AbortStreamsResponse\"\x00\x12\x46\n\x05Stall\x12\x1c.tsobench.admin.StallRequest\x1a\x1d.tsobench.admin.StallResponse\"\x00\x12\x46\n\x05\x44\x65lay\x12\x1c.tsobench.admin.DelayRequest\x1a\x1d.tsobench.admin.DelayResponse\"\x00\x12\x61\n\x0eTransferLeader\x12%.tsobench.admin.TransferLeaderRequest\x1a&.tsobench.admin.TransferLeaderResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,6 +43,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DELAYREQUEST']._serialized_end=200
   _globals['_DELAYRESPONSE']._serialized_start=202
   _globals['_DELAYRESPONSE']._serialized_end=217
-  _globals['_ADMIN']._serialized_start=220
-  _globals['_ADMIN']._serialized_end=464
+  _globals['_TRANSFERLEADERREQUEST']._serialized_start=219
+  _globals['_TRANSFERLEADERREQUEST']._serialized_end=274
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_start=276
+  _globals['_TRANSFERLEADERRESPONSE']._serialized_end=340
+  _globals['_ADMIN']._serialized_start=343
+  _globals['_ADMIN']._serialized_end=686
 # @@protoc_insertion_point(module_scope)

@@ -35,3 +35,17 @@ class DelayRequest(_message.Message):
 class DelayResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class TransferLeaderRequest(_message.Message):
+    __slots__ = ("member",)
+    MEMBER_FIELD_NUMBER: _ClassVar[int]
+    member: int
+    def __init__(self, member: _Optional[int] = ...) -> None: ...
+
+class TransferLeaderResponse(_message.Message):
+    __slots__ = ("from_member", "to_member")
+    FROM_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    TO_MEMBER_FIELD_NUMBER: _ClassVar[int]
+    from_member: int
+    to_member: int
+    def __init__(self, from_member: _Optional[int] = ..., to_member: _Optional[int] = ...) -> None: ...

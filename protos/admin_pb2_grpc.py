@@ -49,6 +49,11 @@ class AdminStub:
                 request_serializer=admin__pb2.DelayRequest.SerializeToString,
                 response_deserializer=admin__pb2.DelayResponse.FromString,
                 _registered_method=True)
+        self.TransferLeader = channel.unary_unary(
+                '/tsobench.admin.Admin/TransferLeader',
+                request_serializer=admin__pb2.TransferLeaderRequest.SerializeToString,
+                response_deserializer=admin__pb2.TransferLeaderResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -77,6 +82,15 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransferLeader(self, request, context):
+        """Cluster members only, sent to the leader: stop serving Tso at once and hand
+        the leadership to `member` (default: the next one), which takes over at its
+        next tick (50 ms). A follower answers FAILED_PRECONDITION "not leader".
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +108,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Delay,
                     request_deserializer=admin__pb2.DelayRequest.FromString,
                     response_serializer=admin__pb2.DelayResponse.SerializeToString,
+            ),
+            'TransferLeader': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransferLeader,
+                    request_deserializer=admin__pb2.TransferLeaderRequest.FromString,
+                    response_serializer=admin__pb2.TransferLeaderResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -177,6 +196,33 @@ class Admin:
             '/tsobench.admin.Admin/Delay',
             admin__pb2.DelayRequest.SerializeToString,
             admin__pb2.DelayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransferLeader(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tsobench.admin.Admin/TransferLeader',
+            admin__pb2.TransferLeaderRequest.SerializeToString,
+            admin__pb2.TransferLeaderResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,15 +13,17 @@ from grpc.aio import ServicerContext
 from tsobench.protos import admin_pb2, admin_pb2_grpc
 
 from .faults import Faults
+from .leadership import Member, NotLeader, Solo
 from .metrics import ServerMetrics
 
 SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, faults: Faults, metrics: ServerMetrics) -> None:
+    def __init__(self, faults: Faults, metrics: ServerMetrics, role: Solo | Member) -> None:
         self.faults = faults
         self.metrics = metrics
+        self.role = role
 
     async def AbortStreams(
         self, request: admin_pb2.AbortStreamsRequest, context: ServicerContext
@@ -38,6 +40,17 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         await _check(context, duration_s=request.duration_s, delay_ms=request.delay_ms)
         self.faults.delay(request.duration_s, request.delay_ms)
         return admin_pb2.DelayResponse()
+
+    async def TransferLeader(
+        self, request: admin_pb2.TransferLeaderRequest, context: ServicerContext
+    ) -> admin_pb2.TransferLeaderResponse:
+        try:
+            to = self.role.transfer(request.member if request.HasField("member") else None)
+        except NotLeader as exc:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        return admin_pb2.TransferLeaderResponse(from_member=self.role.me, to_member=to)
 
 
 async def _check(context: ServicerContext, **values: float) -> None:
@@ -68,3 +81,8 @@ class AdminClient:
     def delay(self, duration_s: float, delay_ms: float) -> None:
         """Delay every reply by delay_ms for duration_s (returns at once)."""
         self._call("Delay", admin_pb2.DelayRequest(duration_s=duration_s, delay_ms=delay_ms))
+
+    def transfer_leader(self, member: int | None = None) -> tuple[int, int]:
+        """Ask the leader to hand over (to the next member by default); returns (from, to)."""
+        reply = self._call("TransferLeader", admin_pb2.TransferLeaderRequest(member=member))
+        return reply.from_member, reply.to_member

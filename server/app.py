@@ -11,6 +11,7 @@ import signal
 import socket
 import sys
 import threading
+from pathlib import Path
 from wsgiref.simple_server import WSGIServer
 
 import grpc
@@ -25,6 +26,7 @@ from tsobench.protos import admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 from . import admin
 from .config import ServerConfig
 from .faults import Faults
+from .leadership import Member, Solo
 from .metrics import ServerMetrics
 from .oracle import UPDATE_INTERVAL_S, TimestampOracle
 from .service import PDService
@@ -50,13 +52,9 @@ class TsoServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.metrics = ServerMetrics()
-        self._lock = DataDirLock(config.data_dir).acquire()
+        self._lock = DataDirLock(config.data_dir).acquire(shared=bool(config.member_addresses))
         try:
-            self.oracle = TimestampOracle(
-                WindowFile(config.data_dir),
-                window_ms=config.window_ms,
-                accept_future_window=config.accept_future_window,
-            )
+            self.role = self._role(config)
         except BaseException:
             self._lock.release()
             raise
@@ -66,14 +64,40 @@ class TsoServer:
         self._http: WSGIServer | None = None
         self._ticker: asyncio.Task[None] | None = None
 
+    @staticmethod
+    def _role(config: ServerConfig) -> Solo | Member:
+        if config.member_addresses:
+            return Member(
+                config.data_dir,
+                config.member_index,
+                len(config.member_addresses),
+                config.election_timeout_s,
+                config.window_ms,
+                config.accept_future_window,
+            )
+        oracle = TimestampOracle(
+            WindowFile(config.data_dir), window_ms=config.window_ms, accept_future_window=config.accept_future_window
+        )
+        return Solo(oracle)
+
     @property
     def address(self) -> str:
         return f"{self.config.host}:{self.port}"
 
+    @property
+    def client_urls(self) -> list[str]:
+        """Every member's client URL as PD reports them (``http://`` or ``https://``)."""
+        return [f"{self.config.scheme}://{a}" for a in self.config.member_addresses or [self.address]]
+
     async def start(self) -> None:
         server = grpc.aio.server(options=SERVER_OPTIONS)
+        address = f"{self.config.host}:{self.config.port}"
         try:
-            self.port = server.add_insecure_port(f"{self.config.host}:{self.config.port}")
+            credentials = server_credentials(self.config)
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
         except RuntimeError as exc:
             self.port = 0
             cause: RuntimeError | None = exc
@@ -84,11 +108,11 @@ class TsoServer:
             raise ServerError(f"cannot listen on {self.config.host}:{self.config.port}: {reason}") from cause
         faults = Faults()
         pdpb_pb2_grpc.add_PDServicer_to_server(
-            PDService(self.config, self.oracle, self.metrics, self.address, faults), server
+            PDService(self.config, self.role, self.metrics, self.client_urls, faults), server
         )
         services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         if self.config.admin:
-            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(faults, self.metrics), server)
+            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(faults, self.metrics, self.role), server)
             services.append(admin.SERVICE_NAME)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
@@ -102,6 +126,7 @@ class TsoServer:
             )
             self.metrics_port = self._http.server_port
         self._server = server
+        self.role.tick()  # a cluster's first member takes the lease it was handed before it says "listening"
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:
@@ -111,7 +136,7 @@ class TsoServer:
         while True:
             await asyncio.sleep(UPDATE_INTERVAL_S)
             try:
-                self.oracle.tick()
+                self.role.tick()
             except (OSError, ValueError) as exc:
                 if not failing:
                     print(f"warning: cannot save the TSO window, timestamps are held back: {exc}", file=sys.stderr)
@@ -127,12 +152,21 @@ class TsoServer:
         if self._http:
             self._http.shutdown()
             self._http.server_close()
-        self.oracle.save()
+        self.role.resign()
         self._lock.release()
 
     async def wait(self) -> None:
         assert self._server is not None
         await self._server.wait_for_termination()
+
+
+def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    """TLS from PEM files (None: plaintext); with a client CA, clients must show a certificate it signed."""
+    if not config.tls_cert or not config.tls_key:
+        return None
+    client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
+    pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
+    return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
 
 
 def describe_bind_error(code: int | None) -> str:

@@ -30,6 +30,15 @@ from .window import DataDirLocked
     multiple=True,
     help="With --exit-with-parent: a folder of the launcher's to remove when the server stops because stdin closed.",
 )
+@click.option(
+    "--members",
+    "size",
+    type=click.IntRange(1, 9),
+    default=1,
+    show_default=True,
+    help="Start a PD-like cluster of this many members (child processes) on consecutive ports from --port "
+    '(or free ones), sharing --data-dir; one leads, the others answer Tso with UNAVAILABLE "not leader".',
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show gRPC's own log lines.")
 def serve_command(
     port_file: str | None,
@@ -37,17 +46,27 @@ def serve_command(
     exit_with_parent: bool,
     parent_temp_dir: tuple[str, ...],
     verbose: bool,
+    size: int,
     **options: Any,
 ) -> None:
-    """Serve PD's Tso and GetMembers over gRPC (with health checking and reflection)."""
+    """Serve PD's Tso and GetMembers over gRPC (with health checking and reflection).
+
+    With --members N, a cluster: --port-file then lists every member's HOST:PORT, one a line, the leader first.
+    """
     from .app import ServerError, serve  # after the command line has set gRPC's log level
+    from .supervisor import serve_cluster
 
     try:
         config = build(ServerConfig, options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if size > 1 and (config.metrics_port or metrics_port_file):
+        raise click.UsageError("with --members, each member picks a free metrics port: no --metrics-port/-file")
     try:
-        orphaned = asyncio.run(serve(config, port_file, metrics_port_file, exit_with_parent=exit_with_parent))
+        if size > 1:
+            orphaned = asyncio.run(serve_cluster(config, size, port_file, exit_with_parent=exit_with_parent))
+        else:
+            orphaned = asyncio.run(serve(config, port_file, metrics_port_file, exit_with_parent=exit_with_parent))
     except (ServerError, DataDirLocked, ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

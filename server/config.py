@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from tsobench.options import ConfigError, option, validate
 
 DEFAULT_CLUSTER_ID = 6_942_217_112_589_713_401  # any 64-bit id; PD's are random
+MIN_ELECTION_TIMEOUT_S = 0.2  # four lease renewals of a 50 ms tick
 MAX_PORT = 65535
 
 
@@ -65,8 +66,38 @@ class ServerConfig(ServerKnobs):
             "off by default, as any client could then disrupt the server."
         ),
     )
+    # A cluster member (tsobench serve --members starts them): every member's HOST:PORT, sharing data_dir.
+    member_addresses: tuple[str, ...] = field(
+        default=(),
+        metadata=option("Cluster member: every member's HOST:PORT, in order (repeat the flag; --members sets it)."),
+    )
+    member_index: int = field(default=0, metadata=option("Cluster member: which of --member-addresses this is.", min=0))
+    election_timeout_s: float = field(
+        default=1.0,
+        metadata=option(
+            "Cluster: a dead leader's lease runs out after this many seconds and another member takes over.",
+            flag="election-timeout",
+            min=MIN_ELECTION_TIMEOUT_S,
+        ),
+    )
+    tls_cert: str | None = field(default=None, metadata=option("Serve TLS with this certificate (PEM file)."))
+    tls_key: str | None = field(default=None, metadata=option("Serve TLS with this private key (PEM file)."))
+    tls_client_ca: str | None = field(
+        default=None, metadata=option("Mutual TLS: require client certificates signed by this CA (PEM file).")
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.host:
             raise ConfigError("host must not be empty (127.0.0.1 for this machine, 0.0.0.0 for every interface)")
+        if self.member_addresses and self.member_index >= len(self.member_addresses):
+            raise ConfigError(f"member index {self.member_index} is not one of {len(self.member_addresses)} members")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise ConfigError("--tls-client-ca needs --tls-cert and --tls-key")
+
+    @property
+    def scheme(self) -> str:
+        """How PD writes this server's client URLs."""
+        return "https" if self.tls_cert else "http"

@@ -5,8 +5,10 @@ clients do not share a GIL)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,7 +23,9 @@ from tsobench.options import to_argv
 from .admin import AdminClient
 from .app import ServerError, TsoServer
 from .config import ServerConfig
+from .leadership import LeaseFile, claim
 from .metrics import ServerCounters, counters_from_prometheus
+from .window import DataDirLock
 
 START_TIMEOUT_S = 20.0
 
@@ -76,12 +80,18 @@ class ChildServer:
     """
 
     def __init__(
-        self, config: ServerConfig | None = None, log_path: str | None = None, *, temporary_data: bool = False
+        self,
+        config: ServerConfig | None = None,
+        log_path: str | None = None,
+        *,
+        temporary_data: bool = False,
+        remove_with: tuple[str, ...] = (),
     ) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
         if config is None or temporary_data:
             config = replace(config or ServerConfig(), data_dir=os.path.join(self._tmp.name, "data"))
         self.config = config
+        self._remove_with = remove_with  # more folders it removes if orphaned (a cluster's shared one)
         self._log_path = log_path or os.path.join(self._tmp.name, "server.log")
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
@@ -103,12 +113,25 @@ class ChildServer:
         head = [sys.executable, "-P", "-m", "tsobench.server"]
         launcher = ["--port-file", port_file, "--metrics-port-file", metrics_port_file]
         # It stops (and removes our temp dir) when we die, even by kill -9: we hold its stdin.
-        launcher += ["--exit-with-parent", "--parent-temp-dir", self._tmp.name]
+        launcher += ["--exit-with-parent"]
+        for folder in (self._tmp.name, *self._remove_with):
+            launcher += ["--parent-temp-dir", folder]
         return [*head, *flags, *launcher]
 
     def start(self) -> ChildServer:
-        port_file = os.path.join(self._tmp.name, "port")
-        metrics_file = os.path.join(self._tmp.name, "metrics-port")
+        return self.launch().wait_ready()
+
+    @property
+    def _port_file(self) -> str:
+        return os.path.join(self._tmp.name, "port")
+
+    @property
+    def _metrics_file(self) -> str:
+        return os.path.join(self._tmp.name, "metrics-port")
+
+    def launch(self) -> ChildServer:
+        """Start the process without waiting for it (``wait_ready`` does): a cluster starts its members at once."""
+        port_file, metrics_file = self._port_file, self._metrics_file
         for f in (port_file, metrics_file):
             Path(f).unlink(missing_ok=True)
         root = str(Path(__file__).resolve().parent.parent)
@@ -126,6 +149,11 @@ class ChildServer:
                 env=env,
                 start_new_session=True,
             )
+        return self
+
+    def wait_ready(self) -> ChildServer:
+        port_file, metrics_file = self._port_file, self._metrics_file
+        assert self.proc is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while not os.path.exists(port_file):
             if self.proc.poll() is not None:
@@ -200,6 +228,141 @@ class ChildServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ChildCluster:
+    """``size`` members, each a ``ChildServer``, sharing one data dir (see ``leadership``) on
+    consecutive ports (the config's port as the first, or free ones); member 0 leads first.
+
+    What ``tsobench serve --members`` and ``tsobench run --server-members`` start. Faults:
+    ``transfer_leader()`` (through the admin service: the config must have admin=True),
+    ``kill_leader()`` (SIGKILL; another member takes over once its lease runs out) and
+    ``restart(member)`` (back as a follower).
+    """
+
+    def __init__(self, config: ServerConfig | None = None, size: int = 3, *, temporary_data: bool = False) -> None:
+        if size < 2:
+            raise ValueError(f"a cluster has at least 2 members, got {size}")
+        self._tmp = tempfile.TemporaryDirectory(prefix="tso-cluster-")
+        if config is None or temporary_data:
+            config = replace(config or ServerConfig(), data_dir=os.path.join(self._tmp.name, "data"))
+        self.config = config
+        self.size = size
+        self.members: list[ChildServer] = []
+        self.leases = LeaseFile(config.data_dir)
+        self._lock: DataDirLock | None = None
+        self._past = ServerCounters()  # what members counted before they were restarted
+        self._last: dict[int, ServerCounters] = {}
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every member's HOST:PORT, member 0 (the first leader) first."""
+        return [m.address for m in self.members]
+
+    @property
+    def address(self) -> str:
+        """The comma-separated list, what ``--target`` takes."""
+        return ",".join(self.addresses)
+
+    def start(self) -> ChildCluster:
+        self._lock = claim(self.config.data_dir, hold_s=START_TIMEOUT_S)
+        try:
+            ports = consecutive_ports(self.config.host, self.size, self.config.port)
+            addresses = tuple(f"{self.config.host}:{p}" for p in ports)
+            for i, port in enumerate(ports):
+                config = replace(self.config, port=port, member_addresses=addresses, member_index=i)
+                self.members.append(ChildServer(config, remove_with=(self._tmp.name,)).launch())
+            for member in self.members:
+                member.wait_ready()
+            self.wait_for_leader()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def leader(self) -> int | None:
+        """The member holding the lease now (None during an election)."""
+        lease = self.leases.read()
+        return lease.leader if lease.held(time.monotonic()) else None
+
+    def wait_for_leader(self, timeout_s: float = START_TIMEOUT_S) -> int:
+        deadline = time.monotonic() + timeout_s
+        while (leader := self.leader()) is None:
+            if time.monotonic() > deadline:
+                logs = "; ".join(f"member {i}: {m.log_tail(2)}" for i, m in enumerate(self.members))
+                raise ServerError(f"no member became the leader within {timeout_s:.0f}s: {logs}")
+            time.sleep(0.01)
+        return leader
+
+    def transfer_leader(self, to: int | None = None) -> tuple[int, int]:
+        """The leader hands over to member ``to`` (default: the next); returns (from, to) at once."""
+        return AdminClient(self.members[self.wait_for_leader()].address).transfer_leader(to)
+
+    def kill_leader(self) -> int:
+        """SIGKILL the leader's process (no clean hand-over); returns which member it was."""
+        leader = self.wait_for_leader()
+        self._counters_of(leader)  # the last it counted
+        self.members[leader].kill()
+        return leader
+
+    def restart(self, member: int) -> None:
+        """Start a member again (same port, same folder); it follows until it wins an election."""
+        self._past += self._counters_of(member)
+        self._last.pop(member, None)
+        self.members[member].restart()
+
+    def _counters_of(self, member: int) -> ServerCounters:
+        server = self.members[member]
+        if server.proc is not None and server.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self._last[member] = server.counters() or ServerCounters()
+        return self._last.get(member, ServerCounters())
+
+    def counters(self) -> ServerCounters | None:
+        """Summed over the members (a dead one as it last answered)."""
+        if self.config.metrics_port is None:
+            return None
+        total = self._past
+        for i in range(len(self.members)):
+            total += self._counters_of(i)
+        return total
+
+    def close(self) -> None:
+        for member in self.members:
+            member.close()
+        if self._lock is not None:
+            self._lock.release()
+        self._tmp.cleanup()
+
+    def __enter__(self) -> ChildCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def consecutive_ports(host: str, count: int, first: int = 0) -> list[int]:
+    """``first`` and the ports after it, or (first=0) ``count`` consecutive ports free now."""
+    if first:
+        if first + count > 65536:
+            raise ServerError(f"ports {first}..{first + count - 1} do not all exist")
+        return list(range(first, first + count))
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            start = probe.getsockname()[1]
+        if start + count <= 65536 and all(_free(host, p) for p in range(start + 1, start + count)):
+            return list(range(start, start + count))
+    raise ServerError(f"found no {count} consecutive free ports on {host}")
+
+
+def _free(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def fetch_counters(metrics_url: str, timeout_s: float = 5.0) -> ServerCounters:

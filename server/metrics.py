@@ -13,7 +13,7 @@ BATCH_BUCKETS = tuple(float(1 << i) for i in range(18))
 
 @dataclass(frozen=True)
 class ServerCounters:
-    """A snapshot; subtract two to get what happened in between."""
+    """A snapshot; subtract two to get what happened in between, add a cluster's members' up."""
 
     rpcs: int = 0
     timestamps: int = 0
@@ -28,6 +28,15 @@ class ServerCounters:
             streams_opened=self.streams_opened - other.streams_opened,
             streams_open=self.streams_open,
             errors=self.errors - other.errors,
+        )
+
+    def __add__(self, other: ServerCounters) -> ServerCounters:
+        return ServerCounters(
+            rpcs=self.rpcs + other.rpcs,
+            timestamps=self.timestamps + other.timestamps,
+            streams_opened=self.streams_opened + other.streams_opened,
+            streams_open=self.streams_open + other.streams_open,
+            errors=self.errors + other.errors,
         )
 
     @property

@@ -4,6 +4,10 @@ One asyncio task serves every stream, so the oracle needs no lock and replies
 on a stream leave in request order. A request that finds the logical part of
 the current millisecond used up waits, in arrival order, for the clock's next
 millisecond (PD's overflow rule) rather than pushing physical ahead of it.
+
+In a cluster (``leadership``), GetMembers lists every member and the current
+leader, and a member that does not lead answers Tso with UNAVAILABLE "not
+leader", as a PD follower does, so that clients ask GetMembers again.
 """
 
 from __future__ import annotations
@@ -18,36 +22,44 @@ from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .config import ServerConfig
 from .faults import Faults
+from .leadership import Member, NotLeader, Solo
 from .metrics import ServerMetrics
-from .oracle import MAX_LOGICAL, Allocation, TimestampOracle
+from .oracle import MAX_LOGICAL, Allocation
 
 LEADER_NAME = "tsobench-pd"
+NOT_LEADER = "not leader"  # what a PD follower answers (UNAVAILABLE), so that clients ask GetMembers again
 OVERFLOW_RETRY_S = 0.001  # the wall clock's resolution: the next millisecond brings a fresh logical part
 
 
 class PDService(pdpb_pb2_grpc.PDServicer):
     def __init__(
-        self, config: ServerConfig, oracle: TimestampOracle, metrics: ServerMetrics, address: str, faults: Faults
+        self, config: ServerConfig, role: Solo | Member, metrics: ServerMetrics, urls: list[str], faults: Faults
     ) -> None:
         self.config = config
-        self.oracle = oracle
+        self.role = role
         self.metrics = metrics
-        self.address = address
         self.faults = faults
         self._random = random.Random(config.seed)
         self._header = pdpb_pb2.ResponseHeader(cluster_id=config.cluster_id)
         self._overflow_queue = asyncio.Lock()  # FIFO: overflowed requests take the next milliseconds in turn
+        if len(urls) == 1:
+            self._members = [
+                pdpb_pb2.Member(name=LEADER_NAME, member_id=config.cluster_id, client_urls=urls, peer_urls=urls)
+            ]
+        else:
+            self._members = [
+                pdpb_pb2.Member(name=f"{LEADER_NAME}-{i}", member_id=i + 1, client_urls=[url], peer_urls=[url])
+                for i, url in enumerate(urls)
+            ]
 
     async def GetMembers(
         self, request: pdpb_pb2.GetMembersRequest, context: grpc.aio.ServicerContext
     ) -> pdpb_pb2.GetMembersResponse:
-        me = pdpb_pb2.Member(
-            name=LEADER_NAME,
-            member_id=self.config.cluster_id,
-            client_urls=[f"http://{self.address}"],
-            peer_urls=[f"http://{self.address}"],
-        )
-        return pdpb_pb2.GetMembersResponse(header=self._header, members=[me], leader=me)
+        reply = pdpb_pb2.GetMembersResponse(header=self._header, members=self._members)
+        leader = self.role.leader()
+        if leader is not None:  # none while a cluster elects one
+            reply.leader.CopyFrom(self._members[leader])
+        return reply
 
     async def Tso(
         self,
@@ -64,9 +76,7 @@ class PDService(pdpb_pb2_grpc.PDServicer):
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (AbortStreams)")
                 if self.config.fail_rate and self._random.random() < self.config.fail_rate:
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (--fail-rate)")
-                allocation = self.oracle.allocate(request.count)
-                if allocation is None:
-                    allocation = await self._allocate_after_overflow(request.count)
+                allocation = await self._allocate(request.count, context)
                 delay = self._delay_s()
                 if delay:
                     await asyncio.sleep(delay)
@@ -79,12 +89,29 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         finally:
             self.metrics.stream_closed()
 
-    async def _allocate_after_overflow(self, count: int) -> Allocation:
-        """Wait for the wall clock to move on; the client's deadline bounds the wait (it cancels us)."""
-        async with self._overflow_queue:
-            while (allocation := self.oracle.allocate(count)) is None:
-                await asyncio.sleep(OVERFLOW_RETRY_S)
+    async def _allocate(self, count: int, context: grpc.aio.ServicerContext) -> Allocation:
+        """From the oracle while this server leads. When the logical part is used up, wait for the
+        wall clock to move on (the client's deadline bounds the wait: it cancels us), asking again each time."""
+        try:
+            allocation = self._allocate_now(count)
+            if allocation is None:
+                async with self._overflow_queue:
+                    while (allocation := self._allocate_now(count)) is None:
+                        await asyncio.sleep(OVERFLOW_RETRY_S)
+        except NotLeader:
+            await self._abort(context, grpc.StatusCode.UNAVAILABLE, NOT_LEADER)
+            raise  # not reached: abort raises
         return allocation
+
+    def _allocate_now(self, count: int) -> Allocation | None:
+        oracle = self.role.oracle()
+        if oracle is None:
+            raise NotLeader(NOT_LEADER)
+        try:
+            return oracle.allocate(count)
+        except NotLeader as exc:  # a fenced window save was refused: the lease is gone
+            self.role.lost(str(exc))
+            raise
 
     async def _validate(self, request: pdpb_pb2.TsoRequest, context: grpc.aio.ServicerContext) -> None:
         cluster_id = request.header.cluster_id

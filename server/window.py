@@ -5,7 +5,8 @@ that bound; after a restart it starts above the saved bound. Here the bound
 lives in a small JSON file, replaced atomically (write, fsync, rename, fsync
 the folder) so a kill -9 at any instant leaves either the old or the new one.
 A save never lowers the bound on disk, and one server at a time owns the
-folder (``DataDirLock``), so two servers can never push each other back.
+folder (``DataDirLock``), so two servers can never push each other back. The
+members of a cluster share the folder (``leadership`` says how they take turns).
 """
 
 from __future__ import annotations
@@ -74,11 +75,12 @@ class DataDirLock:
         self.path = Path(data_dir) / LOCK_NAME
         self._fd: int | None = None
 
-    def acquire(self) -> DataDirLock:
+    def acquire(self, shared: bool = False) -> DataDirLock:
+        """Exclusive for a lone server; shared by the members of one cluster (see ``leadership``)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
             os.close(fd)
@@ -86,10 +88,16 @@ class DataDirLock:
                 f"data dir {self.path.parent} is in use by another TSO server (pid {holder}); "
                 "two servers on one window could hand out timestamps that go back"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        if not shared:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
         return self
+
+    def share(self) -> None:
+        """Turn an exclusive hold into a shared one (a cluster's launcher, once it set the folder up)."""
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
 
     def release(self) -> None:
         if self._fd is not None:

@@ -1,0 +1,69 @@
+"""``tsobench serve --members N`` in the foreground: start a ``ChildCluster``, say
+where its members listen, report leader changes and members that die, and stop
+them all on SIGTERM/SIGINT (or, with ``exit_with_parent``, when stdin closes)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+
+from tsobench.files import write_atomically
+
+from .app import _set_on_stdin_eof
+from .config import ServerConfig
+from .embedded import ChildCluster
+
+WATCH_INTERVAL_S = 0.1
+
+
+async def serve_cluster(
+    config: ServerConfig, size: int, port_file: str | None = None, announce=print, exit_with_parent: bool = False
+) -> bool:
+    """Run a cluster of ``size`` members until told to stop. True when it stopped because stdin closed."""
+    cluster = ChildCluster(config, size)
+    await asyncio.to_thread(cluster.start)
+    try:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        orphaned = asyncio.Event()
+        if exit_with_parent:
+            threading.Thread(target=_set_on_stdin_eof, args=(loop, orphaned), daemon=True, name="parent-watch").start()
+        leader = cluster.wait_for_leader()
+        addresses = cluster.addresses
+        if port_file:  # the leader first, then the others
+            write_atomically(
+                port_file, "".join(f"{a}\n" for a in [addresses[leader], *addresses[:leader], *addresses[leader + 1 :]])
+            )
+        for i, address in enumerate(addresses):
+            announce(f"member {i} listening on {address}" + (" (leader)" if i == leader else ""), flush=True)
+        announce(f"--target {cluster.address}", flush=True)
+        await _watch(cluster, leader, stop, orphaned, announce)
+    finally:
+        await asyncio.to_thread(cluster.close)
+    announce("stopped" + (" (stdin closed: the parent is gone)" if orphaned.is_set() else ""), flush=True)
+    return orphaned.is_set()
+
+
+async def _watch(
+    cluster: ChildCluster, leader: int | None, stop: asyncio.Event, orphaned: asyncio.Event, announce
+) -> None:
+    alive = set(range(cluster.size))
+    while not (stop.is_set() or orphaned.is_set()):
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_S)
+        for i in sorted(alive):
+            proc = cluster.members[i].proc
+            if proc is not None and proc.poll() is not None:
+                alive.discard(i)
+                announce(f"member {i} exited with {proc.returncode}", flush=True)
+        now = cluster.leader()
+        if now != leader:
+            announce("no leader (an election)" if now is None else f"member {now} leads", flush=True)
+            leader = now
+        if not alive:
+            announce("every member has exited", flush=True)
+            return
