@@ -7,6 +7,7 @@ checks below all come from these declarations. Adding an option is adding a fiel
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -99,8 +100,16 @@ class RunConfig:
     )
     count: int = field(default=1, metadata=option("Timestamps per request.", min=1, max=MAX_COUNT))
     target: str | None = field(
-        default=None, metadata=option("HOST:PORT of a PD-compatible server.", default_text="embedded")
+        default=None,
+        metadata=option(
+            "HOST:PORT of a PD-compatible server, or several comma-separated PD members "
+            "(the client asks GetMembers for the leader).",
+            default_text="embedded",
+        ),
     )
+    cacert: str | None = field(default=None, metadata=option("TLS to --target: the CA certificate (PEM) to verify it."))
+    cert: str | None = field(default=None, metadata=option("Mutual TLS to --target: the client certificate (PEM)."))
+    key: str | None = field(default=None, metadata=option("Mutual TLS to --target: the client's private key (PEM)."))
     target_metrics: str | None = field(default=None, metadata=option("Prometheus URL of the target's tso_* counters."))
     seed: int = field(default=0, metadata=option("Seeds arrivals, jitter, failures."))
     pool_size: int | None = field(
@@ -136,6 +145,9 @@ class RunConfig:
         default=None,
         metadata=option("Embedded server: bind this address, one the Dask workers reach.", default_text="127.0.0.1"),
     )
+    server_members: int = field(
+        default=1, metadata=option("Embedded server: a PD-like cluster of this many members (one leads).", min=1)
+    )
 
     def __post_init__(self) -> None:
         validate(self)
@@ -143,8 +155,9 @@ class RunConfig:
             raise ConfigError("give --duration or --requests, not both")
         if self.duration_s is None and self.requests is None:
             object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
-        if self.target is not None and ":" not in self.target:
-            raise ConfigError(f"target must be HOST:PORT (got {self.target!r})")
+        if self.target is not None and not all(":" in e for e in self.target.split(",")):
+            raise ConfigError(f"target must be HOST:PORT[,HOST:PORT...] (got {self.target!r})")
+        self._check_cluster()
         self._check_placement()
         if self.pool_size is None:
             object.__setattr__(self, "pool_size", min(self.concurrency, 8))
@@ -165,6 +178,22 @@ class RunConfig:
                 f"the embedded server binds 127.0.0.1, which the workers of {self.scheduler} may not reach: "
                 "give --server-host (this machine's address the workers reach) or --target"
             )
+
+    def _check_cluster(self) -> None:
+        """TLS goes to a --target (the embedded server is plaintext); members make the embedded server a cluster."""
+        if self.target is not None and self.server_members > 1:
+            raise ConfigError("--server-members is for the embedded server, not --target")
+        if self.target is None and self.tls:
+            raise ConfigError("--cacert/--cert/--key need --target (the embedded server is plaintext)")
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("--cert and --key go together (mutual TLS needs both)")
+        for flag, path in (("--cacert", self.cacert), ("--cert", self.cert), ("--key", self.key)):
+            if path is not None and not os.path.isfile(path):
+                raise ConfigError(f"{flag} {path}: no such file")
+
+    @property
+    def tls(self) -> bool:
+        return any((self.cacert, self.cert, self.key))
 
     @property
     def local_scheduler(self) -> bool:
@@ -191,6 +220,9 @@ class RunConfig:
             max_inflight=self.max_inflight,
             connections=self.connections,
             timeout_s=self.timeout_s,
+            cacert=self.cacert,
+            cert=self.cert,
+            key=self.key,
         )
 
     def expected_seconds(self) -> float:

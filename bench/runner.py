@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tsobench import strategies
-from tsobench.server import ChildServer, ServerConfig, ServerCounters
+from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCounters
 from tsobench.server.embedded import fetch_counters
+from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints, find_leader
 
 from . import latency
 from .backend import READY_TIMEOUT_S, RunError, ShardBackend
@@ -55,7 +56,11 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
         admin=True,  # faults are injected through it
     )
     # Its data dir lives in its own temp dir, which it removes itself if we are killed.
-    server = ChildServer(server_config, temporary_data=True)
+    server: ChildServer | ChildCluster
+    if config.server_members > 1:
+        server = ChildCluster(server_config, config.server_members, temporary_data=True)
+    else:
+        server = ChildServer(server_config, temporary_data=True)
     try:
         try:
             server.start()
@@ -64,6 +69,23 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
         yield server.address, server.counters
     finally:
         server.close()
+
+
+def _find_cluster(config: RunConfig, target: str) -> dict[str, Any]:
+    """Ask GetMembers before any load, as every client will (a wrong CA or an endpoint list
+    nobody answers on fails here, with the reason); what it says goes into the results' config."""
+    options = config.client_options(target)
+    try:
+        credentials = channel_credentials(options.cacert, options.cert, options.key)
+        leader = find_leader(endpoints(target), credentials, options.timeout_s)
+    except (NoLeader, OSError) as exc:
+        raise RunError(f"cannot reach a PD leader at {target}: {exc}") from None
+    return {
+        "endpoints": endpoints(target),
+        "tls": options.tls,
+        "members": list(leader.members),
+        "leader": leader.address,
+    }
 
 
 def _safe_counters(read: Callable[[], ServerCounters | None]) -> ServerCounters | None:
@@ -188,6 +210,7 @@ def run(
     started_at = utc_now()
     run_id = new_run_id(config.strategy, config.api)
     with _server_for(config) as (target, read_counters):
+        cluster = _find_cluster(config, target)
         shards = _shards_for(config, target)
         interrupted = False
         try:
@@ -220,7 +243,7 @@ def run(
         finally:
             shards.close()
     server = (after - before) if (after is not None and before is not None) else None
-    return _merge(config, run_id, started_at, command or [], shards, server, interrupted)
+    return _merge(config, run_id, started_at, command or [], shards, server, interrupted, cluster)
 
 
 def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
@@ -244,6 +267,7 @@ def _merge(
     shards: ShardBackend,
     server: ServerCounters | None,
     interrupted: bool,
+    cluster: dict[str, Any],
 ) -> RunResult:
     parts = [shards.results[i] for i in sorted(shards.results)]
     errors: Counter[str] = Counter()
@@ -303,7 +327,7 @@ def _merge(
         started_at=started_at,
         finished_at=utc_now(),
         command=command,
-        config=config.to_dict(),
+        config={**config.to_dict(), "cluster": cluster},
         environment={**environment(), **shards.environment()},
         metrics=metrics,
         correctness=correctness.to_dict(),

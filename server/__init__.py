@@ -13,7 +13,7 @@ from tsobench.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .config import DEFAULT_CLUSTER_ID, ServerConfig, ServerKnobs
-    from .embedded import ChildServer, InProcessServer
+    from .embedded import ChildCluster, ChildServer, InProcessServer
     from .metrics import ServerCounters
     from .oracle import LOGICAL_BITS, MAX_LOGICAL, compose
 
@@ -23,6 +23,7 @@ __getattr__ = lazy_names(
         "DEFAULT_CLUSTER_ID": "config",
         "ServerConfig": "config",
         "ServerKnobs": "config",
+        "ChildCluster": "embedded",
         "ChildServer": "embedded",
         "InProcessServer": "embedded",
         "ServerCounters": "metrics",
@@ -35,6 +36,7 @@ __all__ = [
     "DEFAULT_CLUSTER_ID",
     "LOGICAL_BITS",
     "MAX_LOGICAL",
+    "ChildCluster",
     "ChildServer",
     "InProcessServer",
     "ServerConfig",

@@ -1,0 +1,192 @@
+"""TLS between the strategies and the server, with certificates made here (``cryptography``)."""
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tsobench import strategies
+from tsobench.server import ChildServer, ServerConfig
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _write(folder: Path, stem: str, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+    (folder / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{stem}-key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+
+def make_pki(folder: Path, ca_name: str = "test-ca") -> Path:
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, as PEM files."""
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(_name(ca_name))
+        .issuer_name(_name(ca_name))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    _write(folder, "ca", ca_key, ca)
+    names = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    for stem in ("server", "client"):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name(f"tsobench-{stem}"))
+            .issuer_name(ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(names, critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        _write(folder, stem, key, cert)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def other_ca(tmp_path_factory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("other-pki"), "another-ca")
+
+
+@pytest.fixture(scope="module")
+def tls_server(pki, tmp_path_factory):
+    """Mutual TLS: clients must show a certificate the CA signed."""
+    config = ServerConfig(
+        data_dir=str(tmp_path_factory.mktemp("tls-data")),
+        tls_cert=str(pki / "server.pem"),
+        tls_key=str(pki / "server-key.pem"),
+        tls_client_ca=str(pki / "ca.pem"),
+    )
+    with ChildServer(config) as server:
+        yield server
+
+
+def _options(address: str, pki: Path, **overrides) -> strategies.ClientOptions:
+    files = {"cacert": str(pki / "ca.pem"), "cert": str(pki / "client.pem"), "key": str(pki / "client-key.pem")}
+    return strategies.ClientOptions(address, timeout_s=3, **{**files, **overrides})
+
+
+@pytest.mark.parametrize("name", ["locked", "dispatcher"])
+def test_a_tls_round_trip_on_both_apis(tls_server, pki, name):
+    client = strategies.get(name).thread(_options(tls_server.address, pki))
+    client.open()
+    try:
+        assert client.channels.leader == tls_server.address  # from the https:// client URL
+        first, second = client.get_ts(), client.get_ts()
+    finally:
+        client.close()
+    assert second.last > first.last
+
+    async def round_trip() -> strategies.Timestamp:
+        aclient = strategies.get(name).asyncio(_options(tls_server.address, pki))
+        await aclient.open()
+        try:
+            return await aclient.get_ts()
+        finally:
+            await aclient.close()
+
+    assert asyncio.run(round_trip()).last > second.last
+
+
+def test_mutual_tls_refuses_a_client_without_a_certificate(tls_server, pki):
+    client = strategies.get("locked").thread(_options(tls_server.address, pki, cert=None, key=None))
+    with pytest.raises(ConnectionError, match="no endpoint named a PD leader"):
+        client.open()
+
+
+def tsobench(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-P", "-m", "tsobench.bench", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+
+def test_a_wrong_ca_exits_1_before_any_load_with_a_clear_message(tls_server, pki, other_ca, tmp_path):
+    out = tsobench(
+        "run",
+        "-s",
+        "dispatcher",
+        "--target",
+        tls_server.address,
+        "--cacert",
+        str(other_ca / "ca.pem"),
+        "--cert",
+        str(pki / "client.pem"),
+        "--key",
+        str(pki / "client-key.pem"),
+        "--requests",
+        "10",
+        "-o",
+        str(tmp_path / "r.json"),
+    )
+    assert out.returncode == 1, out.stderr
+    assert "cannot reach a PD leader" in out.stderr
+    assert "not signed by --cacert" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_an_endpoint_list_nobody_answers_on_exits_1(tmp_path):
+    with socket.socket() as a, socket.socket() as b:  # bound, never listening: connections are refused
+        a.bind(("127.0.0.1", 0))
+        b.bind(("127.0.0.1", 0))
+        target = ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in (a, b))
+        out = tsobench("run", "-s", "locked", "--target", target, "--requests", "10", "--timeout", "2")
+    assert out.returncode == 1, out.stderr
+    assert "cannot reach a PD leader" in out.stderr and "UNAVAILABLE" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_tls_options_are_recorded_as_paths(tls_server, pki, tmp_path):
+    out = tsobench(
+        "run",
+        "-s",
+        "pool",
+        "--target",
+        tls_server.address,
+        "--cacert",
+        str(pki / "ca.pem"),
+        "--cert",
+        str(pki / "client.pem"),
+        "--key",
+        str(pki / "client-key.pem"),
+        "--requests",
+        "200",
+        "--warmup",
+        "0",
+        "-c",
+        "4",
+        "-q",
+        "-o",
+        str(tmp_path / "r.json"),
+    )
+    assert out.returncode == 0, out.stderr
+    config = json.loads((tmp_path / "r.json").read_text())["config"]
+    assert config["cacert"] == str(pki / "ca.pem") and config["key"] == str(pki / "client-key.pem")
+    assert config["cluster"]["tls"] is True
+    assert config["cluster"]["endpoints"] == [tls_server.address]
+    assert "PRIVATE KEY" not in json.dumps(config)
