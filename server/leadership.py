@@ -40,8 +40,7 @@ from .window import DataDirLock, WindowError, WindowFile
 
 LEASE_NAME = "leader.json"
 ELECTION_LOCK_NAME = "election.lock"
-RENEW_SHARE = 0.25  # a leader renews its lease every quarter of the election timeout
-MARGIN = 0.25  # and stops answering a quarter before the lease expires
+MARGIN = 0.25  # a leader stops answering a quarter of the election timeout before its lease expires
 
 
 class NotLeader(RuntimeError):
@@ -180,7 +179,6 @@ class Member:
         self._oracle: TimestampOracle | None = None
         self._term = 0
         self._serve_until = 0.0
-        self._renewed = 0.0
 
     def oracle(self) -> TimestampOracle | None:
         """The oracle while this member leads, None otherwise (the caller answers "not leader")."""
@@ -194,16 +192,14 @@ class Member:
         return lease.leader if lease.held(time.monotonic()) else None
 
     def tick(self) -> None:
-        """Every 50 ms: a leader renews its lease (now and then) and ticks its oracle; a follower may take over."""
+        """Every 50 ms: a leader renews its lease (a small file, no fsync) and ticks its oracle;
+        a follower may take over."""
         if self._oracle is None:
             self._campaign()
             return
-        now = time.monotonic()
         try:
-            if now - self._renewed >= self.timeout_s * RENEW_SHARE:
-                self._renew(now)
-            if self._oracle is not None:
-                self._oracle.tick()
+            self._renew(time.monotonic())
+            self._oracle.tick()
         except NotLeader as exc:
             self.lost(str(exc))
 
@@ -236,7 +232,7 @@ class Member:
                 print(f"member {self.me}: cannot lead: {exc}", file=sys.stderr, flush=True)
                 return
             self._term, self._oracle = term, oracle
-            self._renewed, self._serve_until = now, now + self.timeout_s * (1 - MARGIN)
+            self._serve_until = now + self.timeout_s * (1 - MARGIN)
         print(f"member {self.me}: leader of term {term}", file=sys.stderr, flush=True)
 
     def _renew(self, now: float) -> None:
@@ -245,7 +241,7 @@ class Member:
             if (lease.leader, lease.term) != (self.me, self._term):
                 raise NotLeader(f"the lease of term {self._term} passed to member {lease.leader} (term {lease.term})")
             self.leases.write(replace(lease, expires=now + self.timeout_s))
-        self._renewed, self._serve_until = now, now + self.timeout_s * (1 - MARGIN)
+        self._serve_until = now + self.timeout_s * (1 - MARGIN)
 
     def transfer(self, to: int | None) -> int:
         """Hand the lease to member ``to`` (default: the next one); stop answering first. Returns ``to``."""

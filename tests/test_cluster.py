@@ -1,0 +1,186 @@
+"""PD-like clusters: members, followers, leader changes, and every strategy riding them."""
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from tsobench import strategies
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.shard import run_shard
+from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
+from tsobench.server import DEFAULT_CLUSTER_ID, ChildCluster, ServerConfig
+from tsobench.server.window import DataDirLock, DataDirLocked, WindowFile
+from tsobench.strategies import registry
+from tsobench.strategies.stream import tso_request
+
+SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
+TIMEOUT_S = 5.0
+
+
+def members_of(address: str) -> pdpb_pb2.GetMembersResponse:
+    with grpc.insecure_channel(address) as channel:
+        return pdpb_pb2_grpc.PDStub(channel).GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S)
+
+
+def tso_error(address: str) -> grpc.RpcError:
+    with grpc.insecure_channel(address) as channel:
+        replies = pdpb_pb2_grpc.PDStub(channel).Tso(iter([tso_request(DEFAULT_CLUSTER_ID, 1)]), timeout=TIMEOUT_S)
+        with pytest.raises(grpc.RpcError) as failure:
+            next(replies)
+    return failure.value
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    config = ServerConfig(data_dir=str(tmp_path_factory.mktemp("cluster")), admin=True, election_timeout_s=1.0)
+    with ChildCluster(config, 3) as c:
+        yield c
+
+
+def follower_first(cluster: ChildCluster) -> str:
+    leader = cluster.wait_for_leader()
+    others = [a for i, a in enumerate(cluster.addresses) if i != leader]
+    return ",".join([*others, cluster.addresses[leader]])
+
+
+def test_the_members_agree_on_members_and_leader_and_followers_refuse_tso(cluster):
+    leader = cluster.wait_for_leader()
+    replies = [members_of(a) for a in cluster.addresses]
+    urls = [f"http://{a}" for a in cluster.addresses]
+    for reply in replies:
+        assert [list(m.client_urls) for m in reply.members] == [[u] for u in urls]
+        assert list(reply.leader.client_urls) == [urls[leader]]
+        assert reply.members[leader] == reply.leader
+    assert len({r.header.cluster_id for r in replies}) == 1
+    for i, address in enumerate(cluster.addresses):
+        if i != leader:
+            error = tso_error(address)
+            assert (error.code(), error.details()) == (grpc.StatusCode.UNAVAILABLE, "not leader")
+
+
+@pytest.mark.parametrize("api", strategies.APIS)
+@pytest.mark.parametrize("name", SAFE)
+def test_every_strategy_finds_the_leader_behind_a_follower_listed_first(cluster, name, api):
+    config = RunConfig(strategy=name, api=api, concurrency=8, requests=200, warmup_s=0, count=2, timeout_s=5)
+    result = run_shard(ShardConfig(config, 0, follower_first(cluster)))
+    assert result.errors == {}
+    assert result.requests_ok == 200
+    assert (result.ranges.duplicates, result.non_monotonic, result.mismatched) == (0, 0, 0)
+
+
+def _run_with_fault(cluster: ChildCluster, name: str, api: str, fault) -> tuple:
+    """Load the cluster for 2.5 s; ``fault(cluster)`` at 0.8 s. Returns the shard result and the old leader."""
+    config = RunConfig(strategy=name, api=api, concurrency=4, duration_s=2.5, warmup_s=0, timeout_s=3)
+    box: dict = {}
+    thread = threading.Thread(target=lambda: box.update(result=run_shard(ShardConfig(config, 0, cluster.address))))
+    thread.start()
+    time.sleep(0.8)
+    old = fault(cluster)
+    thread.join(30)
+    return box["result"], old
+
+
+@pytest.mark.parametrize(
+    ("name", "api", "fault"),
+    [
+        ("dispatcher", "thread", "transfer"),
+        ("locked", "asyncio", "transfer"),
+        ("pool", "thread", "kill"),
+        ("per-request", "asyncio", "kill"),
+    ],
+)
+def test_a_leader_change_mid_run_recovers_without_violations(tmp_path, name, api, fault):
+    config = ServerConfig(data_dir=str(tmp_path), admin=True, election_timeout_s=1.0)
+    with ChildCluster(config, 3) as cluster:
+        high_water_before = WindowFile(tmp_path).load()
+        if fault == "transfer":
+            result, (old, _) = _run_with_fault(cluster, name, api, lambda c: c.transfer_leader())
+        else:
+            result, old = _run_with_fault(cluster, name, api, lambda c: c.kill_leader())
+        new = cluster.wait_for_leader()
+        served_by_new = cluster.members[new].counters().rpcs
+    assert new != old
+    assert served_by_new > 0  # later requests succeeded, on the new leader
+    assert result.requests_ok > 0
+    # Nothing below a timestamp already handed out: the new leader started above the old one's window.
+    assert (result.ranges.duplicates, result.non_monotonic, result.non_monotonic_per_caller) == (0, 0, 0)
+    assert WindowFile(tmp_path).load() > high_water_before
+
+
+def test_a_new_leader_starts_above_the_old_leaders_window(tmp_path):
+    config = ServerConfig(data_dir=str(tmp_path), admin=True, election_timeout_s=1.0, metrics_port=None)
+    with ChildCluster(config, 2) as cluster:
+        client = strategies.get("locked").thread(strategies.ClientOptions(cluster.address, timeout_s=3))
+        client.open()
+        try:
+            before = client.get_ts()
+            window = WindowFile(tmp_path).load()  # the old leader issued nothing at or above this
+            cluster.kill_leader()
+            while True:
+                try:
+                    after = client.get_ts()
+                    break
+                except grpc.RpcError:
+                    pass
+        finally:
+            client.close()
+    assert after.physical > window >= before.physical
+
+
+def test_a_lone_server_cannot_share_a_clusters_folder(tmp_path):
+    from tsobench.server import ChildServer
+
+    with ChildCluster(ServerConfig(data_dir=str(tmp_path), metrics_port=None), 2):
+        with pytest.raises(Exception, match="in use by another TSO server"):
+            ChildServer(ServerConfig(data_dir=str(tmp_path), metrics_port=None)).start()
+        with pytest.raises(DataDirLocked):
+            ChildCluster(ServerConfig(data_dir=str(tmp_path)), 2).start()
+
+
+def test_serve_members_writes_every_member_leader_first_and_stops_on_sigterm(tmp_path):
+    port_file = tmp_path / "ports"
+    command = [sys.executable, "-P", "-m", "tsobench.bench", "serve", "--members", "3"]
+    command += ["--data-dir", str(tmp_path / "data"), "--port-file", str(port_file)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        addresses = Path(port_file).read_text().split()
+        assert len(addresses) == 3
+        ports = sorted(int(a.rsplit(":", 1)[1]) for a in addresses)
+        assert ports == list(range(ports[0], ports[0] + 3))  # consecutive
+        reply = members_of(addresses[1])
+        assert list(reply.leader.client_urls) == [f"http://{addresses[0]}"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "member 0 listening on" in out and "--target " in out
+    DataDirLock(tmp_path / "data").acquire().release()  # every member is gone: the folder is free
+
+
+def test_run_with_server_members_records_the_cluster(tmp_path):
+    command = [sys.executable, "-P", "-m", "tsobench.bench", "run", "-s", "dispatcher", "--server-members", "3"]
+    command += ["--requests", "300", "--warmup", "0", "-c", "4", "-q", "-o", str(tmp_path / "r.json")]
+    out = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    config = json.loads((tmp_path / "r.json").read_text())["config"]
+    assert config["server_members"] == 3
+    cluster = config["cluster"]
+    assert len(cluster["endpoints"]) == 3 and cluster["members"] == cluster["endpoints"]
+    assert cluster["leader"] == cluster["endpoints"][0] and cluster["tls"] is False
