@@ -66,8 +66,9 @@ class _Channels:
     """``connections`` channels to the PD leader; ``stub()`` hands them out round-robin.
 
     The leader is found at open: GetMembers of the first endpoint of ``target``
-    that answers. A strategy whose stream broke says so (``stream_failed``); when
-    the error says the leader may have moved and the client knows more than one
+    that answers (with a cluster id and a single endpoint: that endpoint, as
+    given). A strategy whose stream broke says so (``stream_failed``); when the
+    error says the leader may have moved and the client knows more than one
     endpoint, the next ``stub()`` asks again (the current leader first, then
     every endpoint and member known; one check at a time, backing off while
     nobody names a leader) and connects to the new leader if it changed.
@@ -105,6 +106,12 @@ class _Channels:
         if leader_may_have_moved(exc) and len(self.candidates()) > 1:
             self._suspect = True
 
+    def direct(self) -> Leader | None:
+        """With a cluster id and one endpoint, that endpoint, no GetMembers (a port-forward, a stopped server)."""
+        if self.options.cluster_id and len(self.endpoints) == 1:
+            return Leader(self.endpoints[0], self.options.cluster_id, ())
+        return None
+
     def _recheck_due(self) -> bool:
         return self._suspect and self._backoff.due()
 
@@ -135,7 +142,7 @@ class SyncChannels(_Channels):
     def __init__(self, options: ClientOptions) -> None:
         super().__init__(options, grpc)
         self._lock = threading.Lock()
-        self._follow(find_leader(self.endpoints, self.credentials, options.timeout_s))
+        self._follow(self.direct() or find_leader(self.endpoints, self.credentials, options.timeout_s))
 
     def stub(self) -> pdpb_pb2_grpc.PDStub:
         if self._suspect:
@@ -161,7 +168,8 @@ class AsyncChannels(_Channels):
         self._lock = asyncio.Lock()
 
     async def discover(self) -> None:
-        self._follow(await find_leader_async(self.endpoints, self.credentials, self.options.timeout_s))
+        leader = self.direct() or await find_leader_async(self.endpoints, self.credentials, self.options.timeout_s)
+        self._follow(leader)
 
     async def stub(self) -> pdpb_pb2_grpc.PDStub:
         if self._suspect:
