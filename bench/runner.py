@@ -79,7 +79,7 @@ def _find_cluster(config: RunConfig, target: str) -> dict[str, Any]:
         credentials = channel_credentials(options.cacert, options.cert, options.key)
         leader = find_leader(endpoints(target), credentials, options.timeout_s)
     except (NoLeader, OSError) as exc:
-        raise RunError(f"could not start: cannot reach a PD leader at {target}: {exc}") from None
+        raise RunError(f"could not start: {exc}") from None
     return {
         "endpoints": endpoints(target),
         "tls": options.tls,

@@ -10,6 +10,7 @@ first that names a leader.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 SCHEMES = ("http://", "https://")
 PROBE_OPTIONS = [("grpc.max_receive_message_length", 4 << 20)]
+_CAUSE = re.compile(r"^[A-Z_]+: (ipv[46]:\S+?: )?")
 
 
 class NoLeader(ConnectionError):
@@ -82,6 +84,8 @@ def describe(endpoint: str, exc: BaseException, tls: bool) -> str:
     if not isinstance(exc, grpc.RpcError):
         return f"{endpoint}: {exc}"
     details = exc.details() or ""  # type: ignore[attr-defined]
+    # "failed to connect to all addresses; last error: UNKNOWN: ipv4:HOST:PORT: <the cause>": keep the cause
+    details = _CAUSE.sub("", details.rsplit("last error:", 1)[-1].strip())
     text = f"{endpoint}: {exc.code().name} {details}"  # type: ignore[attr-defined]
     if "CERTIFICATE_VERIFY_FAILED" in details:
         return f"{text} (the server's certificate is not signed by --cacert)"
