@@ -83,10 +83,10 @@ def describe(endpoint: str, exc: BaseException, tls: bool) -> str:
     """One endpoint's failure in words, with a hint where TLS is the likely cause."""
     if not isinstance(exc, grpc.RpcError):
         return f"{endpoint}: {exc}"
-    details = exc.details() or ""  # type: ignore[attr-defined]
+    details = exc.details() or ""
     # "failed to connect to all addresses; last error: UNKNOWN: ipv4:HOST:PORT: <the cause>": keep the cause
     details = _CAUSE.sub("", details.rsplit("last error:", 1)[-1].strip())
-    text = f"{endpoint}: {exc.code().name} {details}"  # type: ignore[attr-defined]
+    text = f"{endpoint}: {exc.code().name} {details}"
     if "CERTIFICATE_VERIFY_FAILED" in details:
         return f"{text} (the server's certificate is not signed by --cacert)"
     if "handshake" in details.lower() or "ssl" in details.lower():
@@ -152,5 +152,5 @@ def leader_may_have_moved(exc: BaseException) -> bool:
     """What PD's client re-checks the leader after: UNAVAILABLE (a follower's "not leader",
     a dropped connection, a refused one) or a stream the server ended."""
     if isinstance(exc, grpc.RpcError):
-        return exc.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+        return exc.code() == grpc.StatusCode.UNAVAILABLE
     return isinstance(exc, ConnectionError)
