@@ -109,9 +109,28 @@ def test_child_server_argv_reads_back_as_the_same_config(tmp_path):
     argv = ChildServer(config)._argv("port", "metrics-port")
     assert argv[1:4] == ["-P", "-m", "tsobench.server"]
     ctx = serve_command.make_context("serve", argv[4:])
-    launcher = ("port_file", "metrics_port_file", "exit_with_parent", "parent_temp_dir", "verbose")
+    launcher = ("port_file", "metrics_port_file", "exit_with_parent", "parent_temp_dir", "verbose", "size")
     options = {k: v for k, v in ctx.params.items() if k not in launcher}
     assert build(ServerConfig, options) == config
+
+
+def test_a_cluster_members_argv_reads_back_as_the_same_config(tmp_path):
+    cert = tmp_path / "cert.pem"
+    cert.write_text("x")
+    members = ("127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003")
+    config = ServerConfig(
+        data_dir=str(tmp_path),
+        port=7002,
+        member_addresses=members,
+        member_index=1,
+        election_timeout_s=0.5,
+        tls_cert=str(cert),
+        tls_key=str(cert),
+    )
+    argv = ChildServer(config)._argv("port", "metrics-port")
+    ctx = serve_command.make_context("serve", argv[4:])
+    launcher = ("port_file", "metrics_port_file", "exit_with_parent", "parent_temp_dir", "verbose", "size")
+    assert build(ServerConfig, {k: v for k, v in ctx.params.items() if k not in launcher}) == config
 
 
 def _options(command) -> list:
