@@ -1,14 +1,14 @@
 """Latency recording: integer microseconds into HDR histograms.
 
-Callers append to a plain ``array`` in the hot path (cheap and free of
-cross-thread races); the shard folds them into one histogram at the end.
+Callers append their send and reply times to plain arrays in the hot path
+(see ``shard``); the latencies are folded into histograms at the end, all
+at once (``histogram_of``).
 Histograms cross process boundaries ``encode()``d and are merged, never
 averaged.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 
@@ -77,18 +77,3 @@ def summarize(h: HdrHistogram) -> LatencySummary:
     out["max"] = h.get_max_value()
     out["mean"] = round(h.get_mean_value(), 1)
     return cast("LatencySummary", out)
-
-
-class CallerLatencies:
-    """One caller's latencies: from the intended start (corrected) and from the
-    actual send (uncorrected; differs only in open loop)."""
-
-    __slots__ = ("corrected", "uncorrected")
-
-    def __init__(self) -> None:
-        self.corrected = array("q")
-        self.uncorrected = array("q")
-
-    def record(self, intended_us: int, sent_us: int, done_us: int) -> None:
-        self.corrected.append(done_us - intended_us)
-        self.uncorrected.append(done_us - sent_us)

@@ -23,9 +23,3 @@ def test_values_are_recorded_as_they_are_or_refused():
     assert (h.get_min_value(), h.get_max_value(), h.get_total_count()) == (0, 5, 3)
     with pytest.raises(ValueError, match="outside"):
         latency.histogram_of([latency.HIGHEST_US * 10])
-
-
-def test_caller_latencies_split_corrected_and_uncorrected():
-    lat = latency.CallerLatencies()
-    lat.record(intended_us=100, sent_us=150, done_us=400)
-    assert (lat.corrected[0], lat.uncorrected[0]) == (300, 250)

@@ -78,9 +78,7 @@ def to_markdown(blocks: Sequence[Block]) -> str:
                 out.append(_md_inline(text))
             case Table(header, rows):
                 cells = [header, tuple("---" for _ in header), *rows]
-                out.append(
-                    "\n".join("| " + " | ".join(_md(c).replace("|", r"\|") for c in row) + " |" for row in cells)
-                )
+                out.append("\n".join("| " + " | ".join(_md_cell(c) for c in row) + " |" for row in cells))
             case Image(name, caption, _):
                 out.append(f"![{_md(caption)}]({name})\n\n*{_md(caption)}*")
             case Code(lines):
