@@ -3,8 +3,11 @@
 Without it, callers retry a dead endpoint in a tight loop and the error count
 measures the loop, not the outage. Exponential from 10 ms to 500 ms, reset by
 the first reply on a new stream (PD's client also retries stream creation on an
-interval). ``attempts`` counts streams opened after a failure, reported apart
-from failed requests.
+interval). The wait doubles per failed attempt after a wait, not per failed
+request: streams that one abort breaks together (a pool's, the callers of
+per-request) count once, or a single blip would cost the 500 ms cap.
+``attempts`` counts streams opened after a failure, reported apart from
+failed requests.
 """
 
 from __future__ import annotations
@@ -24,8 +27,11 @@ class Backoff:
         self._not_before = 0.0
 
     def failed(self) -> None:
+        now = time.monotonic()
+        if now < self._not_before:
+            return  # a failure while backing off comes from the same outage: it does not double the wait
         self.delay_s = min(LONGEST_S, max(FIRST_S, self.delay_s * 2))
-        self._not_before = time.monotonic() + self.delay_s
+        self._not_before = now + self.delay_s
 
     def succeeded(self) -> None:
         self.delay_s = 0.0

@@ -73,6 +73,10 @@ class ThreadClient(ThreadClientBase):
         self._size = streams or options.pool_size
         self.backoff = Backoff()
 
+    @property
+    def reconnects(self) -> int:
+        return self.backoff.attempts
+
     def open(self) -> None:
         super().open()
         self._slots = [_Slot() for _ in range(self._size)]
@@ -118,6 +122,10 @@ class AsyncClient(AsyncClientBase):
         super().__init__(options)
         self._size = streams or options.pool_size
         self.backoff = Backoff()
+
+    @property
+    def reconnects(self) -> int:
+        return self.backoff.attempts
 
     async def open(self) -> None:
         await super().open()

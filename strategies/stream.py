@@ -13,6 +13,7 @@ import grpc
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
+from .backoff import LONGEST_S as LONGEST_BACKOFF_S
 from .backoff import Backoff
 from .base import ClientOptions, ReplyMismatch, Timestamp
 from .leader import (
@@ -45,10 +46,22 @@ def open_tso(stub: pdpb_pb2_grpc.PDStub, *args: object, **kwargs: object) -> Any
     return stub.Tso(*args, **kwargs)
 
 
+# gRPC's own reconnect backoff (1 s, x1.6 up to 120 s) keeps growing while a server is down and
+# then fails every call fast for up to that long after it is back: seconds after a restart.
+# Capped like the strategies' backoff, the channel tries again at least every 500 ms.
+RECONNECT_BACKOFF_MS = (100, round(LONGEST_BACKOFF_S * 1000))
+
+
 def channel_options(index: int) -> list[tuple[str, int]]:
     # Channels with identical options share one subchannel (one TCP connection);
     # a distinct dummy option gives each of ``connections`` its own.
-    return [("tsobench.channel", index), ("grpc.max_receive_message_length", 4 << 20)]
+    first, longest = RECONNECT_BACKOFF_MS
+    return [
+        ("tsobench.channel", index),
+        ("grpc.max_receive_message_length", 4 << 20),
+        ("grpc.initial_reconnect_backoff_ms", first),
+        ("grpc.max_reconnect_backoff_ms", longest),
+    ]
 
 
 def tso_request(cluster_id: int, count: int) -> pdpb_pb2.TsoRequest:
