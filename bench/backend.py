@@ -32,6 +32,9 @@ class ShardBackend(Protocol):
     def done(self) -> int:
         """Requests finished so far, all shards (for progress)."""
 
+    def last_interval(self) -> tuple[int, int, int] | None:
+        """(index, answered, p99 µs) of the last interval the shards have reported (for progress)."""
+
     def stop(self) -> None:
         """Ask every shard to end its load now and report what it measured (Ctrl-C)."""
 

@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 from tsobench.options import ConfigError, nested, option, validate
 from tsobench.server.config import ServerKnobs
 
+from .faults import FAULT_HELP, Fault, to_faults
+
 if TYPE_CHECKING:
     from tsobench.strategies import ClientOptions
 
@@ -148,8 +150,22 @@ class RunConfig:
     server_members: int = field(
         default=1, metadata=option("Embedded server: a PD-like cluster of this many members (one leads).", min=1)
     )
+    interval_s: float = field(
+        default=1.0,
+        metadata=option("The timeline's interval, s (results' timeline and .hlog).", flag="interval", min=0.01),
+    )
+    faults: tuple[Fault, ...] = field(
+        default=(),
+        metadata=option(
+            f"Embedded server fault, repeatable: {FAULT_HELP}. In a sweep, each point's faults joined by '+', "
+            "or 'none'.",
+            flag="fault",
+            axis="faults",
+        ),
+    )
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "faults", to_faults(self.faults))  # specs (a plan, Python) become Faults
         validate(self)
         if self.duration_s is not None and self.requests is not None:
             raise ConfigError("give --duration or --requests, not both")
@@ -159,6 +175,7 @@ class RunConfig:
             raise ConfigError(f"target must be HOST:PORT[,HOST:PORT...] (got {self.target!r})")
         self._check_cluster()
         self._check_placement()
+        self._check_faults()
         if self.pool_size is None:
             object.__setattr__(self, "pool_size", min(self.concurrency, 8))
 
@@ -194,6 +211,21 @@ class RunConfig:
     @property
     def tls(self) -> bool:
         return any((self.cacert, self.cert, self.key))
+
+    def _check_faults(self) -> None:
+        if not self.faults:
+            return
+        if self.target is not None:
+            raise ConfigError("--fault needs the embedded server: faults cannot be injected into a --target")
+        if self.server_members > 1:
+            raise ConfigError("--fault needs a single embedded server (not --server-members)")
+        if self.duration_s is None:
+            raise ConfigError("--fault needs --duration (a fault has a time in the measured window)")
+        for fault in self.faults:
+            if fault.end_s >= self.duration_s:
+                raise ConfigError(
+                    f"fault {fault} ends at {fault.end_s:g}s, not inside the {self.duration_s:g}s measured window"
+                )
 
     @property
     def local_scheduler(self) -> bool:

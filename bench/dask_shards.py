@@ -232,6 +232,10 @@ class DaskShards:
                 self._progress[index] = max(count, self._progress.get(index, 0))
         return sum(self._progress.values())
 
+    def last_interval(self) -> tuple[int, int, int] | None:
+        """Not published through Dask: the progress line shows counts only."""
+        return None
+
     def poll(self) -> bool:
         for i, future in enumerate(self._futures):
             if i in self.results or i in self.failures:

@@ -1,8 +1,9 @@
 """The results file: one versioned JSON document per run.
 
 Top level: schema_version, run_id, started_at, finished_at, command, config,
-environment, metrics, correctness, histograms, shards, status. Readers check
-schema_version; anything added later is additive.
+environment, metrics, correctness, histograms, shards, status, timeline, faults.
+Readers check schema_version; anything added later is additive. Next to it,
+``<name>.hlog`` holds the timeline's histograms as an HdrHistogram interval log.
 """
 
 from __future__ import annotations
@@ -69,7 +70,39 @@ class Metrics(TypedDict):
     streams_opened: int
     client_cpu_s: float
     client_cpu_us_per_ts: float | None
-    server: ServerSummary | None
+    server: ServerSummary | None  # None too after a kill fault (a restarted server counts from zero)
+    unrecovered_callers: NotRequired[int]  # with faults: callers with no answer after the last recovery
+
+
+class IntervalEntry(TypedDict):
+    """One of ``timeline``: what completed in one ``--interval``."""
+
+    t_s: float  # its start, s from the measured window's start (negative: warm-up)
+    ok: int
+    failed: int
+    tps: float
+    p50_us: int | None  # None: no answer in it
+    p99_us: int | None
+    max_us: int | None
+    warmup: bool
+
+
+class FaultOutcome(TypedDict):
+    """One of ``faults``: a fault as it happened and how the callers recovered (see ``recovery``)."""
+
+    kind: str
+    spec: str
+    at_s: float
+    duration_s: float
+    started_s: float  # as it happened, s from the measured window's start
+    ended_s: float  # a kill: when the restarted server listens
+    failed_requests: int
+    first_success_after_s: float | None  # from ended_s
+    recovered: bool
+    p99_during_us: int | None
+    p99_before_us: int | None
+    time_to_baseline_s: float | None
+    error: str | None  # the fault could not be done (or was cut short)
 
 
 class CorrectnessCounts(TypedDict):
@@ -136,7 +169,10 @@ class RunResult:
     shards: list[ShardEntry] = field(default_factory=list)
     status: str = "completed"  # completed | interrupted | failed
     strategy: StrategyRecord = field(default_factory=StrategyRecord)
+    timeline: list[IntervalEntry] = field(default_factory=list)  # per interval, warm-up marked
+    faults: list[FaultOutcome] = field(default_factory=list)  # per fault: what it did, the recovery
     schema_version: int = SCHEMA_VERSION
+    hlog: str = field(default="", repr=False)  # the interval log, written next to the file (not in it)
 
     @property
     def judgement(self) -> Judgement:
@@ -161,6 +197,8 @@ class RunResult:
             "correctness": self.correctness,
             "histograms": self.histograms,
             "shards": self.shards,
+            "timeline": self.timeline,
+            "faults": self.faults,
         }
 
     @classmethod
@@ -172,8 +210,16 @@ class RunResult:
 
 
 def write(result: RunResult, path: str | os.PathLike[str]) -> Path:
-    """Write atomically: a reader (or a resumed sweep) never sees half a file."""
+    """Write atomically: a reader (or a resumed sweep) never sees half a file.
+    The interval log goes first, so a results file always has its log."""
+    if result.hlog:
+        write_atomically(hlog_path(path), result.hlog)
     return write_atomically(path, json.dumps(result.to_dict(), indent=1) + "\n")
+
+
+def hlog_path(path: str | os.PathLike[str]) -> Path:
+    """``run.json`` → ``run.hlog``."""
+    return Path(path).with_suffix(".hlog")
 
 
 def read(path: str | os.PathLike[str]) -> RunResult:

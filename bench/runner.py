@@ -1,6 +1,6 @@
 """Runs a RunConfig: server (embedded unless --target), P shards (spawned
-processes, or Dask tasks with --scheduler), a start barrier, hard time limits,
-then one merged RunResult."""
+processes, or Dask tasks with --scheduler), a start barrier, faults on the
+embedded server, hard time limits, then one merged RunResult."""
 
 from __future__ import annotations
 
@@ -18,17 +18,30 @@ from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCount
 from tsobench.server.embedded import fetch_counters
 from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints, find_leader
 
-from . import latency
+from . import intervals, latency, recovery
 from .backend import READY_TIMEOUT_S, RunError, ShardBackend
 from .checker import Correctness, merge_ranges
 from .config import RunConfig, ShardConfig
 from .environment import environment, host_facts, hosts_section
 from .fairness import fairness, littles_law_ratio
-from .results import Metrics, Placement, RunResult, ServerSummary, ShardEntry, StrategyRecord, new_run_id, utc_now
-from .shard import GRACE_S, ShardResult
+from .faults import FaultInjector, Injected
+from .results import (
+    FaultOutcome,
+    Metrics,
+    Placement,
+    RunResult,
+    ServerSummary,
+    ShardEntry,
+    StrategyRecord,
+    new_run_id,
+    utc_now,
+)
+from .shard import GRACE_S, ShardResult, late_s
 from .worker import main as worker_main
 
 START_SLACK_S = 0.2
+NO_INTERVAL = -(1 << 62)
+CHANNEL_BACKOFF_S = 1.0  # a channel's reconnect backoff (at most 500 ms) and the connect itself
 
 
 @dataclass(frozen=True)
@@ -37,14 +50,18 @@ class Progress:
     done: int  # requests finished so far, all shards
     elapsed_s: float
     expected_s: float
+    interval_tps: float | None = None  # the last whole interval (all shards)
+    interval_p99_us: int | None = None  # the largest of the shards' p99 in it
 
 
 @contextlib.contextmanager
-def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCounters | None]]]:
-    """The target address and a way to read its counters."""
+def _server_for(
+    config: RunConfig,
+) -> Iterator[tuple[str, Callable[[], ServerCounters | None], ChildServer | ChildCluster | None]]:
+    """The target address, a way to read its counters, and the embedded server (None with --target)."""
     if config.target is not None:
         url = config.target_metrics
-        yield config.target, (lambda: fetch_counters(url)) if url else (lambda: None)
+        yield config.target, (lambda: fetch_counters(url)) if url else (lambda: None), None
         return
     knobs = config.server
     server_config = ServerConfig(
@@ -66,7 +83,7 @@ def _server_for(config: RunConfig) -> Iterator[tuple[str, Callable[[], ServerCou
             server.start()
         except Exception as exc:
             raise RunError(f"could not start the embedded server: {exc}") from exc
-        yield server.address, server.counters
+        yield server.address, server.counters, server
     finally:
         server.close()
 
@@ -104,12 +121,14 @@ class _Shards:
         self.procs: list[Any] = []
         self.conns: list[Any] = []
         self.progress: list[Any] = []
+        self.intervals: list[Any] = []  # per shard: [index, answered, p99_us] of its last whole interval
         for i in range(config.processes):
             parent, child = ctx.Pipe()
             counter = ctx.Value("q", 0, lock=False)
+            interval = ctx.Array("q", [NO_INTERVAL, 0, 0], lock=False)
             proc = ctx.Process(
                 target=worker_main,
-                args=(ShardConfig(config, i, target), child, counter, self._stop),
+                args=(ShardConfig(config, i, target), child, counter, self._stop, interval),
                 name=f"tsobench-shard-{i}",
                 daemon=True,
             )
@@ -118,12 +137,22 @@ class _Shards:
             self.procs.append(proc)
             self.conns.append(parent)
             self.progress.append(counter)
+            self.intervals.append(interval)
         self.results: dict[int, ShardResult] = {}
         self.failures: dict[int, str] = {}
         self.placement = {i: {"host": socket.gethostname(), "worker": None} for i in range(config.processes)}
 
     def done(self) -> int:
         return sum(c.value for c in self.progress)
+
+    def last_interval(self) -> tuple[int, int, int] | None:
+        """(index, answered, p99 µs) of the latest interval every shard has reported (p99: the shards' largest)."""
+        reported = [tuple(a[:]) for a in self.intervals]
+        index = min(r[0] for r in reported)
+        if index == NO_INTERVAL:
+            return None
+        latest = [r for r in reported if r[0] == index]
+        return index, sum(r[1] for r in latest), max(r[2] for r in latest)
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -209,10 +238,11 @@ def run(
     measured so far is still merged and returned (status "interrupted")."""
     started_at = utc_now()
     run_id = new_run_id(config.strategy, config.api)
-    with _server_for(config) as (target, read_counters):
+    with _server_for(config) as (target, read_counters, server):
         cluster = _find_cluster(config, target)
         shards = _shards_for(config, target)
         interrupted = False
+        injector = None
         try:
             shards.wait_ready()
             # Without warm-up the window opens with the load: read the counters first.
@@ -220,6 +250,8 @@ def run(
             t0 = time.time() + START_SLACK_S
             shards.go(t0)
             measure_from = t0 + config.warmup_s
+            if config.faults and isinstance(server, ChildServer):  # a single embedded server (checked by RunConfig)
+                injector = FaultInjector(server, config.faults, measure_from).start()
             limit = t0 + hard_limit_s(config)
             while True:
                 try:
@@ -241,9 +273,13 @@ def run(
                     shards.stop()
             after = _safe_counters(read_counters)
         finally:
+            if injector:
+                injector.stop()
             shards.close()
-    server = (after - before) if (after is not None and before is not None) else None
-    return _merge(config, run_id, started_at, command or [], shards, server, interrupted, cluster)
+    injected = injector.injected if injector else []
+    restarted = any(f.kind == "kill" for f in config.faults)  # a restarted server counts from zero again
+    counters = (after - before) if (after is not None and before is not None and not restarted) else None
+    return _merge(config, run_id, started_at, command or [], shards, counters, interrupted, cluster, injected, t0)
 
 
 def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
@@ -256,7 +292,9 @@ def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
         phase = "measuring"
     else:
         phase = "draining"
-    return Progress(phase, shards.done(), max(0.0, elapsed), config.expected_seconds())
+    last = shards.last_interval()
+    tps, p99 = (last[1] * config.count / config.interval_s, last[2]) if last else (None, None)
+    return Progress(phase, shards.done(), max(0.0, elapsed), config.expected_seconds(), tps, p99)
 
 
 def _merge(
@@ -268,6 +306,8 @@ def _merge(
     server: ServerCounters | None,
     interrupted: bool,
     cluster: dict[str, Any],
+    injected: list[Injected],
+    t0: float,
 ) -> RunResult:
     parts = [shards.results[i] for i in sorted(shards.results)]
     errors: Counter[str] = Counter()
@@ -322,6 +362,12 @@ def _merge(
     status = "interrupted" if interrupted or any(p.interrupted for p in parts) else "completed"
     if not parts:
         status = "failed"
+    merged_intervals = intervals.merge(part for p in parts for part in p.intervals)
+    faults: list[FaultOutcome] = []
+    if config.faults:
+        trace = _trace(parts, t0)
+        faults = recovery.outcomes(injected, trace, measured_s, recovery_horizon_s(config))
+        metrics["unrecovered_callers"] = recovery.unrecovered_callers(faults, trace)
     return RunResult(
         run_id=run_id,
         started_at=started_at,
@@ -348,7 +394,24 @@ def _merge(
         + [ShardEntry(index=i, **_where(shards, i), error=why) for i, why in sorted(shards.failures.items())],
         status=status,
         strategy=_strategy_record(config.strategy),
+        timeline=intervals.timeline(merged_intervals, config.interval_s, config.warmup_s, measured_s, config.count),
+        faults=faults,
+        hlog=intervals.hlog(merged_intervals, config.interval_s, config.warmup_s, measured_s, t0),
     )
+
+
+def _trace(parts: list[ShardResult], t0: float) -> recovery.Trace:
+    """Every shard's requests on the parent's clock (a shard that started late is shifted)."""
+    return recovery.Trace.join(
+        p.trace.shifted(round((p.started_wall_s - t0) * 1e6)) for p in parts if p.trace is not None
+    )
+
+
+def recovery_horizon_s(config: RunConfig) -> float:
+    """How long after a fault's end its failures still count as its own: a request sent
+    at the end may wait out a reconnect backoff and its deadline, and the channel's own
+    reconnect backoff comes on top."""
+    return late_s(ShardConfig(config, 0, "")) + CHANNEL_BACKOFF_S
 
 
 def _where(shards: ShardBackend, index: int) -> Placement:

@@ -19,7 +19,9 @@ Everything else happens once the run is over (``Tally``):
   far goes into the latency histogram, so a caller that waits forever shows as
   a tail as long as the run, never as nothing;
 - completions per caller give the fairness figures; a caller with none in the
-  window is *starved*.
+  window is *starved*;
+- completions per interval give the timeline (``intervals``), warm-up included;
+  with faults, the window's request times go to the runner (``recovery.Trace``).
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
 from tsobench.strategies.deadline import period_for
 from tsobench.strategies.stream import streams_opened
 
-from . import latency
+from . import intervals, latency
 from .checker import CallerCheck, Ranges, merge_ranges, out_of_real_time_order
 from .config import ShardConfig
 from .errors import error_kind
+from .recovery import NO_ANSWER, Trace
 
 GRACE_S = 2.0  # how long a shard waits for its client to close
 DRAIN_S = 2.0  # at most this long after the window for in-flight requests to finish
@@ -79,6 +82,9 @@ class ShardResult:
     answered_us: int = 0  # summed latency of the answered requests (Little's law)
     reconnects: int = 0  # streams reopened after a failure (the strategy's, if it counts them)
     interrupted: bool = False
+    started_wall_s: float = 0.0  # time.time() when the load started here (the shards' common clock)
+    intervals: list[intervals.IntervalPart] = field(default_factory=list, repr=False)
+    trace: Trace | None = field(default=None, repr=False)  # with faults only
 
     @property
     def censored(self) -> int:
@@ -128,14 +134,15 @@ class Clock:
     start_us: int
     measure_from_us: int
     end_us: int  # the window closes; FOREVER_US with --requests (the quotas end each caller)
+    wall_start_s: float = 0.0  # time.time() at start_us
     stop: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def starting_now(cls, shard: ShardConfig) -> Clock:
-        start = now_us()
+        wall, start = time.time(), now_us()
         measure_from = start + int(shard.run.warmup_s * 1e6)
         end = FOREVER_US if shard.run.duration_s is None else measure_from + int(shard.run.duration_s * 1e6)
-        return cls(start, measure_from, end)
+        return cls(start, measure_from, end, wall)
 
     def interrupt(self) -> None:
         self.end_us = min(self.end_us, now_us())
@@ -298,10 +305,12 @@ def run_shard(
     on_ready: Callable[[], None] | None = None,
     progress: Callable[[int], None] | None = None,
     clock_hook: Callable[[Clock], None] | None = None,
+    on_interval: Callable[[int, int, int], None] | None = None,
 ) -> ShardResult:
     """Run one shard. The client is opened first (a target that cannot be
     reached fails here, before any load); ``on_ready`` then blocks until every
-    shard may start; ``clock_hook`` receives the clock (to interrupt it from outside)."""
+    shard may start; ``clock_hook`` receives the clock (to interrupt it from outside);
+    ``on_interval(index, answered, p99_us)`` hears of each interval once it is over."""
     streams_before = streams_opened()
     strategy = strategies.get(shard.run.strategy)
     options = shard.run.client_options(shard.target)
@@ -325,7 +334,8 @@ def run_shard(
     callers = [Caller(shard, i) for i in range(shard.run.concurrency)]
     if clock_hook:
         clock_hook(clock)
-    reporter = _ProgressReporter(callers, progress) if progress else None
+    watch = _IntervalWatch(callers, clock, shard, on_interval) if on_interval else None
+    reporter = _ProgressReporter(callers, progress, watch) if progress or watch else None
     with _ThreadCrashes() as crashes:
         try:
             if runner is None:
@@ -368,6 +378,11 @@ class Tally:
         self.completions: list[int] = []
         self.answered_latency: list[np.ndarray] = []
         self.answered_uncorrected: list[np.ndarray] = []
+        # for the timeline, warm-up included: answered (completion, latency) and failed (completion)
+        self.run_done: list[np.ndarray] = []
+        self.run_latency: list[np.ndarray] = []
+        self.run_failed: list[int] = []
+        self.traces: list[Trace] = []
         late_us = int(late_s(shard) * 1e6)
         for c in callers:
             self._caller(c, late_us)
@@ -380,21 +395,36 @@ class Tally:
         in_window = (done >= start) & (done < end)
         self.answered_latency.append(done[in_window] - intended[in_window])
         self.answered_uncorrected.append(done[in_window] - sent[in_window])
+        in_run = done < end
+        self.run_done.append(done[in_run])
+        self.run_latency.append(done[in_run] - intended[in_run])
         late = (intended < end) & (done >= end)  # answered, but after the close
         self.censored_waits.extend((end - intended[late]).tolist())
-        failed_in_window = 0
+        failed_in_window = []
         for began, finished, kind in c.failures:
             if start <= finished < end:
-                failed_in_window += 1
+                failed_in_window.append(finished)
                 self.errors[kind] += 1
             elif began < end <= finished:
                 self.censored_waits.append(end - began)
+        self.run_failed.extend(finished for _, finished, _ in c.failures if finished < start)
+        self.run_failed.extend(failed_in_window)
+        if self.shard.run.faults:
+            answered = done[in_window]
+            self.traces.append(
+                Trace(
+                    intended[in_window] - start,
+                    answered - start,
+                    np.array(failed_in_window, np.int64) - start,
+                    np.array([answered[-1] - start if len(answered) else NO_ANSWER], np.int64),
+                )
+            )
         if c.pending != IDLE and c.pending < end and (len(done) == 0 or c.pending > int(intended[-1])):
             wait = end - c.pending  # never answered: still waiting when the shard stopped
             self.censored_waits.append(wait)
             if now_us() - c.pending > late_us:
                 self.hung += 1  # well past its deadline: the strategy enforced none
-        self.completions.append(int(np.count_nonzero(in_window)) + failed_in_window)
+        self.completions.append(int(np.count_nonzero(in_window)) + len(failed_in_window))
 
     def result(self, cpu_s: float, streams: int, errors: dict[str, int], reconnects: int) -> ShardResult:
         clock, callers = self.clock, self.callers
@@ -432,6 +462,15 @@ class Tally:
             answered_us=int(sum(int(a.sum()) for a in self.answered_latency)),
             reconnects=reconnects,
             interrupted=clock.stop.is_set(),
+            started_wall_s=clock.wall_start_s,
+            intervals=intervals.bucket(
+                np.concatenate([np.empty(0, np.int64), *self.run_done]),
+                np.concatenate([np.empty(0, np.int64), *self.run_latency]),
+                np.array(self.run_failed, np.int64),
+                clock.measure_from_us,
+                round(self.shard.run.interval_s * 1e6),
+            ),
+            trace=Trace.join(self.traces) if self.shard.run.faults else None,
         )
 
 
@@ -458,20 +497,66 @@ class _ThreadCrashes:
         threading.excepthook = self._previous
 
 
-class _ProgressReporter:
-    """Publishes the shard's finished-request count a few times a second."""
+class _IntervalWatch:
+    """The last whole interval's answers and p99 while the run goes, for the progress line.
 
-    def __init__(self, callers: Sequence[Caller], publish: Callable[[int], None]) -> None:
+    It copies what the callers appended since its last look (a slice of an
+    ``array`` is a copy: a view would stop a caller's append) and keeps only
+    the interval under way.
+    """
+
+    def __init__(
+        self, callers: Sequence[Caller], clock: Clock, shard: ShardConfig, publish: Callable[[int, int, int], None]
+    ) -> None:
         self._callers, self._publish = callers, publish
+        self._origin, self._step = clock.measure_from_us, round(shard.run.interval_s * 1e6)
+        self._seen = [0] * len(callers)
+        self._done = np.empty(0, np.int64)
+        self._latency = np.empty(0, np.int64)
+        self._published: int | None = None
+
+    def look(self) -> None:
+        done, lat = [self._done], [self._latency]
+        for i, c in enumerate(self._callers):
+            n = len(c.check.done)
+            if n > self._seen[i]:
+                new_done = np.array(c.check.done[self._seen[i] : n], np.int64)
+                done.append(new_done)
+                lat.append(new_done - np.array(c.intended[self._seen[i] : n], np.int64))
+                self._seen[i] = n
+        self._done, self._latency = np.concatenate(done), np.concatenate(lat)
+        last = (now_us() - self._origin) // self._step - 1  # the last interval that is over
+        if last == self._published:
+            return
+        index = np.floor_divide(self._done - self._origin, self._step)
+        answered = self._latency[index == last]
+        p99 = latency.histogram_of(answered).get_value_at_percentile(99) if len(answered) else 0
+        self._publish(int(last), len(answered), p99)
+        self._published = last
+        keep = index > last
+        self._done, self._latency = self._done[keep], self._latency[keep]
+
+
+class _ProgressReporter:
+    """Publishes the shard's finished-request count a few times a second (and the intervals)."""
+
+    def __init__(
+        self, callers: Sequence[Caller], publish: Callable[[int], None] | None, watch: _IntervalWatch | None
+    ) -> None:
+        self._callers, self._publish, self._watch = callers, publish, watch
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="progress")
         self._thread.start()
 
     def _loop(self) -> None:
         while not self._done.wait(0.25):
-            self._publish(sum(c.finished() for c in self._callers))
+            if self._publish:
+                self._publish(sum(c.finished() for c in self._callers))
+            if self._watch:
+                self._watch.look()
 
     def finish(self) -> None:
         self._done.set()
         self._thread.join()
-        self._publish(sum(c.finished() for c in self._callers))
+        if self._publish:
+            self._publish(sum(c.finished() for c in self._callers))

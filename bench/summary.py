@@ -6,14 +6,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .results import Metrics, RunResult
+from .results import FaultOutcome, Metrics, RunResult
 from .runner import Progress
 from .sweep import PointOutcome, Sweep
 from .verdict import Verdict, error_list, shard_error
 
 
 def progress_line(p: Progress) -> str:
-    return f"{p.phase:<9} {p.elapsed_s:5.1f}s / ~{p.expected_s:.0f}s  {p.done:>10,} requests"
+    line = f"{p.phase:<9} {p.elapsed_s:5.1f}s / ~{p.expected_s:.0f}s  {p.done:>10,} requests"
+    if p.interval_tps is not None:
+        p99 = f"{p.interval_p99_us / 1000:,.2f} ms" if p.interval_p99_us else "-"
+        line += f"  last interval {p.interval_tps:>10,.0f} ts/s  p99 {p99}"
+    return line
 
 
 VERDICT_STYLE = {
@@ -21,6 +25,7 @@ VERDICT_STYLE = {
     Verdict.INTERRUPTED: "yellow",
     Verdict.ERRORS: "bold yellow",
     Verdict.STARVED: "bold red",
+    Verdict.UNRECOVERED: "bold red",
     Verdict.VIOLATIONS: "bold red",
     Verdict.FAILED: "bold red",
 }
@@ -90,6 +95,8 @@ def run_table(result: RunResult) -> Table:
             "server",
             f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}",
         )
+    for fault in result.faults:
+        table.add_row("fault", recovery_line(fault))
     table.add_row("correctness", verdict(result))
     for shard in result.shards:
         if why := shard_error(shard):
@@ -100,6 +107,23 @@ def run_table(result: RunResult) -> Table:
     if result.status != "completed":
         table.add_row("status", f"[bold yellow]{result.status}[/]")
     return table
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}s"
+
+
+def recovery_line(f: FaultOutcome) -> str:
+    """What one fault did and how the callers recovered, in one line."""
+    span = f"{f['spec']:<18} {f['started_s']:.2f}–{f['ended_s']:.2f}s"
+    if not f["recovered"]:
+        why = f["error"] or "no successful reply after it"
+        return f"{escape(span)}  [bold red]NOT RECOVERED[/] ({escape(why)}); {f['failed_requests']:,} failed"
+    during = "-" if f["p99_during_us"] is None else f"{f['p99_during_us'] / 1000:,.1f} ms"
+    return (
+        f"{escape(span)}  {f['failed_requests']:,} failed, first success {_seconds(f['first_success_after_s'])} "
+        f"after its end, p99 during {during}, back to baseline after {_seconds(f['time_to_baseline_s'])}"
+    )
 
 
 def print_run(result: RunResult, path: str | None, console: Console | None = None) -> None:
@@ -138,7 +162,7 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
         verdict = outcome.status if outcome.status != "skipped" else "ok (resumed)"
         if s.get("violations"):
             verdict = f"[bold red]{s['violations']} violations[/]"
-        elif s.get("requests_failed"):
+        elif s.get("requests_failed") and outcome.status != "ok":  # a fault run's failures can be expected
             verdict = f"[yellow]{s['requests_failed']} errors[/]"
         table.add_row(
             c.strategy,

@@ -1,5 +1,5 @@
 """Sweeps: the cross product of strategies x APIs x concurrency x processes x
-rates x server delay (x repeats), each point one ``tsobench run`` in its own
+rates x server delay x faults (x repeats), each point one ``tsobench run`` in its own
 process, all into one folder with a ``sweep.json`` manifest.
 
 Nothing is lost: each point's result file is written when it finishes and the
@@ -72,7 +72,7 @@ class SweepPlan:
             valid = ", ".join(sorted([*axes, *shared, "repeat"]))
             raise ConfigError(f"unknown sweep setting {unknown[0]!r}; valid settings: {valid}")
         return cls(
-            axes={k: tuple(axes[k].parse(v) for v in _listed(data[k])) for k in axes if k in data},
+            axes={k: tuple(axes[k].parse_value(v) for v in _listed(data[k])) for k in axes if k in data},
             settings={k: shared[k].parse(data[k]) for k in shared if k in data},
             repeat=data.get("repeat", 1),
         )
@@ -133,7 +133,7 @@ class Point:
             if tag is None and value == spec.default:
                 continue  # an axis added later stays out of the key until a sweep varies it
             parts.append(written(spec, value) if value is None else f"{tag or ''}{word(value)}")
-        return "-".join([*parts, f"rep{self.repeat}"])
+        return "-".join([*parts, f"rep{self.repeat}"]).replace(":", "-")  # a file name anywhere (faults' 2s:1s)
 
     def argv(self, out: str | os.PathLike[str]) -> list[str]:
         """The ``tsobench run`` command line of this point (its axes always named)."""
@@ -202,7 +202,7 @@ class Sweep:
                 for p in self.points
             ],
         }
-        write_atomically(self.out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        write_atomically(self.out / MANIFEST, json.dumps(manifest, indent=1, default=str) + "\n")  # Fault: its spec
 
     def run(self, resume: bool, on_point: Callable[[Point, PointOutcome], None]) -> dict[str, PointOutcome]:
         self.out.mkdir(parents=True, exist_ok=True)

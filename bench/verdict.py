@@ -3,6 +3,12 @@
 The run summary, the exit codes, the sweep and the report all say the same
 thing about a run because they all ask ``judge``. It reads only the results
 format (a dict as written to the file), so the analysis side can use it too.
+
+With faults (``faults`` in the file), the failures a fault caused until it
+recovered are expected, not errors. A fault that did not recover fails the
+run, and so does a caller with no successful reply after the last fault's
+recovery: that caller is starved (a caller that only failed during a fault was
+served by nobody), while one that merely got nothing *during* a fault is not.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ class Verdict(StrEnum):
 
     FAILED = "failed"  # no shard produced a result
     VIOLATIONS = "violations"  # a timestamp duplicated, out of order or miscounted
-    STARVED = "starved"  # some caller completed nothing in the measured window
+    UNRECOVERED = "unrecovered"  # after a fault, requests never succeeded again (or the fault failed)
+    STARVED = "starved"  # some caller completed nothing in the measured window (with faults: nothing after them)
     ERRORS = "errors"  # requests failed
     INTERRUPTED = "interrupted"  # stopped early; what was measured is clean
     CLEAN = "clean"
@@ -53,8 +60,11 @@ def judge(result: Mapping[str, Any]) -> Judgement:
     metrics = result.get("metrics") or {}
     correctness = result.get("correctness") or {}
     control = not is_safe(result)
+    faults = result.get("faults") or []
     starved = (metrics.get("fairness") or {}).get("starved_callers") or 0
-    failed = metrics.get("requests_failed") or 0
+    if faults:
+        starved = max(starved, metrics.get("unrecovered_callers") or 0)
+    failed = (metrics.get("requests_failed") or 0) - sum(f["failed_requests"] for f in faults)
     if result.get("status") == "failed":
         return Judgement(Verdict.FAILED, _shard_failures(result), control)
     if correctness.get("violations"):
@@ -63,14 +73,21 @@ def judge(result: Mapping[str, Any]) -> Judgement:
             f"out of order {correctness.get('non_monotonic', 0):,}, mismatched {correctness.get('mismatched', 0):,})"
         )
         return Judgement(Verdict.VIOLATIONS, detail, control)
+    if unrecovered := [f for f in faults if not f["recovered"]]:
+        detail = "; ".join(f"{f['spec']}: {f.get('error') or 'no success after it'}" for f in unrecovered)
+        return Judgement(Verdict.UNRECOVERED, detail, control)
     if starved:
         callers = metrics.get("callers") or "?"
-        return Judgement(Verdict.STARVED, f"{starved:,} of {callers} callers got no reply", control)
+        after = " after the faults" if faults else ""
+        return Judgement(Verdict.STARVED, f"{starved:,} of {callers} callers got no reply{after}", control)
     if failed:
-        return Judgement(Verdict.ERRORS, f"{failed:,} failed ({error_list(metrics.get('errors') or {})})", control)
+        expected = f", besides {metrics['requests_failed'] - failed:,} during faults" if faults else ""
+        errors = error_list(metrics.get("errors") or {})
+        return Judgement(Verdict.ERRORS, f"{failed:,} failed ({errors}){expected}", control)
     if result.get("status") == "interrupted":
         return Judgement(Verdict.INTERRUPTED, "stopped early", control)
-    return Judgement(Verdict.CLEAN, f"{correctness.get('checked', 0):,} timestamps checked", control)
+    recovered = f", {len(faults)} fault(s) recovered" if faults else ""
+    return Judgement(Verdict.CLEAN, f"{correctness.get('checked', 0):,} timestamps checked{recovered}", control)
 
 
 def error_list(errors: Mapping[str, int]) -> str:

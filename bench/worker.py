@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from multiprocessing.connection import Connection, wait
-from multiprocessing.sharedctypes import Synchronized
+from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
 from multiprocessing.synchronize import Event
 
 from .config import ShardConfig
@@ -30,7 +30,9 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
-def main(shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Event) -> None:
+def main(
+    shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Event, interval: SynchronizedArray
+) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what it means.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _exit_with_parent()
@@ -45,6 +47,9 @@ def main(shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Eve
     def set_progress(done: int) -> None:
         progress.value = done
 
+    def set_interval(index: int, answered: int, p99_us: int) -> None:
+        interval[:] = [index, answered, p99_us]
+
     def watch_stop(clock: Clock) -> None:
         def wait() -> None:
             stop.wait()
@@ -53,7 +58,9 @@ def main(shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Eve
         threading.Thread(target=wait, daemon=True, name="stop-watch").start()
 
     try:
-        result = run_shard(shard, on_ready=on_ready, progress=set_progress, clock_hook=watch_stop)
+        result = run_shard(
+            shard, on_ready=on_ready, progress=set_progress, clock_hook=watch_stop, on_interval=set_interval
+        )
         conn.send(("result", result))
     except BaseException as exc:  # report, never hang the parent
         conn.send(("error", describe(exc)))

@@ -78,7 +78,7 @@ class Spec:
     path: tuple[str, ...]
     key: str
     name: str  # the flag without dashes: how errors name the option
-    kind: type  # int, float, str or bool (the element type of a repeatable option)
+    kind: type  # int, float, str, bool or a class with parse(word) (the element type of a repeatable option)
     optional: bool  # None is allowed
     multiple: bool  # a tuple, given by repeating the flag
     default: Any
@@ -116,12 +116,22 @@ class Spec:
             return float(value)
         if not isinstance(value, str) or self.kind is str:
             return value  # already typed (TOML, Python); validate() checks it
+        parse = getattr(self.kind, "parse", None)
+        if parse is not None:
+            return parse(value)  # a value type that reads its own words (and says what is wrong)
         try:
             if self.kind is bool:
                 return {"true": True, "false": False}[value.lower()]
             return self.kind(value)
         except (KeyError, ValueError):
-            raise ConfigError(f"{self.name} must be {_KIND_WORDS[self.kind]} (got {value!r})") from None
+            raise ConfigError(f"{self.name} must be {_kind_word(self.kind)} (got {value!r})") from None
+
+    def parse_value(self, value: Any) -> Any:
+        """A whole value, as a sweep axis takes it: a repeatable option's elements in one
+        word are joined by ``+`` (``none``: no element), or given as a list."""
+        if self.multiple and isinstance(value, str):
+            value = [] if value.strip() == NO_ELEMENTS else value.split("+")
+        return self.parse(value)
 
     def check(self, value: Any, name: str | None = None) -> None:
         """Raise ConfigError when ``value`` is not valid for this option."""
@@ -132,7 +142,7 @@ class Spec:
             return
         for v in value if self.multiple else (value,):
             if not _is_kind(v, self.kind):
-                raise ConfigError(f"{name} must be {_KIND_WORDS[self.kind]} (got {v!r})")
+                raise ConfigError(f"{name} must be {_kind_word(self.kind)} (got {v!r})")
             choices = self.choices()
             if choices is not None and v not in choices:
                 raise ConfigError(f"unknown {name} {v!r}; choose from {', '.join(choices)}")
@@ -141,6 +151,11 @@ class Spec:
 
 _KIND_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
 _METAVARS = {int: "integer", float: "float", str: "text", bool: "boolean"}
+NO_ELEMENTS = "none"  # a repeatable option's empty value, written as one word
+
+
+def _kind_word(kind: type) -> str:
+    return _KIND_WORDS.get(kind, f"a {kind.__name__}")
 
 
 def _is_kind(value: Any, kind: type) -> bool:
@@ -170,6 +185,8 @@ def word(value: Any) -> str:
         return ""
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, tuple):  # a repeatable option's whole value
+        return "+".join(word(v) for v in value) or NO_ELEMENTS
     return str(value)
 
 
@@ -291,14 +308,14 @@ class _Value(click.ParamType):
 
     def __init__(self, spec: Spec, many: bool = False) -> None:
         self.spec, self.many = spec, many
-        self.name = "list" if many else _METAVARS[spec.kind]
+        self.name = "list" if many else _METAVARS.get(spec.kind, spec.kind.__name__.lower())
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
         try:
             if self.many:  # a sweep axis: "1,4,16"
-                return tuple(self.spec.parse(v.strip()) for v in value.split(",") if v.strip())
+                return tuple(self.spec.parse_value(v.strip()) for v in value.split(",") if v.strip())
             return self.spec.parse(value)
         except ConfigError as exc:
             self.fail(str(exc), param, ctx)
