@@ -27,6 +27,7 @@ CONFIG_KEYS = (
     "server_delay_ms",
     "server_jitter_ms",
     "server_fail_rate",
+    "faults",  # runs with other faults are other experiments, not repeats
 )
 # What makes one line in a plot (and one USL fit): the configuration without
 # the load axes. pool_size defaults to min(concurrency, 8), so it moves with them.

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..verdict import error_list
+from . import timeline
 from .harness import BOUND_SHARE, NULL
 from .loader import Skipped
 from .usl import LITTLE_TOLERANCE, littles_law
@@ -22,7 +23,8 @@ from .usl import LITTLE_TOLERANCE, littles_law
 BASELINE = "per-request"  # the naive design every factor is also given against
 MIN_P99_REQUESTS = 1_000  # below this a p99 rests on fewer than 10 answers above it
 SHORT_RUN_S = 5.0  # measured seconds below which a run is called short
-KNOBS = ("count", "server_delay_ms", "server_jitter_ms", "server_fail_rate", "target")  # compared only alike
+# compared only alike
+KNOBS = ("count", "server_delay_ms", "server_jitter_ms", "server_fail_rate", "target", "faults")
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,15 @@ def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -
         _fairness(runs),
         _harness(runs),
         _littles(df[df["source"] == "tsobench"]),
+        *_recovery(df),
     ]
     return Findings(tuple(summary), header, tuple(rows), tuple(notes), tuple(_caveats(df, runs, skipped)))
+
+
+def _recovery(df: pd.DataFrame) -> list[str]:
+    """Which design recovers fastest from each kind of fault (runs with --fault only)."""
+    sentence = timeline.recovery_finding(timeline.runs(df))
+    return [sentence] if sentence else []
 
 
 def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:

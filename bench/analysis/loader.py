@@ -54,6 +54,7 @@ COLUMNS = (
     "server_jitter_ms",
     "server_fail_rate",
     "target",
+    "faults",
     "duration_s",
     "status",
     "measured_s",
@@ -110,6 +111,7 @@ COLUMNS = (
 )
 TEXT = frozenset(
     {
+        "faults",
         "source",
         "path",
         "run_id",
@@ -338,6 +340,7 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         "server_delay_ms": cfg.get("server", {}).get("delay_ms"),
         "server_jitter_ms": cfg.get("server", {}).get("jitter_ms"),
         "server_fail_rate": cfg.get("server", {}).get("fail_rate"),
+        "faults": "+".join(f["spec"] for f in data.get("faults") or ()) or None,  # kill@2s:1s+abort@4s
         "status": data.get("status"),
         "measured_s": m.get("measured_s"),
         "throughput_rps": m["throughput_rps"],

@@ -20,7 +20,7 @@ import pandas as pd
 from tsobench.files import write_atomically
 
 from ..verdict import error_list
-from . import plots
+from . import plots, timeline
 from .aggregate import per_series, repeats
 from .findings import Findings, find
 from .loader import ENV_FIELDS, PathLike, Skipped, load, skipped
@@ -329,6 +329,27 @@ def commands_section(df: pd.DataFrame) -> list[Block]:
     return blocks or [Text("No command recorded.")]
 
 
+def time_and_faults(runs: Sequence[timeline.Run]) -> list[Block]:
+    """timeline.png, and with faults the recovery table (which design recovers fastest is a finding)."""
+    fig = timeline.figure(runs)
+    if fig is None:
+        return [Text("No results with a timeline (`--interval`): no timeline plot.")]
+    caption = "Timestamps/s and p99 per interval, per strategy and API; fault spans shaded"
+    blocks: list[Block] = [Image("timeline.png", caption, plots.png(fig))]
+    header, rows = timeline.recovery_table(runs)
+    if rows:
+        blocks.append(
+            Text(
+                "Recovery per fault (medians over runs): failed requests from the fault's start until "
+                "the recovery; first success: from the fault's end (a kill's end: the restarted server "
+                "listens) to the first answer after its last failure; back to baseline: to the first 100 ms "
+                "with no failure and a p99 within 2x of the p99 before the fault."
+            )
+        )
+        blocks.append(Table(header, rows))
+    return blocks
+
+
 def default_concurrency(agg: pd.DataFrame) -> int | None:
     """The per-process concurrency measured for the most safe series (ties: the larger)."""
     data = agg[~agg["open_loop"] & agg["safe"] & agg["clean"] & agg["histogram"].notna()]
@@ -429,6 +450,8 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             "No runs.",
         ),
         correctness_table(series),
+        Heading("Time and faults"),
+        *time_and_faults(timeline.runs(df)),
         Heading("Results per configuration"),
         Text(
             "CPU ms / 1k ts: client CPU (all processes) per thousand timestamps. "

@@ -1,0 +1,300 @@
+"""Time and faults in the report: ``timeline.png`` (timestamps/s and p99 per interval,
+fault spans shaded, one panel per strategy x API), the recovery table and the
+finding on which design recovers fastest, from the results' ``timeline`` and ``faults``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+from ..verdict import judge
+
+FAULT_ORDER = ("kill", "abort", "stall", "delay")
+SAME_S = 0.05  # designs whose first successes are this close recovered alike ...
+BACKOFF_S = 0.5  # ... or this close after failures: a reconnect waits out a backoff of up to 500 ms, by chance
+# Why a design comes back as it does (the mechanisms in strategies/): for the fastest design ...
+WHY = {
+    ("per-request", "abort"): "its streams live for one request, so an abort finds hardly any to break",
+    ("per-request", "kill"): "each request opens its own stream, so the first attempt after the backoff is answered",
+    ("locked", "abort"): "its one stream breaks once and one reconnect serves every caller",
+    ("locked", "kill"): "one reconnect of its one stream serves every waiting caller",
+    ("pool", "abort"): "its streams break and reconnect independently",
+    ("pool", "kill"): "its streams reconnect independently: the first to get through serves its caller",
+    ("dispatcher", "abort"): "its one stream breaks once and one reconnect answers every queued caller",
+    ("dispatcher", "kill"): "one reconnect of its stream answers every queued caller in one batch",
+}
+# ... when all designs recover alike ...
+WHY_ALL = {
+    "stall": "a stall fails nothing, and what queued during it is answered as it ends",
+    "delay": "a delay fails nothing, and replies are prompt again as it ends",
+    "kill": "they all wait out the same reconnect backoff (at its 500 ms cap after a long outage)",
+}
+# ... and for the design that failed the fewest requests.
+FEWEST = {
+    "locked": "as only the caller holding its one stream fails while the others wait their turn",
+    "pool": "as only the callers holding a stream fail while the others wait for one",
+    "per-request": "as its requests do not share a stream that could break",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """One results file's timeline and faults."""
+
+    strategy: str
+    api: str
+    concurrency: int
+    processes: int
+    interval_s: float
+    timeline: tuple[dict[str, Any], ...]
+    faults: tuple[dict[str, Any], ...]
+    clean: bool
+
+    @property
+    def series(self) -> str:
+        return f"{self.strategy}/{self.api}"
+
+    @property
+    def label(self) -> str:
+        faults = " + ".join(f["spec"] for f in self.faults) or "no fault"
+        return f"{faults}, c={self.concurrency * self.processes}"
+
+
+def runs(df: pd.DataFrame) -> list[Run]:
+    """The runs of a loaded DataFrame (``loader.load``) whose files carry a timeline."""
+    out = []
+    for path in df.loc[df["source"] == "tsobench", "path"].dropna():
+        doc = json.loads(Path(path).read_text())
+        if not any(not t.get("warmup") for t in doc.get("timeline") or ()):
+            continue  # written before timelines existed
+        cfg = doc["config"]
+        out.append(
+            Run(
+                cfg["strategy"],
+                cfg["api"],
+                cfg["concurrency"],
+                cfg["processes"],
+                cfg.get("interval_s", 1.0),
+                tuple(t for t in doc["timeline"] if not t.get("warmup")),
+                tuple(doc.get("faults") or ()),
+                judge(doc).clean,
+            )
+        )
+    return sorted(out, key=lambda r: (r.strategy, r.api, r.label))
+
+
+# --- the figure -------------------------------------------------------------
+
+
+def figure(data: Sequence[Run]) -> Figure | None:
+    """Per strategy x API, timestamps/s above and p99 below, one line per run. Each run's
+    faults are shaded lightly across both and drawn in its own lane along the top, where
+    the wait from a fault's end to the first success is hatched."""
+    if not data:
+        return None
+    series = sorted({r.series for r in data})
+    labels = sorted({r.label for r in data})
+    cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
+    columns = 2 if len(series) > 1 else 1
+    rows = -(-len(series) // columns)
+    height = 4.2 * rows + 1.0
+    fig = Figure(figsize=(7 * columns, height))
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(rows, columns, top=1 - 0.7 / height, bottom=0.6 / height, hspace=0.3, wspace=0.18)
+    window = max(r.timeline[-1]["t_s"] + r.interval_s for r in data)
+    for i, name in enumerate(series):
+        cell = grid[i // columns, i % columns].subgridspec(2, 1, hspace=0.05)
+        ax_tps = fig.add_subplot(cell[0])
+        ax_p99 = fig.add_subplot(cell[1], sharex=ax_tps)
+        ax_tps.tick_params(labelbottom=False)
+        ax_tps.set_xlim(0, window)
+        for lane, run in enumerate(r for r in data if r.series == name):
+            _draw(run, ax_tps, ax_p99, colour[run.label], lane, instant=window / 100)
+        ax_tps.set_title(name + ("" if all(r.clean for r in data if r.series == name) else " (NOT CLEAN)"))
+        ax_tps.set_ylabel("thousand ts/s")
+        ax_tps.set_ylim(0, ax_tps.get_ylim()[1] * 1.3)  # room for the fault lanes
+        ax_p99.set_yscale("log")
+        ax_p99.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_p99.yaxis.set_minor_formatter(FuncFormatter(_minor_ms))
+        ax_p99.set_ylabel("p99 ms (log)")
+        ax_p99.set_xlabel("seconds from the measured window's start")
+        for ax in (ax_tps, ax_p99):
+            ax.grid(True, which="major", alpha=0.3)
+    handles: list[Any] = [Line2D([], [], color=colour[label], label=label) for label in labels]
+    handles += [
+        Patch(facecolor="grey", alpha=0.8, label="fault (a kill: until the server listens again)"),
+        Patch(facecolor="none", edgecolor="grey", hatch="////", label="then until the first success"),
+    ]
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    fig.suptitle("Timestamps/s and p99 latency per interval (answered requests; gaps: no answer)", y=1 - 0.15 / height)
+    return fig
+
+
+def _minor_ms(value: float, _: int) -> str:
+    """Label 2 and 5 between the powers of ten."""
+    mantissa = round(value / 10 ** np.floor(np.log10(value)))
+    return f"{value:g}" if mantissa in (2, 5) else ""
+
+
+LANE = 0.06  # height of a run's fault lane, as a fraction of the axes
+
+
+def _draw(run: Run, ax_tps, ax_p99, colour, lane: int, instant: float) -> None:
+    t = [e["t_s"] for e in run.timeline]
+    ends = [*t[1:], t[-1] + run.interval_s]
+    x = np.array([*t, ends[-1]])  # steps: each value holds for its interval
+    tps = np.array([e["tps"] for e in run.timeline] + [run.timeline[-1]["tps"]]) / 1e3
+    p99 = np.array([np.nan if e["p99_us"] is None else e["p99_us"] for e in run.timeline] + [np.nan]) / 1e3
+    p99[-1] = p99[-2]
+    ax_tps.step(x, tps, where="post", color=colour, linewidth=1.4)
+    ax_p99.step(x, p99, where="post", color=colour, linewidth=1.4)
+    top, bottom = 1 - lane * LANE, 1 - (lane + 1) * LANE + 0.01
+    for f in run.faults:
+        start, end = f["started_s"], max(f["ended_s"], f["started_s"] + instant)  # an abort is an instant
+        for ax in (ax_tps, ax_p99):
+            ax.axvspan(start, end, color=colour, alpha=0.08, linewidth=0)
+        ax_tps.axvspan(start, end, bottom, top, color=colour, alpha=0.8, linewidth=0)
+        if f["first_success_after_s"]:
+            recovered = f["ended_s"] + f["first_success_after_s"]
+            ax_tps.axvspan(end, recovered, bottom, top, facecolor="none", edgecolor=colour, hatch="////", linewidth=0)
+
+
+# --- the recovery table and the finding ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """One strategy/API/concurrency's faults of one kind, over its runs."""
+
+    strategy: str
+    api: str
+    callers: int
+    kind: str
+    faults: int
+    recovered: int
+    failed: float  # medians over the faults
+    first_success_s: float | None
+    baseline_s: float | None
+    p99_during_us: float | None
+    p99_before_us: float | None
+
+
+def _median(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return median(known) if known else None
+
+
+def recoveries(data: Sequence[Run]) -> list[Recovery]:
+    groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    for run in data:
+        for f in run.faults:
+            groups[(run.strategy, run.api, run.concurrency * run.processes, f["kind"])].append(f)
+    rank = {k: i for i, k in enumerate(FAULT_ORDER)}
+    return [
+        Recovery(
+            *key,
+            faults=len(fs),
+            recovered=sum(f["recovered"] for f in fs),
+            failed=median(f["failed_requests"] for f in fs),
+            first_success_s=_median([f["first_success_after_s"] for f in fs]),
+            baseline_s=_median([f["time_to_baseline_s"] for f in fs]),
+            p99_during_us=_median([f["p99_during_us"] for f in fs]),
+            p99_before_us=_median([f["p99_before_us"] for f in fs]),
+        )
+        for key, fs in sorted(groups.items(), key=lambda kv: (rank.get(kv[0][3], 99), kv[0]))
+    ]
+
+
+def _s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e3:,.1f}"
+
+
+def recovery_table(data: Sequence[Run]) -> tuple[tuple[str, ...], tuple[tuple[str, ...], ...]]:
+    """(header, rows) of the recovery table: medians over the runs of each row."""
+    header = (
+        "fault",
+        "strategy",
+        "api",
+        "callers",
+        "recovered",
+        "failed requests",
+        "first success s",
+        "back to baseline s",
+        "p99 during ms",
+        "p99 before ms",
+    )
+    rows = tuple(
+        (
+            r.kind,
+            r.strategy,
+            r.api,
+            str(r.callers),
+            f"{r.recovered}/{r.faults}",
+            f"{r.failed:,.0f}",
+            _s(r.first_success_s),
+            _s(r.baseline_s),
+            _ms(r.p99_during_us),
+            _ms(r.p99_before_us),
+        )
+        for r in recoveries(data)
+    )
+    return header, rows
+
+
+def recovery_finding(data: Sequence[Run]) -> str | None:
+    """Which design recovers fastest from each kind of fault, and why (None without faults)."""
+    by_kind: dict[str, list[Recovery]] = defaultdict(list)
+    for r in recoveries(data):
+        by_kind[r.kind].append(r)
+    return " ".join(_finding(kind, group) for kind, group in by_kind.items()) or None
+
+
+def _finding(kind: str, group: list[Recovery]) -> str:
+    a = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    done = sorted(
+        ((r.first_success_s, r) for r in group if r.recovered == r.faults and r.first_success_s is not None),
+        key=lambda pair: (pair[0], pair[1].failed),
+    )
+    if not done:
+        return f"After {a}, no design recovered in every run."
+    (fast, best), (slow, worst) = done[0], done[-1]
+    fewest = min((r for _, r in done), key=lambda r: (r.failed, r.first_success_s))
+    if slow - fast < (BACKOFF_S if any(r.failed for _, r in done) else SAME_S):
+        text = f"After {a}, every design answered again within {slow * 1e3:.0f} ms of its end"
+        why = WHY_ALL.get(kind)
+    else:
+        text = (
+            f"After {a}, {best.strategy}/{best.api} recovered fastest (first success "
+            f"{fast:.2f} s after the fault's end, {best.failed:,.0f} failed requests; slowest "
+            f"{worst.strategy}/{worst.api}, {slow:.2f} s)"
+        )
+        why = WHY.get((best.strategy, kind))
+    if why:
+        text += f": {why}"
+    if fewest.failed < best.failed:
+        text += f"; {fewest.strategy}/{fewest.api} failed the fewest requests ({fewest.failed:,.0f})"
+        if reason := FEWEST.get(fewest.strategy):
+            text += f", {reason}"
+        if fewest.p99_during_us is not None:
+            text += f" (p99 during {_ms(fewest.p99_during_us)} ms)"
+    return text + "."
