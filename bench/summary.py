@@ -152,7 +152,8 @@ def point_line(key: str, outcome: PointOutcome) -> str:
 
 def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
     table = Table(title=f"sweep {sweep.name}", title_justify="left")
-    for col in ("strategy", "api", "c", "p", "rate", "ts/s", "p99 µs", "verdict"):
+    faults = any(p.config.faults for p in sweep.points)
+    for col in ("strategy", "api", "c", "p", "rate", *(["faults"] if faults else []), "ts/s", "p99 µs", "verdict"):
         table.add_column(col, justify="right" if col in ("c", "p", "ts/s", "p99 µs") else "left")
     for point in sweep.points:
         outcome = outcomes.get(point.key)
@@ -170,6 +171,7 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
             str(c.concurrency),
             str(c.processes),
             f"{c.rate:g}" if c.rate else "closed",
+            *([" + ".join(f.spec for f in c.faults) or "-"] if faults else []),
             f"{s['throughput_tps']:,.0f}" if s else "-",
             f"{s['p99_us']:,}" if s.get("requests_ok") else "-",
             verdict,

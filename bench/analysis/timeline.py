@@ -43,6 +43,7 @@ WHY_ALL = {
     "stall": "a stall fails nothing, and what queued during it is answered as it ends",
     "delay": "a delay fails nothing, and replies are prompt again as it ends",
     "kill": "they all wait out the same reconnect backoff (at its 500 ms cap after a long outage)",
+    "abort": "a broken stream is reopened after the backoff's first 10 ms step",
 }
 # ... and for the design that failed the fewest requests.
 FEWEST = {
@@ -279,7 +280,8 @@ def _finding(kind: str, group: list[Recovery]) -> str:
         return f"After {a}, no design recovered in every run."
     (fast, best), (slow, worst) = done[0], done[-1]
     fewest = min((r for _, r in done), key=lambda r: (r.failed, r.first_success_s))
-    if slow - fast < (BACKOFF_S if any(r.failed for _, r in done) else SAME_S):
+    alike = slow - fast < (BACKOFF_S if any(r.failed for _, r in done) else SAME_S)
+    if alike:
         text = f"After {a}, every design answered again within {slow * 1e3:.0f} ms of its end"
         why = WHY_ALL.get(kind)
     else:
@@ -291,7 +293,7 @@ def _finding(kind: str, group: list[Recovery]) -> str:
         why = WHY.get((best.strategy, kind))
     if why:
         text += f": {why}"
-    if fewest.failed < best.failed:
+    if fewest.failed < max(r.failed for _, r in done) and (alike or fewest is not best):
         text += f"; {fewest.strategy}/{fewest.api} failed the fewest requests ({fewest.failed:,.0f})"
         if reason := FEWEST.get(fewest.strategy):
             text += f", {reason}"
