@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from tsobench.options import ConfigError, nested, option, validate
 from tsobench.server.config import ServerKnobs
 
-from .faults import FAULT_HELP, Fault, to_faults
+from .faults import CLUSTER_KINDS, FAULT_HELP, Fault, to_faults
 
 if TYPE_CHECKING:
     from tsobench.strategies import ClientOptions
@@ -217,8 +217,10 @@ class RunConfig:
             return
         if self.target is not None:
             raise ConfigError("--fault needs the embedded server: faults cannot be injected into a --target")
-        if self.server_members > 1:
-            raise ConfigError("--fault needs a single embedded server (not --server-members)")
+        for fault in self.faults:
+            if (fault.kind in CLUSTER_KINDS) != (self.server_members > 1):
+                need = "--server-members 2 or more" if fault.kind in CLUSTER_KINDS else "a single embedded server"
+                raise ConfigError(f"fault {fault} needs {need}")
         if self.duration_s is None:
             raise ConfigError("--fault needs --duration (a fault has a time in the measured window)")
         for fault in self.faults:

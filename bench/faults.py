@@ -7,7 +7,10 @@ measured window, each a number with ``s`` or ``ms`` (a bare number is seconds):
   dir) 1 s later: a crash and a restart;
 - ``abort@3s``: the server aborts every open Tso stream with UNAVAILABLE once;
 - ``stall@3s:500ms``: the server answers nothing for 500 ms, then everything queued;
-- ``delay@3s:2s:20ms``: for 2 s every reply is delayed by 20 ms.
+- ``delay@3s:2s:20ms``: for 2 s every reply is delayed by 20 ms;
+- ``leader@3s`` (with ``--server-members``): the leader hands leadership to the next member;
+- ``kill-leader@3s`` (with ``--server-members``): SIGKILL the leader's process; another
+  member takes over after the election timeout. The fault lasts until a new leader holds the lease.
 
 The harness fires them from the parent (``FaultInjector``), so a fault needs a
 server the harness owns: not with ``--target``.
@@ -29,15 +32,22 @@ from tsobench.options import ConfigError
 from .errors import describe
 
 if TYPE_CHECKING:
-    from tsobench.server import ChildServer
+    from tsobench.server import ChildCluster, ChildServer
 
-FAULT_HELP = "kill@3s:1s, abort@3s, stall@3s:500ms or delay@3s:2s:20ms (times from the measured window's start)"
+FAULT_HELP = (
+    "kill@3s:1s, abort@3s, stall@3s:500ms or delay@3s:2s:20ms; with --server-members, leader@3s or "
+    "kill-leader@3s (times from the measured window's start)"
+)
 KINDS = {  # kind: the parts after AT it takes, and an example
     "kill": (("duration",), "kill@3s:1s"),
     "abort": ((), "abort@3s"),
     "stall": (("duration",), "stall@3s:500ms"),
     "delay": (("duration", "delay"), "delay@3s:2s:20ms"),
+    "leader": ((), "leader@3s"),
+    "kill-leader": ((), "kill-leader@3s"),
 }
+CLUSTER_KINDS = frozenset({"leader", "kill-leader"})  # need --server-members; the others need one server
+LEADER_WAIT_S = 15.0  # at most this long for a new leader after a leader fault
 _TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*$")
 
 
@@ -103,7 +113,7 @@ class Fault:
     def spec(self) -> str:
         """The canonical spec (what ``parse`` reads back)."""
         text = f"{self.kind}@{_seconds_text(self.at_s)}"
-        if self.kind != "abort":
+        if "duration" in KINDS[self.kind][0]:
             text += f":{_seconds_text(self.duration_s)}"
         if self.kind == "delay":
             text += f":{self.delay_ms:g}ms"
@@ -139,7 +149,7 @@ class FaultInjector:
     window opens; ``stop()`` ends early (Ctrl-C) and returns what happened.
     """
 
-    def __init__(self, server: ChildServer, faults: Sequence[Fault], window_start: float) -> None:
+    def __init__(self, server: ChildServer | ChildCluster, faults: Sequence[Fault], window_start: float) -> None:
         self.server, self.faults, self.window_start = server, faults, window_start
         self.injected: list[Injected] = []
         self._stop = threading.Event()
@@ -169,11 +179,17 @@ class FaultInjector:
                 self._fire(fault)
             except Exception as exc:  # recorded with the fault: it did not (fully) happen
                 error = describe(exc)
-            ended = self._now_s() if fault.kind == "kill" else started + fault.duration_s
+            ended = self._now_s() if fault.kind in ("kill", *CLUSTER_KINDS) else started + fault.duration_s
             self.injected.append(Injected(fault, round(started, 6), round(ended, 6), error))
 
     def _fire(self, fault: Fault) -> None:
+        from tsobench.server import ChildServer
+
+        if fault.kind in CLUSTER_KINDS:
+            self._move_leader(fault)
+            return
         server = self.server
+        assert isinstance(server, ChildServer)  # RunConfig allows these only with a single server
         if fault.kind == "kill":
             server.kill()
             if self._stop.wait(fault.duration_s):
@@ -185,3 +201,17 @@ class FaultInjector:
             server.stall(fault.duration_s)
         else:
             server.delay(fault.duration_s, fault.delay_ms)
+
+    def _move_leader(self, fault: Fault) -> None:
+        """Transfer or kill the leader, then wait until another member holds the lease."""
+        from tsobench.server import ChildCluster
+
+        cluster = self.server
+        assert isinstance(cluster, ChildCluster)  # RunConfig allows leader faults only with members
+        old = cluster.transfer_leader()[0] if fault.kind == "leader" else cluster.kill_leader()
+        deadline = time.monotonic() + LEADER_WAIT_S
+        while (leader := cluster.leader()) is None or leader == old:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no new leader within {LEADER_WAIT_S:g}s")
+            if self._stop.wait(0.01):
+                raise InterruptedError("the run stopped before a new leader was elected")

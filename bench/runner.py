@@ -250,7 +250,7 @@ def run(
             t0 = time.time() + START_SLACK_S
             shards.go(t0)
             measure_from = t0 + config.warmup_s
-            if config.faults and isinstance(server, ChildServer):  # a single embedded server (checked by RunConfig)
+            if config.faults and server is not None:  # an embedded server or cluster (checked by RunConfig)
                 injector = FaultInjector(server, config.faults, measure_from).start()
             limit = t0 + hard_limit_s(config)
             while True:

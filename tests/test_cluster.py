@@ -14,6 +14,7 @@ import pytest
 from tsobench import strategies
 from tsobench.bench.config import RunConfig, ShardConfig
 from tsobench.bench.shard import run_shard
+from tsobench.options import ConfigError
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, ChildCluster, ServerConfig
 from tsobench.server.window import DataDirLock, DataDirLocked, WindowFile
@@ -184,3 +185,31 @@ def test_run_with_server_members_records_the_cluster(tmp_path):
     cluster = config["cluster"]
     assert len(cluster["endpoints"]) == 3 and cluster["members"] == cluster["endpoints"]
     assert cluster["leader"] == cluster["endpoints"][0] and cluster["tls"] is False
+
+
+def test_leader_faults_in_a_run_are_recorded_and_recovered():
+    """`--fault leader@..` and `kill-leader@..` on an embedded 3-member cluster."""
+    from tsobench.bench.runner import run
+
+    config = RunConfig(
+        strategy="dispatcher",
+        api="asyncio",
+        concurrency=4,
+        server_members=3,
+        duration_s=4.0,
+        warmup_s=0.3,
+        faults=("leader@0.8s", "kill-leader@2s"),
+    )
+    result = run(config)
+    faults = {f["kind"]: f for f in result.faults}
+    assert set(faults) == {"leader", "kill-leader"}
+    assert all(f["recovered"] for f in faults.values()), result.faults
+    assert result.correctness["violations"] == 0
+    assert result.judgement.clean, result.judgement
+
+
+def test_leader_faults_need_members_and_the_others_a_single_server():
+    with pytest.raises(ConfigError, match="needs --server-members"):
+        RunConfig(strategy="locked", duration_s=3, faults=("leader@1s",))
+    with pytest.raises(ConfigError, match="needs a single embedded server"):
+        RunConfig(strategy="locked", duration_s=3, server_members=3, faults=("kill@1s:0.5s",))

@@ -37,6 +37,8 @@ WHY = {
     ("pool", "kill"): "its streams reconnect independently: the first to get through serves its caller",
     ("dispatcher", "abort"): "its one stream breaks once and one reconnect answers every queued caller",
     ("dispatcher", "kill"): "one reconnect of its stream answers every queued caller in one batch",
+    ("dispatcher", "leader"): "one reconnect to the new leader answers every queued caller in one batch",
+    ("locked", "leader"): "one reconnect of its one stream to the new leader serves every waiting caller",
 }
 # ... when all designs recover alike ...
 WHY_ALL = {
@@ -44,6 +46,8 @@ WHY_ALL = {
     "delay": "a delay fails nothing, and replies are prompt again as it ends",
     "kill": "they all wait out the same reconnect backoff (at its 500 ms cap after a long outage)",
     "abort": "a broken stream is reopened after the backoff's first 10 ms step",
+    "leader": "a follower's 'not leader' makes every design ask GetMembers and reconnect to the new leader",
+    "kill-leader": "they all wait for the election (the dead leader's lease must run out) before anyone answers",
 }
 # ... and for the design that failed the fewest requests.
 FEWEST = {
