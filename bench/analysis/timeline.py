@@ -40,6 +40,7 @@ WHY = {
     ("dispatcher", "leader"): "one reconnect to the new leader answers every queued caller in one batch",
     ("locked", "leader"): "one reconnect of its one stream to the new leader serves every waiting caller",
 }
+KIND_NAMES = {"leader": "a leader transfer", "kill-leader": "the leader's death"}
 # ... when all designs recover alike ...
 WHY_ALL = {
     "stall": "a stall fails nothing, and what queued during it is answered as it ends",
@@ -275,7 +276,7 @@ def recovery_finding(data: Sequence[Run]) -> str | None:
 
 
 def _finding(kind: str, group: list[Recovery]) -> str:
-    a = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    a = KIND_NAMES.get(kind) or f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
     done = sorted(
         ((r.first_success_s, r) for r in group if r.recovered == r.faults and r.first_success_s is not None),
         key=lambda pair: (pair[0], pair[1].failed),
