@@ -183,3 +183,22 @@ def _numbered_tasks(create_task):
         return create_task(coro, **kwargs)
 
     return create
+
+
+@pytest.fixture(scope="module")
+def failing_server(tmp_path_factory):
+    """Each reply is replaced, with probability 0.2 (seeded), by aborting its stream with UNAVAILABLE."""
+    config = ServerConfig(data_dir=str(tmp_path_factory.mktemp("failing")), fail_rate=0.2, seed=7)
+    with ChildServer(config) as server:
+        yield server
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+@pytest.mark.parametrize("name", SAFE)
+def test_a_fail_rate_of_a_fifth_fails_about_a_fifth_of_the_requests(failing_server, name, api):
+    config = RunConfig(strategy=name, api=api, concurrency=4, duration_s=0.8, warmup_s=0, timeout_s=2)
+    result = run_shard(shard(config, failing_server.address))
+    finished = result.requests_ok + result.requests_failed
+    assert finished >= 40, result
+    assert 0.08 <= result.requests_failed / finished <= 0.35, (result.requests_failed, finished, result.errors)
+    assert set(result.errors) <= {"UNAVAILABLE"}, result.errors
