@@ -256,6 +256,9 @@ def _option(
     return Option(**{**asdict(option), "command": confirm_command(option, processes)})
 
 
+PROBE_MAX_PROCESSES = 16  # the largest sweep an UNREACHABLE answer suggests for loading the server harder
+
+
 def confirm_command(o: Option, processes: int) -> str:
     """The sweep that measures this setting at 1, 2, 4, ... up to ``processes`` client processes."""
     levels = sorted({*(2**k for k in range(processes.bit_length()) if 2**k < processes), processes})
@@ -301,7 +304,8 @@ def _message(
         )
     if choice is None:
         top = max(within_p99, key=lambda o: o.server_ceiling_tps or 0)
-        probe = confirm_command(top, math.ceil(required / top.per_process_tps))
+        # Enough processes to reach the target if each kept its rate, but a probe, not a fleet: at most PROBE_MAX.
+        probe = confirm_command(top, min(PROBE_MAX_PROCESSES, math.ceil(required / top.per_process_tps)))
         return (
             f"UNREACHABLE as measured: {need}. The highest server-side ceiling of any safe point"
             + (f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else "")
