@@ -225,7 +225,9 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
         g = g.sort_values(["total_callers", "processes"])
         color, marker = palette[series], shapes[series]
         ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=series)
-        mean = g["requests_ok"] / g["callers"].where(g["callers"] > 0, g["total_callers"])
+        # completions count answered and failed requests alike, as min/max_per_caller do
+        completions = g["requests_ok"] + g["requests_failed"].fillna(0)
+        mean = completions / g["callers"].where(g["callers"] > 0, g["total_callers"])
         ax_r.plot(g["total_callers"], g["min_per_caller"] / mean, color=color, marker=marker)
         ax_r.plot(g["total_callers"], g["max_per_caller"] / mean, color=color, marker=marker, linestyle="--",
                   markerfacecolor="none")  # fmt: skip
