@@ -20,7 +20,7 @@ from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints,
 
 from . import intervals, latency, recovery
 from .backend import READY_TIMEOUT_S, RunError, ShardBackend
-from .checker import Correctness, merge_ranges
+from .checker import Correctness
 from .config import RunConfig, ShardConfig
 from .environment import environment, host_facts, hosts_section
 from .fairness import fairness, littles_law_ratio
@@ -310,47 +310,39 @@ def _merge(
     t0: float,
 ) -> RunResult:
     parts = [shards.results[i] for i in sorted(shards.results)]
-    errors: Counter[str] = Counter()
-    for p in parts:
-        errors.update(p.errors)
+    total = ShardResult.merge(parts)
+    errors = Counter(total.errors)
     lost_callers = len(shards.failures) * config.concurrency
     if shards.failures:
         errors["shard_failed"] += lost_callers
-    ranges = merge_ranges(p.ranges for p in parts)
     correctness = Correctness(
-        checked=sum(p.checked for p in parts),
-        duplicates=ranges.duplicates,
-        non_monotonic=sum(p.non_monotonic for p in parts),
-        non_monotonic_per_caller=sum(p.non_monotonic_per_caller for p in parts),
-        mismatched=sum(p.mismatched for p in parts),
+        checked=total.checked,
+        duplicates=total.ranges.duplicates,
+        non_monotonic=total.non_monotonic,
+        non_monotonic_per_caller=total.non_monotonic_per_caller,
+        mismatched=total.mismatched,
     )
-    merged = latency.merge(p.latency for p in parts)
-    uncorrected = latency.merge(p.latency_uncorrected for p in parts)
-    measured_s = max((p.measured_s for p in parts), default=0.0)
-    ok = sum(p.requests_ok for p in parts)
-    timestamps = sum(p.timestamps for p in parts)
-    cpu_s = sum(p.cpu_s for p in parts)
-    completions = [n for p in parts for n in p.completions]
+    merged = latency.decode(total.latency)
+    uncorrected = latency.decode(total.latency_uncorrected)
+    measured_s, ok, timestamps, cpu_s = total.measured_s, total.requests_ok, total.timestamps, total.cpu_s
     callers = config.concurrency * config.processes
     metrics: Metrics = {
         "requests_ok": ok,
-        "requests_failed": sum(p.requests_failed for p in parts) + lost_callers,
+        "requests_failed": total.requests_failed + lost_callers,
         "timestamps": timestamps,
         "measured_s": round(measured_s, 6),
         "throughput_rps": ok / measured_s if measured_s else 0.0,
         "throughput_tps": timestamps / measured_s if measured_s else 0.0,
         "latency_us": latency.summarize(merged),
         "errors": dict(errors),
-        "hung": sum(p.hung for p in parts),
+        "hung": total.hung,
         "callers": callers,
-        "fairness": fairness(completions),  # callers of a lost shard count as shard_failed, not here
-        "in_flight_at_end": sum(p.in_flight_at_end for p in parts),
-        "censored": sum(p.censored for p in parts),
-        "littles_law_ratio": None
-        if config.open_loop
-        else littles_law_ratio(sum(p.answered_us for p in parts), measured_s, callers),
-        "reconnects": sum(p.reconnects for p in parts),
-        "streams_opened": sum(p.streams_opened for p in parts),
+        "fairness": fairness(total.completions),  # callers of a lost shard count as shard_failed, not here
+        "in_flight_at_end": total.in_flight_at_end,
+        "censored": total.censored,
+        "littles_law_ratio": None if config.open_loop else littles_law_ratio(total.answered_us, measured_s, callers),
+        "reconnects": total.reconnects,
+        "streams_opened": total.streams_opened,
         "client_cpu_s": round(cpu_s, 4),
         "client_cpu_us_per_ts": round(cpu_s * 1e6 / timestamps, 3) if timestamps else None,
         "server": _server_metrics(server),
@@ -359,7 +351,7 @@ def _merge(
     if config.open_loop:
         metrics["latency_uncorrected_us"] = latency.summarize(uncorrected)
         histograms["latency_uncorrected"] = latency.encode(uncorrected)
-    status = "interrupted" if interrupted or any(p.interrupted for p in parts) else "completed"
+    status = "interrupted" if interrupted or total.interrupted else "completed"
     if not parts:
         status = "failed"
     merged_intervals = intervals.merge(part for p in parts for part in p.intervals)

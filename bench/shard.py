@@ -91,6 +91,39 @@ class ShardResult:
         """Waits recorded without an answer: the requests in flight at the close."""
         return self.in_flight_at_end
 
+    @classmethod
+    def merge(cls, parts: Sequence[ShardResult]) -> ShardResult:
+        """Several shards as one, what a run reports: counts summed, the longest window,
+        histograms merged (never averaged), ranges coalesced across shards (an overlap
+        between two shards is a duplicate), completions per caller concatenated.
+        Intervals and fault traces stay per shard: they line up on the run's clock."""
+        errors: Counter[str] = Counter()
+        for p in parts:
+            errors.update(p.errors)
+        return cls(
+            index=-1,
+            requests_ok=sum(p.requests_ok for p in parts),
+            requests_failed=sum(p.requests_failed for p in parts),
+            timestamps=sum(p.timestamps for p in parts),
+            measured_s=max((p.measured_s for p in parts), default=0.0),
+            cpu_s=sum(p.cpu_s for p in parts),
+            errors=dict(errors),
+            hung=sum(p.hung for p in parts),
+            streams_opened=sum(p.streams_opened for p in parts),
+            latency=latency.encode(latency.merge(p.latency for p in parts)),
+            latency_uncorrected=latency.encode(latency.merge(p.latency_uncorrected for p in parts)),
+            checked=sum(p.checked for p in parts),
+            non_monotonic=sum(p.non_monotonic for p in parts),
+            non_monotonic_per_caller=sum(p.non_monotonic_per_caller for p in parts),
+            mismatched=sum(p.mismatched for p in parts),
+            ranges=merge_ranges(p.ranges for p in parts),
+            completions=[n for p in parts for n in p.completions],
+            in_flight_at_end=sum(p.in_flight_at_end for p in parts),
+            answered_us=sum(p.answered_us for p in parts),
+            reconnects=sum(p.reconnects for p in parts),
+            interrupted=any(p.interrupted for p in parts),
+        )
+
 
 class Caller:
     """One caller's loop state; everything it touches in the hot path is its own."""

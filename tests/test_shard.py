@@ -10,7 +10,7 @@ from tsobench import strategies
 from tsobench.bench import latency
 from tsobench.bench.config import RunConfig, ShardConfig
 from tsobench.bench.fairness import fairness
-from tsobench.bench.shard import run_shard
+from tsobench.bench.shard import ShardResult, run_shard
 from tsobench.server import ChildServer, ServerConfig
 from tsobench.strategies import Timestamp, registry
 
@@ -202,3 +202,18 @@ def test_a_fail_rate_of_a_fifth_fails_about_a_fifth_of_the_requests(failing_serv
     assert finished >= 40, result
     assert 0.08 <= result.requests_failed / finished <= 0.35, (result.requests_failed, finished, result.errors)
     assert set(result.errors) <= {"UNAVAILABLE"}, result.errors
+
+
+def test_merging_shards_sums_counts_and_finds_duplicates_between_them(child_server):
+    """ShardResult.merge is what a run reports over its shards; overlaps across shards are duplicates."""
+    config = RunConfig(strategy="locked", concurrency=2, requests=50, warmup_s=0)
+    a = run_shard(ShardConfig(config, 0, child_server.address))
+    b = run_shard(ShardConfig(config, 1, child_server.address))
+    total = ShardResult.merge([a, b])
+    assert (total.requests_ok, total.checked) == (a.requests_ok + b.requests_ok, a.checked + b.checked)
+    assert total.completions == a.completions + b.completions
+    assert latency.decode(total.latency).get_total_count() == (
+        latency.decode(a.latency).get_total_count() + latency.decode(b.latency).get_total_count()
+    )
+    assert total.ranges.duplicates == 0  # one server: nothing handed out twice
+    assert ShardResult.merge([a, a]).ranges.duplicates == a.checked  # the same ranges twice: every one a duplicate
