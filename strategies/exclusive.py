@@ -67,9 +67,12 @@ def _broken(slot: _Slot, backoff: Backoff, channels: SyncChannels | AsyncChannel
 LATE = "no reply within the request deadline"
 
 
-class ThreadClient(ThreadClientBase):
-    def __init__(self, options: ClientOptions, streams: int | None = None) -> None:
-        super().__init__(options)
+class _Slots:
+    """What the thread and asyncio clients share: the slots, their hand-off, the backoff."""
+
+    _handoff: ThreadHandOff[_Slot] | AsyncHandOff[_Slot]
+
+    def _init_slots(self, options: ClientOptions, streams: int | None) -> None:
         self._size = streams or options.pool_size
         self.backoff = Backoff()
 
@@ -77,15 +80,33 @@ class ThreadClient(ThreadClientBase):
     def reconnects(self) -> int:
         return self.backoff.attempts
 
-    def open(self) -> None:
-        super().open()
+    def _new_slots(self) -> list[_Slot]:
         self._slots = [_Slot() for _ in range(self._size)]
-        self._handoff: ThreadHandOff[_Slot] = ThreadHandOff(list(self._slots))
-        self._watchdog = ThreadWatchdog(self.options.timeout_s, self._expire)
+        return list(self._slots)
 
     def _expire(self, cutoff: int) -> None:
         self._handoff.expire(cutoff)
         _late_streams(self._slots, cutoff)
+
+    def _close_slots(self) -> None:
+        """Fail the callers still waiting for a stream, and close every stream."""
+        self._handoff.close()
+        for slot in self._slots:
+            if slot.stream is not None:
+                slot.stream.close()
+
+
+class ThreadClient(_Slots, ThreadClientBase):
+    _handoff: ThreadHandOff[_Slot]
+
+    def __init__(self, options: ClientOptions, streams: int | None = None) -> None:
+        super().__init__(options)
+        self._init_slots(options, streams)
+
+    def open(self) -> None:
+        super().open()
+        self._handoff = ThreadHandOff(self._new_slots())
+        self._watchdog = ThreadWatchdog(self.options.timeout_s, self._expire)
 
     def get_ts(self, count: int = 1) -> Timestamp:
         watchdog = self._watchdog
@@ -110,32 +131,21 @@ class ThreadClient(ThreadClientBase):
 
     def close(self) -> None:
         self._watchdog.stop()
-        self._handoff.close()
-        for slot in self._slots:
-            if slot.stream is not None:
-                slot.stream.close()
+        self._close_slots()
         super().close()
 
 
-class AsyncClient(AsyncClientBase):
+class AsyncClient(_Slots, AsyncClientBase):
+    _handoff: AsyncHandOff[_Slot]
+
     def __init__(self, options: ClientOptions, streams: int | None = None) -> None:
         super().__init__(options)
-        self._size = streams or options.pool_size
-        self.backoff = Backoff()
-
-    @property
-    def reconnects(self) -> int:
-        return self.backoff.attempts
+        self._init_slots(options, streams)
 
     async def open(self) -> None:
         await super().open()
-        self._slots = [_Slot() for _ in range(self._size)]
-        self._handoff: AsyncHandOff[_Slot] = AsyncHandOff(list(self._slots))
+        self._handoff = AsyncHandOff(self._new_slots())
         self._watchdog = AsyncWatchdog(self.options.timeout_s, self._expire)
-
-    def _expire(self, cutoff: int) -> None:
-        self._handoff.expire(cutoff)
-        _late_streams(self._slots, cutoff)
 
     async def get_ts(self, count: int = 1) -> Timestamp:
         watchdog = self._watchdog
@@ -167,8 +177,5 @@ class AsyncClient(AsyncClientBase):
 
     async def close(self) -> None:
         await self._watchdog.stop()
-        self._handoff.close()
-        for slot in self._slots:
-            if slot.stream is not None:
-                slot.stream.close()
+        self._close_slots()
         await super().close()
