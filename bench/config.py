@@ -14,6 +14,8 @@ from urllib.parse import urlsplit
 
 from tsobench.options import ConfigError, nested, option, validate
 from tsobench.server.config import ServerKnobs
+from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
+from tsobench.strategies.deadline import period_for
 
 from .faults import CLUSTER_KINDS, FAULT_HELP, Fault, to_faults
 
@@ -27,6 +29,9 @@ MAX_COUNT = (1 << 18) - 1  # PD's logical space per physical millisecond
 LOOPS = ("asyncio", "uvloop")  # the asyncio API's event loop
 LOCAL_SCHEDULER = "local"  # --scheduler local: a Dask LocalCluster started for the run
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+GRACE_S = 2.0  # how long a shard waits for its client to close
+SLACK_S = 0.1  # scheduling slack on top of a strategy's deadline before a wait counts as hung
+CHANNEL_BACKOFF_S = 1.0  # a channel's reconnect backoff (at most 500 ms) and the connect itself
 
 
 def _strategy_names() -> list[str]:
@@ -83,12 +88,15 @@ class RunConfig:
             positive=True,
             default_text=f"{DEFAULT_DURATION_S:g}",
             sweep_default=5.0,
+            point=False,
         ),
     )
     requests: int | None = field(
-        default=None, metadata=option("Measured requests in total (instead of --duration).", min=1)
+        default=None, metadata=option("Measured requests in total (instead of --duration).", min=1, point=False)
     )
-    warmup_s: float = field(default=1.0, metadata=option("Seconds excluded from figures.", flag="warmup", min=0))
+    warmup_s: float = field(
+        default=1.0, metadata=option("Seconds excluded from figures.", flag="warmup", min=0, point=False)
+    )
     rate: float | None = field(
         default=None,
         metadata=option(
@@ -107,13 +115,22 @@ class RunConfig:
             "HOST:PORT of a PD-compatible server, or several comma-separated PD members "
             "(the client asks GetMembers for the leader).",
             default_text="embedded",
+            locates=True,
         ),
     )
-    cacert: str | None = field(default=None, metadata=option("TLS to --target: the CA certificate (PEM) to verify it."))
-    cert: str | None = field(default=None, metadata=option("Mutual TLS to --target: the client certificate (PEM)."))
-    key: str | None = field(default=None, metadata=option("Mutual TLS to --target: the client's private key (PEM)."))
-    target_metrics: str | None = field(default=None, metadata=option("Prometheus URL of the target's tso_* counters."))
-    seed: int = field(default=0, metadata=option("Seeds arrivals, jitter, failures."))
+    cacert: str | None = field(
+        default=None, metadata=option("TLS to --target: the CA certificate (PEM) to verify it.", locates=True)
+    )
+    cert: str | None = field(
+        default=None, metadata=option("Mutual TLS to --target: the client certificate (PEM).", locates=True)
+    )
+    key: str | None = field(
+        default=None, metadata=option("Mutual TLS to --target: the client's private key (PEM).", locates=True)
+    )
+    target_metrics: str | None = field(
+        default=None, metadata=option("Prometheus URL of the target's tso_* counters.", point=False)
+    )
+    seed: int = field(default=0, metadata=option("Seeds arrivals, jitter, failures.", point=False))
     pool_size: int | None = field(
         default=None, metadata=option("pool: streams.", min=1, default_text="min(concurrency, 8)")
     )
@@ -130,6 +147,7 @@ class RunConfig:
             min=1,
             max=(1 << 64) - 1,
             default_text="ask GetMembers, as PD clients do",
+            locates=True,
         ),
     )
     loop: str = field(default="asyncio", metadata=option("asyncio API: the event loop.", choices=LOOPS, axis="loops"))
@@ -141,18 +159,23 @@ class RunConfig:
         metadata=option(
             "Run the shards on Dask: 'local' (a LocalCluster of --processes workers) or tcp://HOST:8786.",
             default_text="spawned processes",
+            locates=True,
         ),
     )
     server_host: str | None = field(
         default=None,
-        metadata=option("Embedded server: bind this address, one the Dask workers reach.", default_text="127.0.0.1"),
+        metadata=option(
+            "Embedded server: bind this address, one the Dask workers reach.", default_text="127.0.0.1", locates=True
+        ),
     )
     server_members: int = field(
         default=1, metadata=option("Embedded server: a PD-like cluster of this many members (one leads).", min=1)
     )
     interval_s: float = field(
         default=1.0,
-        metadata=option("The timeline's interval, s (results' timeline and .hlog).", flag="interval", min=0.01),
+        metadata=option(
+            "The timeline's interval, s (results' timeline and .hlog).", flag="interval", min=0.01, point=False
+        ),
     )
     faults: tuple[Fault, ...] = field(
         default=(),
@@ -267,6 +290,25 @@ class RunConfig:
         if self.rate:
             return self.warmup_s + self.requests / self.rate * 1.5 + 5
         return self.warmup_s + per_caller * self.timeout_s
+
+    @property
+    def late_s(self) -> float:
+        """A wait longer than this had a deadline that never fired: the caller is hung.
+        A strategy may spend a reconnect backoff before it sends, then its deadline
+        fires within one watchdog period."""
+        return LONGEST_BACKOFF_S + self.timeout_s + period_for(self.timeout_s) + SLACK_S
+
+    @property
+    def hard_limit_s(self) -> float:
+        """After this long from the start of the load, the parent kills any shard still running."""
+        return self.expected_seconds() + self.timeout_s + 2 * GRACE_S + 10.0
+
+    @property
+    def recovery_horizon_s(self) -> float:
+        """How long after a fault's end its failures still count as its own: a request sent
+        at the end may wait out a reconnect backoff and its deadline, and the channel's own
+        reconnect backoff comes on top."""
+        return self.late_s + CHANNEL_BACKOFF_S
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -36,12 +36,11 @@ from .results import (
     new_run_id,
     utc_now,
 )
-from .shard import GRACE_S, ShardResult, late_s
+from .shard import ShardResult
 from .worker import main as worker_main
 
 START_SLACK_S = 0.2
 NO_INTERVAL = -(1 << 62)
-CHANNEL_BACKOFF_S = 1.0  # a channel's reconnect backoff (at most 500 ms) and the connect itself
 
 
 @dataclass(frozen=True)
@@ -224,11 +223,6 @@ def _shards_for(config: RunConfig, target: str) -> ShardBackend:
     return DaskShards(config, target)
 
 
-def hard_limit_s(config: RunConfig) -> float:
-    """After this long the parent kills any shard still running."""
-    return config.expected_seconds() + config.timeout_s + 2 * GRACE_S + 10.0
-
-
 def run(
     config: RunConfig,
     command: list[str] | None = None,
@@ -252,7 +246,7 @@ def run(
             measure_from = t0 + config.warmup_s
             if config.faults and server is not None:  # an embedded server or cluster (checked by RunConfig)
                 injector = FaultInjector(server, config.faults, measure_from).start()
-            limit = t0 + hard_limit_s(config)
+            limit = t0 + config.hard_limit_s
             while True:
                 try:
                     if before is None and time.time() >= measure_from:
@@ -358,7 +352,7 @@ def _merge(
     faults: list[FaultOutcome] = []
     if config.faults:
         trace = _trace(parts, t0)
-        faults = recovery.outcomes(injected, trace, measured_s, recovery_horizon_s(config))
+        faults = recovery.outcomes(injected, trace, measured_s, config.recovery_horizon_s)
         metrics["unrecovered_callers"] = recovery.unrecovered_callers(faults, trace)
     return RunResult(
         run_id=run_id,
@@ -397,13 +391,6 @@ def _trace(parts: list[ShardResult], t0: float) -> recovery.Trace:
     return recovery.Trace.join(
         p.trace.shifted(round((p.started_wall_s - t0) * 1e6)) for p in parts if p.trace is not None
     )
-
-
-def recovery_horizon_s(config: RunConfig) -> float:
-    """How long after a fault's end its failures still count as its own: a request sent
-    at the end may wait out a reconnect backoff and its deadline, and the channel's own
-    reconnect backoff comes on top."""
-    return late_s(ShardConfig(config, 0, "")) + CHANNEL_BACKOFF_S
 
 
 def _where(shards: ShardBackend, index: int) -> Placement:

@@ -38,19 +38,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tsobench import strategies
-from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
-from tsobench.strategies.deadline import period_for
 from tsobench.strategies.stream import streams_opened
 
 from . import intervals, latency
 from .checker import CallerCheck, Ranges, merge_ranges, out_of_real_time_order
-from .config import ShardConfig
+from .config import GRACE_S, ShardConfig
 from .errors import error_kind
 from .recovery import NO_ANSWER, Trace
 
-GRACE_S = 2.0  # how long a shard waits for its client to close
 DRAIN_S = 2.0  # at most this long after the window for in-flight requests to finish
-SLACK_S = 0.1  # scheduling slack on top of a strategy's deadline before a wait counts as hung
 IDLE = -1  # a caller's ``pending`` when it waits for nothing
 FOREVER_US = 1 << 62
 
@@ -273,16 +269,8 @@ def _give_up_s(shard: ShardConfig, clock: Clock) -> float:
     return shard.run.expected_seconds() + shard.run.timeout_s + GRACE_S - (now_us() - clock.start_us) / 1e6
 
 
-def late_s(shard: ShardConfig) -> float:
-    """A wait longer than this had a deadline that never fired: the caller is hung.
-    A strategy may spend a reconnect backoff before it sends, then its deadline
-    fires within one watchdog period."""
-    timeout = shard.run.timeout_s
-    return LONGEST_BACKOFF_S + timeout + period_for(timeout) + SLACK_S
-
-
 def _drain_s(shard: ShardConfig) -> float:
-    return min(DRAIN_S, late_s(shard))
+    return min(DRAIN_S, shard.run.late_s)
 
 
 def _run_threads(shard: ShardConfig, clock: Clock, callers: list[Caller], client: strategies.TsoClient) -> int:
@@ -416,7 +404,7 @@ class Tally:
         self.run_latency: list[np.ndarray] = []
         self.run_failed: list[int] = []
         self.traces: list[Trace] = []
-        late_us = int(late_s(shard) * 1e6)
+        late_us = int(shard.run.late_s * 1e6)
         for c in callers:
             self._caller(c, late_us)
 

@@ -28,7 +28,6 @@ from tsobench.options import Spec, axis_default, build, specs, to_argv, word, wr
 
 from . import results
 from .config import ConfigError, RunConfig
-from .runner import hard_limit_s
 
 MANIFEST = "sweep.json"
 MANIFEST_VERSION = 1
@@ -225,7 +224,7 @@ class Sweep:
     def _run_point(self, point: Point) -> PointOutcome:
         path = self.result_path(point)
         argv = [sys.executable, "-P", "-m", "tsobench.bench", *point.argv(path)[1:]]
-        limit = hard_limit_s(point.config) + SPAWN_SLACK_S
+        limit = point.config.hard_limit_s + SPAWN_SLACK_S
         started = time.monotonic()
         proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tsobench.bench.config import RunConfig
-from tsobench.bench.runner import hard_limit_s, run
+from tsobench.bench.runner import run
 
 distributed = pytest.importorskip("distributed", reason='needs Dask distributed: pip install -e ".[dask]"')
 
@@ -157,7 +157,7 @@ def _kill_a_worker_mid_run(cluster: Cluster, child_server, out: Path) -> None:
             assert proc.poll() is None and time.monotonic() - started < START_TIMEOUT_S, proc.stderr
             time.sleep(0.05)
         os.killpg(cluster.workers[1].pid, signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=hard_limit_s(config) + START_TIMEOUT_S)
+        _, stderr = proc.communicate(timeout=config.hard_limit_s + START_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             proc.kill()

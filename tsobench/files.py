@@ -3,7 +3,10 @@ server, a person opening a report) never sees half a file."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import shutil
 from pathlib import Path
 
 
@@ -15,13 +18,19 @@ def write_atomically(path: str | os.PathLike[str], data: str | bytes, fsync: boo
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data.encode() if isinstance(data, str) else data)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    # A name of its own per writer: two writers of one file never share (and race on) a temporary file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     if fsync:
         folder = os.open(path.parent, os.O_RDONLY)
         try:
@@ -29,3 +38,26 @@ def write_atomically(path: str | os.PathLike[str], data: str | bytes, fsync: boo
         finally:
             os.close(folder)
     return path
+
+
+MIN_FREE_BYTES = 16 << 20  # what a results file, its interval log and a report need, with room to spare
+
+
+def check_writable(folder: str | os.PathLike[str], need_bytes: int = MIN_FREE_BYTES) -> str | None:
+    """Why ``folder`` cannot take our output (None: it can). Made if missing; probed
+    with a real file, so a read-only mount or a full disk shows before any work is done."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"cannot create {folder}: {exc.strerror or exc}"
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        write_atomically(folder / f".tsobench-probe-{os.getpid()}", b"probe").unlink()
+    except OSError as exc:
+        return f"cannot write into {folder}: {exc.strerror or exc}"
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        return f"only {free / 1e6:.1f} MB free in {folder} (need {need_bytes / 1e6:.0f} MB)"
+    return None

@@ -49,6 +49,8 @@ class Option:
     axis: str | None = None  # a sweep can vary it: the name of the axis (plural), e.g. "rates"
     sweep_default: Any = None  # a sweep's default, where it differs from a run's (a tuple or callable for an axis)
     key_tag: str | None = None  # an axis's tag in a sweep point's key ("c" makes c16); None: named only if not default
+    point: bool = True  # part of what a measured point is (False: how long or how it was recorded, e.g. duration)
+    locates: bool = False  # says where a run went (an address, a file path), not what it did: compare ignores it
 
 
 @dataclass(frozen=True)
@@ -395,3 +397,32 @@ def axis_default(spec: Spec) -> tuple[Any, ...]:
     if d is None:
         return (spec.default,)
     return tuple(d() if callable(d) else d)
+
+
+def point_keys(cls: type) -> tuple[str, ...]:
+    """The flat keys of the options that make two runs the same point: every option
+    but those declared ``point=False`` (run length, seed, recording), options added later included."""
+    return tuple(s.key for s in specs(cls) if s.option.point)
+
+
+def comparable_keys(cls: type) -> tuple[str, ...]:
+    """``point_keys`` without the options that only say where a run went (``locates``):
+    what matches a run against a new server build at a new address with the old one."""
+    return tuple(s.key for s in specs(cls) if s.option.point and not s.option.locates)
+
+
+def flatten(cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded instance (``asdict`` of ``cls``, as a results file holds it) by flat key;
+    an option the record lacks (written before the option existed) is its default."""
+    out: dict[str, Any] = {}
+    for spec in specs(cls):
+        value: Any = values
+        for name in spec.path:
+            value = value.get(name, _MISSING) if isinstance(value, Mapping) else _MISSING
+        if value is _MISSING:
+            value = None if spec.default is REQUIRED else spec.default
+        out[spec.key] = value
+    return out
+
+
+_MISSING = object()
