@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,16 +15,18 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
+from tsobench.files import check_writable
 from tsobench.options import ConfigError, build, click_options, sweep_click_options
 from tsobench.server.cli import serve_command
 
 from . import results
 from .config import RunConfig
+from .verdict import Verdict
 
 if TYPE_CHECKING:
     from .sweep import Point, PointOutcome, SweepPlan
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PIPED_WIDTH = 200
 
 
@@ -48,6 +53,41 @@ def main(verbose: bool) -> None:
     Exit codes: 0 clean; 1 could not start; 2 bad options; 3 completed but not clean; 130 interrupted.
     """
     # -v is read from argv before grpc loads (tsobench.grpc_log); here it only needs to exist.
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (``timeout``, systemd, CI runners, a closed terminal) stop a run as Ctrl-C does:
+    the load ends, what was measured is saved, nothing is left behind."""
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def exit_code(result: results.RunResult) -> int:
+    """0 clean; 130 interrupted, what was measured saved (violations still say 3); 3 otherwise not clean."""
+    judgement = result.judgement
+    if judgement.clean:
+        return EXIT_OK
+    if result.status == "interrupted" and judgement.verdict is not Verdict.VIOLATIONS:
+        return EXIT_INTERRUPTED
+    return EXIT_DIRTY
 
 
 def make_console(stderr: bool = False) -> Console:
@@ -191,15 +231,6 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
 
 
-def _output_path(output: str | None, run_id: str) -> Path:
-    if output is None:
-        return results.default_path(run_id)
-    path = Path(output)
-    if output.endswith(("/", "\\")) or path.is_dir():
-        return path / f"{run_id}.json"
-    return path
-
-
 @main.command("run")
 @click_options(RunConfig)
 @click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
@@ -207,8 +238,9 @@ def _output_path(output: str | None, run_id: str) -> Path:
 def run_command(output: str | None, quiet: bool, **options: Any) -> None:
     """Run one strategy under load and check every timestamp.
 
-    Exit 0: clean; 3: completed with correctness violations or errors (results
-    saved); 2: bad options; 1: the run could not start.
+    Exit 0: clean; 3: completed with correctness violations, errors or starved
+    callers (results saved); 130: interrupted (what was measured is saved); 2:
+    bad options; 1: the run could not start.
     """
     from .runner import RunError, run
     from .summary import print_run, progress_line
@@ -217,22 +249,50 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
         config = build(RunConfig, options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    path, folder = _output(output)
+    if why := check_writable(path if folder else path.parent):
+        raise click.UsageError(f"--output: {why}")
     err = make_console(stderr=True)
-    # SIGTERM (a scheduler, a timeout, kill) stops the run like Ctrl-C: load stopped, results saved, server gone.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with stop_signals():
+        try:
+            with err.status("starting", spinner="dots") as status:
+                on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
+                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
+        except RunError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            err.print("interrupted before the load started; nothing to save")
+            sys.exit(EXIT_INTERRUPTED)
+    with signals_ignored():  # what was measured is being saved: a late signal must not lose it
+        saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
+        print_run(result, str(saved) if saved else None, make_console())
+    sys.exit(exit_code(result))
+
+
+def _output(output: str | None) -> tuple[Path, bool]:
+    """Where the results go, and whether that is a folder (for ``<run_id>.json``) rather than the file."""
+    if output is None:
+        return results.DEFAULT_DIR, True
+    path = Path(output)
+    return path, output.endswith(("/", "\\")) or path.is_dir()
+
+
+def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
+    """Write the results; if that fails now (a full disk, a folder gone), write them to a fallback
+    path and name it, so what was measured is never lost to the output."""
     try:
-        with err.status("starting", spinner="dots") as status:
-            on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
-            result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
-    except RunError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(EXIT_FAILED)
-    except KeyboardInterrupt:
-        err.print("interrupted before the load started; nothing to save")
-        sys.exit(130)
-    path = results.write(result, _output_path(output, result.run_id))
-    print_run(result, str(path), make_console())
-    sys.exit(EXIT_OK if result.judgement.clean else EXIT_DIRTY)
+        return results.write(result, path)
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / path.name
+        err.print(f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}")
+        try:
+            written = results.write(result, fallback)
+        except OSError as again:
+            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {escape(again.strerror or str(again))}")
+            return None
+        err.print(f"saved to {escape(str(written))} instead")
+        return written
 
 
 @main.command("report")

@@ -40,3 +40,8 @@ def get(name: str) -> Strategy:
         return all_strategies()[name]
     except KeyError:
         raise UnknownStrategy(name) from None
+
+
+def is_builtin(strategy: Strategy) -> bool:
+    """One of tsobench's own strategies (a plugin's errors are named as the plugin's)."""
+    return any(strategy is s for s in BUILTIN)
