@@ -147,7 +147,7 @@ def _fake_points(monkeypatch, edits):
     edited per strategy, so the sweep's exit code is tested without timing."""
     from tsobench.bench.sweep import PointOutcome, Sweep
 
-    fixture = Path(__file__).resolve().parent.parent / "results" / "fixtures" / "locked-thread-c4.json"
+    fixture = Path(__file__).resolve().parents[2] / "results" / "fixtures" / "locked-thread-c4.json"
 
     def run_point(self, point):
         data = json.loads(fixture.read_text())
