@@ -189,7 +189,9 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
         if outcome is None:
             continue
         c, s = point.config, outcome.summary or {}
-        verdict = outcome.status if outcome.status != "skipped" else "ok (resumed)"
+        verdict = outcome.status
+        if outcome.status == "skipped":  # resumed (its result is in the folder) or not runnable here
+            verdict = "ok (resumed)" if outcome.result else f"skipped: {escape(outcome.error or '')}"
         if s.get("violations"):
             verdict = f"[bold red]{s['violations']} violations[/]"
         elif s.get("requests_failed") and outcome.status != "ok":  # a fault run's failures can be expected
