@@ -102,6 +102,8 @@ COLUMN_KINDS: dict[str, str] = {
     "dirty": "flag",
     "histogram": "text",
     "histogram_uncorrected": "text",
+    "config": "text",  # the recorded config as a dict: what makes a point (``options.flatten``)
+    "timeline": "text",  # the recorded timeline (a list): the intervals ``stats`` samples a single run by
     "command": "text",
     "python": "text",
     "grpcio": "text",
@@ -324,6 +326,8 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         "dirty": judgement.dirty,
         "histogram": histograms.get("latency"),
         "histogram_uncorrected": histograms.get("latency_uncorrected"),
+        "config": cfg,
+        "timeline": data.get("timeline"),
         "command": shlex.join(map(str, data["command"])) if data.get("command") else None,
         **{k: env.get(k) for k in ENV_FIELDS},
     }
