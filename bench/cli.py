@@ -300,3 +300,54 @@ def plan_command(
     else:
         print_plan(answer, make_console())
     sys.exit(EXIT_OK if answer.reachable else EXIT_DIRTY)
+
+
+@main.command("compare")
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option(
+    "--min-effect",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Smallest change that counts, as a fraction of BASE.  [default: 0.05 (5 %)]",
+)
+@click.option(
+    "--significance",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="1 - the confidence of the intervals.  [default: 0.05 (95 % intervals)]",
+)
+@click.option("--markdown", is_flag=True, help="Print Markdown instead of the table.")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the Markdown here.")
+def compare_command(
+    base: str, new: str, min_effect: float | None, significance: float | None, markdown: bool, output: str | None
+) -> None:
+    """Compare two results folders or files point by point: faster, slower or no significant change.
+
+    Points match by strategy, API and every option that defines a point, never by the target's
+    address, seed, length or time. Exit 0: no significant regression; 3: some point is significantly
+    slower (throughput down or p99 up by more than --min-effect) or no longer clean; 2: bad input
+    (no common points, unreadable files).
+    """
+    from tsobench.files import write_atomically
+
+    from .analysis.compare import compare, print_comparison, to_markdown_text
+
+    given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
+    try:
+        result = compare(base, new, **given)
+    except ValueError as exc:
+        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    text = to_markdown_text(result)
+    if output:
+        try:
+            write_atomically(output, text)
+        except OSError as exc:
+            make_console(stderr=True).print(f"[bold red]error:[/] cannot write {escape(output)}: {exc.strerror}")
+            sys.exit(EXIT_USAGE)
+    if markdown:
+        click.echo(text, nl=False)
+    else:
+        print_comparison(result, make_console())
+    sys.exit(EXIT_DIRTY if result.regressions else EXIT_OK)
