@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .sweep import Point, PointOutcome, SweepPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
+EXIT_UNKNOWN = 4  # tsobench plan: the answer depends on a ceiling nobody measured
 PIPED_WIDTH = 200
 
 
@@ -285,10 +286,11 @@ def plan_command(
 ) -> None:
     """Which safe strategy and settings reach --target-tps, on how many processes and machines.
 
-    Exit 0: reachable (the message says when only by extrapolation); 3: unreachable; 2: bad input.
+    Exit 0: reachable (the message says when only by extrapolation); 3: unreachable (above a ceiling it
+    names); 4: unknown (beyond what was measured, the server's ceiling not known); 2: bad input.
     """
     from .analysis.loader import load
-    from .analysis.plan import plan, print_plan, to_json
+    from .analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, to_json
 
     try:
         answer = plan(load(paths), target_tps, p99_ms, headroom)
@@ -299,7 +301,7 @@ def plan_command(
         click.echo(to_json(answer))
     else:
         print_plan(answer, make_console())
-    sys.exit(EXIT_OK if answer.reachable else EXIT_DIRTY)
+    sys.exit({UNREACHABLE: EXIT_DIRTY, UNKNOWN: EXIT_UNKNOWN}.get(answer.answer, EXIT_OK))
 
 
 @main.command("compare")
