@@ -17,6 +17,7 @@ from tsobench.server.cli import serve_command
 
 from . import results
 from .config import RunConfig
+from .slo import click_options as _slo_options
 
 if TYPE_CHECKING:
     from .sweep import Point, PointOutcome, SweepPlan
@@ -353,3 +354,98 @@ def compare_command(
     else:
         print_comparison(result, make_console())
     sys.exit(EXIT_DIRTY if result.regressions else EXIT_OK)
+
+
+@main.command("slo")
+@_slo_options
+@click.option("--p99-ms", type=float, required=True, help="The objective: p99 at or below this, ms.")
+@click.option("--strategies", default=None, help="Several designs: a comma-separated list of strategies.")
+@click.option("--apis", default=None, help="With --strategies: a comma-separated list of APIs [default: --api].")
+@click.option("--min-rate", type=float, default=None, help="Halve no lower than this, requests/s.  [default: 10]")
+@click.option("--max-rate", type=float, default=None, help="Double no higher than this, requests/s.  [default: 1e7]")
+@click.option(
+    "--resolution", type=float, default=None, help="Stop when the bracket is within this share.  [default: 0.1]"
+)
+@click.option("--max-steps", type=int, default=None, help="Steps per design at most.  [default: 20]")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/slo-<time>/].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line while a step runs.")
+def slo_command(
+    p99_ms: float,
+    strategies: str | None,
+    apis: str | None,
+    output: str | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Search the highest open-loop rate whose p99 stays within --p99-ms with no errors.
+
+    Doubling from --rate, then bisecting; each step a short run (--duration, 3 s unless given) against
+    one server (an embedded one for the whole search, or --target). Every option of `tsobench run` is
+    accepted. Writes each step's results file and slo.json. Exit 0: a sustainable rate found (for every
+    design); 3: some design misses the target even at the lowest rate; 2: bad input; 1: could not start;
+    130: interrupted (what was measured is saved).
+    """
+    from rich.table import Table
+
+    from .results import DEFAULT_DIR
+    from .runner import Progress, RunError
+    from .slo import Search, Step, designs, run_searches
+    from .summary import progress_line
+
+    limits = {k: options.pop(k) for k in ("min_rate", "max_rate", "resolution", "max_steps")}
+    try:
+        configs = designs(options, strategies, apis)
+        start = {"start": options["rate"]} if options["rate"] is not None else {}
+        search = Search(p99_ms, **start, **{k: v for k, v in limits.items() if v is not None})
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = Path(output) if output else DEFAULT_DIR / f"slo-{time.strftime('%Y%m%d-%H%M%S')}"
+    console, err = make_console(), make_console(stderr=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop ends the search like Ctrl-C
+    console.print(f"{len(configs)} design(s), p99 <= {p99_ms:g} ms, steps into {out}/")
+    with err.status("starting", spinner="dots") as status:
+
+        def on_start(design: str, n: int, rate: float) -> None:
+            status.update(f"{design} step {n}: {rate:,.0f} requests/s")
+
+        def on_step(design: str, n: int, step: Step) -> None:
+            mark = "[green]pass[/]" if step.passed else "[yellow]interrupted[/]" if step.interrupted else "[red]fail[/]"
+            console.print(
+                f"{escape(design)} step {n}: {step.rate:,.0f}/s offered, {step.tps:,.0f} ts/s: {mark} "
+                f"({escape(step.why)})",
+                highlight=False,
+            )
+
+        def on_progress(p: Progress) -> None:
+            status.update(progress_line(p))
+
+        try:
+            command = ["tsobench", *sys.argv[1:]]
+            outcomes = run_searches(configs, search, out, command, on_start, on_step, None if quiet else on_progress)
+        except RunError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; what was measured is in {out}/")
+            sys.exit(130)
+    table = Table(title=f"Sustainable ts/s at p99 <= {p99_ms:g} ms", title_justify="left")
+    for col in ("design", "sustainable ts/s", "offered requests/s", "p99 ms", "bracket requests/s", "steps", "stopped"):
+        table.add_column(col, justify="left" if col in ("design", "stopped") else "right")
+    for o in outcomes:
+        best = o.best
+        table.add_row(
+            escape(o.design),
+            f"{best.tps:,.0f}" if best else "-",
+            f"{best.rate:,.0f}" if best else "-",
+            f"{best.p99_ms:,.2f}" if best and best.p99_ms is not None else "-",
+            o.bracket_text(),
+            str(len(o.steps)),
+            escape(o.stopped),
+        )
+    console.print(table)
+    for o in outcomes:
+        console.print(escape(o.line()), highlight=False, soft_wrap=True)
+    console.print(f"steps and manifest: {out}/  ({out / 'slo.json'})")
+    if any(o.interrupted for o in outcomes):
+        sys.exit(130)
+    sys.exit(EXIT_OK if all(o.best for o in outcomes) else EXIT_DIRTY)
