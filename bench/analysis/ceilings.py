@@ -25,6 +25,7 @@ import pandas as pd
 SATURATED_SHARE = 0.9  # of the server's cores busy in the window: measured at saturation
 DEFAULT_THREADS = 1  # the asyncio server runs one thread; a file that does not say is read as that
 CPU_COST, SATURATED = "cpu cost", "measured at saturation"
+NO_CPU = "no server CPU recorded in these runs (a --target without --target-metrics, or older files)"
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,7 @@ def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
         )
     else:
         kind, ceiling = None, None
-        why = (
-            "server side unknown: no server CPU recorded in these runs; a --target without --target-metrics, "
-            "or older files"
-        )
+        why = f"server side unknown: {NO_CPU}"
     return ServerSide(ceiling, kind, why, lower, lower_from, share, threads, cost)
 
 

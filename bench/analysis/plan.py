@@ -35,7 +35,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .aggregate import repeats
-from .ceilings import ServerSide, server_side
+from .ceilings import NO_CPU, ServerSide, server_side
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
@@ -324,9 +324,7 @@ def _message(
             "Measure a safe strategy first."
         )
     within = f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else ""
-    best_text = (
-        f"Best measured{within}: {best.measured_tps:,.0f} ts/s ({best.describe()}, p={best.measured_processes})."
-    )
+    best_text = f"{best.measured_tps:,.0f} ts/s ({best.describe()}, p={best.measured_processes})."
     if not focus.meets_p99:
         return (
             f"UNREACHABLE: {need} with p99 <= {p99_ms:g} ms: no safe measured point meets that p99; the lowest "
@@ -344,11 +342,10 @@ def _message(
     if answer == UNKNOWN:
         return (
             f"UNKNOWN beyond what was measured: {need}. Reachable as far as measured{within}: {best_text} The "
-            f"server-side ceiling is unknown ({focus.server_ceiling_from}); it was seen answering at least "
-            f"{focus.server_lower_bound_tps:,.0f} ts/s at this batching, a lower bound of its capacity, not a "
-            f"ceiling. If the server keeps up, {setting} would give {focus.processes * focus.per_process_tps:,.0f} "
-            f"ts/s. Find out by loading it harder with its CPU recorded (--target-metrics for a --target): "
-            f"{focus.command}"
+            f"server-side ceiling is unknown: {NO_CPU}. Known is a lower bound of its capacity, not a ceiling: "
+            f"{focus.server_lower_bound_from}. If the server keeps up, {setting} would give "
+            f"{focus.processes * focus.per_process_tps:,.0f} ts/s. Find out by loading it harder with its CPU "
+            f"recorded (--target-metrics for a --target): {focus.command}"
         )
     if answer == REACHABLE:
         return (
