@@ -139,8 +139,11 @@ Key = tuple[tuple[str, str], ...]
 def point_key(config: Mapping[str, Any]) -> Key:
     """What a run measured, as a hashable key: every comparable option's recorded value (defaults
     for options the file predates)."""
-    flat = flatten(RunConfig, config)
-    return tuple((k, json.dumps(flat[k], sort_keys=True, default=str)) for k in comparable_keys(RunConfig))
+    flat, by_key = flatten(RunConfig, config), {spec.key: spec for spec in specs(RunConfig)}
+    # parsed as the option declares it, so a rate written 500 by one tsobench and 500.0 by another match
+    return tuple(
+        (k, json.dumps(by_key[k].parse(flat[k]), sort_keys=True, default=str)) for k in comparable_keys(RunConfig)
+    )
 
 
 def _points(df: pd.DataFrame) -> dict[Key, pd.DataFrame]:

@@ -105,6 +105,14 @@ def test_points_only_on_one_side_are_listed_and_no_common_point_is_bad_input(tmp
     assert bad.exit_code == 2 and "min-effect" in bad.output
 
 
+def test_values_match_as_their_option_reads_them(tmp_path: Path) -> None:
+    base, new = tmp_path / "base", tmp_path / "new"
+    hand_made(base, "a", 500, 800, rate=500)  # an integer, as an older or other writer may record it
+    hand_made(new, "a", 500, 800, rate=500.0)
+    (p,) = compare(base, new).changes
+    assert p.verdict == SAME
+
+
 def test_markdown_on_stdout_and_into_a_file(tmp_path: Path) -> None:
     base = tmp_path / "base"
     hand_made(base, "a", 10_000, 800)
