@@ -11,7 +11,8 @@ rate is the ceiling itself. Each figure says which of the two it is and where
 it came from; without the server's CPU (a ``--target`` without
 ``--target-metrics``, files written before the server recorded its CPU) the
 ceiling is unknown, and the plan says so instead of calling the target
-unreachable.
+unreachable. So is a cost-based figure below what the server was seen to
+manage (a light load's cost per timestamp includes the server's idle work).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ SATURATED_SHARE = 0.9  # of the server's cores busy in the window: measured at s
 DEFAULT_THREADS = 1  # the asyncio server runs one thread; a file that does not say is read as that
 CPU_COST, SATURATED = "cpu cost", "measured at saturation"
 NO_CPU = "no server CPU recorded in these runs (a --target without --target-metrics, or older files)"
+UNKNOWN_FROM = "server side unknown: "  # how an unknown ceiling's ``ceiling_from`` begins; the reason follows
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,14 @@ def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
             f"server side {SATURATED}: its CPU was {share:.2f} of the {cores} it can use while it answered "
             f"{tps:,.0f} ts/s at this setting"
         )
+    elif cost is not None and cost > 0 and threads * 1e6 / cost < lower:
+        # At a light load the cost per timestamp carries the server's idle work (its clock tick, saves):
+        # an estimate the server was seen to beat is no ceiling.
+        kind, ceiling = None, None
+        why = (
+            f"{UNKNOWN_FROM}its CPU cost here ({cost:,.2f} µs per timestamp) would allow "
+            f"{threads * 1e6 / cost:,.0f} ts/s, less than the {lower:,.0f} ts/s it was seen to manage"
+        )
     elif cost is not None and cost > 0:
         kind, ceiling = CPU_COST, threads * 1e6 / cost
         busy = f", {share:.2f} of {cores} busy" if share is not None else ""
@@ -65,7 +75,7 @@ def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
         )
     else:
         kind, ceiling = None, None
-        why = f"server side unknown: {NO_CPU}"
+        why = UNKNOWN_FROM + NO_CPU
     return ServerSide(ceiling, kind, why, lower, lower_from, share, threads, cost)
 
 

@@ -35,7 +35,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .aggregate import repeats
-from .ceilings import NO_CPU, ServerSide, server_side
+from .ceilings import UNKNOWN_FROM, ServerSide, server_side
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
@@ -342,7 +342,8 @@ def _message(
     if answer == UNKNOWN:
         return (
             f"UNKNOWN beyond what was measured: {need}. Reachable as far as measured{within}: {best_text} The "
-            f"server-side ceiling is unknown: {NO_CPU}. Known is a lower bound of its capacity, not a ceiling: "
+            f"server-side ceiling is unknown: {focus.server_ceiling_from.removeprefix(UNKNOWN_FROM)}. Known is a "
+            "lower bound of its capacity, not a ceiling: "
             f"{focus.server_lower_bound_from}. If the server keeps up, {setting} would give "
             f"{focus.processes * focus.per_process_tps:,.0f} ts/s. Find out by loading it harder with its CPU "
             f"recorded (--target-metrics for a --target): {focus.command}"

@@ -121,8 +121,7 @@ def no_fit_because(levels: int) -> str:
     if levels >= MIN_LEVELS:
         return ""
     return (
-        f"{levels} concurrency level(s), a ceiling needs {CEILING_LEVELS} (no fit: a curve of {PARAMETERS} "
-        f"parameters through {PARAMETERS} levels or fewer fits anything)"
+        f"{levels} concurrency level(s), a ceiling needs {CEILING_LEVELS} (no fit: {PARAMETERS} parameters fit any 3)"
     )
 
 

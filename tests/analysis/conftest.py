@@ -19,15 +19,17 @@ def fixture_names() -> list[str]:
     return sorted(p.name for p in FIXTURES.glob("*.json") if p.name != "pytest-benchmark-smoke.json")
 
 
-def server_cpu(data: dict[str, Any], share: float, threads: int | None = 1) -> dict[str, Any]:
-    """``data`` with ``metrics.server`` recording the server's CPU as DESIGN.md's contract has it:
-    ``share`` of a core busy over the measured window."""
+def server_cpu(
+    data: dict[str, Any], us_per_rpc: float | None = None, share: float | None = None, threads: int | None = 1
+) -> dict[str, Any]:
+    """``data`` with ``metrics.server`` recording the server's CPU as DESIGN.md's contract has it: a cost
+    per RPC (what a TSO server spends: one message, whatever its count), or ``share`` of a core outright."""
     m = data["metrics"]
     server = m["server"]
-    cpu_s = share * m["measured_s"]
+    cpu_s = share * m["measured_s"] if share is not None else server["rpcs"] * (us_per_rpc or 0) / 1e6
     server.update(
         cpu_s=cpu_s,
-        cpu_share=share,
+        cpu_share=cpu_s / m["measured_s"],
         cpu_us_per_rpc=cpu_s * 1e6 / server["rpcs"] if server["rpcs"] else None,
         cpu_us_per_ts=cpu_s * 1e6 / server["timestamps"] if server["timestamps"] else None,
     )
