@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
@@ -284,24 +285,24 @@ def run_searches(
     outcomes: list[Outcome] = []
     with serving(designs[0]) as (address, metrics_url):
         manifest.server["address"] = address
+
+        def measure(config: RunConfig, steps: list[Step], rate: float) -> Step:
+            design = f"{config.strategy}/{config.api}"
+            if on_start:
+                on_start(design, len(steps) + 1, rate)
+            result = run(step_config(config, rate, address, metrics_url), command, on_progress)
+            name = f"{config.strategy}-{config.api}/step{len(steps) + 1:02d}-r{word(rate)}.json"
+            results.write(result, out / name)
+            steps.append(judge_step(result, rate, search.p99_ms, name))
+            manifest.write([*outcomes, Outcome(config.strategy, config.api, search.p99_ms, tuple(steps), RUNNING)])
+            if on_step:
+                on_step(design, len(steps), steps[-1])
+            return steps[-1]
+
         for config in designs:
             steps: list[Step] = []
-
-            def measure(rate: float, config: RunConfig = config, steps: list[Step] = steps) -> Step:
-                design = f"{config.strategy}/{config.api}"
-                if on_start:
-                    on_start(design, len(steps) + 1, rate)
-                result = run(step_config(config, rate, address, metrics_url), command, on_progress)
-                name = f"{config.strategy}-{config.api}/step{len(steps) + 1:02d}-r{word(rate)}.json"
-                results.write(result, out / name)
-                steps.append(judge_step(result, rate, search.p99_ms, name))
-                manifest.write([*outcomes, Outcome(config.strategy, config.api, search.p99_ms, tuple(steps), RUNNING)])
-                if on_step:
-                    on_step(design, len(steps), steps[-1])
-                return steps[-1]
-
             try:
-                _, stopped = bracket(measure, search)
+                _, stopped = bracket(functools.partial(measure, config, steps), search)
             except KeyboardInterrupt:  # outside a step's load (a step's own Ctrl-C ends it as interrupted)
                 stopped = INTERRUPTED
             except RunError:
