@@ -22,12 +22,14 @@ from tsobench.server.cli import serve_command
 
 from . import results
 from .config import RunConfig
+from .slo import click_options as _slo_options
 from .verdict import Verdict
 
 if TYPE_CHECKING:
     from .sweep import Point, PointOutcome, Sweep, SweepPlan
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_UNKNOWN = 4  # tsobench plan: the answer depends on a ceiling nobody measured
 PIPED_WIDTH = 200
 
 
@@ -391,10 +393,11 @@ def plan_command(
 ) -> None:
     """Which safe strategy and settings reach --target-tps, on how many processes and machines.
 
-    Exit 0: reachable (the message says when only by extrapolation); 3: unreachable; 2: bad input.
+    Exit 0: reachable (the message says when only by extrapolation); 3: unreachable (above a ceiling it
+    names); 4: unknown (beyond what was measured, the server's ceiling not known); 2: bad input.
     """
     from .analysis.loader import load
-    from .analysis.plan import plan, print_plan, to_json
+    from .analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, to_json
 
     try:
         answer = plan(load(paths), target_tps, p99_ms, headroom)
@@ -405,4 +408,150 @@ def plan_command(
         click.echo(to_json(answer))
     else:
         print_plan(answer, make_console())
-    sys.exit(EXIT_OK if answer.reachable else EXIT_DIRTY)
+    sys.exit({UNREACHABLE: EXIT_DIRTY, UNKNOWN: EXIT_UNKNOWN}.get(answer.answer, EXIT_OK))
+
+
+@main.command("compare")
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option(
+    "--min-effect",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Smallest change that counts, as a fraction of BASE.  [default: 0.05 (5 %)]",
+)
+@click.option(
+    "--significance",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="1 - the confidence of the intervals.  [default: 0.05 (95 % intervals)]",
+)
+@click.option("--markdown", is_flag=True, help="Print Markdown instead of the table.")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the Markdown here.")
+def compare_command(
+    base: str, new: str, min_effect: float | None, significance: float | None, markdown: bool, output: str | None
+) -> None:
+    """Compare two results folders or files point by point: faster, slower or no significant change.
+
+    Points match by strategy, API and every option that defines a point, never by the target's
+    address, seed, length or time. Exit 0: no significant regression; 3: some point is significantly
+    slower (throughput down or p99 up by more than --min-effect) or no longer clean; 2: bad input
+    (no common points, unreadable files).
+    """
+    from tsobench.files import write_atomically
+
+    from .analysis.compare import compare, print_comparison, to_markdown_text
+
+    given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
+    try:
+        result = compare(base, new, **given)
+    except ValueError as exc:
+        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_USAGE)
+    text = to_markdown_text(result)
+    if output:
+        try:
+            write_atomically(output, text)
+        except OSError as exc:
+            make_console(stderr=True).print(f"[bold red]error:[/] cannot write {escape(output)}: {exc.strerror}")
+            sys.exit(EXIT_USAGE)
+    if markdown:
+        click.echo(text, nl=False)
+    else:
+        print_comparison(result, make_console())
+    sys.exit(EXIT_DIRTY if result.regressions else EXIT_OK)
+
+
+@main.command("slo")
+@_slo_options
+@click.option("--p99-ms", type=float, required=True, help="The objective: p99 at or below this, ms.")
+@click.option("--strategies", default=None, help="Several designs: a comma-separated list of strategies.")
+@click.option("--apis", default=None, help="With --strategies: a comma-separated list of APIs [default: --api].")
+@click.option("--min-rate", type=float, default=None, help="Halve no lower than this, requests/s.  [default: 10]")
+@click.option("--max-rate", type=float, default=None, help="Double no higher than this, requests/s.  [default: 1e7]")
+@click.option(
+    "--resolution", type=float, default=None, help="Stop when the bracket is within this share.  [default: 0.1]"
+)
+@click.option("--max-steps", type=int, default=None, help="Steps per design at most.  [default: 20]")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/slo-<time>/].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line while a step runs.")
+def slo_command(
+    p99_ms: float,
+    strategies: str | None,
+    apis: str | None,
+    output: str | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Search the highest open-loop rate whose p99 stays within --p99-ms with no errors.
+
+    Doubling from --rate, then bisecting; each step a short run (--duration, 3 s unless given) against
+    one server (an embedded one for the whole search, or --target). Every option of `tsobench run` is
+    accepted. Writes each step's results file and slo.json. Exit 0: a sustainable rate found (for every
+    design); 3: some design misses the target even at the lowest rate; 2: bad input; 1: could not start;
+    130: interrupted (what was measured is saved).
+    """
+    from rich.table import Table
+
+    from .results import DEFAULT_DIR
+    from .runner import Progress, RunError
+    from .slo import Search, Step, designs, run_searches
+    from .summary import progress_line
+
+    limits = {k: options.pop(k) for k in ("min_rate", "max_rate", "resolution", "max_steps")}
+    try:
+        configs = designs(options, strategies, apis)
+        start = {"start": options["rate"]} if options["rate"] is not None else {}
+        search = Search(p99_ms, **start, **{k: v for k, v in limits.items() if v is not None})
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = Path(output) if output else DEFAULT_DIR / f"slo-{time.strftime('%Y%m%d-%H%M%S')}"
+    console, err = make_console(), make_console(stderr=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop ends the search like Ctrl-C
+    console.print(f"{len(configs)} design(s), p99 <= {p99_ms:g} ms, steps into {out}/")
+    with err.status("starting", spinner="dots") as status:
+
+        def on_start(design: str, n: int, rate: float) -> None:
+            status.update(f"{design} step {n}: {rate:,.0f} requests/s")
+
+        def on_step(design: str, n: int, step: Step) -> None:
+            mark = "[green]pass[/]" if step.passed else "[yellow]interrupted[/]" if step.interrupted else "[red]fail[/]"
+            console.print(
+                f"{escape(design)} step {n}: {step.rate:,.0f}/s offered, {step.tps:,.0f} ts/s: {mark} "
+                f"({escape(step.why)})",
+                highlight=False,
+            )
+
+        def on_progress(p: Progress) -> None:
+            status.update(progress_line(p))
+
+        try:
+            command = ["tsobench", *sys.argv[1:]]
+            outcomes = run_searches(configs, search, out, command, on_start, on_step, None if quiet else on_progress)
+        except RunError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; what was measured is in {out}/")
+            sys.exit(130)
+    table = Table(title=f"Sustainable ts/s at p99 <= {p99_ms:g} ms", title_justify="left")
+    for col in ("design", "sustainable ts/s", "offered requests/s", "p99 ms", "bracket requests/s", "steps", "stopped"):
+        table.add_column(col, justify="left" if col in ("design", "stopped") else "right")
+    for o in outcomes:
+        best = o.best
+        table.add_row(
+            escape(o.design),
+            f"{best.tps:,.0f}" if best else "-",
+            f"{best.rate:,.0f}" if best else "-",
+            f"{best.p99_ms:,.2f}" if best and best.p99_ms is not None else "-",
+            o.bracket_text(),
+            str(len(o.steps)),
+            escape(o.stopped),
+        )
+    console.print(table)
+    for o in outcomes:
+        console.print(escape(o.line()), highlight=False, soft_wrap=True)
+    console.print(f"steps and manifest: {out}/  ({out / 'slo.json'})")
+    if any(o.interrupted for o in outcomes):
+        sys.exit(130)
+    sys.exit(EXIT_OK if all(o.best for o in outcomes) else EXIT_DIRTY)

@@ -71,34 +71,43 @@ class _Load:
     injected: list[Injected] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Served:
+    """What the load goes to: its address, a way to read its counters, and the embedded server (None: --target)."""
+
+    address: str
+    counters: Callable[[], ServerCounters | None]
+    server: ChildServer | ChildCluster | None
+
+
 def run(
     config: RunConfig,
     command: list[str] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    served: Served | None = None,
 ) -> RunResult:
     """Run and return the merged, judged result. A stop during the load still
-    returns what was measured (status "interrupted"); one before it raises KeyboardInterrupt."""
+    returns what was measured (status "interrupted"); one before it raises KeyboardInterrupt.
+    ``served``: a server already running for this config (``serving``), shared by several runs."""
     started_at = utc_now()
     record = strategy_record(config)  # before the load: a plugin installed meanwhile changes nothing
-    with _server_for(config) as (target, read_counters, server):
-        cluster = _find_cluster(config, target)
+    with contextlib.nullcontext(served) if served else serving(config) as s:
+        cluster = _find_cluster(config, s.address)
         measured_network = network(config, cluster["leader"])
-        shards = _backend(config, target)
+        shards = _backend(config, s.address)
         try:
-            load = _drive(config, shards, read_counters, server, on_progress)
+            load = _drive(config, shards, s.counters, s.server, on_progress)
         finally:
             shards.close()
     return _result(config, record, started_at, command or [], shards, load, cluster, measured_network).judged()
 
 
 @contextlib.contextmanager
-def _server_for(
-    config: RunConfig,
-) -> Iterator[tuple[str, Callable[[], ServerCounters | None], ChildServer | ChildCluster | None]]:
-    """The target address, a way to read its counters, and the embedded server (None with --target)."""
+def serving(config: RunConfig) -> Iterator[Served]:
+    """The ``--target``, or the embedded server with the config's knobs, started here and stopped after."""
     if config.target is not None:
         url = config.target_metrics
-        yield config.target, (lambda: fetch_counters(url)) if url else (lambda: None), None
+        yield Served(config.target, (lambda: fetch_counters(url)) if url else (lambda: None), None)
         return
     # The knobs pass through whole: a knob added to ServerKnobs reaches the embedded server by itself.
     server_config = ServerConfig(
@@ -115,7 +124,7 @@ def _server_for(
             server.start()
         except Exception as exc:
             raise RunError(f"could not start the embedded server: {exc}") from exc
-        yield server.address, server.counters, server
+        yield Served(server.address, server.counters, server)
     finally:
         server.close()
 

@@ -94,6 +94,8 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
         row[f"{k}_min_us"], row[f"{k}_max_us"] = g[f"{k}_us"].min(), g[f"{k}_us"].max()
     for col in ("cpu_per_1k_ts", "rpcs_per_ts", "mean_batch", "client_cpu_s", "littles_law_ratio", "duration_s"):
         row[col] = g[col].median()
+    for col in ("server_cpu_share", "server_cpu_us_per_ts", "server_threads"):  # the plan's server ceiling
+        row[col] = g[col].median()
     row.update(_totals(g))
     row["jain"] = g["jain"].min()  # the least fair repeat
     row["min_per_caller"], row["max_per_caller"] = g["min_per_caller"].min(), g["max_per_caller"].max()

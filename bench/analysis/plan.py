@@ -2,12 +2,15 @@
 
 Only safe, clean strategies are candidates (never the negative control, never
 a run ``verdict.judge`` does not call clean, never the ``null`` harness
-ceiling). Every ceiling names where it comes from:
+ceiling). Every ceiling names where it comes from, and only a ceiling that can
+be defended is called one:
 
-- server side: the most RPCs/s the server was measured answering, times the
-  timestamps per RPC the candidate's batching achieved. It is a measured
-  lower bound of the server's capacity; a target above it is UNREACHABLE as
-  measured (scale or batch the server side, or measure it higher).
+- server side (``ceilings``): from the server's CPU cost per timestamp on the
+  cores it can use, or its measured rate when it was measured at saturation.
+  A target above it is UNREACHABLE: more client processes cannot help. The
+  most the server was seen answering is shown as a lower bound, never as a
+  ceiling; without the server's CPU the ceiling is unknown, and a target beyond
+  what was measured is UNKNOWN, never UNREACHABLE on that account.
 - client side: one client process, from the USL fit of its series (only a fit
   of at least 4 concurrency levels with R² >= 0.8 sets one). More client
   processes lift it, so the answer to a client-side limit is a number of
@@ -28,9 +31,11 @@ from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .aggregate import repeats
+from .ceilings import UNKNOWN_FROM, ServerSide, server_side
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
@@ -56,21 +61,26 @@ class Option:
     p99_ms: float
     rpcs_per_ts: float | None
     cores_per_machine: int | None  # as measured (cpu_count of the runs)
-    server_ceiling_tps: float | None  # None: the server's counters were not measured
+    server_ceiling_tps: float | None  # a ceiling that can be defended; None: unknown
+    server_ceiling_kind: str | None  # "cpu cost" | "measured at saturation" | None (unknown)
     server_ceiling_from: str
+    server_lower_bound_tps: float  # the most the server was seen answering at this batching: a lower bound
+    server_lower_bound_from: str
+    server_cpu_share: float | None  # the server's cores busy in the window (None: not recorded)
+    server_threads: int  # the cores the server can use
     client_ceiling_tps: float | None  # one process, from a good enough USL fit
     client_ceiling_from: str
     processes: int | None  # needed for the target with the headroom (None: beyond the server ceiling)
     machines: int | None
-    limit: str  # "measured" | "client side" | "server side" | "p99"
+    limit: str  # "measured" | "client side" | "server side" | "server unknown" | "p99"
     meets_p99: bool
-    reachable: bool
+    reachable: bool | None  # None: beyond what was measured, with the server's ceiling unknown
     extrapolated: bool
     command: str | None  # the sweep that would confirm the process count
 
     @property
     def usable(self) -> bool:
-        return self.meets_p99 and self.reachable
+        return self.meets_p99 and self.reachable is True
 
     def describe(self) -> str:
         """Strategy, API and the settings that matter for it (pool size, batch wait)."""
@@ -92,11 +102,13 @@ class Plan:
     p99_ms: float | None
     headroom: float
     required_tps: float  # target / (1 - headroom): the capacity to provision
+    answer: str  # REACHABLE | MORE_PROCESSES | UNKNOWN | UNREACHABLE
     reachable: bool
     extrapolated: bool
-    limit: str  # what decides the answer: measured | client side | server side | p99 | no data
+    limit: str  # what decides the answer: measured | client side | server side | server unknown | p99 | no data
     message: str
     recommendation: Option | None
+    focus: Option | None  # the row the message is about: the recommendation, or what stands in the way
     best_measured: Option | None
     options: tuple[Option, ...]  # best first
     fits: tuple[SeriesFit, ...]
@@ -108,11 +120,13 @@ class Plan:
             "p99_ms": self.p99_ms,
             "headroom": self.headroom,
             "required_tps": self.required_tps,
+            "answer": self.answer,
             "reachable": self.reachable,
             "extrapolated": self.extrapolated,
             "limit": self.limit,
             "message": self.message,
             "recommendation": _option_dict(self.recommendation),
+            "focus": _option_dict(self.focus),
             "best_measured": _option_dict(self.best_measured),
             "options": [_option_dict(o) for o in self.options],
             "fits": [f.to_dict() for f in self.fits],
@@ -126,9 +140,16 @@ def _option_dict(option: Option | None) -> dict[str, object] | None:
     return {"setting": option.describe(), **asdict(option)}
 
 
+REACHABLE, MORE_PROCESSES, UNKNOWN, UNREACHABLE = "reachable", "reachable with more processes", "unknown", "unreachable"
+
+
 def _rank(o: Option) -> tuple:
-    """Usable first, measured before extrapolated, then fewest processes, lowest p99, most per process."""
-    return (not o.usable, o.extrapolated, o.processes or math.inf, o.p99_ms, -o.per_process_tps)
+    """Usable first, then those whose server side is unknown, then those beyond a server ceiling (the
+    highest ceiling first), then those missing the p99; within each: measured before extrapolated,
+    fewest processes, lowest p99, most per process."""
+    state = 0 if o.usable else 1 if o.meets_p99 and o.reachable is None else 2 if o.meets_p99 else 3
+    ceiling = -(o.server_ceiling_tps or 0) if state == 2 else 0
+    return (state, ceiling, o.extrapolated, o.processes or math.inf, o.p99_ms, -o.per_process_tps)
 
 
 def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headroom: float = 0.3) -> Plan:
@@ -158,21 +179,28 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
     usable = [o for o in options if o.usable]
     choice = usable[0] if usable else None
     if choice is not None:
-        limit = choice.limit
+        answer, limit, focus = (MORE_PROCESSES if choice.extrapolated else REACHABLE), choice.limit, choice
     elif not options:
-        limit = "no data"
+        answer, limit, focus = UNREACHABLE, "no data", None
+    elif not within_p99:
+        answer, limit, focus = UNREACHABLE, "p99", min(options, key=lambda o: o.p99_ms)
+    elif unknown := [o for o in within_p99 if o.reachable is None]:
+        answer, limit, focus = UNKNOWN, "server unknown", unknown[0]  # ranked: fewest processes first
     else:
-        limit = "p99" if not within_p99 else "server side"
+        answer, limit = UNREACHABLE, "server side"
+        focus = max(within_p99, key=lambda o: o.server_ceiling_tps or 0)
     return Plan(
         target_tps=target_tps,
         p99_ms=p99_ms,
         headroom=headroom,
         required_tps=required,
+        answer=answer,
         reachable=choice is not None,
         extrapolated=bool(choice and choice.extrapolated),
         limit=limit,
-        message=_message(target_tps, required, headroom, p99_ms, choice, best, options, within_p99),
+        message=_message(answer, target_tps, required, headroom, p99_ms, focus, best),
         recommendation=choice,
+        focus=focus,
         best_measured=best,
         options=tuple(options),
         fits=fits,
@@ -195,17 +223,7 @@ def _option(
     required = target / (1 - headroom)
     cores = int(r["cpu_count"]) if pd.notna(r["cpu_count"]) and r["cpu_count"] > 0 else None
     rpcs_per_ts = float(r["rpcs_per_ts"]) if pd.notna(r["rpcs_per_ts"]) and r["rpcs_per_ts"] > 0 else None
-    if server_rps is not None:
-        batching = "at this batching"
-        if rpcs_per_ts is None:  # this point's batching was not measured: assume none (count ts per RPC)
-            batching = "assuming no batching (not measured for this point)"
-        ts_per_rpc = 1 / rpcs_per_ts if rpcs_per_ts is not None else float(r["count"] if pd.notna(r["count"]) else 1)
-        server_ceiling = max(server_rps * ts_per_rpc, float(r["tps"]))
-        server_from = (
-            f"server side: {server_rps:,.0f} RPCs/s (the most measured) x {ts_per_rpc:,.1f} ts per RPC {batching}"
-        )
-    else:
-        server_ceiling, server_from = None, "server side unknown: no server counters in these runs"
+    server: ServerSide = server_side(r, server_rps)
     if fit is not None and fit.fit is not None and fit.ceiling is not None:
         client_ceiling, client_from = fit.ceiling, f"client side: one process, USL peak (R² {fit.fit.r2:.2f})"
     else:
@@ -213,15 +231,19 @@ def _option(
         client_from = "no client-side ceiling: " + (fit.no_ceiling_because if fit else "no one-process fit")
     p99 = float(r["p99_us"]) / 1e3
     meets_p99 = p99_ms is None or p99 <= p99_ms
-    beyond = server_ceiling is not None and required > server_ceiling
-    processes = None if beyond else math.ceil(required / per_process)
     extrapolated = required > r["tps"]
+    reachable: bool | None
     if not meets_p99:
-        limit = "p99"
-    elif beyond:
-        limit = "server side"
+        limit, reachable = "p99", False
+    elif not extrapolated:
+        limit, reachable = "measured", True
+    elif server.ceiling_tps is None:
+        limit, reachable = "server unknown", None  # beyond what was measured, and nothing says how far it goes
+    elif required > server.ceiling_tps:
+        limit, reachable = "server side", False
     else:
-        limit = "client side" if extrapolated else "measured"
+        limit, reachable = "client side", True
+    processes = None if limit in ("server side", "p99") else math.ceil(required / per_process)
     option = Option(
         series=r["series"],
         strategy=r["strategy"],
@@ -239,24 +261,31 @@ def _option(
         p99_ms=p99,
         rpcs_per_ts=rpcs_per_ts,
         cores_per_machine=cores,
-        server_ceiling_tps=server_ceiling,
-        server_ceiling_from=server_from,
+        server_ceiling_tps=server.ceiling_tps,
+        server_ceiling_kind=server.ceiling_kind,
+        server_ceiling_from=server.ceiling_from,
+        server_lower_bound_tps=server.lower_bound_tps,
+        server_lower_bound_from=server.lower_bound_from,
+        server_cpu_share=server.cpu_share,
+        server_threads=server.threads,
         client_ceiling_tps=client_ceiling,
         client_ceiling_from=client_from,
         processes=processes,
         machines=math.ceil(processes / cores) if processes is not None and cores else None,
         limit=limit,
         meets_p99=meets_p99,
-        reachable=not beyond,
+        reachable=reachable,
         extrapolated=extrapolated,
         command=None,
     )
-    if limit != "client side" or processes is None:
+    if processes is None or not extrapolated:
         return option
-    return Option(**{**asdict(option), "command": confirm_command(option, processes)})
+    # A client-side answer is confirmed at its process count; an unknown server side is probed, not fleeted.
+    probe = processes if limit == "client side" else min(processes, PROBE_MAX_PROCESSES)
+    return Option(**{**asdict(option), "command": confirm_command(option, probe)})
 
 
-PROBE_MAX_PROCESSES = 16  # the largest sweep an UNREACHABLE answer suggests for loading the server harder
+PROBE_MAX_PROCESSES = 16  # the largest sweep an UNKNOWN answer suggests for loading the server harder
 
 
 def confirm_command(o: Option, processes: int) -> str:
@@ -279,70 +308,72 @@ def _int(value: Any) -> int | None:
 
 
 def _message(
+    answer: str,
     target: float,
     required: float,
     headroom: float,
     p99_ms: float | None,
-    choice: Option | None,
+    focus: Option | None,
     best: Option | None,
-    options: list[Option],
-    within_p99: list[Option],
 ) -> str:
     need = f"{target:,.0f} ts/s ({required:,.0f} ts/s of capacity with {headroom:.0%} headroom)"
-    if not options:
+    if focus is None or best is None:
         return (
             f"UNREACHABLE: {need}: no safe, clean measured point to plan from (the unsafe control and runs with "
             "violations, errors, starvation or an unfinished status are never recommended). "
             "Measure a safe strategy first."
         )
-    assert best is not None  # there are options, so there is a best one
-    if not within_p99:
-        fastest = min(options, key=lambda o: o.p99_ms)
+    within = f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else ""
+    best_text = f"{best.measured_tps:,.0f} ts/s ({best.describe()}, p={best.measured_processes})."
+    if not focus.meets_p99:
         return (
             f"UNREACHABLE: {need} with p99 <= {p99_ms:g} ms: no safe measured point meets that p99; the lowest "
-            f"measured is {fastest.p99_ms:.2f} ms ({fastest.describe()}, p={fastest.measured_processes})."
+            f"measured is {focus.p99_ms:.2f} ms ({focus.describe()}, p={focus.measured_processes})."
         )
-    if choice is None:
-        top = max(within_p99, key=lambda o: o.server_ceiling_tps or 0)
-        # Enough processes to reach the target if each kept its rate, but a probe, not a fleet: at most PROBE_MAX.
-        probe = confirm_command(top, min(PROBE_MAX_PROCESSES, math.ceil(required / top.per_process_tps)))
+    if answer == UNREACHABLE:
         return (
-            f"UNREACHABLE as measured: {need}. The highest server-side ceiling of any safe point"
-            + (f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else "")
-            + f" is {top.server_ceiling_tps:,.0f} ts/s ({top.describe()}; {top.server_ceiling_from}). "
-            "That is what the server was measured answering, a lower bound of its capacity: no measurement "
-            f"shows it can do more. Best measured: {best.measured_tps:,.0f} ts/s ({best.describe()}, "
-            f"p={best.measured_processes}). Scale the TSO server, batch more timestamps per RPC, or lower the "
-            f"target or the headroom; to find out whether the server can do more, load it harder: {probe}"
+            f"UNREACHABLE: {need}. The highest server-side ceiling of any safe point{within} is "
+            f"{focus.server_ceiling_tps:,.0f} ts/s ({focus.describe()}; {focus.server_ceiling_from}). More client "
+            f"processes cannot take the server past it. Best measured{within}: {best_text} Scale the TSO server "
+            "(more cores or servers), batch more timestamps per RPC, or lower the target or the headroom."
         )
-    machines = (
-        f"on {choice.machines} machine(s) of {choice.cores_per_machine} cores (the measured core count, "
-        "one client process per core)"
-        if choice.machines
-        else "(core count not recorded)"
-    )
-    setting = f"{choice.describe()} with {choice.processes} client process(es) {machines}"
-    if not choice.extrapolated:
+    assert focus.processes is not None  # within p99 and no server ceiling in the way: a process count
+    setting = f"{focus.describe()} with {focus.processes} client process(es) {_machines(focus)}"
+    if answer == UNKNOWN:
         return (
-            f"REACHABLE (measured): {need}: {setting}. Measured {choice.measured_tps:,.0f} ts/s at p99 "
-            f"{choice.p99_ms:.2f} ms with {choice.measured_processes} process(es)."
+            f"UNKNOWN beyond what was measured: {need}. Reachable as far as measured{within}: {best_text} The "
+            f"server-side ceiling is unknown: {focus.server_ceiling_from.removeprefix(UNKNOWN_FROM)}. Known is a "
+            "lower bound of its capacity, not a ceiling: "
+            f"{focus.server_lower_bound_from}. If the server keeps up, {setting} would give "
+            f"{focus.processes * focus.per_process_tps:,.0f} ts/s. Find out by loading it harder with its CPU "
+            f"recorded (--target-metrics for a --target): {focus.command}"
         )
-    assert choice.processes is not None  # a chosen option is within every ceiling
-    server = (
-        f"the server side allows {choice.server_ceiling_tps:,.0f} ts/s ({choice.server_ceiling_from})"
-        if choice.server_ceiling_tps is not None
-        else "the server's capacity was not measured (no server counters)"
-    )
+    if answer == REACHABLE:
+        return (
+            f"REACHABLE (measured): {need}: {setting}. Measured {focus.measured_tps:,.0f} ts/s at p99 "
+            f"{focus.p99_ms:.2f} ms with {focus.measured_processes} process(es)."
+        )
+    assert focus.server_ceiling_tps is not None  # more processes are recommended only within a known ceiling
     client = (
-        f"one process tops out near {choice.client_ceiling_tps:,.0f} ts/s ({choice.client_ceiling_from})"
-        if choice.client_ceiling_tps is not None
-        else choice.client_ceiling_from
+        f"one process tops out near {focus.client_ceiling_tps:,.0f} ts/s ({focus.client_ceiling_from})"
+        if focus.client_ceiling_tps is not None
+        else focus.client_ceiling_from
     )
     return (
         f"REACHABLE WITH MORE CLIENT PROCESSES (extrapolated; the client side is the limit): {need}: {setting} "
-        f"would give {choice.processes * choice.per_process_tps:,.0f} ts/s if each process keeps its measured "
-        f"{choice.per_process_tps:,.0f} ts/s; {server}; {client}. p99 {choice.p99_ms:.2f} ms is as measured at "
-        f"{choice.measured_processes} process(es). Confirm with: {choice.command}"
+        f"would give {focus.processes * focus.per_process_tps:,.0f} ts/s if each process keeps its measured "
+        f"{focus.per_process_tps:,.0f} ts/s; the server side allows {focus.server_ceiling_tps:,.0f} ts/s "
+        f"({focus.server_ceiling_from}); {client}. p99 {focus.p99_ms:.2f} ms is as measured at "
+        f"{focus.measured_processes} process(es). Confirm with: {focus.command}"
+    )
+
+
+def _machines(o: Option) -> str:
+    if not o.machines:
+        return "(core count not recorded)"
+    return (
+        f"on {o.machines} machine(s) of {o.cores_per_machine} cores (the measured core count, one client "
+        "process per core)"
     )
 
 
@@ -373,6 +404,21 @@ def _jsonable(value: object) -> object:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+VERDICTS = {
+    "p99": "[yellow]p99 too high[/]",
+    "server side": "[red]beyond server ceiling[/]",
+    "server unknown": "[yellow]beyond measured, server ceiling unknown[/]",
+    "client side": "[yellow]more processes (extrapolated)[/]",
+    "measured": "[green]measured[/]",
+}
+
+
+def shown(p: Plan, limit: int) -> tuple[Option, ...]:
+    """The first ``limit`` options, and always the one the answer is about and the best measured."""
+    must = {id(o) for o in (p.focus, p.recommendation, p.best_measured) if o is not None}
+    return tuple(o for i, o in enumerate(p.options) if i < limit or id(o) in must)
+
+
 def print_plan(p: Plan, console: Console | None = None, limit: int = 10) -> None:
     """The options (best first), the USL fits, Little's law and the verdict."""
     console = console or Console()
@@ -381,28 +427,32 @@ def print_plan(p: Plan, console: Console | None = None, limit: int = 10) -> None
     )
     table = Table(title=title, title_justify="left")
     table.add_column("setting (measured processes)", ratio=3)
-    for col in ("measured ts/s", "p99 ms", "server ceiling ts/s", "1-process ceiling", "needs"):
+    for col in ("measured ts/s", "p99 ms", "server ceiling ts/s", "server seen ts/s", "1-process ceiling", "needs"):
         table.add_column(col, justify="right")
     table.add_column("verdict")
-    verdicts = {
-        "p99": "[yellow]p99 too high[/]",
-        "server side": "[red]beyond server ceiling[/]",
-        "client side": "[yellow]more processes (extrapolated)[/]",
-        "measured": "[green]measured[/]",
-    }
-    for o in p.options[:limit]:
-        needs = f"{o.processes} proc" + (f", {o.machines} mach" if o.machines else "") if o.usable else "-"
+    rows = shown(p, limit)
+    for o in rows:
+        needs = "-"
+        if o.processes is not None and (o.usable or o.reachable is None):
+            needs = f"{o.processes} proc" + (f", {o.machines} mach" if o.machines else "")
+            needs += "?" if o.reachable is None else ""  # only if the server keeps up
+        ceiling = f"{o.server_ceiling_tps:,.0f} ({o.server_ceiling_kind})" if o.server_ceiling_tps else "unknown"
         table.add_row(
-            f"{o.describe()} (p={o.measured_processes})",
+            ("▶ " if o is p.focus else "") + f"{o.describe()} (p={o.measured_processes})",
             f"{o.measured_tps:,.0f}",
             f"{o.p99_ms:.2f}",
-            f"{o.server_ceiling_tps:,.0f}" if o.server_ceiling_tps is not None else "-",
+            ceiling,
+            f">= {o.server_lower_bound_tps:,.0f}",
             f"{o.client_ceiling_tps:,.0f}" if o.client_ceiling_tps is not None else "-",
             needs,
-            verdicts[o.limit],
+            VERDICTS[o.limit],
         )
-    if len(p.options) > limit:
-        table.caption = f"{len(p.options) - limit} more options in --json"
+    captions = ["▶ the row the answer is about"] if p.focus is not None else []
+    if any(o.reachable is None and o.processes is not None for o in rows):
+        captions.append("?: only if the server keeps up")
+    if len(p.options) > len(rows):
+        captions.append(f"{len(p.options) - len(rows)} more options in --json")
+    table.caption = "; ".join(captions) or None
     console.print(table)
     fits = Table(title="USL fits, one client process (timestamps/s vs callers)", title_justify="left")
     for col in ("series", "σ", "κ", "λ ts/s", "N*", "peak ts/s", "R²", "ceiling"):
@@ -422,5 +472,5 @@ def print_plan(p: Plan, console: Console | None = None, limit: int = 10) -> None
             f"Little's law (req/s x mean latency / callers, closed loop): median {ll['median_ratio']:.3f} "
             f"over {ll['runs']} runs, range {ll['min_ratio']:.3f}-{ll['max_ratio']:.3f}: {status}"
         )
-    style = "green" if p.reachable and not p.extrapolated else ("yellow" if p.reachable else "red")
-    console.print(f"[bold {style}]{p.message}[/]", highlight=False)
+    style = {REACHABLE: "green", MORE_PROCESSES: "yellow", UNKNOWN: "yellow"}.get(p.answer, "red")
+    console.print(f"[bold {style}]{escape(p.message)}[/]", highlight=False)

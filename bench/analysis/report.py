@@ -232,7 +232,7 @@ def fit_table(fits: Sequence[SeriesFit]) -> Table:
     rows = []
     for s in fits:
         if s.fit is None:
-            rows.append((s.series, str(s.levels), "needs ≥ 3 concurrency levels", *["-"] * 5))
+            rows.append((s.series, str(s.levels), s.no_ceiling_because, *["-"] * 5))
         else:
             c = fit_cells(s.fit)
             rows.append((s.series, str(s.levels), c["sigma"], c["kappa"], c["lambda"], c["n_star"], c["peak"], c["r2"]))

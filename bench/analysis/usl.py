@@ -19,8 +19,9 @@ from scipy.optimize import OptimizeWarning, curve_fit
 
 from .aggregate import with_series
 
-MIN_POINTS = 3  # distinct concurrency levels; three parameters need at least three
-CEILING_LEVELS = 4  # a fit sets a ceiling only from this many levels...
+PARAMETERS = 3  # lambda, sigma, kappa: a curve through this many levels fits any data exactly, so it says nothing
+MIN_LEVELS = PARAMETERS + 1  # distinct concurrency levels a fit needs: more levels than parameters
+CEILING_LEVELS = MIN_LEVELS  # a fit sets a ceiling only from this many levels...
 CEILING_R2 = 0.8  # ...and this good a fit
 KAPPA_ZERO = 1e-12  # below this the fit found no crosstalk: N* is infinite
 LITTLE_TOLERANCE = 0.25  # |L / N - 1| beyond this is worth a look
@@ -59,12 +60,14 @@ class UslFit:
 
 
 def fit_usl(callers: np.ndarray | list[float], throughput: np.ndarray | list[float]) -> UslFit | None:
-    """Least squares with sigma, kappa in [0, 1] and lambda > 0; None with fewer
-    than three distinct concurrency levels (or when the fit does not converge)."""
+    """Least squares with sigma, kappa in [0, 1] and lambda > 0; None with no more distinct
+    concurrency levels than the law has parameters (``no_fit_because`` says so), or when the
+    fit does not converge. Three levels for three parameters would give R² 1.000 whatever
+    was measured, and a curve beyond the data that nothing supports."""
     n, x = np.asarray(callers, dtype=float), np.asarray(throughput, dtype=float)
     keep = np.isfinite(n) & np.isfinite(x) & (n > 0)
     n, x = n[keep], x[keep]
-    if len(np.unique(n)) < MIN_POINTS or not (x > 0).any():
+    if len(np.unique(n)) < MIN_LEVELS or not (x > 0).any():
         return None
     lambda0 = float(np.max(x[n == n.min()] / n.min()))
     best = None
@@ -113,6 +116,15 @@ def fit_usl(callers: np.ndarray | list[float], throughput: np.ndarray | list[flo
     )
 
 
+def no_fit_because(levels: int) -> str:
+    """Why ``fit_usl`` refuses a series of this many distinct levels ("" when it does not)."""
+    if levels >= MIN_LEVELS:
+        return ""
+    return (
+        f"{levels} concurrency level(s), a ceiling needs {CEILING_LEVELS} (no fit: {PARAMETERS} parameters fit any 3)"
+    )
+
+
 def fit_cells(fit: UslFit) -> dict[str, str]:
     """The fit's numbers as table cells (shared by the report and the plan)."""
 
@@ -148,8 +160,8 @@ class SeriesFit:
     @property
     def no_ceiling_because(self) -> str:
         """Why this fit sets no ceiling ("" when it does)."""
-        if self.fit is None or self.levels < CEILING_LEVELS:
-            return f"{self.levels} concurrency level(s), a ceiling needs {CEILING_LEVELS}"
+        if self.fit is None:
+            return no_fit_because(self.levels) or "the fit did not converge"
         if not self.fit.r2 >= CEILING_R2:
             return f"R² {self.fit.r2:.2f} < {CEILING_R2}"
         if not math.isfinite(self.fit.peak):

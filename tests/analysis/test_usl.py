@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from tsobench.bench.analysis.loader import load_results
-from tsobench.bench.analysis.usl import fit_series, fit_usl, littles_law, usl
+from tsobench.bench.analysis.usl import fit_series, fit_usl, littles_law, no_fit_because, usl
 
-FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "results" / "fixtures"
 N = np.array([1, 2, 4, 8, 16, 32, 64, 128, 256])
 
 
@@ -52,16 +52,21 @@ def test_no_crosstalk_means_no_peak() -> None:
     assert not fit.peak_measured
 
 
-def test_needs_three_distinct_levels() -> None:
+def test_needs_more_distinct_levels_than_parameters() -> None:
     assert fit_usl([1, 1, 4, 4], [10, 11, 30, 31]) is None
-    assert fit_usl([1, 4, 16], [1000, 3000, 5000]) is not None
+    # three levels for three parameters: any three points fit exactly (R² 1.000), so no fit and no curve beyond
+    assert fit_usl([1, 4, 16], [1000, 3000, 5000]) is None
+    assert fit_usl([1, 1, 4, 4, 16, 16], [1000, 1010, 3000, 3030, 5000, 5050]) is None  # repeats add no level
+    assert "no fit" in no_fit_because(3) and "needs 4" in no_fit_because(3) and no_fit_because(4) == ""
+    assert fit_usl([1, 4, 16, 64], [1000, 3000, 5000, 5500]) is not None
 
 
 def test_fits_per_series_on_the_fixtures() -> None:
     fits = {f.series: f for f in fit_series(load_results(FIXTURES))}
     assert not any(s.startswith("unsafe-shared") for s in fits)  # no clean closed-loop run to fit
     dispatcher = fits["dispatcher/asyncio"]
-    assert dispatcher.levels >= 3 and dispatcher.fit is not None
+    assert dispatcher.levels == 3 and dispatcher.fit is None  # c=1, 4, 16: no more levels than parameters
+    assert dispatcher.ceiling is None and "no fit" in dispatcher.no_ceiling_because
     assert fits["pool/thread"].fit is None  # one concurrency level only
 
 
