@@ -137,11 +137,16 @@ class Fold:
         run = shard.run
         self.shard, self.run, self.clock, self.records, self._counters = shard, run, clock, records, counters
         self.requested = run.count
+        self._open_loop = run.open_loop
         self.start = clock.measure_from_us
         self.corrected, self.uncorrected = latency.new_histogram(), latency.new_histogram()
         self.ok = self.answered_us = 0
         self.errors: Counter[str] = Counter()
         self.completions = np.zeros(len(records), np.int64)  # in the window
+        # Callers with a request due in the window (its intended start before the close, its completion, if
+        # any, after the open). Closed loop, every caller; open loop, one whose schedule gave it nothing in
+        # a short window is idle, not starved.
+        self.active = np.zeros(len(records), bool)
         self.last_ok = np.full(len(records), NO_ANSWER, np.int64)  # µs from the window's start
         self.last_intended = np.full(len(records), -(1 << 62), np.int64)  # of each caller's last completion
         self.last_completion = self.start  # --requests: the window lasts until the last completion
@@ -205,6 +210,8 @@ class Fold:
         failed_in_window = (t.failed_done >= self.start) & (t.failed_done < end)
         self.errors.update(t.failed_kind[failed_in_window].tolist())
         np.add.at(self.completions, t.failed_callers[failed_in_window], 1)
+        self.active[t.callers[(t.done >= self.start) & (t.intended < end)]] = True
+        self.active[t.failed_callers[(t.failed_done >= self.start) & (t.failed_at < end)]] = True
         self.censored_waits.append(end - t.failed_at[(t.failed_at < end) & (t.failed_done >= end)])
         self.buckets.add(t.done[t.done < end], corrected[t.done < end], t.failed_done[t.failed_done < end])
 
@@ -277,6 +284,7 @@ class Fold:
         late_us = int(run.late_s * 1e6)
         for i, r in enumerate(self.records):
             if r.pending != IDLE and r.pending < end and r.pending > self.last_intended[i]:
+                self.active[i] = True
                 self.censored_waits.append(np.array([end - r.pending], np.int64))  # never answered
                 if now_us - r.pending > late_us:
                     hung += 1  # well past its deadline: the strategy enforced none
@@ -313,7 +321,7 @@ class Fold:
             non_monotonic_per_caller=self.out_of_order_per_caller,
             mismatched=self.mismatched,
             ranges=self.ranges.ranges(),
-            completions=self.completions.tolist(),
+            completions=(self.completions[self.active] if self._open_loop else self.completions).tolist(),
             interrupted=self.clock.stop.is_set(),
             intervals=self.buckets.parts(),
             trace=self._joined_trace() if run.faults else None,

@@ -95,7 +95,9 @@ class ShardResult:
     non_monotonic_per_caller: int = field(metadata=measure(Merge.SUM, "... of which below the caller's own"))
     mismatched: int = field(metadata=measure(Merge.SUM, "replies whose count is not the request's"))
     ranges: Ranges = field(repr=False, metadata=measure(Merge.RANGES, "every timestamp answered, coalesced"))
-    completions: list[int] = field(metadata=measure(Merge.CONCAT, "per caller: completions in the window"))
+    completions: list[int] = field(
+        metadata=measure(Merge.CONCAT, "per caller with a request due in the window: its completions there")
+    )
     interrupted: bool = field(metadata=measure(Merge.ANY, "stopped before the window's end"))
     intervals: list[intervals.IntervalPart] = field(
         repr=False, metadata=measure(Merge.INTERVALS, "completions per --interval, warm-up included")

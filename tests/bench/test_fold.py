@@ -115,3 +115,18 @@ def test_completions_per_caller_and_the_timeline_add_up():
     result = finish(fold, t + WINDOW, t + WINDOW)
     assert result.completions == [300, 100]
     assert sum(p.ok for p in result.intervals if p.index >= 0) == result.requests_ok == 400
+
+
+def test_an_open_loop_caller_with_nothing_due_in_the_window_is_idle_not_starved():
+    run = RunConfig(strategy="null", concurrency=2, rate=10, duration_s=WINDOW / 1e6, warmup_s=WARMUP / 1e6)
+    clock = Clock(START, START + WARMUP, START + WARMUP + WINDOW)
+    records = [Record(open_loop=True) for _ in range(2)]
+    fold = Fold(ShardConfig(run, 0, ""), clock, records)
+    a, b = records
+    t = START + WARMUP
+    a.intended.append(t + 10)
+    answer(a, 5, t + 10, t + 20)
+    b.intended.append(START + 10)  # b's only request: sent and answered in the warm-up
+    answer(b, 6, START + 10, START + 20)
+    result = finish(fold, t + WINDOW, t + WINDOW)
+    assert result.completions == [1]  # b had nothing due in the window: it is not a starved caller
