@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from importlib.metadata import EntryPoint
@@ -126,3 +127,34 @@ def test_a_broken_plugin_leaves_every_command_working(tmp_path):
     for out in (listed, refused, ran):
         assert "Traceback" not in out.stderr
     assert Path(tmp_path / "r.json").exists()
+
+
+def test_the_example_plugin_installs_and_runs(tmp_path):
+    """The README's example package, installed as a user would (an entry point in its dist-info)."""
+    pytest.importorskip("setuptools")  # builds it without fetching anything
+    example = tmp_path / "plugin"  # a copy: building leaves build/ and egg-info beside the sources
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "plugin", example)
+    target = tmp_path / "site"
+    install = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-build-isolation",
+        "--target",
+        str(target),
+    ]
+    built = subprocess.run([*install, str(example)], capture_output=True, text=True, timeout=120)
+    assert built.returncode == 0, built.stderr
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    command = [sys.executable, "-P", "-m", "tsobench.bench"]
+    listed = subprocess.run([*command, "strategies"], capture_output=True, text=True, timeout=60, env=env)
+    assert any(line.startswith("example-locked ") for line in listed.stdout.splitlines()), listed.stdout
+    for api in strategies.APIS:
+        args = ["run", "-s", "example-locked", "--api", api, "--duration", "1", "--warmup", "0", "-c", "4", "-q"]
+        ran = subprocess.run(
+            [*command, *args, "-o", f"{tmp_path}/"], capture_output=True, text=True, timeout=60, env=env
+        )
+        assert ran.returncode == 0, ran.stdout + ran.stderr
