@@ -22,11 +22,12 @@ from tsobench.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .config import ConfigError, RunConfig, ServerKnobs, ShardConfig
+    from .measures import ShardResult
     from .results import RunResult
     from .results import read as read_results
     from .results import write as write_results
     from .runner import RunError, run
-    from .shard import ShardResult, run_shard
+    from .shard import run_shard
     from .verdict import Judgement, judge
 
 __getattr__ = lazy_names(
@@ -41,7 +42,7 @@ __getattr__ = lazy_names(
         "write_results": "results:write",
         "RunError": "runner",
         "run": "runner",
-        "ShardResult": "shard",
+        "ShardResult": "measures",
         "run_shard": "shard",
         "Judgement": "verdict",
         "judge": "verdict",

@@ -1,24 +1,31 @@
-"""Correctness of every timestamp, without keeping every timestamp.
+"""Correctness of every timestamp, checked as the run goes, in memory that does not grow per request.
 
-Per caller: each reply's count equals its request's, and each range starts
-above the previous one's end (strictly increasing). Per process: no reply is
-below a timestamp already held when its request was sent (real-time order). Globally: every reply is a
-range [first, last]; ranges from all callers and processes are sorted and
-merged, and any overlap is a duplicate. Merged ranges stay small because the
-server hands out contiguous logical values.
+Every reply is a range ``[first, last]`` (``count`` timestamps ending at the
+reply's ``last``). Three checks, each exact:
+
+- unique: ranges from all callers are kept sorted and coalesced (``RangeSet``);
+  any overlap is a duplicate. Shards ship their ranges and the runner coalesces
+  those across processes (``merge_ranges``). What stays grows with the gaps
+  between ranges (about one per millisecond per process: the server's logical
+  part restarts each millisecond), never with the number of requests;
+- increasing per caller: a reply is above everything its caller held (``CallerOrder``);
+- real-time order within a process: no reply is below a timestamp that any caller
+  of the process already held when the request was sent (``RealTimeOrder``): how
+  a reply read by the wrong caller (the unsafe-shared bug) shows. It keeps the
+  replies of the last moments only: those a request still in flight could have
+  been sent after.
 """
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 
-from tsobench.strategies import Timestamp
-
 from .results import CorrectnessCounts
+
+EMPTY = np.empty(0, np.int64)
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Ranges:
 
     @classmethod
     def empty(cls) -> Ranges:
-        return cls(np.empty(0, np.int64), np.empty(0, np.int64))
+        return cls(EMPTY, EMPTY)
 
     def __len__(self) -> int:
         return len(self.firsts)
@@ -65,81 +72,104 @@ def merge_ranges(parts: Iterable[Ranges]) -> Ranges:
     )
 
 
-class CallerCheck:
-    """One caller's replies. The hot path only appends (``sent``, ``done``,
-    ``lasts``); every check runs vectorised once the run is over."""
+class RangeSet:
+    """Coalesced ranges that grow as replies arrive, in amortised time per new range.
 
-    __slots__ = ("done", "lasts", "odd_counts", "requested", "sent")
+    New replies land near the top (a TSO hands out increasing values), so
+    ``add`` re-coalesces only the tail they reach into, in a buffer that grows
+    by doubling: a long run does not copy everything it holds on every fold.
+    """
 
-    def __init__(self, requested: int = 1) -> None:
-        self.requested = requested  # the count every request of this caller asks for
-        self.sent = array("q")  # µs, when each request was sent
-        self.done = array("q")  # µs, when its reply arrived
-        self.lasts = array("q")  # the reply's largest timestamp
-        self.odd_counts: dict[int, int] = {}  # reply index -> the count it carried, when not ``requested``
+    def __init__(self) -> None:
+        self._firsts = np.empty(1024, np.int64)
+        self._lasts = np.empty(1024, np.int64)
+        self._size = 0
+        self.duplicates = 0
 
-    def observe(self, ts: Timestamp, requested: int, sent_us: int, done_us: int) -> None:
-        """Record one reply (what the shard's loop does inline)."""
-        if ts.count != requested:
-            self.odd_counts[len(self.lasts)] = ts.count
-        self.sent.append(sent_us)
-        self.done.append(done_us)
-        self.lasts.append(ts.last)
+    def __len__(self) -> int:
+        return self._size
 
-    def counts(self) -> np.ndarray:
-        counts = np.full(len(self.lasts), self.requested, np.int64)
-        for i, count in self.odd_counts.items():
-            counts[i] = count
-        return counts
-
-    def firsts(self) -> np.ndarray:
-        return _int64(self.lasts) - self.counts() + 1
-
-    @property
-    def checked(self) -> int:
-        return int(self.counts().sum())
-
-    @property
-    def mismatched(self) -> int:
-        return len(self.odd_counts)
-
-    @property
-    def non_monotonic(self) -> int:
-        """Replies not strictly above this caller's previous ones."""
-        lasts = _int64(self.lasts)
-        if len(lasts) < 2:
-            return 0
-        held = np.maximum.accumulate(lasts)[:-1]
-        return int(np.count_nonzero(self.firsts()[1:] <= held))
+    def add(self, firsts: np.ndarray, lasts: np.ndarray) -> None:
+        if len(firsts) == 0:
+            return
+        new = coalesce(firsts, lasts)
+        self.duplicates += new.duplicates
+        n = self._size
+        # Everything from the first kept range that reaches the new ones is coalesced again.
+        start = int(np.searchsorted(self._lasts[:n], new.firsts[0] - 1, side="left"))
+        tail = coalesce(
+            np.concatenate([self._firsts[start:n], new.firsts]), np.concatenate([self._lasts[start:n], new.lasts])
+        )
+        self.duplicates += tail.duplicates
+        end = start + len(tail)
+        if end > len(self._firsts):
+            capacity = max(end, 2 * len(self._firsts))
+            self._firsts = np.resize(self._firsts, capacity)
+            self._lasts = np.resize(self._lasts, capacity)
+        self._firsts[start:end], self._lasts[start:end] = tail.firsts, tail.lasts
+        self._size = end
 
     def ranges(self) -> Ranges:
-        return coalesce(self.firsts(), _int64(self.lasts))
+        n = self._size
+        return Ranges(self._firsts[:n].copy(), self._lasts[:n].copy(), self.duplicates)
 
 
-def _int64(values: array) -> np.ndarray:
-    return np.frombuffer(values, np.int64)
+class CallerOrder:
+    """Per caller, the highest timestamp it holds: a reply not above it is out of order."""
+
+    def __init__(self, callers: int) -> None:
+        self.held = np.full(callers, -1, np.int64)
+
+    def check(self, caller: int, firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
+        """One caller's new replies, in the order it got them: which are not above what it held."""
+        if len(lasts) == 0:
+            return np.zeros(0, bool)
+        before = np.maximum.accumulate(np.concatenate(([self.held[caller]], lasts)))
+        self.held[caller] = before[-1]
+        return firsts <= before[:-1]
 
 
-def out_of_real_time_order(checks: Iterable[CallerCheck]) -> int:
-    """Replies not above a timestamp that any caller of this process already
-    held when the request was sent. A TSO must be monotonic in real time, not
-    only per caller: a reply read by the wrong caller (the unsafe-shared bug)
-    can be older than what the process has seen. Includes the per-caller
-    violations, which are the special case of the same caller."""
-    checks = list(checks)
-    if not checks:
-        return 0
-    firsts = np.concatenate([c.firsts() for c in checks])
-    lasts = np.concatenate([_int64(c.lasts) for c in checks])
-    sent = np.concatenate([_int64(c.sent) for c in checks])
-    done = np.concatenate([_int64(c.done) for c in checks])
-    if len(firsts) == 0:
-        return 0
-    order = np.argsort(done, kind="stable")
-    highest_done = np.maximum.accumulate(lasts[order])  # highest timestamp held by each completion time
-    finished_before = np.searchsorted(done[order], sent, side="left")  # replies done strictly before the send
-    held = np.where(finished_before > 0, highest_done[np.maximum(finished_before - 1, 0)], -1)
-    return int(np.count_nonzero(firsts <= held))
+class RealTimeOrder:
+    """What the process held at each instant, as a step function of completion times.
+
+    ``add`` takes replies (completion time, last timestamp); ``late`` takes
+    requests (send time, first timestamp) whose every earlier reply has been
+    added, and says which are at or below what was held when they were sent.
+    ``forget(before)`` drops the steps before an instant that no request still to
+    be checked was sent earlier than, keeping their highest value as the floor, so
+    memory holds the replies of the last moments only. A request sent before the
+    forgotten horizon (in flight far longer than any deadline) is not checked for
+    real-time order; its per-caller order and uniqueness still are.
+    """
+
+    def __init__(self) -> None:
+        self._done = EMPTY  # completion times, ascending
+        self._lasts = EMPTY  # each reply's last timestamp, in that order
+        self._held = EMPTY  # the highest timestamp held once each of them was done
+        self._floor = -1  # the highest held before the first step kept
+        self._horizon = -(1 << 62)  # steps before this instant are forgotten
+
+    def add(self, done: np.ndarray, lasts: np.ndarray) -> None:
+        if len(done) == 0:
+            return
+        # Replies arrive nearly in order and only the recent ones are kept: re-sorting is cheap.
+        all_done, all_lasts = np.concatenate([self._done, done]), np.concatenate([self._lasts, lasts])
+        order = np.argsort(all_done, kind="stable")
+        self._done, self._lasts = all_done[order], all_lasts[order]
+        self._held = np.maximum.accumulate(np.maximum(self._lasts, self._floor))
+
+    def late(self, sent: np.ndarray, firsts: np.ndarray) -> np.ndarray:
+        before = np.searchsorted(self._done, sent, side="left")  # replies done strictly before each send
+        held = np.where(before > 0, self._held[np.maximum(before - 1, 0)], self._floor)
+        return (sent >= self._horizon) & (firsts <= held)
+
+    def forget(self, before: int) -> None:
+        cut = int(np.searchsorted(self._done, before, side="left"))
+        if cut == 0:
+            return
+        self._floor = int(self._held[cut - 1])
+        self._done, self._lasts, self._held = self._done[cut:], self._lasts[cut:], self._held[cut:]
+        self._horizon = max(self._horizon, before)
 
 
 @dataclass(frozen=True)

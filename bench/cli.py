@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import signal
 import sys
+import tempfile
 import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from tsobench.files import check_writable
 from tsobench.options import ConfigError, build, click_options, sweep_click_options
 from tsobench.server.cli import serve_command
 
 from . import results
 from .config import RunConfig
+from .verdict import Verdict
 
 if TYPE_CHECKING:
-    from .sweep import Point, PointOutcome, SweepPlan
+    from .sweep import Point, PointOutcome, Sweep, SweepPlan
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 PIPED_WIDTH = 200
 
 
@@ -50,6 +56,41 @@ def main(verbose: bool) -> None:
     # -v is read from argv before grpc loads (tsobench.grpc_log); here it only needs to exist.
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP (``timeout``, systemd, CI runners, a closed terminal) stop a run as Ctrl-C does:
+    the load ends, what was measured is saved, nothing is left behind."""
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def signals_ignored() -> Iterator[None]:
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def exit_code(result: results.RunResult) -> int:
+    """0 clean; 130 interrupted, what was measured saved (violations still say 3); 3 otherwise not clean."""
+    judgement = result.judgement
+    if judgement.clean:
+        return EXIT_OK
+    if result.status == "interrupted" and judgement.verdict is not Verdict.VIOLATIONS:
+        return EXIT_INTERRUPTED
+    return EXIT_DIRTY
+
+
 def make_console(stderr: bool = False) -> Console:
     """Rich output; when piped, wide enough that no table wraps mid-field (rich assumes 80 columns)."""
     stream = sys.stderr if stderr else sys.stdout
@@ -74,10 +115,15 @@ def strategies_command() -> None:
 @main.command("sweep")
 @click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False))
 @sweep_click_options(RunConfig)
-@click.option("--repeat", type=click.IntRange(1), default=None, help="Runs per point [default: 1].")
+@click.option("--repeat", type=click.IntRange(1), default=None, help="Runs per point, round-robin [default: 1].")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/<name>/].")
 @click.option("--name", default=None, help="Sweep name [default: sweep-<time>].")
-@click.option("--resume", is_flag=True, help="Skip points that already have a completed result in --output.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the sweep recorded in --output: its plan (options given must match it), "
+    "skipping points already measured.",
+)
 @click.option("--report", is_flag=True, help="Write the report into <output>/report/ when the sweep ends.")
 def sweep_command(
     plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **settings: Any
@@ -85,20 +131,20 @@ def sweep_command(
     """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
 
     PLAN_FILE is an optional TOML file with the same keys (lists for the axes); flags override it.
-    Every option of `tsobench run` can be given, for every point.
+    Every option of `tsobench run` can be given, for every point. Exit 130: interrupted (SIGINT,
+    SIGTERM or SIGHUP); the finished points are saved and the last line is the command that resumes.
     """
-    from .sweep import SweepPlan, read_plan
+    from .sweep import SweepPlan, plan_keys
 
-    overrides = {k: v for k, v in settings.items() if v not in (None, ())}
+    given = {k: v for k, v in settings.items() if v not in (None, ())}
     try:
         if plan_file:
-            plan, plan_output = read_plan(plan_file, **overrides)
-            output = output or plan_output
-        else:
-            plan = SweepPlan.from_dict(overrides)
+            keys, plan_output = plan_keys(plan_file)
+            given, output = {**keys, **given}, output or plan_output
+        plan = None if resume else SweepPlan.from_dict(given)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    sys.exit(_run_sweep(plan, output, name, resume, report=report))
+    sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report))
 
 
 @main.command("quickstart")
@@ -111,13 +157,54 @@ def quickstart_command(output: str | None, resume: bool) -> None:
 
     from .sweep import SweepPlan
 
-    plan = SweepPlan.of(strategies=names(), concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
-    sys.exit(_run_sweep(plan, output, None, resume, prefix="quickstart", report=True))
+    plan = None if resume else SweepPlan.of(strategies=names(), concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
+    sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True))
+
+
+def _refuse(message: str) -> NoReturn:
+    """Bad input that is not an option's (a folder, a file): one line on stderr, exit 2."""
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_USAGE)
 
 
 def _run_sweep(
-    plan: SweepPlan, output: str | None, name: str | None, resume: bool, prefix: str = "sweep", report: bool = False
+    plan: SweepPlan | None,
+    output: str | None,
+    name: str | None,
+    resume: bool = False,
+    given: Mapping[str, Any] | None = None,
+    prefix: str = "sweep",
+    report: bool = False,
 ) -> int:
+    """Start ``plan`` into ``output``, or (``resume``) continue the sweep recorded there: the folder
+    checked and locked before any point runs."""
+    from .results import DEFAULT_DIR
+    from .sweep import MANIFEST, FolderError, FolderLock, Sweep
+
+    if resume and output is None:
+        raise click.UsageError("--resume needs --output (the folder of the sweep to continue)")
+    out = Path(output) if output else DEFAULT_DIR / (name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume and not (out / MANIFEST).is_file():
+        _refuse(f"nothing to resume in {out}/: it has no {MANIFEST}")
+    try:
+        lock = FolderLock.take(out)
+    except FolderError as exc:
+        _refuse(str(exc))
+    with lock:
+        try:
+            if resume:
+                sweep = Sweep.resume(out, given or {}, name)
+            else:
+                assert plan is not None  # only a resume comes without a plan
+                sweep = Sweep(plan, out, name or out.name, ["tsobench", *sys.argv[1:]])
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        resume_with = ["tsobench", prefix, "--resume", *(["--report"] if report and prefix == "sweep" else [])]
+        return _sweep(sweep, [*resume_with, "-o", str(out)], report=report, findings=prefix == "quickstart")
+
+
+def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -> int:
+    """Run a sweep with its progress, then its table, the report and the exit code."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -128,17 +215,13 @@ def _run_sweep(
     )
 
     from .analysis.harness import annotate
-    from .results import DEFAULT_DIR
     from .summary import point_line, sweep_table
-    from .sweep import Sweep, dirty_points, estimate_s
+    from .sweep import MANIFEST, dirty_points, estimate_s
 
-    if resume and output is None:
-        raise click.UsageError("--resume needs --output (the folder of the sweep to continue)")
-    name = name or (Path(output).name if output else f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
-    out = Path(output) if output else DEFAULT_DIR / name
-    sweep = Sweep(plan, out, name, ["tsobench", *sys.argv[1:]])
+    out = sweep.out
     console = make_console()
-    console.print(f"{len(sweep.points)} points into {out}/ (about {estimate_s(plan) / 60:.1f} min)")
+    resuming = "resuming: " if sweep.resuming else ""
+    console.print(f"{resuming}{len(sweep.points)} points into {out}/ (about {estimate_s(sweep.plan) / 60:.1f} min)")
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -154,20 +237,19 @@ def _run_sweep(
             progress.console.print(point_line(point.key, outcome))
             progress.advance(task)
 
-        try:
-            outcomes = sweep.run(resume, on_point)
-        except KeyboardInterrupt:
-            sweep.interrupted = True
-            sweep.write_manifest()
-            outcomes = sweep.outcomes
+        outcomes = sweep.run(on_point)
     console.print(sweep_table(sweep, outcomes))
-    console.print(f"results: {out}/  (manifest {out / 'sweep.json'})")
+    console.print(f"results: {out}/  (manifest {out / MANIFEST})")
     if sweep.interrupted:
-        console.print(f"interrupted: finished points are saved; continue with --resume --output {out}")
-        return 130
+        console.print(
+            f"interrupted ({sweep.stop_signal}): finished points are saved; resume with: {shlex.join(resume_with)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
     annotate(out)  # harness-bound points, now that every point (and any null run) is in
     if report:
-        _report_after_sweep(out, console, findings=prefix == "quickstart")
+        _report_after_sweep(out, console, findings=findings)
     dirty = dirty_points(sweep)
     if dirty:
         console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
@@ -194,15 +276,6 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
 
 
-def _output_path(output: str | None, run_id: str) -> Path:
-    if output is None:
-        return results.default_path(run_id)
-    path = Path(output)
-    if output.endswith(("/", "\\")) or path.is_dir():
-        return path / f"{run_id}.json"
-    return path
-
-
 @main.command("run")
 @click_options(RunConfig)
 @click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
@@ -210,8 +283,9 @@ def _output_path(output: str | None, run_id: str) -> Path:
 def run_command(output: str | None, quiet: bool, **options: Any) -> None:
     """Run one strategy under load and check every timestamp.
 
-    Exit 0: clean; 3: completed with correctness violations or errors (results
-    saved); 2: bad options; 1: the run could not start.
+    Exit 0: clean; 3: completed with correctness violations, errors or starved
+    callers (results saved); 130: interrupted (what was measured is saved); 2:
+    bad options; 1: the run could not start.
     """
     from .runner import RunError, run
     from .summary import print_run, progress_line
@@ -220,22 +294,50 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
         config = build(RunConfig, options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    path, folder = _output(output)
+    if why := check_writable(path if folder else path.parent):
+        raise click.UsageError(f"--output: {why}")
     err = make_console(stderr=True)
-    # SIGTERM (a scheduler, a timeout, kill) stops the run like Ctrl-C: load stopped, results saved, server gone.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with stop_signals():
+        try:
+            with err.status("starting", spinner="dots") as status:
+                on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
+                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
+        except RunError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            err.print("interrupted before the load started; nothing to save")
+            sys.exit(EXIT_INTERRUPTED)
+    with signals_ignored():  # what was measured is being saved: a late signal must not lose it
+        saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
+        print_run(result, str(saved) if saved else None, make_console())
+    sys.exit(exit_code(result))
+
+
+def _output(output: str | None) -> tuple[Path, bool]:
+    """Where the results go, and whether that is a folder (for ``<run_id>.json``) rather than the file."""
+    if output is None:
+        return results.DEFAULT_DIR, True
+    path = Path(output)
+    return path, output.endswith(("/", "\\")) or path.is_dir()
+
+
+def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
+    """Write the results; if that fails now (a full disk, a folder gone), write them to a fallback
+    path and name it, so what was measured is never lost to the output."""
     try:
-        with err.status("starting", spinner="dots") as status:
-            on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
-            result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
-    except RunError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
-        sys.exit(EXIT_FAILED)
-    except KeyboardInterrupt:
-        err.print("interrupted before the load started; nothing to save")
-        sys.exit(130)
-    path = results.write(result, _output_path(output, result.run_id))
-    print_run(result, str(path), make_console())
-    sys.exit(EXIT_OK if result.judgement.clean else EXIT_DIRTY)
+        return results.write(result, path)
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / path.name
+        err.print(f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}")
+        try:
+            written = results.write(result, fallback)
+        except OSError as again:
+            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {escape(again.strerror or str(again))}")
+            return None
+        err.print(f"saved to {escape(str(written))} instead")
+        return written
 
 
 @main.command("report")
@@ -255,14 +357,18 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     A file that cannot be read is left out with a warning. Exit 0: written; 3: written,
     but some files were left out; 2: bad input (nothing to report).
     """
+    from tsobench.files import check_writable
+
     from .analysis.report import write_report
 
+    problem = check_writable(output) if output is not None else None
+    if problem is not None:
+        _refuse(problem)  # before loading anything: a report that cannot be written is no report
     err = make_console(stderr=True)
     try:
         written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
-        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(EXIT_USAGE)
+        _refuse(str(exc))
     for path in written.paths:
         click.echo(path)
     for skipped in written.skipped:

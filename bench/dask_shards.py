@@ -25,10 +25,12 @@ import dask
 import distributed
 
 from .backend import READY_TIMEOUT_S, RunError
+from .clock import Clock
 from .config import LOCAL_SCHEDULER, RunConfig, ShardConfig
 from .environment import host_facts, hosts_section
-from .errors import describe
-from .shard import Clock, ShardResult, run_shard
+from .errors import one_line
+from .measures import ShardResult
+from .shard import Hooks, run_shard
 
 SHARD_RESOURCE = "shard"  # workers started with --resources shard=1; each task asks for one
 CONNECT_TIMEOUT_S = 10.0  # to reach the scheduler
@@ -74,15 +76,16 @@ def shard_task(shard: ShardConfig, names: Names) -> ShardResult:
     progress = distributed.Queue(names.progress, client=client)
     finished = threading.Event()
 
-    def on_ready() -> None:
+    def on_ready() -> float:
         where = {"host": socket.gethostname(), "worker": distributed.get_worker().address}
         distributed.Queue(names.ready, client=client).put({"index": shard.index, **where, **host_facts()})
         if not go.wait(2 * READY_TIMEOUT_S):
             raise RuntimeError("no start signal from the parent")
         if stop.is_set():
             raise RuntimeError("the run was called off before the start")
-        start_at = distributed.Variable(names.start, client=client).get(timeout=READY_TIMEOUT_S)
+        start_at = float(distributed.Variable(names.start, client=client).get(timeout=READY_TIMEOUT_S))
         time.sleep(max(0.0, start_at - time.time()))
+        return start_at
 
     def publish(done: int) -> None:
         with contextlib.suppress(OSError, TimeoutError):  # progress is best effort
@@ -99,7 +102,7 @@ def shard_task(shard: ShardConfig, names: Names) -> ShardResult:
         threading.Thread(target=wait, daemon=True, name="stop-watch").start()
 
     try:
-        return run_shard(shard, on_ready=on_ready, progress=publish, clock_hook=watch_stop)
+        return run_shard(shard, Hooks(ready=on_ready, started=watch_stop, progress=publish))
     finally:
         finished.set()
 
@@ -168,12 +171,12 @@ class DaskShards:
                         silence_logs=logging.ERROR,
                     )
             except Exception as exc:
-                raise RunError(f"could not start a local Dask cluster: {describe(exc)}") from exc
+                raise RunError(f"could not start a local Dask cluster: {one_line(exc)}") from exc
             address = self._cluster
         try:
             self._client = distributed.Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise RunError(f"cannot reach the Dask scheduler at {config.scheduler}: {describe(exc)}") from exc
+            raise RunError(f"cannot reach the Dask scheduler at {config.scheduler}: {one_line(exc)}") from exc
         if self._cluster is not None:
             self._client.wait_for_workers(self.processes, timeout=LOCAL_START_TIMEOUT_S)
         self.scheduler = self._client.scheduler.address
@@ -244,7 +247,7 @@ class DaskShards:
                 try:
                     self.results[i] = future.result()
                 except Exception as exc:  # the result could not reach us
-                    self.failures[i] = describe(exc)
+                    self.failures[i] = one_line(exc)
             elif future.status in ("error", "cancelled", "lost"):
                 self.failures[i] = self._why(future)
         self._check_membership()
@@ -268,9 +271,9 @@ class DaskShards:
         if future.status != "error":
             return f"its task was {future.status}"
         try:
-            return describe(future.exception(timeout=CLOSE_TIMEOUT_S))
+            return one_line(future.exception(timeout=CLOSE_TIMEOUT_S))
         except Exception as exc:
-            return describe(exc)
+            return one_line(exc)
 
     def kill_stragglers(self) -> None:
         hung = [i for i in range(self.processes) if i not in self.results and i not in self.failures]

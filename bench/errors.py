@@ -23,7 +23,7 @@ def error_kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def describe(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """One readable line for a person (a gRPC error's repr spans many lines)."""
     if isinstance(exc, grpc.RpcError) and hasattr(exc, "details"):
         return f"{error_kind(exc)}: {exc.details()}"

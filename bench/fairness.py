@@ -8,16 +8,10 @@ Jain's index is 1 when every caller completed the same number of requests and
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypedDict
 
 import numpy as np
 
-
-class Fairness(TypedDict):
-    jain: float | None  # None when nobody completed anything
-    min_per_caller: int
-    max_per_caller: int
-    starved_callers: int
+from .results import Fairness
 
 
 def fairness(completions: Sequence[int]) -> Fairness:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from tsobench.options import ConfigError
 
-from .errors import describe
+from .errors import one_line
 
 if TYPE_CHECKING:
     from tsobench.server import ChildCluster, ChildServer
@@ -178,7 +178,7 @@ class FaultInjector:
             try:
                 self._fire(fault)
             except Exception as exc:  # recorded with the fault: it did not (fully) happen
-                error = describe(exc)
+                error = one_line(exc)
             ended = self._now_s() if fault.kind in ("kill", *CLUSTER_KINDS) else started + fault.duration_s
             self.injected.append(Injected(fault, round(started, 6), round(ended, 6), error))
 

@@ -14,7 +14,7 @@ interval log (``.hlog``), the format HdrHistogram's log readers read
 from __future__ import annotations
 
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -38,21 +38,61 @@ class IntervalPart:
     histogram: str  # encoded: latency in µs of the answered requests
 
 
-def bucket(
-    done_us: np.ndarray, latency_us: np.ndarray, failed_done_us: np.ndarray, origin_us: int, interval_us: int
-) -> list[IntervalPart]:
-    """Completions (answered, with their latencies, and failed) into intervals from ``origin_us``."""
-    k = np.floor_divide(done_us - origin_us, interval_us)
-    order = np.argsort(k, kind="stable")
-    indices, starts = np.unique(k[order], return_index=True)
-    groups = np.split(latency_us[order], starts[1:]) if len(indices) else []
-    answered = dict(zip(indices.tolist(), groups, strict=True))
-    failed = Counter(np.floor_divide(failed_done_us - origin_us, interval_us).tolist())
-    empty = np.empty(0, np.int64)
-    return [
-        IntervalPart(k, len(lat := answered.get(k, empty)), failed[k], latency.encode(latency.histogram_of(lat)))
-        for k in sorted(answered.keys() | failed.keys())
-    ]
+class Buckets:
+    """One shard's completions by interval, filled as the run goes.
+
+    The intervals still receiving completions keep a live histogram; older ones
+    are sealed (encoded, a few hundred bytes each), so an hour of one-second
+    intervals costs kilobytes per interval, not a histogram's whole array. A
+    straggler that completes into a sealed interval reopens it.
+    """
+
+    def __init__(self, origin_us: int, interval_us: int) -> None:
+        self.origin_us, self.interval_us = origin_us, interval_us
+        self._open: dict[int, tuple[list[int], HdrHistogram]] = {}  # index -> ([ok, failed], histogram)
+        self._sealed: dict[int, IntervalPart] = {}
+
+    def index(self, at_us: np.ndarray) -> np.ndarray:
+        return np.floor_divide(at_us - self.origin_us, self.interval_us)
+
+    def add(self, done_us: np.ndarray, latency_us: np.ndarray, failed_done_us: np.ndarray) -> None:
+        """Answered requests (completion, latency) and failed ones (completion)."""
+        k, failed_k = self.index(done_us), self.index(failed_done_us)
+        for index in np.union1d(k, failed_k).tolist():
+            counts, histogram = self._reopen(index)
+            chosen = latency_us[k == index]
+            latency.record(histogram, chosen)
+            counts[0] += len(chosen)
+            counts[1] += int(np.count_nonzero(failed_k == index))
+
+    def _reopen(self, index: int) -> tuple[list[int], HdrHistogram]:
+        if index not in self._open:
+            part = self._sealed.pop(index, None)
+            histogram = latency.decode(part.histogram) if part else latency.new_histogram()
+            self._open[index] = ([part.ok, part.failed] if part else [0, 0], histogram)
+        return self._open[index]
+
+    def seal(self, before: int) -> None:
+        """Encode the intervals before index ``before``: no more completions are expected there."""
+        for index in [i for i in self._open if i < before]:
+            (ok, failed), histogram = self._open.pop(index)
+            self._sealed[index] = IntervalPart(index, ok, failed, latency.encode(histogram))
+
+    def last_whole(self, now_us: int) -> tuple[int, int, int] | None:
+        """(index, answered, p99 µs) of the last interval that is over, for the progress line."""
+        index = (now_us - self.origin_us) // self.interval_us - 1
+        if index in self._open:
+            (ok, _), histogram = self._open[index]
+        elif index in self._sealed:
+            part = self._sealed[index]
+            ok, histogram = part.ok, latency.decode(part.histogram)
+        else:
+            return None
+        return index, ok, histogram.get_value_at_percentile(99) if ok else 0
+
+    def parts(self) -> list[IntervalPart]:
+        self.seal(1 << 62)
+        return [self._sealed[k] for k in sorted(self._sealed)]
 
 
 @dataclass

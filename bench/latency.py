@@ -29,17 +29,24 @@ def new_histogram() -> HdrHistogram:
 
 
 def histogram_of(values: np.ndarray | Iterable[int]) -> HdrHistogram:
-    """Record values as they are (no clamping); one the histogram cannot hold is an error.
+    """A new histogram of ``values`` (see ``record``)."""
+    h = new_histogram()
+    record(h, np.asarray(values if isinstance(values, np.ndarray) else np.fromiter(values, np.int64), np.int64))
+    return h
+
+
+def record(h: HdrHistogram, values: np.ndarray) -> None:
+    """Add values as they are (no clamping) to ``h``; one the histogram cannot hold is an error.
 
     Vectorised: the bucket index of every value is computed with numpy (the
     same arithmetic as ``HdrHistogram._counts_index_for``) and the counts are
     added in one pass, so folding a million latencies takes milliseconds.
     """
-    h = new_histogram()
-    v = np.asarray(values if isinstance(values, np.ndarray) else np.fromiter(values, np.int64), np.int64)
+    v = np.asarray(values, np.int64)
     if len(v) == 0:
-        return h
-    if v.min() < 0 or v.max() > HIGHEST_US:
+        return
+    low, high = int(v.min()), int(v.max())
+    if low < 0 or high > HIGHEST_US:
         bad = v[(v < 0) | (v > HIGHEST_US)][0]
         raise ValueError(f"latency {bad} us is outside the histogram's range [0, {HIGHEST_US}]")
     # bit length of (value | sub_bucket_mask): exact through float64 for values below 2**53
@@ -49,9 +56,10 @@ def histogram_of(values: np.ndarray | Iterable[int]) -> HdrHistogram:
     index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket - h.sub_bucket_half_count
     counts = np.ctypeslib.as_array(h.counts)
     counts += np.bincount(index, minlength=h.counts_len)[: h.counts_len].astype(counts.dtype)
-    h.total_count = len(v)
-    h.min_value, h.max_value = int(v.min()), int(v.max())
-    return h
+    empty = h.total_count == 0
+    h.total_count += len(v)
+    h.min_value = low if empty else min(h.min_value, low)
+    h.max_value = high if empty else max(h.max_value, high)
 
 
 def encode(h: HdrHistogram) -> str:

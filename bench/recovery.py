@@ -15,6 +15,11 @@ listens again; an abort is an instant):
   ``start`` and the recovery;
 - ``time_to_baseline_s``: from ``end`` to the first 100 ms step with answers, no
   failure and a p99 within 2x of the p99 before the fault (null if never).
+
+So that a long run's memory does not grow with its length, a shard keeps the
+requests of each fault's region only (``regions``): from ``BEFORE_S`` before it
+(the baseline) to ``AFTER_S`` after its effects can last. A recovery, or a
+return to baseline, later than that is reported as none.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import latency
-from .faults import Injected
+from .faults import Fault, Injected
 from .results import FaultOutcome
 
+BEFORE_S = 5.0  # the baseline before a fault: at most this long
+AFTER_S = 10.0  # how long after a fault's effects a recovery is still looked for
+RESTART_S = 5.0  # a killed server or leader is back (listening, elected) within this, or the run says so
 STEP_S = 0.1  # time back to baseline is found in steps this long (finer than the timeline)
 BASELINE_FACTOR = 2.0
 NO_ANSWER = -(1 << 62)  # a caller's last answer when it had none
@@ -68,6 +76,11 @@ class Trace:
             np.sort(np.concatenate([np.empty(0, np.int64), *(t.failed_us for t in parts)])),
             np.concatenate([np.empty(0, np.int64), *(t.last_ok_us for t in parts)]),
         )
+
+
+def regions(faults: Sequence[Fault], horizon_s: float) -> list[tuple[int, int]]:
+    """µs from the window's start: the spans whose requests ``outcomes`` needs, one per fault."""
+    return [(_us(f.at_s - BEFORE_S), _us(f.end_s + RESTART_S + horizon_s + AFTER_S)) for f in faults]
 
 
 def _p99(values: np.ndarray) -> int | None:

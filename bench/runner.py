@@ -1,16 +1,21 @@
-"""Runs a RunConfig: server (embedded unless --target), P shards (spawned
-processes, or Dask tasks with --scheduler), a start barrier, faults on the
-embedded server, hard time limits, then one merged RunResult."""
+"""Runs a RunConfig: the server (embedded unless --target), P shards behind a
+``ShardBackend`` (spawned processes, or Dask tasks with --scheduler), a start
+barrier, faults on the embedded server, a hard time limit, then one RunResult
+with its verdict.
+
+A stop (Ctrl-C, SIGTERM, SIGHUP: the command line turns each into
+KeyboardInterrupt) ends the load early: the shards close their window, fold
+what they measured and report it, and the result says "interrupted". A second
+stop gives up on shards that have not reported.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import socket
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tsobench import strategies
@@ -19,13 +24,16 @@ from tsobench.server.embedded import fetch_counters
 from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints, find_leader
 
 from . import intervals, latency, recovery
-from .backend import READY_TIMEOUT_S, RunError, ShardBackend
+from .backend import RunError, ShardBackend
 from .checker import Correctness
-from .config import RunConfig, ShardConfig
-from .environment import environment, host_facts, hosts_section
+from .config import RunConfig
+from .environment import environment
 from .fairness import fairness, littles_law_ratio
 from .faults import FaultInjector, Injected
+from .measures import ShardResult
+from .network import network
 from .results import (
+    Batching,
     FaultOutcome,
     Metrics,
     Placement,
@@ -36,11 +44,10 @@ from .results import (
     new_run_id,
     utc_now,
 )
-from .shard import ShardResult
-from .worker import main as worker_main
 
-START_SLACK_S = 0.2
-NO_INTERVAL = -(1 << 62)
+START_SLACK_S = 0.2  # from the go to the shared start instant: every shard is awake by then
+POLL_S = 0.1
+SERVER_THREADS = 1  # the embedded server is one asyncio loop: one core at most
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,37 @@ class Progress:
     interval_p99_us: int | None = None  # the largest of the shards' p99 in it
 
 
+@dataclass
+class _Load:
+    """What happened while the shards ran."""
+
+    t0: float  # the shared start instant, time.time()
+    before: ServerCounters | None = None  # the server's counters when the window opened
+    after: ServerCounters | None = None
+    interrupted: bool = False
+    injected: list[Injected] = field(default_factory=list)
+
+
+def run(
+    config: RunConfig,
+    command: list[str] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Run and return the merged, judged result. A stop during the load still
+    returns what was measured (status "interrupted"); one before it raises KeyboardInterrupt."""
+    started_at = utc_now()
+    record = strategy_record(config)  # before the load: a plugin installed meanwhile changes nothing
+    with _server_for(config) as (target, read_counters, server):
+        cluster = _find_cluster(config, target)
+        measured_network = network(config, cluster["leader"])
+        shards = _backend(config, target)
+        try:
+            load = _drive(config, shards, read_counters, server, on_progress)
+        finally:
+            shards.close()
+    return _result(config, record, started_at, command or [], shards, load, cluster, measured_network).judged()
+
+
 @contextlib.contextmanager
 def _server_for(
     config: RunConfig,
@@ -62,14 +100,9 @@ def _server_for(
         url = config.target_metrics
         yield config.target, (lambda: fetch_counters(url)) if url else (lambda: None), None
         return
-    knobs = config.server
+    # The knobs pass through whole: a knob added to ServerKnobs reaches the embedded server by itself.
     server_config = ServerConfig(
-        host=config.server_host or "127.0.0.1",
-        delay_ms=knobs.delay_ms,
-        jitter_ms=knobs.jitter_ms,
-        fail_rate=knobs.fail_rate,
-        seed=config.seed,
-        admin=True,  # faults are injected through it
+        **vars(config.server), host=config.server_host or "127.0.0.1", seed=config.seed, admin=True
     )
     # Its data dir lives in its own temp dir, which it removes itself if we are killed.
     server: ChildServer | ChildCluster
@@ -104,6 +137,20 @@ def _find_cluster(config: RunConfig, target: str) -> dict[str, Any]:
     }
 
 
+def _backend(config: RunConfig, target: str) -> ShardBackend:
+    if config.scheduler is None:
+        from .spawned import SpawnedShards
+
+        return SpawnedShards(config, target)
+    try:
+        from .dask_shards import DaskShards
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in ("distributed", "dask"):
+            raise
+        raise RunError(f"--scheduler needs Dask distributed ({exc}): pip install 'tsobench[dask]'") from None
+    return DaskShards(config, target)
+
+
 def _safe_counters(read: Callable[[], ServerCounters | None]) -> ServerCounters | None:
     try:
         return read()
@@ -111,169 +158,49 @@ def _safe_counters(read: Callable[[], ServerCounters | None]) -> ServerCounters 
         return None
 
 
-class _Shards:
-    """The spawned shard processes and their pipes (a ShardBackend)."""
-
-    def __init__(self, config: RunConfig, target: str) -> None:
-        ctx = mp.get_context("spawn")
-        self._stop = ctx.Event()
-        self.procs: list[Any] = []
-        self.conns: list[Any] = []
-        self.progress: list[Any] = []
-        self.intervals: list[Any] = []  # per shard: [index, answered, p99_us] of its last whole interval
-        for i in range(config.processes):
-            parent, child = ctx.Pipe()
-            counter = ctx.Value("q", 0, lock=False)
-            interval = ctx.Array("q", [NO_INTERVAL, 0, 0], lock=False)
-            proc = ctx.Process(
-                target=worker_main,
-                args=(ShardConfig(config, i, target), child, counter, self._stop, interval),
-                name=f"tsobench-shard-{i}",
-                daemon=True,
-            )
-            proc.start()
-            child.close()
-            self.procs.append(proc)
-            self.conns.append(parent)
-            self.progress.append(counter)
-            self.intervals.append(interval)
-        self.results: dict[int, ShardResult] = {}
-        self.failures: dict[int, str] = {}
-        self.placement = {i: {"host": socket.gethostname(), "worker": None} for i in range(config.processes)}
-
-    def done(self) -> int:
-        return sum(c.value for c in self.progress)
-
-    def last_interval(self) -> tuple[int, int, int] | None:
-        """(index, answered, p99 µs) of the latest interval every shard has reported (p99: the shards' largest)."""
-        reported = [tuple(a[:]) for a in self.intervals]
-        index = min(r[0] for r in reported)
-        if index == NO_INTERVAL:
-            return None
-        latest = [r for r in reported if r[0] == index]
-        return index, sum(r[1] for r in latest), max(r[2] for r in latest)
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        for i, conn in enumerate(self.conns):
-            while not conn.poll(0.05):
-                if not self.procs[i].is_alive() or time.monotonic() > deadline:
-                    raise RunError(f"client process {i} did not start")
-            try:
-                kind, payload = conn.recv()
-            except (EOFError, OSError):
-                kind, payload = "error", f"exited with {self.procs[i].exitcode}"
-            if kind != "ready":
-                raise RunError(f"client process {i} could not start: {payload}")
-
-    def go(self, start_at: float) -> None:
-        for conn in self.conns:
-            conn.send(("go", start_at))
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def poll(self) -> bool:
-        """Collect whatever has arrived; True when every shard has answered."""
-        for i, conn in enumerate(self.conns):
-            if i in self.results or i in self.failures:
-                continue
-            try:
-                if conn.poll():
-                    kind, payload = conn.recv()
-                    if kind == "result":
-                        self.results[i] = payload
-                    else:
-                        self.failures[i] = payload
-                elif not self.procs[i].is_alive():
-                    self.failures[i] = f"client process exited with {self.procs[i].exitcode} and no result"
-            except (EOFError, OSError):
-                self.failures[i] = "client process closed its pipe without a result"
-        return len(self.results) + len(self.failures) == len(self.conns)
-
-    def kill_stragglers(self) -> None:
-        for i, proc in enumerate(self.procs):
-            if i not in self.results and i not in self.failures:
-                self.failures[i] = "killed at the hard time limit (hung)"
-            if proc.is_alive():
-                proc.kill()
-            proc.join(5)
-
-    def close(self) -> None:
-        for proc in self.procs:
-            if proc.is_alive():
-                proc.kill()
-            proc.join(5)
-        for conn in self.conns:
-            conn.close()
-
-    def environment(self) -> dict[str, Any]:
-        return hosts_section(None, {socket.gethostname(): host_facts()})
-
-
-def _shards_for(config: RunConfig, target: str) -> ShardBackend:
-    if config.scheduler is None:
-        return _Shards(config, target)
-    try:
-        from .dask_shards import DaskShards
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in ("distributed", "dask"):
-            raise
-        raise RunError(f'--scheduler needs Dask distributed ({exc}): pip install "tsobench[dask]"') from None
-    return DaskShards(config, target)
-
-
-def run(
+def _drive(
     config: RunConfig,
-    command: list[str] | None = None,
-    on_progress: Callable[[Progress], None] | None = None,
-) -> RunResult:
-    """Run and return the merged result. Ctrl-C stops the load early; what was
-    measured so far is still merged and returned (status "interrupted")."""
-    started_at = utc_now()
-    run_id = new_run_id(config.strategy, config.api)
-    with _server_for(config) as (target, read_counters, server):
-        cluster = _find_cluster(config, target)
-        shards = _shards_for(config, target)
-        interrupted = False
-        injector = None
-        try:
-            shards.wait_ready()
-            # Without warm-up the window opens with the load: read the counters first.
-            before = (_safe_counters(read_counters) or ServerCounters()) if config.warmup_s == 0 else None
-            t0 = time.time() + START_SLACK_S
-            shards.go(t0)
-            measure_from = t0 + config.warmup_s
-            if config.faults and server is not None:  # an embedded server or cluster (checked by RunConfig)
-                injector = FaultInjector(server, config.faults, measure_from).start()
-            limit = t0 + config.hard_limit_s
-            while True:
-                try:
-                    if before is None and time.time() >= measure_from:
-                        before = _safe_counters(read_counters) or ServerCounters()
-                    if shards.poll():
-                        break
-                    if time.time() > limit:
-                        shards.kill_stragglers()
-                        break
-                    if on_progress:
-                        on_progress(_progress(config, shards, t0))
-                    time.sleep(0.1)
-                except KeyboardInterrupt:
-                    if interrupted:  # a second Ctrl-C: stop waiting for shards
-                        shards.kill_stragglers()
-                        break
-                    interrupted = True
-                    shards.stop()
-            after = _safe_counters(read_counters)
-        finally:
-            if injector:
-                injector.stop()
-            shards.close()
-    injected = injector.injected if injector else []
-    restarted = any(f.kind == "kill" for f in config.faults)  # a restarted server counts from zero again
-    counters = (after - before) if (after is not None and before is not None and not restarted) else None
-    return _merge(config, run_id, started_at, command or [], shards, counters, interrupted, cluster, injected, t0)
+    shards: ShardBackend,
+    read_counters: Callable[[], ServerCounters | None],
+    server: ChildServer | ChildCluster | None,
+    on_progress: Callable[[Progress], None] | None,
+) -> _Load:
+    """Release the shards together, fire the faults, read the server's counters over the window,
+    and wait for every shard's result (at most until the hard limit)."""
+    shards.wait_ready()
+    # Without warm-up the window opens with the load: read the counters first.
+    before = (_safe_counters(read_counters) or ServerCounters()) if config.warmup_s == 0 else None
+    load = _Load(t0=time.time() + START_SLACK_S, before=before)
+    shards.go(load.t0)
+    measure_from = load.t0 + config.warmup_s
+    injector = None
+    if config.faults and server is not None:  # an embedded server or cluster (checked by RunConfig)
+        injector = FaultInjector(server, config.faults, measure_from).start()
+    limit = load.t0 + config.hard_limit_s
+    try:
+        while True:
+            try:
+                if load.before is None and time.time() >= measure_from:
+                    load.before = _safe_counters(read_counters) or ServerCounters()
+                if shards.poll():
+                    break
+                if time.time() > limit:
+                    shards.kill_stragglers()
+                    break
+                if on_progress:
+                    on_progress(_progress(config, shards, load.t0))
+                time.sleep(POLL_S)
+            except KeyboardInterrupt:
+                if load.interrupted:  # a second stop: stop waiting for shards
+                    shards.kill_stragglers()
+                    break
+                load.interrupted = True
+                shards.stop()
+        load.after = _safe_counters(read_counters)
+    finally:
+        if injector:
+            load.injected = injector.stop()
+    return load
 
 
 def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
@@ -291,35 +218,85 @@ def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
     return Progress(phase, shards.done(), max(0.0, elapsed), config.expected_seconds(), tps, p99)
 
 
-def _merge(
+def strategy_record(config: RunConfig) -> StrategyRecord:
+    """What the strategy says of itself, for the results file (the analysis never asks the registry)."""
+    s = strategies.get(config.strategy)
+    bound = getattr(s, "bound", None)
+    stated = bound(config.client_options(""), config.concurrency) if callable(bound) else None
+    return {
+        "name": s.name,
+        "safe": s.safe,
+        "baseline": s.baseline,
+        "reference": bool(getattr(s, "reference", False)),
+        "summary": s.summary,
+        "settings": list(getattr(s, "settings", ())),
+        "bound": None if stated is None else {"in_flight": stated.in_flight, "unit": stated.unit, "why": stated.why},
+        "recovery": dict(getattr(s, "recovery", {})),
+        "fewest_failures": getattr(s, "fewest_failures", None),
+        "benchmark": bool(getattr(s, "benchmark", s.safe and not s.baseline)),
+    }
+
+
+def _result(
     config: RunConfig,
-    run_id: str,
+    record: StrategyRecord,
     started_at: str,
     command: list[str],
     shards: ShardBackend,
-    server: ServerCounters | None,
-    interrupted: bool,
+    load: _Load,
     cluster: dict[str, Any],
-    injected: list[Injected],
-    t0: float,
+    measured_network: Any,
 ) -> RunResult:
     parts = [shards.results[i] for i in sorted(shards.results)]
     total = ShardResult.merge(parts)
-    errors = Counter(total.errors)
     lost_callers = len(shards.failures) * config.concurrency
-    if shards.failures:
-        errors["shard_failed"] += lost_callers
-    correctness = Correctness(
-        checked=total.checked,
-        duplicates=total.ranges.duplicates,
-        non_monotonic=total.non_monotonic,
-        non_monotonic_per_caller=total.non_monotonic_per_caller,
-        mismatched=total.mismatched,
+    merged_intervals = intervals.merge(total.intervals)
+    metrics = _metrics(config, total, lost_callers, _server_summary(config, load, total.measured_s))
+    faults: list[FaultOutcome] = []
+    if config.faults:
+        trace = total.trace or recovery.Trace.join(())
+        faults = recovery.outcomes(load.injected, trace, total.measured_s, config.recovery_horizon_s)
+        metrics["unrecovered_callers"] = recovery.unrecovered_callers(faults, trace)
+    histograms = {"latency": total.latency}
+    if config.open_loop:
+        histograms["latency_uncorrected"] = total.latency_uncorrected
+    status = "failed" if not parts else ("interrupted" if load.interrupted or total.interrupted else "completed")
+    return RunResult(
+        run_id=new_run_id(config.strategy, config.api),
+        started_at=started_at,
+        finished_at=utc_now(),
+        command=command,
+        config={**config.to_dict(), "cluster": cluster},
+        environment={**environment(), **shards.environment()},
+        metrics=metrics,
+        correctness=Correctness(
+            checked=total.checked,
+            duplicates=total.ranges.duplicates,
+            non_monotonic=total.non_monotonic,
+            non_monotonic_per_caller=total.non_monotonic_per_caller,
+            mismatched=total.mismatched,
+        ).to_dict(),
+        histograms=histograms,
+        shards=[_shard_entry(shards, p) for p in parts]
+        + [ShardEntry(index=i, **_where(shards, i), error=why) for i, why in sorted(shards.failures.items())],
+        status=status,
+        strategy=record,
+        timeline=intervals.timeline(
+            merged_intervals, config.interval_s, config.warmup_s, total.measured_s, config.count
+        ),
+        faults=faults,
+        network=measured_network,
+        hlog=intervals.hlog(merged_intervals, config.interval_s, config.warmup_s, total.measured_s, load.t0),
     )
-    merged = latency.decode(total.latency)
-    uncorrected = latency.decode(total.latency_uncorrected)
-    measured_s, ok, timestamps, cpu_s = total.measured_s, total.requests_ok, total.timestamps, total.cpu_s
+
+
+def _metrics(config: RunConfig, total: ShardResult, lost_callers: int, server: ServerSummary | None) -> Metrics:
+    errors = Counter(total.errors)
+    if lost_callers:
+        errors["shard_failed"] += lost_callers
+    measured_s, ok, timestamps = total.measured_s, total.requests_ok, total.timestamps
     callers = config.concurrency * config.processes
+    summary = latency.summarize(latency.decode(total.latency))
     metrics: Metrics = {
         "requests_ok": ok,
         "requests_failed": total.requests_failed + lost_callers,
@@ -327,70 +304,62 @@ def _merge(
         "measured_s": round(measured_s, 6),
         "throughput_rps": ok / measured_s if measured_s else 0.0,
         "throughput_tps": timestamps / measured_s if measured_s else 0.0,
-        "latency_us": latency.summarize(merged),
+        "latency_us": summary,
         "errors": dict(errors),
+        "error_samples": total.error_samples,
+        "crashes": total.crashes,
         "hung": total.hung,
         "callers": callers,
         "fairness": fairness(total.completions),  # callers of a lost shard count as shard_failed, not here
-        "in_flight_at_end": total.in_flight_at_end,
         "censored": total.censored,
         "littles_law_ratio": None if config.open_loop else littles_law_ratio(total.answered_us, measured_s, callers),
-        "reconnects": total.reconnects,
+        "reconnects": total.counters.get("reconnects", 0),
         "streams_opened": total.streams_opened,
-        "client_cpu_s": round(cpu_s, 4),
-        "client_cpu_us_per_ts": round(cpu_s * 1e6 / timestamps, 3) if timestamps else None,
-        "server": _server_metrics(server),
+        "client_cpu_s": round(total.cpu_s, 4),
+        "client_cpu_us_per_ts": round(total.cpu_s * 1e6 / timestamps, 3) if timestamps else None,
+        "server": server,
+        "batching": _batching(total.counters, summary["mean"], ok, measured_s),
     }
-    histograms = {"latency": latency.encode(merged)}
     if config.open_loop:
-        metrics["latency_uncorrected_us"] = latency.summarize(uncorrected)
-        histograms["latency_uncorrected"] = latency.encode(uncorrected)
-    status = "interrupted" if interrupted or total.interrupted else "completed"
-    if not parts:
-        status = "failed"
-    merged_intervals = intervals.merge(part for p in parts for part in p.intervals)
-    faults: list[FaultOutcome] = []
-    if config.faults:
-        trace = _trace(parts, t0)
-        faults = recovery.outcomes(injected, trace, measured_s, config.recovery_horizon_s)
-        metrics["unrecovered_callers"] = recovery.unrecovered_callers(faults, trace)
-    return RunResult(
-        run_id=run_id,
-        started_at=started_at,
-        finished_at=utc_now(),
-        command=command,
-        config={**config.to_dict(), "cluster": cluster},
-        environment={**environment(), **shards.environment()},
-        metrics=metrics,
-        correctness=correctness.to_dict(),
-        histograms=histograms,
-        shards=[
-            ShardEntry(
-                index=p.index,
-                **_where(shards, p.index),
-                requests_ok=p.requests_ok,
-                requests_failed=p.requests_failed,
-                measured_s=round(p.measured_s, 6),
-                cpu_s=round(p.cpu_s, 4),
-                errors=p.errors,
-                completions_per_caller=p.completions,
-            )
-            for p in parts
-        ]
-        + [ShardEntry(index=i, **_where(shards, i), error=why) for i, why in sorted(shards.failures.items())],
-        status=status,
-        strategy=_strategy_record(config.strategy),
-        timeline=intervals.timeline(merged_intervals, config.interval_s, config.warmup_s, measured_s, config.count),
-        faults=faults,
-        hlog=intervals.hlog(merged_intervals, config.interval_s, config.warmup_s, measured_s, t0),
-    )
+        metrics["latency_uncorrected_us"] = latency.summarize(latency.decode(total.latency_uncorrected))
+    return metrics
 
 
-def _trace(parts: list[ShardResult], t0: float) -> recovery.Trace:
-    """Every shard's requests on the parent's clock (a shard that started late is shifted)."""
-    return recovery.Trace.join(
-        p.trace.shifted(round((p.started_wall_s - t0) * 1e6)) for p in parts if p.trace is not None
-    )
+def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measured_s: float) -> Batching | None:
+    """A batching strategy's RPCs in the window and, per request, its batch's RPC time and the wait before it."""
+    rpcs, requests = counters.get("rpcs", 0), counters.get("batched_requests", 0)
+    if not rpcs or not requests:
+        return None
+    rpc_us = counters.get("rpc_us_total", 0) / requests
+    return {
+        "rpcs": rpcs,
+        "requests": requests,
+        "mean_batch": round(requests / rpcs, 3),
+        "rpcs_per_s": round(rpcs / measured_s, 1) if measured_s else 0.0,
+        "rpc_us_mean": round(rpc_us, 1),
+        "wait_us_mean": round(max(0.0, latency_mean_us - rpc_us), 1) if ok else 0.0,
+    }
+
+
+def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> ServerSummary | None:
+    """The server's counters over the window; None when unknown, or after a kill (it counts from zero again)."""
+    restarted = any(f.kind == "kill" for f in config.faults)
+    if load.after is None or load.before is None or restarted:
+        return None
+    c = load.after - load.before
+    cpu: float | None = getattr(c, "cpu_s", 0.0) if getattr(load.after, "cpu_s", None) else None  # 0: it does not say
+    return {
+        "rpcs": c.rpcs,
+        "timestamps": c.timestamps,
+        "streams": c.streams_opened,
+        "mean_batch": round(c.mean_batch, 3),
+        "errors": c.errors,
+        "cpu_s": None if cpu is None else round(cpu, 4),
+        "cpu_share": None if cpu is None or not measured_s else round(cpu / measured_s, 4),
+        "cpu_us_per_rpc": None if cpu is None or not c.rpcs else round(cpu * 1e6 / c.rpcs, 3),
+        "cpu_us_per_ts": None if cpu is None or not c.timestamps else round(cpu * 1e6 / c.timestamps, 4),
+        "threads": SERVER_THREADS if config.target is None else None,
+    }
 
 
 def _where(shards: ShardBackend, index: int) -> Placement:
@@ -399,18 +368,14 @@ def _where(shards: ShardBackend, index: int) -> Placement:
     return Placement(host=where.get("host"), worker=where.get("worker"))
 
 
-def _server_metrics(c: ServerCounters | None) -> ServerSummary | None:
-    if c is None:
-        return None
-    return {
-        "rpcs": c.rpcs,
-        "timestamps": c.timestamps,
-        "streams": c.streams_opened,
-        "mean_batch": round(c.mean_batch, 3),
-        "errors": c.errors,
-    }
-
-
-def _strategy_record(name: str) -> StrategyRecord:
-    s = strategies.get(name)
-    return {"name": s.name, "safe": s.safe, "baseline": s.baseline}
+def _shard_entry(shards: ShardBackend, p: ShardResult) -> ShardEntry:
+    return ShardEntry(
+        index=p.index,
+        **_where(shards, p.index),
+        requests_ok=p.requests_ok,
+        requests_failed=p.requests_failed,
+        measured_s=round(p.measured_s, 6),
+        cpu_s=round(p.cpu_s, 4),
+        errors=p.errors,
+        completions_per_caller=p.completions,
+    )

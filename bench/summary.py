@@ -79,10 +79,18 @@ def run_table(result: RunResult) -> Table:
         u = m["latency_uncorrected_us"]
         table.add_row("uncorrected", "  ".join(f"{k} {u[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
     table.add_row("errors", error_list(m["errors"]))
+    for kind, sample in (m.get("error_samples") or {}).items():
+        table.add_row("", escape(f"{kind}: {sample.get('message', '')} ({sample.get('where', '?')})"))
     if "fairness" in m:
         table.add_row("fairness", fairness_line(m))
     if m.get("censored"):
         table.add_row("at the close", f"{m['censored']:,} requests in flight: their waits so far are in the latency")
+    if b := m.get("batching"):
+        table.add_row(
+            "batching",
+            f"{b['rpcs_per_s']:,.0f} RPCs/s, mean batch {b['mean_batch']:,.2f}; per request: "
+            f"{b['wait_us_mean']:,.0f} µs waiting for its batch + {b['rpc_us_mean']:,.0f} µs its RPC",
+        )
     if m.get("reconnects"):
         table.add_row("reconnects", f"{m['reconnects']:,} streams reopened after a failure")
     cpu = f"{m['client_cpu_s']:.2f}s"
@@ -91,10 +99,15 @@ def run_table(result: RunResult) -> Table:
     table.add_row("client cpu", cpu)
     s = m.get("server")
     if s:
+        cpu = ""
+        if s.get("cpu_us_per_rpc") is not None:
+            cpu = f"  cpu {s['cpu_share']:.0%} of a core, {s['cpu_us_per_rpc']:,.1f} µs per rpc"
         table.add_row(
             "server",
-            f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}",
+            f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}"
+            + cpu,
         )
+    table.add_row("distance", distance(result))
     for fault in result.faults:
         table.add_row("fault", recovery_line(fault))
     table.add_row("correctness", verdict(result))
@@ -107,6 +120,22 @@ def run_table(result: RunResult) -> Table:
     if result.status != "completed":
         table.add_row("status", f"[bold yellow]{result.status}[/]")
     return table
+
+
+def distance(result: RunResult) -> str:
+    """The round trip the figures were measured at, in words."""
+    n = result.network
+    if not n:
+        return "-"
+    rtt = n.get("rtt_ms")
+    text = f"round trip {rtt['min']:.3f} ms min, {rtt['median']:.3f} ms median" if rtt else "round trip not measured"
+    if e := n.get("emulated"):
+        text += f" (emulated {e['rtt_ms']:g} ms" + (
+            f" + up to {e['jitter_ms']:g} ms jitter)" if e["jitter_ms"] else ")"
+        )
+    elif n.get("loopback"):
+        text += " (loopback: real clients sit 0.2-2 ms away)"
+    return text
 
 
 def _seconds(value: float | None) -> str:
@@ -160,7 +189,9 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
         if outcome is None:
             continue
         c, s = point.config, outcome.summary or {}
-        verdict = outcome.status if outcome.status != "skipped" else "ok (resumed)"
+        verdict = outcome.status
+        if outcome.status == "skipped":  # resumed (its result is in the folder) or not runnable here
+            verdict = "ok (resumed)" if outcome.result else f"skipped: {escape(outcome.error or '')}"
         if s.get("violations"):
             verdict = f"[bold red]{s['violations']} violations[/]"
         elif s.get("requests_failed") and outcome.status != "ok":  # a fault run's failures can be expected

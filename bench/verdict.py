@@ -16,7 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .results import VerdictRecord
 
 
 class Verdict(StrEnum):
@@ -30,12 +33,18 @@ class Verdict(StrEnum):
     INTERRUPTED = "interrupted"  # stopped early; what was measured is clean
     CLEAN = "clean"
 
+    @property
+    def rank(self) -> int:
+        """0 for the worst: repeats of a point fold by the worst verdict."""
+        return list(Verdict).index(self)
+
 
 @dataclass(frozen=True)
 class Judgement:
     verdict: Verdict
     detail: str  # the numbers behind the verdict, for a person
     negative_control: bool  # the strategy is marked unsafe: failing is what it is for
+    baseline: bool = False  # the harness's own ceiling (null): its failings are the harness's, not a design's
 
     @property
     def clean(self) -> bool:
@@ -43,8 +52,30 @@ class Judgement:
 
     @property
     def dirty(self) -> bool:
-        """Not clean where clean was expected: what makes a sweep exit 3."""
-        return not self.clean and not (self.negative_control and self.verdict is not Verdict.INTERRUPTED)
+        """Not clean where clean was expected: what makes a sweep exit 3. The negative control failing
+        is what it is for; the null baseline measures the harness (its thread-API callers can starve
+        under the GIL), so neither makes a sweep dirty, an interrupted control aside."""
+        if self.clean or self.baseline:
+            return False
+        return not (self.negative_control and self.verdict is not Verdict.INTERRUPTED)
+
+    def to_dict(self) -> VerdictRecord:
+        return {
+            "verdict": self.verdict.value,
+            "detail": self.detail,
+            "negative_control": self.negative_control,
+            "baseline": self.baseline,
+            "dirty": self.dirty,
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Judgement:
+        return cls(
+            Verdict(record["verdict"]),
+            str(record.get("detail", "")),
+            bool(record.get("negative_control", False)),
+            bool(record.get("baseline", False)),
+        )
 
     def __str__(self) -> str:
         control = " (negative control: failing is expected)" if self.negative_control and not self.clean else ""
@@ -56,38 +87,52 @@ def is_safe(result: Mapping[str, Any]) -> bool:
     return bool(result.get("strategy", {}).get("safe", True))
 
 
+def stored(result: Mapping[str, Any]) -> Judgement:
+    """The verdict a results document carries; a file written before verdicts were stored is judged
+    once, whole, by the same rules (never from partial fields)."""
+    record = result.get("verdict")
+    if isinstance(record, Mapping) and record.get("verdict") in Verdict._value2member_map_:
+        return Judgement.from_dict(record)
+    return judge(result)
+
+
 def judge(result: Mapping[str, Any]) -> Judgement:
     metrics = result.get("metrics") or {}
     correctness = result.get("correctness") or {}
     control = not is_safe(result)
+    baseline = bool((result.get("strategy") or {}).get("baseline", False))
+    crashes = metrics.get("crashes") or 0
     faults = result.get("faults") or []
     starved = (metrics.get("fairness") or {}).get("starved_callers") or 0
     if faults:
         starved = max(starved, metrics.get("unrecovered_callers") or 0)
     failed = (metrics.get("requests_failed") or 0) - sum(f["failed_requests"] for f in faults)
     if result.get("status") == "failed":
-        return Judgement(Verdict.FAILED, _shard_failures(result), control)
+        return Judgement(Verdict.FAILED, _shard_failures(result), control, baseline)
     if correctness.get("violations"):
         detail = (
             f"{correctness['violations']:,} (duplicates {correctness.get('duplicates', 0):,}, "
             f"out of order {correctness.get('non_monotonic', 0):,}, mismatched {correctness.get('mismatched', 0):,})"
         )
-        return Judgement(Verdict.VIOLATIONS, detail, control)
+        return Judgement(Verdict.VIOLATIONS, detail, control, baseline)
     if unrecovered := [f for f in faults if not f["recovered"]]:
         detail = "; ".join(f"{f['spec']}: {f.get('error') or 'no success after it'}" for f in unrecovered)
-        return Judgement(Verdict.UNRECOVERED, detail, control)
+        return Judgement(Verdict.UNRECOVERED, detail, control, baseline)
     if starved:
         callers = metrics.get("callers") or "?"
         after = " after the faults" if faults else ""
-        return Judgement(Verdict.STARVED, f"{starved:,} of {callers} callers got no reply{after}", control)
-    if failed:
+        detail = f"{starved:,} of {callers} callers got no reply{after}"
+        return Judgement(Verdict.STARVED, detail, control, baseline)
+    if failed or crashes:
         expected = f", besides {metrics['requests_failed'] - failed:,} during faults" if faults else ""
         errors = error_list(metrics.get("errors") or {})
-        return Judgement(Verdict.ERRORS, f"{failed:,} failed ({errors}){expected}", control)
+        died = f"{crashes:,} caller(s) or thread(s) died; " if crashes else ""
+        return Judgement(Verdict.ERRORS, f"{died}{failed:,} failed ({errors}){expected}", control, baseline)
     if result.get("status") == "interrupted":
-        return Judgement(Verdict.INTERRUPTED, "stopped early", control)
+        return Judgement(Verdict.INTERRUPTED, "stopped early", control, baseline)
     recovered = f", {len(faults)} fault(s) recovered" if faults else ""
-    return Judgement(Verdict.CLEAN, f"{correctness.get('checked', 0):,} timestamps checked{recovered}", control)
+    detail = f"{correctness.get('checked', 0):,} timestamps checked{recovered}"
+    return Judgement(Verdict.CLEAN, detail, control, baseline)
 
 
 def error_list(errors: Mapping[str, int]) -> str:

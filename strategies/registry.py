@@ -117,6 +117,11 @@ def get(name: str) -> Strategy:
         raise UnknownStrategy(name) from None
 
 
+def is_builtin(strategy: Strategy) -> bool:
+    """One of tsobench's own strategies (a plugin's errors are named as the plugin's)."""
+    return any(strategy is s for s in BUILTIN)
+
+
 def unavailable(name: str, api: str) -> str | None:
     """Why ``name`` cannot run on ``api`` here (None: it can); an unknown name says so.
     For sweeps, which skip such pairs with this as the note, and for ``check``."""

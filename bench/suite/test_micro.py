@@ -4,14 +4,14 @@ the dispatcher's batch split, the checker per timestamp, a histogram record."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from tsobench import strategies
 from tsobench.bench import latency
-from tsobench.bench.checker import CallerCheck
+from tsobench.bench.checker import CallerOrder, RangeSet, RealTimeOrder
 from tsobench.protos import pdpb_pb2
 from tsobench.strategies.dispatcher import Batch, split
 
@@ -65,12 +65,21 @@ def test_dispatcher_split(benchmark) -> None:
     assert [t.logical for t in out] == list(range(401, 501))
 
 
-def test_checker_per_timestamp(benchmark) -> None:
+def test_checks_of_100k_replies(benchmark) -> None:
+    """What the fold runs on the replies callers appended: uniqueness, per-caller and real-time order."""
     benchmark.group = "micro: hot paths"
-    check = CallerCheck()
-    stamps = (strategies.Timestamp(1_700_000_000_000 + i // 100_000, i % 100_000 + 1) for i in itertools.count())
-    benchmark(lambda: check.observe(next(stamps), 1, 0, 1))
-    assert check.non_monotonic == 0 and check.checked > 0
+    n = 100_000
+    lasts = (1_700_000_000_000 << 18) + np.arange(1, n + 1, dtype=np.int64)
+    sent = np.arange(n, dtype=np.int64) * 10
+    done = sent + 5
+
+    def check() -> int:
+        ranges, order, real_time = RangeSet(), CallerOrder(1), RealTimeOrder()
+        ranges.add(lasts, lasts)
+        real_time.add(done, lasts)
+        return int(order.check(0, lasts, lasts).sum()) + int(real_time.late(sent, lasts).sum()) + ranges.duplicates
+
+    assert benchmark(check) == 0
 
 
 def test_histogram_record(benchmark) -> None:

@@ -2,9 +2,16 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tsobench.server.embedded import fetch_counters
 
 
 def tsobench(*args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -183,3 +190,129 @@ def test_grpc_core_log_lines_only_with_verbose():
     assert quiet.returncode == loud.returncode == 2
     assert "add_port.cc" not in quiet.stderr
     assert "add_port.cc" in loud.stderr
+
+
+def children_of(pid: int) -> dict[int, str]:
+    """Live child processes of pid, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, ...
+        if int(fields[1]) == pid and fields[0] not in "ZX":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in "ZX"  # a zombie is dead, whoever has yet to reap it
+
+
+def wait_for_load(run: subprocess.Popen, tmp: Path, timeout_s: float = 60) -> dict[int, str]:
+    """The run's child processes, once its embedded server has answered requests."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert run.poll() is None, run.communicate()
+        for port_file in tmp.glob("tso-*/metrics-port"):
+            try:
+                url = f"http://127.0.0.1:{int(port_file.read_text())}/metrics"
+                if fetch_counters(url).rpcs > 0:
+                    return children_of(run.pid)
+            except (OSError, ValueError):
+                pass
+        time.sleep(0.1)
+    raise AssertionError("the load did not start")
+
+
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [
+        (signal.SIGTERM, True),  # timeout, systemd, CI runners: the whole process group
+        (signal.SIGHUP, True),  # a closed terminal
+        (signal.SIGINT, True),  # Ctrl-C in a terminal
+        (signal.SIGTERM, False),  # kill PID
+        (signal.SIGKILL, False),  # kill -9 PID: nothing saved, nothing left either
+    ],
+)
+def test_stopping_tsobench_run_saves_what_it_measured_and_leaves_nothing(tmp_path, sig, group):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    run_args = ["run", "-s", "locked", "-c", "2", "--duration", "30", "--warmup", "0", "--quiet"]
+    run = subprocess.Popen(
+        [sys.executable, "-P", "-m", "tsobench.bench", *run_args, "--output", f"{tmp_path / 'out'}/"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
+        start_new_session=True,  # its own process group, as under `timeout` or a CI runner
+    )
+    children: dict[int, str] = {}
+    try:
+        children = wait_for_load(run, tmp)
+        servers = [pid for pid, cmd in children.items() if "tsobench.server" in cmd]
+        assert len(servers) == 1, children
+        stopped = time.monotonic()
+        if group:
+            os.killpg(run.pid, sig)
+        else:
+            run.send_signal(sig)
+        _, err = run.communicate(timeout=60)
+        assert time.monotonic() - stopped < 10, "the stop took too long"
+        deadline = time.monotonic() + 20
+        while (any(map(alive, children)) or any(tmp.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [cmd for pid, cmd in children.items() if alive(pid)], "processes outlived the run"
+        assert sorted(p.name for p in tmp.iterdir()) == [], "temp dirs outlived the run"
+        if sig != signal.SIGKILL:  # stopped early, and what was measured is saved
+            assert run.returncode == 130, err
+            assert "Traceback" not in err
+            (saved,) = (tmp_path / "out").glob("*.json")
+            data = json.loads(saved.read_text())
+            assert data["status"] == "interrupted" and data["metrics"]["requests_ok"] > 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_the_load(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    started = time.monotonic()
+    out = tsobench("run", "-s", "null", "--duration", "30", "-o", f"{blocker}/results/")
+    assert out.returncode == 2, out.stderr
+    assert "--output" in out.stderr and "Traceback" not in out.stderr
+    assert time.monotonic() - started < 20  # refused, not measured for 30 s first
+
+
+def test_results_that_cannot_be_written_at_the_end_go_to_a_named_fallback(tmp_path, monkeypatch):
+    import tempfile
+
+    from rich.console import Console
+
+    from tsobench.bench import cli, results
+
+    fixture = next(Path(__file__).parents[2].glob("results/fixtures/*.json"))
+    result = results.read(fixture)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "fallback"))
+    (tmp_path / "fallback").mkdir()
+    console = Console(record=True, width=200)
+    saved = cli._save(result, blocker / "run.json", console)
+    assert saved == tmp_path / "fallback" / "run.json" and saved.exists()
+    said = console.export_text()
+    assert "could not write" in said and str(saved) in said
+    assert not [p for p in tmp_path.rglob("*.tmp")], "temp files left behind"

@@ -10,7 +10,8 @@ from tsobench import strategies
 from tsobench.bench import latency
 from tsobench.bench.config import RunConfig, ShardConfig
 from tsobench.bench.fairness import fairness
-from tsobench.bench.shard import ShardResult, run_shard
+from tsobench.bench.measures import ShardResult
+from tsobench.bench.shard import run_shard
 from tsobench.server import ChildServer, ServerConfig
 from tsobench.strategies import Timestamp, registry
 
@@ -99,7 +100,9 @@ def test_a_request_crossing_the_warmup_boundary_counts_with_its_full_latency(tmp
         result = run_shard(shard(config, slow.address))
     h = latency.decode(result.latency)
     assert result.requests_ok >= 1
-    assert h.get_min_value() >= 380_000  # the first request's 400 ms, not the 200 ms inside the window
+    # every answered request took its whole 400 ms, the first one's 200 ms in the warm-up included
+    # (the histogram's smallest value may be a censored wait: one sent late in the window)
+    assert result.answered_us / result.requests_ok >= 380_000
     assert h.get_total_count() == result.requests_ok + result.censored
 
 
@@ -217,3 +220,107 @@ def test_merging_shards_sums_counts_and_finds_duplicates_between_them(child_serv
     )
     assert total.ranges.duplicates == 0  # one server: nothing handed out twice
     assert ShardResult.merge([a, a]).ranges.duplicates == a.checked  # the same ranges twice: every one a duplicate
+
+
+NORMAL = ...  # what ``answer`` returns for a normal reply
+
+
+class Plugin:
+    """A third-party strategy whose ``answer(n)`` says what its n-th get_ts returns (NORMAL: a timestamp)."""
+
+    def __init__(self, options: strategies.ClientOptions) -> None:
+        self.calls = 0
+        self.next = 1 << 40
+
+    def _reply(self, count: int) -> object:
+        self.calls += 1
+        got = self.answer(self.calls)
+        if got is not NORMAL:
+            return got
+        self.next += count
+        return Timestamp(self.next >> 18, self.next & 262143, count)
+
+    def answer(self, n: int) -> object:
+        return NORMAL
+
+    def open(self) -> None:
+        pass
+
+    def get_ts(self, count: int = 1) -> object:
+        return self._reply(count)
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncPlugin(Plugin):
+    async def open(self) -> None:  # type: ignore[override]
+        pass
+
+    async def get_ts(self, count: int = 1) -> object:  # type: ignore[override]
+        await asyncio.sleep(0)
+        return self._reply(count)
+
+    async def close(self) -> None:  # type: ignore[override]
+        pass
+
+
+def run_plugin(monkeypatch, api: str, answer, concurrency: int = 2) -> ShardResult:
+    thread = type("P", (Plugin,), {"answer": lambda self, n: answer(n)})
+    aio = type("A", (AsyncPlugin,), {"answer": lambda self, n: answer(n)})
+    monkeypatch.setattr(strategies, "get", lambda name: strategies.Strategy("plugin", "a test plugin", thread, aio))
+    config = RunConfig(strategy="null", api=api, concurrency=concurrency, duration_s=0.4, warmup_s=0)
+    return run_shard(shard(config, "unused:1"))
+
+
+def judged(result: ShardResult) -> str:
+    """The verdict a run of this one shard gets."""
+    from tsobench.bench.verdict import judge
+
+    metrics = {"requests_failed": result.requests_failed, "errors": result.errors, "crashes": result.crashes}
+    return judge({"status": "completed", "metrics": metrics, "correctness": {}}).verdict.value
+
+
+class Boom(BaseException):
+    """Not an Exception: nothing in a caller's loop catches it, so the caller dies."""
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+def test_a_plugin_returning_none_once_is_a_failed_request_with_its_cause(monkeypatch, api):
+    result = run_plugin(monkeypatch, api, lambda n: None if n == 50 else NORMAL)
+    assert result.errors == {"plugin_error:NoneType": 1}, result.errors
+    sample = result.error_samples["plugin_error:NoneType"]
+    assert "not a Timestamp" in sample["message"] and "test_shard.py" in sample["where"]
+    assert result.requests_ok > 0 and judged(result) == "errors"
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+def test_a_plugin_that_raises_is_named_as_the_plugin_s_error(monkeypatch, api):
+    def answer(n: int) -> object:
+        if n % 10 == 0:
+            raise RuntimeError("the plugin's own bug")
+        return NORMAL
+
+    result = run_plugin(monkeypatch, api, answer)
+    assert set(result.errors) == {"plugin_error:RuntimeError"}
+    assert result.error_samples["plugin_error:RuntimeError"]["message"] == "RuntimeError: the plugin's own bug"
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+def test_a_plugin_that_always_answers_a_string_fails_every_request_not_the_harness(monkeypatch, api):
+    result = run_plugin(monkeypatch, api, lambda n: "a string")
+    assert result.requests_ok == 0 and result.requests_failed > 0
+    assert set(result.errors) == {"plugin_error:str"}
+
+
+@pytest.mark.parametrize("api", ["thread", "asyncio"])
+def test_a_caller_that_dies_is_never_silent(monkeypatch, api):
+    def answer(n: int) -> object:
+        if n == 20:
+            raise Boom("gone")
+        return NORMAL
+
+    result = run_plugin(monkeypatch, api, answer)
+    assert result.crashes == 1 and result.errors.get("caller_died:Boom") == 1, result.errors
+    assert "gone" in result.error_samples["caller_died:Boom"]["message"]
+    assert judged(result) != "clean"

@@ -15,8 +15,11 @@ from tsobench.bench.runner import run
 def test_bucketing_puts_each_completion_in_its_interval():
     done = np.array([-900, -100, 0, 499, 500, 1_700], np.int64)
     lat = np.array([5, 6, 7, 8, 9, 10], np.int64)
-    parts = intervals.bucket(done, lat, np.array([250, 2_000], np.int64), origin_us=0, interval_us=500)
-    got = {p.index: (p.ok, p.failed, latency.decode(p.histogram).get_max_value()) for p in parts}
+    buckets = intervals.Buckets(origin_us=0, interval_us=500)
+    buckets.add(done[:3], lat[:3], np.array([250], np.int64))
+    buckets.seal(1)  # intervals before index 1 are encoded ...
+    buckets.add(done[3:], lat[3:], np.array([2_000], np.int64))  # ... and a straggler (499) reopens interval 0
+    got = {p.index: (p.ok, p.failed, latency.decode(p.histogram).get_max_value()) for p in buckets.parts()}
     assert got == {-2: (1, 0, 5), -1: (1, 0, 6), 0: (2, 1, 8), 1: (1, 0, 9), 3: (1, 0, 10), 4: (0, 1, 0)}
 
 
