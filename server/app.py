@@ -25,7 +25,7 @@ from tsobench.protos import admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 
 from . import admin
 from .config import ServerConfig
-from .faults import Faults
+from .disruptions import Disruptions
 from .leadership import Member, Solo
 from .metrics import ServerMetrics
 from .oracle import UPDATE_INTERVAL_S, TimestampOracle
@@ -106,13 +106,13 @@ class TsoServer:
         if not self.port:
             reason = bind_failure(self.config.host, self.config.port)
             raise ServerError(f"cannot listen on {self.config.host}:{self.config.port}: {reason}") from cause
-        faults = Faults()
+        disruptions = Disruptions()
         pdpb_pb2_grpc.add_PDServicer_to_server(
-            PDService(self.config, self.role, self.metrics, self.client_urls, faults), server
+            PDService(self.config, self.role, self.metrics, self.client_urls, disruptions), server
         )
         services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         if self.config.admin:
-            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(faults, self.metrics, self.role), server)
+            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(disruptions, self.metrics, self.role), server)
             services.append(admin.SERVICE_NAME)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)

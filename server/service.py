@@ -21,7 +21,7 @@ import grpc
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .config import ServerConfig
-from .faults import Faults
+from .disruptions import Disruptions
 from .leadership import Member, NotLeader, Solo
 from .metrics import ServerMetrics
 from .oracle import MAX_LOGICAL, Allocation
@@ -33,12 +33,17 @@ OVERFLOW_RETRY_S = 0.001  # the wall clock's resolution: the next millisecond br
 
 class PDService(pdpb_pb2_grpc.PDServicer):
     def __init__(
-        self, config: ServerConfig, role: Solo | Member, metrics: ServerMetrics, urls: list[str], faults: Faults
+        self,
+        config: ServerConfig,
+        role: Solo | Member,
+        metrics: ServerMetrics,
+        urls: list[str],
+        disruptions: Disruptions,
     ) -> None:
         self.config = config
         self.role = role
         self.metrics = metrics
-        self.faults = faults
+        self.disruptions = disruptions
         self._random = random.Random(config.seed)
         self._header = pdpb_pb2.ResponseHeader(cluster_id=config.cluster_id)
         self._overflow_queue = asyncio.Lock()  # FIFO: overflowed requests take the next milliseconds in turn
@@ -67,12 +72,12 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pdpb_pb2.TsoResponse]:
         self.metrics.stream_opened()
-        epoch = self.faults.abort_epoch
+        epoch = self.disruptions.abort_epoch
         try:
             async for request in request_iterator:
                 await self._validate(request, context)
-                await self.faults.pass_stall()
-                if self.faults.abort_epoch != epoch:
+                await self.disruptions.pass_stall()
+                if self.disruptions.abort_epoch != epoch:
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (AbortStreams)")
                 if self.config.fail_rate and self._random.random() < self.config.fail_rate:
                     await self._abort(context, grpc.StatusCode.UNAVAILABLE, "injected failure (--fail-rate)")
@@ -136,4 +141,4 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         delay_ms = self.config.delay_ms
         if self.config.jitter_ms:
             delay_ms += self._random.uniform(0, self.config.jitter_ms)
-        return delay_ms / 1000.0 + self.faults.extra_delay_s()
+        return delay_ms / 1000.0 + self.disruptions.extra_delay_s()

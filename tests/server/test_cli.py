@@ -23,7 +23,7 @@ from tsobench.server.oracle import GUARD_MS
 from tsobench.server.window import WindowFile
 
 TIMEOUT_S = 10
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def request(count: int, cluster_id: int = DEFAULT_CLUSTER_ID) -> pdpb_pb2.TsoRequest:

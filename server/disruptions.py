@@ -1,5 +1,6 @@
-"""Faults the server can be told to inject (through the admin service), and
-the cheap checks the Tso handler makes for them on every request.
+"""Disruptions the server can be told to inject (through the admin service), and
+the cheap checks the Tso handler makes for them on every request. (The harness's
+``--fault`` schedule, ``bench/faults.py``, drives them from outside.)
 
 Everything runs on the server's one event loop, so plain attributes suffice.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 
-class Faults:
+class Disruptions:
     def __init__(self) -> None:
         self.abort_epoch = 0  # a stream opened in an older epoch is aborted at its next request
         self._answering = asyncio.Event()
