@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
-from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, compose
+from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, ServerCounters, compose
 from tsobench.server.app import ServerError
 from tsobench.server.oracle import GUARD_MS
 from tsobench.server.window import WindowFile
@@ -279,7 +280,8 @@ def test_child_fail_rate_one_aborts_streams_with_unavailable(tmp_path):
 def test_metrics_endpoint_and_counters(tmp_path):
     with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
         assert child.metrics_url is not None
-        assert child.counters() == type(child.counters())()  # all zero
+        started = child.counters()
+        assert replace(started, cpu_s=0.0) == ServerCounters()  # all zero, but for the CPU it took to start
         tso(child.address, [1, 2, 3])
         tso(child.address, [4])
         with pytest.raises(grpc.RpcError):
@@ -307,6 +309,27 @@ def test_metrics_endpoint_and_counters(tmp_path):
             "tso_batch_size_count 4.0",
         ):
             assert name in text.splitlines(), name
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process collector reads /proc")
+def test_the_server_counts_its_own_cpu_time(tmp_path):
+    with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
+        before = child.counters()
+        assert before.cpu_s > 0  # starting took some
+        tso(child.address, [1] * 3000)
+        spent = child.counters() - before
+        with urllib.request.urlopen(child.metrics_url, timeout=TIMEOUT_S) as response:
+            text = response.read().decode()
+    assert spent.rpcs == 3000
+    assert spent.cpu_s > 0
+    assert any(line.startswith("process_cpu_seconds_total ") for line in text.splitlines())
+
+
+def test_counters_without_a_cpu_figure_subtract_and_add_to_none():
+    known, unknown = ServerCounters(rpcs=5, cpu_s=2.5), ServerCounters(rpcs=2, cpu_s=None)
+    assert known - ServerCounters(rpcs=1, cpu_s=0.5) == ServerCounters(rpcs=4, cpu_s=2.0)
+    assert (known - unknown).cpu_s is None and (known + unknown).cpu_s is None
+    assert (known + known).cpu_s == 5.0
 
 
 def test_restart_resets_counters_but_not_timestamps(tmp_path):

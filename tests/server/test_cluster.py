@@ -66,6 +66,13 @@ def test_the_members_agree_on_members_and_leader_and_followers_refuse_tso(cluste
             assert (error.code(), error.details()) == (grpc.StatusCode.UNAVAILABLE, "not leader")
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process collector reads /proc")
+def test_a_clusters_counters_sum_its_members_cpu_time(cluster):
+    members = [m.counters().cpu_s for m in cluster.members]
+    assert all(cpu > 0 for cpu in members)
+    assert cluster.counters().cpu_s >= sum(members)  # read later: each member's only grew
+
+
 @pytest.mark.parametrize("api", strategies.APIS)
 @pytest.mark.parametrize("name", SAFE)
 def test_every_strategy_finds_the_leader_behind_a_follower_listed_first(cluster, name, api):
