@@ -45,7 +45,7 @@ class AdminService(admin_pb2_grpc.AdminServicer):
         self, request: admin_pb2.TransferLeaderRequest, context: ServicerContext
     ) -> admin_pb2.TransferLeaderResponse:
         try:
-            to = self.role.transfer(request.member if request.HasField("member") else None)
+            to = await self.role.transfer(request.member if request.HasField("member") else None)
         except NotLeader as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except ValueError as exc:

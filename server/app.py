@@ -28,19 +28,24 @@ from .config import ServerConfig
 from .disruptions import Disruptions
 from .leadership import Member, Solo
 from .metrics import ServerMetrics
-from .oracle import UPDATE_INTERVAL_S, TimestampOracle
+from .oracle import UPDATE_INTERVAL_S
 from .service import PDService
-from .window import DataDirLock, WindowFile
+from .window import DataDirLock
 
 SERVICE_NAME = pdpb_pb2.DESCRIPTOR.services_by_name["PD"].full_name
 IDLE_CONNECTION_MS = 60_000  # a connection with no RPC for a minute is closed (clients reconnect on their next call)
 HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that never speaks HTTP/2 is dropped after 10 s
+CLIENT_PING_MS = 5_000  # the most often a client may ping: PD's clients ping every 10 s (3 s timeout)
 SERVER_OPTIONS = [
     # A second server on a busy port fails loudly instead of silently sharing (and stealing) its traffic.
     ("grpc.so_reuseport", 0),
     # Idle or silent connections must not hold descriptors that new clients need.
     ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
     ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+    # Client keepalive (how a client gives up a frozen server's stream) is welcome, with or without
+    # calls in flight, without a GOAWAY "too_many_pings".
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", CLIENT_PING_MS),
 ]
 
 
@@ -75,10 +80,7 @@ class TsoServer:
                 config.window_ms,
                 config.accept_future_window,
             )
-        oracle = TimestampOracle(
-            WindowFile(config.data_dir), window_ms=config.window_ms, accept_future_window=config.accept_future_window
-        )
-        return Solo(oracle)
+        return Solo(config.data_dir, config.window_ms, config.accept_future_window)
 
     @property
     def address(self) -> str:
@@ -126,23 +128,14 @@ class TsoServer:
             )
             self.metrics_port = self._http.server_port
         self._server = server
-        self.role.tick()  # a cluster's first member takes the lease it was handed before it says "listening"
+        await self.role.tick()  # a cluster's first member takes the lease it was handed before it says "listening"
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:
-        """PD's update loop. A failed window save must not stop it for good: the
-        oracle did not move (it saves first), so say so and try again next tick."""
-        failing = False
+        """PD's update loop (the roles say what went wrong, and go on)."""
         while True:
             await asyncio.sleep(UPDATE_INTERVAL_S)
-            try:
-                self.role.tick()
-            except (OSError, ValueError) as exc:
-                if not failing:
-                    print(f"warning: cannot save the TSO window, timestamps are held back: {exc}", file=sys.stderr)
-                failing = True
-            else:
-                failing = False
+            await self.role.tick()
 
     async def stop(self, grace_s: float = 1.0) -> None:
         if self._ticker:
@@ -152,7 +145,7 @@ class TsoServer:
         if self._http:
             self._http.shutdown()
             self._http.server_close()
-        self.role.resign()
+        await self.role.resign()
         self._lock.release()
 
     async def wait(self) -> None:

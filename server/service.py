@@ -30,7 +30,7 @@ from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 
 from .config import ServerConfig
 from .disruptions import Disruptions
-from .leadership import Member, NotLeader, Solo
+from .leadership import Member, Solo
 from .metrics import ServerMetrics
 from .oracle import MAX_LOGICAL, Allocation
 
@@ -80,7 +80,7 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         if self._round_trips:
             await asyncio.sleep(self._round_trip_s())
         reply = pdpb_pb2.GetMembersResponse(header=self._header, members=self._members)
-        leader = self.role.leader()
+        leader = await self.role.leader()
         if leader is not None:  # none while a cluster elects one
             reply.leader.CopyFrom(self._members[leader])
         return reply
@@ -190,11 +190,7 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         oracle = self.role.oracle()
         if oracle is None:
             raise Refused(grpc.StatusCode.UNAVAILABLE, NOT_LEADER)
-        try:
-            return oracle.allocate(count)
-        except NotLeader as exc:  # a fenced window save was refused: the lease is gone
-            self.role.lost(str(exc))
-            raise Refused(grpc.StatusCode.UNAVAILABLE, NOT_LEADER) from None
+        return oracle.allocate(count)
 
     def _validate(self, request: pdpb_pb2.TsoRequest) -> None:
         cluster_id = request.header.cluster_id

@@ -395,6 +395,18 @@ def test_a_bad_window_file_is_refused_with_exit_2(tmp_path, content, words):
     assert (data_dir / "tso-window.json").read_text() == content  # left for the operator to look at
 
 
+def test_the_server_says_once_that_its_clock_is_behind_and_once_that_it_caught_up(child_config):
+    WindowFile(child_config.data_dir).save(wall_ms() + 800)  # as right after a fast restart
+    with ChildServer(child_config) as child:
+        deadline = time.monotonic() + 10
+        while "caught up" not in child.log_tail(10):
+            assert time.monotonic() < deadline, child.log_tail(10)
+            time.sleep(0.05)
+        log = child.log_tail(10)
+    assert log.count("system time may be incorrect") == 1 and log.count("caught up") == 1
+    assert log.index("system time may be incorrect") < log.index("caught up")
+
+
 def test_a_far_future_window_is_used_when_accepted(tmp_path):
     data_dir = tmp_path / "data"
     WindowFile(data_dir).save(YEAR_2100_MS)
