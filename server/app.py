@@ -9,6 +9,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -94,8 +95,8 @@ class TsoServer:
     async def start(self) -> None:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         address = f"{self.config.host}:{self.config.port}"
+        credentials = server_credentials(self.config)  # first: a bad certificate or key is named, not a bind error
         try:
-            credentials = server_credentials(self.config)
             if credentials is None:
                 self.port = server.add_insecure_port(address)
             else:
@@ -157,9 +158,48 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     """TLS from PEM files (None: plaintext); with a client CA, clients must show a certificate it signed."""
     if not config.tls_cert or not config.tls_key:
         return None
+    check_tls(config)
     client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
     pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
     return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
+class _Encrypted(Exception):
+    """The key wants a passphrase (asked instead of prompting on the terminal)."""
+
+
+def _no_passphrase() -> bytes:
+    raise _Encrypted
+
+
+def check_tls(config: ServerConfig) -> None:
+    """Raise ServerError naming the TLS file that is wrong, and how: gRPC takes any bytes and then
+    only fails to bind. Read with Python's ssl, which parses PEM as gRPC does."""
+    cert, key = config.tls_cert, config.tls_key
+    if not cert or not key:
+        return
+    files = {"--tls-cert": cert, "--tls-key": key, "--tls-client-ca": config.tls_client_ca}
+    for flag, path in files.items():
+        if path is not None:
+            try:
+                Path(path).read_bytes()
+            except OSError as exc:
+                raise ServerError(f"{flag} {path}: {exc.strerror or exc}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    for flag in ("--tls-cert", "--tls-client-ca"):
+        if (path := files[flag]) is not None:
+            try:
+                context.load_verify_locations(cafile=path)
+            except ssl.SSLError:
+                raise ServerError(f"{flag} {path}: not a PEM certificate") from None
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except _Encrypted:
+        raise ServerError(f"--tls-key {key}: the key is encrypted; gRPC needs it unencrypted") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ServerError(f"--tls-key {key} is not the key of --tls-cert {cert}") from None
+        raise ServerError(f"--tls-key {key}: not a PEM private key") from None
 
 
 def describe_bind_error(code: int | None) -> str:

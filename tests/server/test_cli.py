@@ -3,6 +3,7 @@ kill -9, clean SIGTERM, port file, CLI errors and the Prometheus endpoint."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import resource
 import signal
@@ -16,6 +17,10 @@ from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, ServerCounters, compose
@@ -369,6 +374,55 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(child_config):
         first.kill()  # the kernel drops the lock with the process: no stale lock after kill -9
         first.restart()
         assert last_of(tso(first.address, [1])[0]) > highest
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> Path:
+    """cert.pem with its key.pem; other-key.pem (not its key), encrypted-key.pem, garbage.pem."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tsobench-server")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    (folder / "key.pem").write_bytes(key.private_bytes(*pkcs8, serialization.NoEncryption()))
+    (folder / "other-key.pem").write_bytes(other.private_bytes(*pkcs8, serialization.NoEncryption()))
+    (folder / "encrypted-key.pem").write_bytes(key.private_bytes(*pkcs8, serialization.BestAvailableEncryption(b"pw")))
+    (folder / "garbage.pem").write_text("not a certificate\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "extra", "words"),
+    [
+        ("cert", "other-key", [], "--tls-key {other-key} is not the key of --tls-cert {cert}"),
+        ("garbage", "key", [], "--tls-cert {garbage}: not a PEM certificate"),
+        ("cert", "garbage", [], "--tls-key {garbage}: not a PEM private key"),
+        ("cert", "encrypted-key", [], "--tls-key {encrypted-key}: the key is encrypted"),
+        ("missing", "key", [], "--tls-cert {missing}: No such file or directory"),
+        ("cert", "missing", [], "--tls-key {missing}: No such file or directory"),
+        ("cert", "key", ["--tls-client-ca", "garbage"], "--tls-client-ca {garbage}: not a PEM certificate"),
+        ("cert", "other-key", ["--members", "2"], "--tls-key {other-key} is not the key of --tls-cert {cert}"),
+    ],
+)
+def test_a_bad_certificate_or_key_is_named_with_exit_2(tls_files, tmp_path, cert, key, extra, words):
+    stems = ("cert", "key", "other-key", "encrypted-key", "garbage", "missing")
+    path = {stem: str(tls_files / f"{stem}.pem") for stem in stems}
+    args = ["--data-dir", str(tmp_path / "data"), "--tls-cert", path[cert], "--tls-key", path[key]]
+    args += [path.get(word, word) for word in extra]
+    # Not serve_once: with --members, each member picks a free metrics port itself.
+    result = subprocess.run(server_argv(*args), capture_output=True, text=True, timeout=30, env=server_env())
+    assert_refused(result, words.format_map(path))
 
 
 YEAR_2100_MS = 4_102_444_800_000
