@@ -37,9 +37,12 @@ class Disruptions:
         self._stall_end = None
         self._answering.set()  # waiters wake in the order they came: queued requests are answered in order
 
+    @property
+    def stalled(self) -> bool:
+        return not self._answering.is_set()
+
     async def pass_stall(self) -> None:
-        if not self._answering.is_set():
-            await self._answering.wait()
+        await self._answering.wait()
 
     def delay(self, duration_s: float, delay_ms: float) -> None:
         self._delay_until = asyncio.get_running_loop().time() + duration_s

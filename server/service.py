@@ -111,12 +111,13 @@ class PDService(pdpb_pb2_grpc.PDServicer):
     async def _answer(self, request: pdpb_pb2.TsoRequest, epoch: int) -> pdpb_pb2.TsoResponse:
         """One request's reply, after the server's own time for it; Refused ends the stream."""
         self._validate(request)
-        await self.disruptions.pass_stall()
+        if self.disruptions.stalled:
+            await self.disruptions.pass_stall()
         if self.disruptions.abort_epoch != epoch:
             raise Refused(grpc.StatusCode.UNAVAILABLE, "injected failure (AbortStreams)")
         if self.config.fail_rate and self._random.random() < self.config.fail_rate:
             raise Refused(grpc.StatusCode.UNAVAILABLE, "injected failure (--fail-rate)")
-        allocation = await self._allocate(request.count)
+        allocation = self._allocate_now(request.count) or await self._allocate_in_turn(request.count)
         delay = self._delay_s()
         if delay:
             await asyncio.sleep(delay)
@@ -176,17 +177,16 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         finally:
             reader.cancel()
 
-    async def _allocate(self, count: int) -> Allocation:
-        """From the oracle while this server leads. When the logical part is used up, wait for the
-        wall clock to move on (the client's deadline bounds the wait: it cancels us), asking again each time."""
-        allocation = self._allocate_now(count)
-        if allocation is None:
-            async with self._overflow_queue:
-                while (allocation := self._allocate_now(count)) is None:
-                    await asyncio.sleep(OVERFLOW_RETRY_S)
+    async def _allocate_in_turn(self, count: int) -> Allocation:
+        """The logical part is used up: wait for the wall clock to move on, in arrival order (the
+        client's deadline bounds the wait: it cancels us), asking again each time."""
+        async with self._overflow_queue:
+            while (allocation := self._allocate_now(count)) is None:
+                await asyncio.sleep(OVERFLOW_RETRY_S)
         return allocation
 
     def _allocate_now(self, count: int) -> Allocation | None:
+        """From the oracle while this server leads; None when this millisecond's logical part is used up."""
         oracle = self.role.oracle()
         if oracle is None:
             raise Refused(grpc.StatusCode.UNAVAILABLE, NOT_LEADER)
