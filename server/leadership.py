@@ -337,13 +337,16 @@ class Member:
         return mine, _Leading(mine.term, oracle, window, serve_until=start + self.timeout_s * (1 - MARGIN))
 
     async def _renew(self) -> None:
-        assert self._leading is not None
-        term, started = self._leading.term, time.monotonic()
-        self._view, kept = await asyncio.to_thread(self._renew_io, term, started)
+        leading, started = self._leading, time.monotonic()
+        assert leading is not None
+        self._view, kept = await asyncio.to_thread(self._renew_io, leading.term, started)
+        if self._leading is not leading:
+            return  # handed over or lost meanwhile: that stands
         if kept:
-            self._leading = replace(self._leading, serve_until=started + self.timeout_s * (1 - MARGIN))
+            self._leading = replace(leading, serve_until=started + self.timeout_s * (1 - MARGIN))
         else:
-            self.lost(f"the lease of term {term} passed to member {self._view.leader} (term {self._view.term})", term)
+            why = f"the lease of term {leading.term} passed to member {self._view.leader} (term {self._view.term})"
+            self.lost(why, leading.term)
 
     def _renew_io(self, term: int, started: float) -> tuple[Lease, bool]:
         """Write the lease, then look for a later term (never write over a term we know is over)."""

@@ -122,3 +122,21 @@ def test_while_serving_a_save_answers_at_once_and_saves_in_a_worker_thread(tmp_p
 
     assert asyncio.run(serve()) == (100, 100, 200)
     assert lost == ["term 1 is over: a later leader may have loaded the window before this save"]
+
+
+def test_a_hand_over_during_a_renewal_stands(tmp_path):
+    claim(tmp_path, hold_s=5).release()  # handed to member 0
+
+    async def scenario() -> tuple[int, Lease, bool]:
+        leader = member(tmp_path, me=0)
+        await leader.tick()
+        assert leader.oracle() is not None
+        renewing = asyncio.create_task(leader.tick())
+        await asyncio.sleep(0)  # the renewal is under way in a worker thread
+        to = await leader.transfer(None)
+        await renewing
+        await leader.resign()
+        return to, Terms(tmp_path).latest(), leader.oracle() is None
+
+    to, lease, stopped = asyncio.run(scenario())
+    assert (to, lease.leader, lease.next, stopped) == (1, None, 1, True)
