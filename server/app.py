@@ -120,6 +120,9 @@ class TsoServer:
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(services, server)
+        # The first tick before the first request: a lone server's window saves off the loop from here
+        # on, and a cluster's first member takes the lease it was handed before it says "listening".
+        await self.role.tick()
         await server.start()
         for name in ("", SERVICE_NAME):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -129,7 +132,6 @@ class TsoServer:
             )
             self.metrics_port = self._http.server_port
         self._server = server
-        await self.role.tick()  # a cluster's first member takes the lease it was handed before it says "listening"
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:

@@ -219,7 +219,7 @@ class Solo:
         return 0
 
     async def tick(self) -> None:
-        self._window.serve()  # from the first tick on, which runs before anything is served
+        self._window.serve()  # from the first tick on, which runs before the first request
         self._oracle.tick()
 
     async def transfer(self, to: int | None) -> int:
