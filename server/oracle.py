@@ -154,8 +154,8 @@ class TimestampOracle:
             self._clock_behind = True
             self._warn(
                 f"warning: system time may be incorrect: the wall clock is {behind} ms behind the TSO's physical "
-                "time (a restart above the saved window, or the clock stepped back); timestamps keep their "
-                "physical time until it catches up"
+                "time (a restart or a new leader above the saved window, or the clock stepped back); timestamps "
+                "keep their physical time until it catches up"
             )
         elif behind <= 0 and self._clock_behind:
             self._clock_behind = False
