@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tsobench.options import ConfigError, nested, option, validate
+from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
 from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
 from tsobench.strategies.deadline import period_for
@@ -240,6 +240,9 @@ class RunConfig:
         """TLS goes to a --target (the embedded server is plaintext); members make the embedded server a cluster."""
         if self.target is not None and self.server_members > 1:
             raise ConfigError("--server-members is for the embedded server, not --target")
+        for spec in specs(RunConfig) if self.target is not None else ():
+            if spec.path[0] == "server" and spec.get(self) != spec.default:
+                raise ConfigError(f"{spec.flag} is for the embedded server, not --target")
         if self.target is None and self.tls:
             raise ConfigError("--cacert/--cert/--key need --target (the embedded server is plaintext)")
         self.client_options(self.target or "")  # the client's own checks (TLS pairs, batching), in one place
