@@ -343,7 +343,7 @@ def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> Server
     if load.after is None or load.before is None or restarted:
         return None
     c = load.after - load.before
-    cpu: float | None = getattr(c, "cpu_s", 0.0) if getattr(load.after, "cpu_s", None) else None  # 0: it does not say
+    cpu = c.cpu_s  # None: the server does not say
     return {
         "rpcs": c.rpcs,
         "timestamps": c.timestamps,

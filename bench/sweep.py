@@ -179,7 +179,7 @@ class Point:
         parts = []
         for spec in _axes().values():
             value, tag = spec.get(self.config), spec.option.key_tag
-            if tag is None and value == spec.default:
+            if value == spec.default and (tag is None or not spec.option.key_default):
                 continue  # an axis added later stays out of the key until a sweep varies it
             parts.append(written(spec, value) if value is None else f"{tag or ''}{word(value)}")
         return "-".join([*parts, f"rep{self.repeat}"]).replace(":", "-")  # a file name anywhere (faults' 2s:1s)

@@ -38,6 +38,7 @@ class ServerKnobs:
             max=MAX_RTT_MS,
             axis="rtt_ms",
             key_tag="rtt",
+            key_default=False,
         ),
     )
     rtt_jitter_ms: float = field(
