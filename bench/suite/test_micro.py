@@ -26,11 +26,11 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
-from hdrh.histogram import HdrHistogram
 
 from tsobench import strategies
-from tsobench.bench import latency
-from tsobench.bench.checker import CallerOrder, RangeSet, RealTimeOrder
+from tsobench.bench.clock import FOREVER_US, Clock
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.fold import Fold, Record
 from tsobench.protos import pdpb_pb2
 from tsobench.server import ChildServer
 from tsobench.strategies.dispatcher import Batch, split
@@ -113,21 +113,22 @@ def recorded_replies() -> Replies:
     return Replies(lasts[by_caller], sent[by_caller], done[by_caller], spans)
 
 
-def fold_latencies(histogram: HdrHistogram, latencies_us: np.ndarray) -> HdrHistogram:
-    """How a fold records latencies (``bench/fold.py``: into the shard's histogram, vectorised)."""
-    latency.record(histogram, latencies_us)
-    return histogram
+def filled_fold() -> Fold:
+    """A shard's fold with REPLIES replies appended to its CALLERS callers' records, as a clean
+    closed-loop run leaves them between two folds."""
+    replies = recorded_replies()
+    run = RunConfig(strategy="null", concurrency=CALLERS, duration_s=3600.0, warmup_s=0.0)
+    records = [Record(open_loop=False) for _ in range(CALLERS)]
+    for r, (lo, hi) in zip(records, replies.spans, strict=True):
+        for array, values in ((r.lasts, replies.lasts), (r.sent, replies.sent), (r.done, replies.done)):
+            array.frombytes(values[lo:hi].astype(np.int64).tobytes())
+    return Fold(ShardConfig(run, 0, ""), Clock(0, 0, FOREVER_US), records)
 
 
-def check_replies(replies: Replies) -> int:
-    """The checks a fold runs on what callers appended (``bench/fold.py``, with one timestamp per
-    reply): uniqueness, each caller's order, real-time order. Returns the replies they fault."""
-    ranges, order, real_time = RangeSet(), CallerOrder(len(replies.spans)), RealTimeOrder()
-    lasts = firsts = replies.lasts
-    ranges.add(firsts, lasts)
-    own = np.concatenate([order.check(c, firsts[lo:hi], lasts[lo:hi]) for c, (lo, hi) in enumerate(replies.spans)])
-    real_time.add(replies.done, lasts)
-    return int(np.count_nonzero(real_time.late(replies.sent, firsts) | own)) + ranges.duplicates
+def fold_replies(fold: Fold) -> Fold:
+    """What the fold thread does every 0.25 s (``bench/fold.py``): take, check, record, bucket."""
+    fold.fold(now_us=1 << 40)
+    return fold
 
 
 def hot_path(strategy: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -146,9 +147,9 @@ def split_replies(batch: Batch, reply: pdpb_pb2.TsoResponse) -> list[strategies.
     return split(batch, reply)
 
 
-def time_hot_path(benchmark, timestamps: int, target: Callable[..., T], *args: object) -> T:
-    """Rounds of one call each, the call handling ``timestamps``; ``extra_info`` gets the fastest round
-    per timestamp, the figure to set beside one get_ts.
+def time_hot_path(benchmark, timestamps: int, target: Callable[..., T], arguments: Callable[[], tuple]) -> T:
+    """Rounds of one call each on fresh ``arguments()``, the call handling ``timestamps``; ``extra_info``
+    gets the fastest round per timestamp, the figure to set beside one get_ts.
 
     Every round starts alike: the garbage of the rounds before collected (left to the collector, it
     piled up on the heap and moved where the next round's arrays landed, which changed a round's
@@ -159,8 +160,8 @@ def time_hot_path(benchmark, timestamps: int, target: Callable[..., T], *args: o
 
     def setup() -> tuple[tuple[object, ...], dict[str, object]]:
         gc.collect()
-        target(*args)
-        return args, {}
+        target(*arguments())
+        return arguments(), {}
 
     out = benchmark.pedantic(target, setup=setup, rounds=SCALE.hot_rounds)
     if benchmark.stats is not None:  # None under --benchmark-disable
@@ -177,18 +178,12 @@ def test_dispatcher_split(benchmark, strategy: str, concurrency: int) -> None:
     reply = pdpb_pb2.TsoResponse(
         count=concurrency, timestamp=pdpb_pb2.Timestamp(physical=1_700_000_000_000, logical=500)
     )
-    out = time_hot_path(benchmark, SPLITS * concurrency, split_replies, batch, reply)
+    out = time_hot_path(benchmark, SPLITS * concurrency, split_replies, lambda: (batch, reply))
     assert [t.logical for t in out] == list(range(501 - concurrency, 501))
 
 
 @hot_path("harness")
-def test_fold_latencies(benchmark, strategy: str, concurrency: int) -> None:
-    replies = recorded_replies()
-    latencies_us = replies.done - replies.sent
-    histogram = time_hot_path(benchmark, REPLIES, fold_latencies, latency.new_histogram(), latencies_us)
-    assert histogram.get_total_count() % REPLIES == 0 and histogram.get_min_value() == latencies_us.min()
-
-
-@hot_path("harness")
-def test_check_replies(benchmark, strategy: str, concurrency: int) -> None:
-    assert time_hot_path(benchmark, REPLIES, check_replies, recorded_replies()) == 0  # a clean run's replies
+def test_fold(benchmark, strategy: str, concurrency: int) -> None:
+    fold = time_hot_path(benchmark, REPLIES, fold_replies, lambda: (filled_fold(),))
+    assert fold.ok == fold.checked == REPLIES and fold.out_of_order == fold.ranges.duplicates == 0
+    assert fold.corrected.get_total_count() == REPLIES

@@ -72,7 +72,7 @@ def test_benchmark_suite_smoke_writes_extra_info_and_compares(tmp_path: Path) ->
     for entry in faster["benchmarks"]:
         entry["stats"] = {k: v / 100 if k in ("min", "max", "mean", "median") else v for k, v in entry["stats"].items()}
     saved.with_name("0003_faster.json").write_text(json.dumps(faster))
-    gate = ("bench/suite/test_micro.py", "-k", "fold_latencies", "--benchmark-compare=0003")
+    gate = ("bench/suite/test_micro.py", "-k", "test_fold", "--benchmark-compare=0003")
     failed = run(*gate, f"--benchmark-compare-fail={GENEROUS}", storage=storage)
     assert failed.returncode != 0, failed.stdout[-3000:]
     assert "Performance has regressed" in failed.stdout + failed.stderr
