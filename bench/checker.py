@@ -120,13 +120,25 @@ class CallerOrder:
     def __init__(self, callers: int) -> None:
         self.held = np.full(callers, -1, np.int64)
 
-    def check(self, caller: int, firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
-        """One caller's new replies, in the order it got them: which are not above what it held."""
+    def check(self, starts: np.ndarray, callers: np.ndarray, firsts: np.ndarray, lasts: np.ndarray) -> np.ndarray:
+        """New replies, concatenated caller by caller (caller ``callers[g]``'s from ``starts[g]``), each in
+        the order it got them: which are not above what their caller held.
+
+        Vectorised over all callers: while each caller's replies increase, what it held before a reply
+        is the reply before it; only a caller whose replies do not is gone through one by one."""
         if len(lasts) == 0:
             return np.zeros(0, bool)
-        before = np.maximum.accumulate(np.concatenate(([self.held[caller]], lasts)))
-        self.held[caller] = before[-1]
-        return firsts <= before[:-1]
+        before = np.empty_like(lasts)
+        before[1:] = lasts[:-1]
+        before[starts] = self.held[callers]
+        out = firsts <= before
+        drops = np.flatnonzero(lasts <= before)  # after one, "the reply before" may not be the highest held
+        for g in np.unique(np.searchsorted(starts, drops, side="right") - 1).tolist():
+            lo, hi = int(starts[g]), int(starts[g + 1]) if g + 1 < len(starts) else len(lasts)
+            held = np.maximum.accumulate(np.concatenate(([self.held[callers[g]]], lasts[lo:hi])))
+            out[lo:hi] = firsts[lo:hi] <= held[:-1]
+        self.held[callers] = np.maximum(self.held[callers], np.maximum.reduceat(lasts, starts))
+        return out
 
 
 class RealTimeOrder:

@@ -30,7 +30,7 @@ from tsobench import strategies
 from .clock import FOREVER_US, Clock, now_us
 from .config import GRACE_S, ShardConfig
 from .errors import error_kind, one_line
-from .fold import IDLE, Record
+from .fold import IDLE, Folder, Record
 
 DRAIN_S = 2.0  # at most this long after the window for in-flight requests to finish
 PLUGIN_ERROR = "plugin_error"
@@ -156,8 +156,11 @@ class ThreadDriver:
     def counters(self) -> dict[str, int]:
         return _counters(self.client)
 
-    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes) -> int:
-        """Run the callers; returns the µs instant the window closed for them."""
+    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: Folder) -> int:
+        """Run the callers, and the fold beside them in a thread; returns the µs instant the window closed."""
+        folding = threading.Event()
+        fold_thread = threading.Thread(target=_fold_every, args=(folder, folding), name="fold", daemon=True)
+        fold_thread.start()
         threads = [
             threading.Thread(
                 target=_thread_caller, args=(self.client.get_ts, c, clock), name=f"caller-{i}", daemon=True
@@ -175,6 +178,8 @@ class ThreadDriver:
             t.join(max(0.0, drain_until - time.monotonic()))
         for c in callers:
             c.record.abandoned = True
+        folding.set()
+        fold_thread.join()
         self.close()  # cancels the streams, which frees callers stuck in a read
         return closed_at
 
@@ -185,6 +190,12 @@ class ThreadDriver:
             closer = threading.Thread(target=self.client.close, daemon=True, name="close")
             closer.start()
             closer.join(GRACE_S)
+
+
+def _fold_every(folder: Folder, stop: threading.Event) -> None:
+    wait = folder.next_wait_s()
+    while not stop.wait(wait) and (next_wait := folder.tick()) is not None:
+        wait = next_wait
 
 
 def _thread_caller(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
@@ -244,12 +255,13 @@ class AsyncDriver:
     def counters(self) -> dict[str, int]:
         return _counters(self.client)
 
-    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes) -> int:
-        return self._runner.run(self._run(callers, clock, crashes))
+    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: Folder) -> int:
+        return self._runner.run(self._run(callers, clock, crashes, folder))
 
-    async def _run(self, callers: list[Caller], clock: Clock, crashes: Crashes) -> int:
+    async def _run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: Folder) -> int:
         tasks = [asyncio.create_task(_async_caller(self.client.get_ts, c, clock)) for c in callers]
         loop = asyncio.get_running_loop()
+        folding = _LoopFolding(folder, loop)
         give_up = loop.time() + _give_up_s(self.shard, clock)
         pending: set[asyncio.Task[None]] = set(tasks)
         while pending and now_us() < clock.end_us and loop.time() < give_up:
@@ -259,6 +271,7 @@ class AsyncDriver:
             _, pending = await asyncio.wait(pending, timeout=_drain_s(self.shard))
         for c in callers:
             c.record.abandoned = True
+        folding.stop()
         for task in pending:
             task.cancel()
         with contextlib.suppress(TimeoutError):
@@ -284,6 +297,22 @@ class AsyncDriver:
                 self._runner.run(self._close_client())
         finally:
             self._runner.close()
+
+
+class _LoopFolding:
+    """The fold's ticks as callbacks of the callers' own event loop."""
+
+    def __init__(self, folder: Folder, loop: asyncio.AbstractEventLoop) -> None:
+        self._folder, self._loop = folder, loop
+        self._handle: asyncio.TimerHandle | None = loop.call_later(folder.next_wait_s(), self._tick)
+
+    def _tick(self) -> None:
+        wait = self._folder.tick()
+        self._handle = None if wait is None else self._loop.call_later(wait, self._tick)
+
+    def stop(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
 
 
 async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]], c: Caller, clock: Clock) -> None:

@@ -17,7 +17,6 @@ caller that waits forever shows as a tail as long as the run, never as nothing.
 
 from __future__ import annotations
 
-import threading
 from array import array
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,6 +35,8 @@ if TYPE_CHECKING:
     from .config import ShardConfig
 
 FOLD_S = 0.25  # how often the folder thread takes what the callers appended
+FOLD_MAX = 200_000  # replies one fold takes at most (all callers): a fold that fell behind catches up in
+# steps whose temporary arrays stay a few MB, instead of one step as large as its backlog
 IDLE = -1  # a caller's ``pending`` when it waits for nothing
 
 
@@ -84,44 +85,59 @@ class Record:
 
 
 class _Taken:
-    """What one fold took from every caller, concatenated (caller by caller, each in its order)."""
+    """What one fold took from every caller, concatenated caller by caller (each in its order).
 
-    def __init__(self, records: Sequence[Record]) -> None:
-        lasts, sent, done, intended, callers = [], [], [], [], []
-        failed_at, failed_done, failed_kind, failed_callers = [], [], [], []
+    Taking is array slicing only, no numpy call per caller: in the folder thread each numpy call on
+    a large array may hand the GIL to a busy event loop, and waiting to get it back costs a switch
+    interval each time (a fold of hundreds of such calls fell seconds behind the null strategy).
+    """
+
+    def __init__(self, records: Sequence[Record], open_loop: bool, most: int) -> None:
+        lasts, sent, done, intended = array("q"), array("q"), array("q"), array("q")
+        failed_at, failed_done = array("q"), array("q")
+        self.failed_kind: list[str] = []
         self.odd: list[list[tuple[int, int]]] = []
-        self.spans: list[tuple[int, int]] = []  # each caller's answers: [start, end) in the arrays below
-        at = 0
-        for i, r in enumerate(records):
+        self.behind = False  # some caller had more than ``most`` to take: the rest waits for the next fold
+        answers, failures = [], []  # per caller: how many were taken
+        for r in records:
             odd = r.odd[: len(r.odd)]  # before the answers: a reply's odd count is noted before it
-            answers = r._answers()
-            n = min(len(a) for a in answers)
-            taken = [a[:n] for a in answers]
-            for a in answers:
+            arrays = r._answers()
+            available = min(len(a) for a in arrays)
+            n = min(most, available)
+            parts = [a[:n] for a in arrays]
+            for a in arrays:
                 del a[:n]
-            lasts.append(taken[0])
-            sent.append(taken[1])
-            done.append(taken[2])
-            intended.append(taken[3] if len(taken) > 3 else taken[1])
-            callers.append(np.full(n, i, np.int64))
-            self.spans.append((at, at + n))
-            at += n
-            m = min(len(r.failed_at), len(r.failed_done), len(r.failed_kind))
-            failed_at.append(r.failed_at[:m])
-            failed_done.append(r.failed_done[:m])
-            failed_kind += r.failed_kind[:m]
-            failed_callers.append(np.full(m, i, np.int64))
+            for into, part in zip((lasts, sent, done, intended), parts, strict=False):
+                into.extend(part)
+            failed = min(len(r.failed_at), len(r.failed_done), len(r.failed_kind))
+            m = min(most, failed)
+            self.behind = self.behind or available > n or failed > m
+            failed_at.extend(r.failed_at[:m])
+            failed_done.extend(r.failed_done[:m])
+            self.failed_kind += r.failed_kind[:m]
             del r.failed_at[:m], r.failed_done[:m], r.failed_kind[:m]
             del r.odd[: len(odd)]
             self.odd.append(odd)
-        self.lasts, self.sent, self.done = _join(lasts), _join(sent), _join(done)
-        self.intended, self.callers = _join(intended), _join(callers)
-        self.failed_at, self.failed_done = _join(failed_at), _join(failed_done)
-        self.failed_kind, self.failed_callers = np.array(failed_kind, dtype=object), _join(failed_callers)
+            answers.append(n)
+            failures.append(m)
+        self.lasts, self.sent, self.done = _numpy(lasts), _numpy(sent), _numpy(done)
+        self.intended = _numpy(intended) if open_loop else self.sent
+        ends = np.cumsum(answers)
+        self.spans = list(zip((ends - answers).tolist(), ends.tolist(), strict=True))
+        self.callers = np.repeat(np.arange(len(records)), answers)
+        self.failed_at, self.failed_done = _numpy(failed_at), _numpy(failed_done)
+        self.failed_kind_array = np.array(self.failed_kind, dtype=object)
+        self.failed_callers = np.repeat(np.arange(len(records)), failures)
+
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """(start, caller) of each caller that answered something: the segments of the arrays above."""
+        nonempty = [(lo, i) for i, (lo, hi) in enumerate(self.spans) if hi > lo]
+        starts, callers = zip(*nonempty, strict=True) if nonempty else ((), ())
+        return np.array(starts, np.int64), np.array(callers, np.int64)
 
 
-def _join(parts: list) -> np.ndarray:
-    return np.concatenate([EMPTY, *(np.frombuffer(p, np.int64) if isinstance(p, array) else p for p in parts)])
+def _numpy(values: array) -> np.ndarray:
+    return np.frombuffer(values, np.int64) if len(values) else EMPTY
 
 
 class Fold:
@@ -167,16 +183,22 @@ class Fold:
 
     # ------------------------------------------------------------ folding
 
-    def fold(self, now_us: int, final: bool = False) -> None:
-        """Take what the callers appended and fold it; ``final``: nobody appends any more."""
+    def fold(self, now_us: int, final: bool = False) -> bool:
+        """Take what the callers appended and fold it (at most ``FOLD_MAX`` replies, all of it when
+        ``final``: nobody appends any more). True when more was left than one fold takes."""
         if self._counters_at_start is None and now_us >= self.start:
             self._counters_at_start = dict(self._counters())
-        pending = [r.pending for r in self.records]  # read before the arrays: see _forget
-        taken = _Taken(self.records)
-        self.folded += len(taken.done) + len(taken.failed_done)
-        self._fold(taken, final)
-        self._forget(pending, final)
+        while True:
+            pending = [r.pending for r in self.records]  # read before the arrays: see _forget
+            taken = _Taken(self.records, self._open_loop, max(1, FOLD_MAX // len(self.records)))
+            behind = taken.behind
+            self.folded += len(taken.done) + len(taken.failed_done)
+            self._fold(taken, final and not behind)
+            self._forget(pending, final and not behind)
+            if not (final and behind):
+                break
         self.buckets.seal(int(self.buckets.index(np.array([now_us]))[0]) - 1)
+        return behind
 
     def _fold(self, t: _Taken, final: bool) -> None:
         end = self.clock.end_us
@@ -184,9 +206,8 @@ class Fold:
         firsts = t.lasts - counts + 1
         self.checked += int(counts.sum())
         self.ranges.add(firsts, t.lasts)
-        per_caller = np.zeros(len(t.lasts), bool)
-        for caller, (lo, hi) in enumerate(t.spans):
-            per_caller[lo:hi] = self.caller_order.check(caller, firsts[lo:hi], t.lasts[lo:hi])
+        starts, callers = t.groups()
+        per_caller = self.caller_order.check(starts, callers, firsts, t.lasts)
         self.real_time.add(t.done, t.lasts)
         sent, first, own = (
             np.concatenate([a, b]) for a, b in zip(self._unchecked, (t.sent, firsts, per_caller), strict=True)
@@ -203,27 +224,30 @@ class Fold:
         latency.record(self.corrected, corrected[in_window])
         latency.record(self.uncorrected, (t.done - t.sent)[in_window])
         self.answered_us += int(corrected[in_window].sum())
-        np.add.at(self.completions, t.callers[in_window], 1)
+        n = len(self.records)
+        self.completions += np.bincount(t.callers[in_window], minlength=n)
         after = (t.done >= end) & (t.intended < end)  # answered, but after the close: censored at the close
         self.censored_waits.append(end - t.intended[after])
 
         failed_in_window = (t.failed_done >= self.start) & (t.failed_done < end)
-        self.errors.update(t.failed_kind[failed_in_window].tolist())
-        np.add.at(self.completions, t.failed_callers[failed_in_window], 1)
-        self.active[t.callers[(t.done >= self.start) & (t.intended < end)]] = True
-        self.active[t.failed_callers[(t.failed_done >= self.start) & (t.failed_at < end)]] = True
+        self.errors.update(t.failed_kind_array[failed_in_window].tolist())
+        self.completions += np.bincount(t.failed_callers[failed_in_window], minlength=n)
+        self.active |= np.bincount(t.callers[(t.done >= self.start) & (t.intended < end)], minlength=n) > 0
+        self.active |= (
+            np.bincount(t.failed_callers[(t.failed_done >= self.start) & (t.failed_at < end)], minlength=n) > 0
+        )
         self.censored_waits.append(end - t.failed_at[(t.failed_at < end) & (t.failed_done >= end)])
         self.buckets.add(t.done[t.done < end], corrected[t.done < end], t.failed_done[t.failed_done < end])
 
-        for done, callers, intended in (
-            (t.done, t.callers, t.intended),
-            (t.failed_done, t.failed_callers, t.failed_at),
-        ):
-            if len(done):
-                np.maximum.at(self.last_intended, callers, intended)
-                self.last_completion = max(self.last_completion, int(done[done < end].max(initial=self.start)))
-        answered = t.done[in_window]
-        np.maximum.at(self.last_ok, t.callers[in_window], answered - self.start)
+        if len(starts):  # each caller's replies come in its own order: its last is its latest
+            _raise(self.last_intended, callers, np.maximum.reduceat(t.intended, starts))
+            _raise(
+                self.last_ok, callers, np.maximum.reduceat(np.where(in_window, t.done - self.start, NO_ANSWER), starts)
+            )
+        for done in (t.done, t.failed_done):
+            self.last_completion = max(self.last_completion, int(done[done < end].max(initial=self.start)))
+        if len(t.failed_at):  # failures are few: no need to avoid a call per caller
+            np.maximum.at(self.last_intended, t.failed_callers, t.failed_at)
         if self._regions:  # the requests around the faults (regions may overlap: each request once)
             a = in_window & self._in_regions(t.done)
             f = failed_in_window & self._in_regions(t.failed_done)
@@ -333,12 +357,23 @@ class Fold:
         return Trace(intended[order], done[order], np.sort(failed), self.last_ok.copy())
 
 
+def _raise(held: np.ndarray, callers: np.ndarray, values: np.ndarray) -> None:
+    """Per caller, the larger of what ``held`` has and its new value."""
+    held[callers] = np.maximum(held[callers], values)
+
+
 def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items()}
 
 
 class Folder:
-    """The thread that folds every ``FOLD_S`` and tells the progress line how far the run is."""
+    """Folds every ``FOLD_S`` (at once while it is behind) and tells the progress line how far the run is.
+
+    When ``tick`` runs is the driver's business: a thread beside thread-API callers; for asyncio
+    callers the event loop itself, between two callbacks. A thread there would have to win the GIL
+    back from a busy loop after every numpy call that lets it go, and fell seconds behind (null
+    strategy, 2 shared cores); in the loop a fold costs what it costs, about 0.1 µs per reply.
+    """
 
     def __init__(
         self,
@@ -348,36 +383,27 @@ class Folder:
         interval: Callable[[int, int, int], None] | None = None,
     ) -> None:
         self._fold, self._now, self._progress, self._interval = fold, now_us, progress, interval
-        self._done = threading.Event()
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, daemon=True, name="fold")
+        self.error: BaseException | None = None
 
-    def __enter__(self) -> Folder:
-        self._thread.start()
-        return self
-
-    def _loop(self) -> None:
+    def tick(self) -> float | None:
+        """Fold once; seconds until the next fold (None: stop, the fold failed and says why in ``error``)."""
         try:
-            while not self._done.wait(self._next_wait_s()):
-                now = self._now()
-                self._fold.fold(now)
-                self._publish(now)
-        except BaseException as exc:  # raised again in the shard's own thread
-            self._error = exc
+            now = self._now()
+            behind = self._fold.fold(now)
+            if self._progress:
+                self._progress(self._fold.finished())
+            if self._interval and (last := self._fold.buckets.last_whole(now)) is not None:
+                self._interval(*last)
+        except BaseException as exc:  # raised again by ``check`` in the shard's own thread
+            self.error = exc
+            return None
+        return 0.0 if behind else self.next_wait_s()
 
-    def _next_wait_s(self) -> float:
+    def next_wait_s(self) -> float:
         """A fold period, but the first fold of the window comes as it opens (the strategy's counters start there)."""
         until_window = (self._fold.start - self._now()) / 1e6
         return min(FOLD_S, until_window) if until_window > 0 else FOLD_S
 
-    def _publish(self, now: int) -> None:
-        if self._progress:
-            self._progress(self._fold.finished())
-        if self._interval and (last := self._fold.buckets.last_whole(now)) is not None:
-            self._interval(*last)
-
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error

@@ -53,8 +53,10 @@ def run_shard(shard: ShardConfig, hooks: Hooks = Hooks()) -> ShardResult:
         callers = [Caller(shard, i, plugin) for i in range(shard.run.concurrency)]
         fold = Fold(shard, clock, [c.record for c in callers], driver.counters)
         cpu_start = time.process_time()
-        with Crashes() as crashes, Folder(fold, now_us, hooks.progress, hooks.interval):
-            closed_at = driver.run(callers, clock, crashes)
+        folder = Folder(fold, now_us, hooks.progress, hooks.interval)
+        with Crashes() as crashes:
+            closed_at = driver.run(callers, clock, crashes, folder)
+        folder.check()
         return fold.finish(
             closed_at,
             now_us(),

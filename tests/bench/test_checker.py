@@ -52,8 +52,29 @@ def test_caller_order_flags_a_reply_not_above_what_the_caller_held():
     order = CallerOrder(1)
     lasts = np.array([5, 5, 9], np.int64)  # the second is not strictly increasing
     firsts = lasts - np.array([1, 1, 3]) + 1
-    assert order.check(0, firsts, lasts).tolist() == [False, True, False]
-    assert order.check(0, np.array([9]), np.array([9])).tolist() == [True]  # held across calls
+    one = np.array([0]), np.array([0])  # caller 0's replies start at index 0
+    assert order.check(*one, firsts, lasts).tolist() == [False, True, False]
+    assert order.check(*one, np.array([9]), np.array([9])).tolist() == [True]  # held across calls
+
+
+def test_caller_order_over_many_callers_agrees_with_one_at_a_time():
+    rng = np.random.default_rng(3)
+    callers = 7
+    sizes = rng.integers(0, 40, callers)
+    lasts_by_caller = [np.cumsum(rng.integers(-2, 6, n)) + 100 * c for c, n in enumerate(sizes)]  # some drops
+    together, alone = CallerOrder(callers), CallerOrder(callers)
+    for _ in range(2):  # twice: what each caller held carries over
+        lasts = np.concatenate(lasts_by_caller)
+        firsts = lasts - rng.integers(0, 3, len(lasts))
+        nonempty = [c for c in range(callers) if sizes[c]]
+        starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))[nonempty]
+        got = together.check(starts, np.array(nonempty), firsts, lasts)
+        want = []
+        for c, lo in zip(nonempty, starts, strict=True):
+            hi = lo + sizes[c]
+            want += alone.check(np.array([0]), np.array([c]), firsts[lo:hi], lasts[lo:hi]).tolist()
+        assert got.tolist() == want
+        lasts_by_caller = [x + 50 for x in lasts_by_caller]
 
 
 def test_range_set_grown_in_pieces_agrees_with_one_coalesce():

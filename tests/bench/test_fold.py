@@ -130,3 +130,17 @@ def test_an_open_loop_caller_with_nothing_due_in_the_window_is_idle_not_starved(
     answer(b, 6, START + 10, START + 20)
     result = finish(fold, t + WINDOW, t + WINDOW)
     assert result.completions == [1]  # b had nothing due in the window: it is not a starved caller
+
+
+def test_a_fold_that_fell_behind_catches_up_in_bounded_steps(monkeypatch):
+    from tsobench.bench import fold as fold_module
+
+    monkeypatch.setattr(fold_module, "FOLD_MAX", 100)  # 50 a caller
+    fold, (a, b), _ = fold_of()
+    t = START + WARMUP
+    for i in range(400):
+        answer(a, 10 + 2 * i, t + i, t + i + 1)
+        answer(b, 11 + 2 * i, t + i, t + i + 1)
+    assert fold.fold(t + 500) is True and len(a.done) == 350  # a step, and more is waiting
+    result = finish(fold, t + WINDOW, t + WINDOW)  # the last fold takes everything, in steps
+    assert result.requests_ok == result.checked == 800 and len(result.ranges) == 1
