@@ -1,7 +1,7 @@
 """Folding what the callers recorded into what a shard reports, as the run goes.
 
 A caller's hot path only reads the clock and appends to its ``Record`` (compact
-typed arrays). Every ``FOLD_S`` a folder thread takes what the callers appended
+typed arrays). Every ``FOLD_S`` the ``Folder`` takes what the callers appended
 and folds it: latencies into HDR histograms (integer µs, from each request's
 intended start), completions into the timeline's intervals and per-caller
 counts, every reply into the correctness checks, the requests around each fault
