@@ -1,0 +1,85 @@
+"""A newcomer adds a run option (one field), a results field (one declaration) or a shard figure
+(one field with its merge rule), and sees it everywhere it belongs: this is the proof, with toys.
+(A strategy is one module plus its registration: tests/strategies/test_registry.py runs a plugin
+package through every command.)"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tsobench import options
+from tsobench.bench import measures, results
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.shard import run_shard
+from tsobench.options import ConfigError, option
+
+
+@dataclass(frozen=True)
+class ToyConfig(RunConfig):
+    """RunConfig with one more option, declared as every option is."""
+
+    toy_depth: int = field(default=3, metadata=option("Toy: how deep.", min=1, axis="toy_depths", key_tag="td"))
+
+
+def test_one_option_field_is_a_flag_a_sweep_axis_a_check_an_argv_and_a_point_key():
+    @click.command()
+    @options.click_options(ToyConfig)
+    def run(**values: object) -> None:  # as `tsobench run` does it
+        try:
+            click.echo(options.build(ToyConfig, values).toy_depth)
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+
+    assert CliRunner().invoke(run, ["-s", "pool", "--toy-depth", "7"]).output == "7\n"
+    refused = CliRunner().invoke(run, ["-s", "pool", "--toy-depth", "0"])
+    assert refused.exit_code == 2 and "toy-depth must be at least 1" in refused.output
+    with pytest.raises(ConfigError, match="toy-depth must be at least 1"):
+        ToyConfig(strategy="pool", toy_depth=0)  # Python gets the same check
+
+    @click.command()
+    @options.sweep_click_options(ToyConfig)
+    def sweep(**values: object) -> None:
+        click.echo(values["toy_depths"])
+
+    assert CliRunner().invoke(sweep, ["--toy-depths", "1,2"]).output == "(1, 2)\n"
+    config = ToyConfig(strategy="pool", toy_depth=5)
+    assert options.to_argv(config)[-2:] == ["--toy-depth", "5"]  # how a sweep point or a child gets it back
+    assert "toy_depth" in options.point_keys(ToyConfig)  # two runs differing in it are two points
+    assert options.flatten(ToyConfig, dataclasses.asdict(config))["toy_depth"] == 5  # read back from a results file
+    assert options.flatten(ToyConfig, RunConfig(strategy="pool").to_dict())["toy_depth"] == 3  # an older file
+
+
+class ToyMetrics(results.Metrics):
+    """Metrics with one more declared field."""
+
+    toy_hops: Annotated[int, results.Doc("toy: hops per request")]
+
+
+def test_one_results_declaration_is_a_column_a_value_and_a_line_of_the_readme(monkeypatch):
+    monkeypatch.setitem(results.SECTIONS, "metrics", ToyMetrics)
+    assert results.columns()["toy_hops"] == ("int", "toy: hops per request")
+    assert results.row({"metrics": {"toy_hops": 4}, "correctness": {}})["toy_hops"] == 4
+    assert "| `toy_hops` | int | toy: hops per request |" in results.field_tables()
+
+
+@dataclass(frozen=True)
+class ToyShardResult(measures.ShardResult):
+    toy_peak: int = field(default=0, metadata=measures.measure(measures.Merge.MAX, "toy: the highest"))
+
+
+def test_one_shard_field_with_its_merge_rule_is_merged_by_that_rule():
+    run = RunConfig(strategy="null", api="asyncio", concurrency=2, duration_s=0.2, warmup_s=0)
+    shards = [run_shard(ShardConfig(run, i, "unused:1")) for i in range(2)]
+    toys = [
+        ToyShardResult(**{f.name: getattr(r, f.name) for f in dataclasses.fields(r)}, toy_peak=peak)
+        for r, peak in zip(shards, (2, 9), strict=True)
+    ]
+    merged = ToyShardResult.merge(toys)  # no list of fields to extend: the declaration carries its rule
+    assert merged.toy_peak == 9
+    assert merged.requests_ok == sum(r.requests_ok for r in shards) > 0
