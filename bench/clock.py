@@ -36,7 +36,7 @@ class Clock:
         late_s = 0.0 if start_at is None else time.time() - start_at  # how far past the shared instant we are
         start = now_us() - round(late_s * 1e6)
         measure_from = start + round(run.warmup_s * 1e6)
-        end = FOREVER_US if run.duration_s is None else measure_from + round(run.duration_s * 1e6)
+        end = FOREVER_US if run.window_s is None else measure_from + round(run.window_s * 1e6)
         return cls(start, measure_from, end)
 
     def interrupt(self) -> None:

@@ -17,7 +17,7 @@ from tsobench.server.config import ServerKnobs
 from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
 from tsobench.strategies.deadline import period_for
 
-from .faults import CLUSTER_KINDS, FAULT_HELP, Fault, to_faults
+from .faults import CLUSTER_KINDS, FAULT_HELP, Fault, check_faults
 
 if TYPE_CHECKING:
     from tsobench.strategies import ClientOptions
@@ -204,20 +204,18 @@ class RunConfig:
     )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "faults", to_faults(self.faults))  # specs (a plan, Python) become Faults
+        """Checks only: a RunConfig holds what it was given; what follows from it are properties
+        (``window_s``, the pool size in ``client_options``)."""
         _strategy_check(self.strategy, self.api, self.count)
         validate(self)
+        check_faults(self.faults)
         if self.duration_s is not None and self.requests is not None:
             raise ConfigError("give --duration or --requests, not both")
-        if self.duration_s is None and self.requests is None:
-            object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
         if self.target is not None and not all(":" in e for e in self.target.split(",")):
             raise ConfigError(f"target must be HOST:PORT[,HOST:PORT...] (got {self.target!r})")
         self._check_cluster()
         self._check_placement()
         self._check_faults()
-        if self.pool_size is None:
-            object.__setattr__(self, "pool_size", min(self.concurrency, 8))
 
     def _check_placement(self) -> None:
         """Shards on other machines need a server they can reach."""
@@ -263,12 +261,12 @@ class RunConfig:
             if (fault.kind in CLUSTER_KINDS) != (self.server_members > 1):
                 need = "--server-members 2 or more" if fault.kind in CLUSTER_KINDS else "a single embedded server"
                 raise ConfigError(f"fault {fault} needs {need}")
-        if self.duration_s is None:
+        if self.window_s is None:
             raise ConfigError("--fault needs --duration (a fault has a time in the measured window)")
         for fault in self.faults:
-            if fault.end_s >= self.duration_s:
+            if fault.end_s >= self.window_s:
                 raise ConfigError(
-                    f"fault {fault} ends at {fault.end_s:g}s, not inside the {self.duration_s:g}s measured window"
+                    f"fault {fault} ends at {fault.end_s:g}s, not inside the {self.window_s:g}s measured window"
                 )
 
     @property
@@ -289,7 +287,7 @@ class RunConfig:
         return ClientOptions(
             target=target,
             cluster_id=self.cluster_id,
-            pool_size=self.pool_size or min(self.concurrency, 8),  # always set by __post_init__
+            pool_size=self.pool_size or min(self.concurrency, 8),
             streams=self.streams,
             max_batch=self.max_batch,
             batch_wait_us=self.batch_wait_us,
@@ -302,10 +300,17 @@ class RunConfig:
             key=self.key,
         )
 
+    @property
+    def window_s(self) -> float | None:
+        """The measured window, s (None: --requests, measured until the last request is answered)."""
+        if self.requests is not None:
+            return None
+        return DEFAULT_DURATION_S if self.duration_s is None else self.duration_s
+
     def expected_seconds(self) -> float:
         """A rough upper bound of how long the load phase lasts (for limits and ETAs)."""
-        if self.duration_s is not None or self.requests is None:
-            return self.warmup_s + (self.duration_s or DEFAULT_DURATION_S)
+        if self.requests is None:
+            return self.warmup_s + (self.window_s or DEFAULT_DURATION_S)
         per_caller = self.requests / (self.concurrency * self.processes)
         if self.rate:
             return self.warmup_s + self.requests / self.rate * 1.5 + 5

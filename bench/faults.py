@@ -123,13 +123,18 @@ class Fault:
         return self.spec
 
 
-def to_faults(values: Sequence[Fault | str]) -> tuple[Fault, ...]:
-    """Specs or Faults (a TOML plan gives strings) as Faults, in time order, none overlapping."""
-    faults = tuple(sorted((v if isinstance(v, Fault) else Fault.parse(v) for v in values), key=lambda f: f.at_s))
-    for a, b in itertools.pairwise(faults):
+def in_time_order(faults: Sequence[Fault]) -> list[Fault]:
+    return sorted(faults, key=lambda f: f.at_s)
+
+
+def check_faults(faults: Sequence[Fault]) -> None:
+    """Faults (parsed: ``Fault.parse`` reads a spec) whose spans do not overlap."""
+    for f in faults:
+        if not isinstance(f, Fault):
+            raise ConfigError(f"a fault must be a Fault, e.g. Fault.parse({f!r}) (got {type(f).__name__})")
+    for a, b in itertools.pairwise(in_time_order(faults)):
         if b.at_s < a.end_s or (b.at_s == a.end_s == a.at_s):
             raise ConfigError(f"faults {a} and {b} overlap: give each its own span")
-    return faults
 
 
 @dataclass(frozen=True)
@@ -171,7 +176,7 @@ class FaultInjector:
         return time.time() - self.window_start
 
     def _run(self) -> None:
-        for fault in self.faults:
+        for fault in in_time_order(self.faults):
             if self._stop.wait(max(0.0, fault.at_s - self._now_s())):
                 return
             started, error = self._now_s(), None

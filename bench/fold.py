@@ -317,7 +317,7 @@ class Fold:
         latency.record(self.uncorrected, waits)
         start = self.start
         window_end = min(closed_at, end)
-        if run.duration_s is None:  # --requests: measured until the last completion
+        if run.window_s is None:  # --requests: measured until the last completion
             window_end = min(window_end, self.last_completion)
         errors = self.errors + crashes
         if hung:

@@ -218,7 +218,7 @@ def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
         phase = "starting"
     elif elapsed < config.warmup_s:
         phase = "warmup"
-    elif config.duration_s is None or elapsed < config.warmup_s + config.duration_s:
+    elif config.window_s is None or elapsed < config.warmup_s + config.window_s:
         phase = "measuring"
     else:
         phase = "draining"

@@ -146,7 +146,12 @@ class Spec:
             return
         for v in value if self.multiple else (value,):
             if not _is_kind(v, self.kind):
-                raise ConfigError(f"{name} must be {_kind_word(self.kind)} (got {v!r})")
+                hint = (
+                    f"; {self.kind.__name__}.parse reads it"
+                    if isinstance(v, str) and hasattr(self.kind, "parse")
+                    else ""
+                )
+                raise ConfigError(f"{name} must be {_kind_word(self.kind)} (got {v!r}{hint})")
             choices = self.choices()
             if choices is not None and v not in choices:
                 raise ConfigError(f"unknown {name} {v!r}; choose from {', '.join(choices)}")
@@ -263,10 +268,16 @@ def build(cls: type[T], values: Mapping[str, Any]) -> T:
     unknown = sorted(set(values) - by_key.keys())
     if unknown:
         raise ConfigError(f"unknown option {unknown[0]!r}; valid: {', '.join(sorted(by_key))}")
+    values = {key: by_key[key].parse(value) if _words(value) else value for key, value in values.items()}
     for key, value in values.items():
         by_key[key].check(value)  # before construction: a nested value is named with its prefix
     built: T = _build(cls, values, "")
     return built
+
+
+def _words(value: Any) -> bool:
+    """A value written as text (``"kill@3s:1s"``, a plan's ``["abort@1s"]``): its option reads it."""
+    return isinstance(value, str) or (isinstance(value, list | tuple) and any(isinstance(v, str) for v in value))
 
 
 def _build(cls: Any, values: Mapping[str, Any], prefix: str) -> Any:

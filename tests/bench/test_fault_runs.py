@@ -9,15 +9,22 @@ import pytest
 
 from tsobench.bench import results
 from tsobench.bench.config import RunConfig
+from tsobench.bench.faults import Fault
 from tsobench.bench.runner import run
 from tsobench.strategies import APIS, registry
 
 SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
 # A restarted server takes a second or so to listen on a busy 2-core machine, and the callers'
 # reconnect backoff (and gRPC's) up to another: the window leaves room for both.
-KILL = RunConfig(strategy="locked", concurrency=4, duration_s=3.5, warmup_s=0.2, faults=("kill@300ms:100ms",))
+KILL = RunConfig(
+    strategy="locked", concurrency=4, duration_s=3.5, warmup_s=0.2, faults=(Fault.parse("kill@300ms:100ms"),)
+)
 ABORT_AND_STALL = RunConfig(
-    strategy="locked", concurrency=4, duration_s=1.6, warmup_s=0.2, faults=("abort@300ms", "stall@700ms:300ms")
+    strategy="locked",
+    concurrency=4,
+    duration_s=1.6,
+    warmup_s=0.2,
+    faults=(Fault.parse("abort@300ms"), Fault.parse("stall@700ms:300ms")),
 )
 
 

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from tsobench.bench.config import ConfigError, RunConfig
-from tsobench.bench.faults import Fault
+from tsobench.bench.faults import Fault, in_time_order
 from tsobench.bench.sweep import SweepPlan, read_plan
+from tsobench.options import build
 
 
 @pytest.mark.parametrize(
@@ -45,9 +46,9 @@ def test_bad_specs_say_what_is_wrong(spec, message):
 
 
 def test_run_config_checks_its_faults():
-    config = RunConfig(strategy="locked", duration_s=5, faults=("stall@2s:500ms", "abort@1s"))
-    assert [f.kind for f in config.faults] == ["abort", "stall"]  # in time order
-    assert config.to_dict()["faults"][0] == {"kind": "abort", "at_s": 1.0, "duration_s": 0.0, "delay_ms": 0.0}
+    config = build(RunConfig, {"strategy": "locked", "duration_s": 5, "faults": ("stall@2s:500ms", "abort@1s")})
+    assert [f.kind for f in in_time_order(config.faults)] == ["abort", "stall"]  # as given; fired in time order
+    assert config.to_dict()["faults"][1] == {"kind": "abort", "at_s": 1.0, "duration_s": 0.0, "delay_ms": 0.0}
     for kwargs, message in (
         ({"target": "127.0.0.1:2379"}, "faults cannot be injected into a --target"),
         ({"faults": ("kill@4s:1s",)}, "not inside the 5s measured window"),
@@ -55,7 +56,9 @@ def test_run_config_checks_its_faults():
         ({"duration_s": None, "requests": 100}, "--fault needs --duration"),
     ):
         with pytest.raises(ConfigError, match=message):
-            RunConfig(**{"strategy": "locked", "duration_s": 5, "faults": ("abort@1s",), **kwargs})
+            build(RunConfig, {"strategy": "locked", "duration_s": 5, "faults": ("abort@1s",), **kwargs})
+    with pytest.raises(ConfigError, match=r"Fault\.parse reads it"):
+        RunConfig(strategy="locked", duration_s=5, faults=("abort@1s",))  # type: ignore[arg-type]  # a spec is read by build
 
 
 def tsobench(*args: str) -> subprocess.CompletedProcess[str]:

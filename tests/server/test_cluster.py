@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tsobench import strategies
 from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.faults import Fault
 from tsobench.bench.shard import run_shard
 from tsobench.options import ConfigError
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
@@ -268,7 +269,7 @@ def test_leader_faults_in_a_run_are_recorded_and_recovered():
         server_members=3,
         duration_s=4.0,
         warmup_s=0.3,
-        faults=("leader@0.8s", "kill-leader@2s"),
+        faults=(Fault.parse("leader@0.8s"), Fault.parse("kill-leader@2s")),
     )
     result = run(config)
     faults = {f["kind"]: f for f in result.faults}
@@ -280,6 +281,6 @@ def test_leader_faults_in_a_run_are_recorded_and_recovered():
 
 def test_leader_faults_need_members_and_the_others_a_single_server():
     with pytest.raises(ConfigError, match="needs --server-members"):
-        RunConfig(strategy="locked", duration_s=3, faults=("leader@1s",))
+        RunConfig(strategy="locked", duration_s=3, faults=(Fault.parse("leader@1s"),))
     with pytest.raises(ConfigError, match="needs a single embedded server"):
-        RunConfig(strategy="locked", duration_s=3, server_members=3, faults=("kill@1s:0.5s",))
+        RunConfig(strategy="locked", duration_s=3, server_members=3, faults=(Fault.parse("kill@1s:0.5s"),))
