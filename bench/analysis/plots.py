@@ -20,6 +20,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .. import latency as hdr
+from .aggregate import where, with_series
+from .distance import bound_of, round_trip_ms
+from .loader import DISTANCE
 from .usl import SeriesFit
 
 SPECTRUM_NINES = 4  # up to 99.99%
@@ -46,6 +49,9 @@ def png(fig: Figure) -> bytes:
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d")
 NOT_CLEAN: dict[str, Any] = dict(marker="X", s=110, edgecolors="black", linewidths=1.2, zorder=5)
+# A point with no value at all (failed, nothing answered): a hollow mark under the axis, where no value can be.
+NO_VALUE: dict[str, Any] = dict(marker="v", s=70, facecolors="none", linewidths=1.5, zorder=5, clip_on=False)
+NO_VALUE_Y = -0.07  # in axes coordinates: below the plotting area
 
 
 def markers(series: Sequence[str]) -> dict[str, str]:
@@ -114,8 +120,8 @@ def _series_points(
         ax.scatter(dirty["total_callers"], dirty[col] / scale, color=color, **NOT_CLEAN)
     missing = g[~has_value]
     if len(missing):
-        ax.scatter(missing["total_callers"], [0.02] * len(missing), color=color, transform=ax.get_xaxis_transform(),
-                   clip_on=False, **NOT_CLEAN)  # fmt: skip
+        ax.scatter(missing["total_callers"], [NO_VALUE_Y] * len(missing), edgecolors=color,
+                   transform=ax.get_xaxis_transform(), **NO_VALUE)  # fmt: skip
 
 
 def _si(v: float) -> str:
@@ -131,20 +137,28 @@ _PROCESSES_HANDLE = Line2D(
 )
 _NOT_CLEAN_HANDLE = Line2D(
     [], [], color="grey", marker="X", markeredgecolor="black", markersize=10, linestyle="",
-    label="not clean (errors, violations, starved); on the bottom edge: no value (failed or no answers)",
+    label="not clean (errors, violations, starved): its value",
+)  # fmt: skip
+_NO_VALUE_HANDLE = Line2D(
+    [], [], color="grey", marker="v", markerfacecolor="none", markersize=8, linestyle="",
+    label="no value (failed, or nothing answered): under the axis",
 )  # fmt: skip
 
 
-def _legend_outside(fig: Figure, handles: list, data: pd.DataFrame) -> None:
+def _legend_outside(fig: Figure, handles: list, data: pd.DataFrame, cols: Sequence[str] = ("tps",)) -> None:
     """One legend under the panels (never over the data), with the markers that are used."""
     handles = sorted((h for h in handles if not h.get_label().startswith("USL")), key=lambda h: h.get_label()) + [
         h for h in handles if h.get_label().startswith("USL")
     ]
     if (data["processes"] > 1).any():
         handles.append(_PROCESSES_HANDLE)
-    if (~data["clean"]).any():
+    values = data[list(cols)]
+    has_value = (values.notna() & (values > 0)).all(axis=1)
+    if (~data["clean"] & has_value).any():
         handles.append(_NOT_CLEAN_HANDLE)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    if (~has_value).any():
+        handles.append(_NO_VALUE_HANDLE)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False)
 
 
 def _usl_curve(ax, fit, color: str) -> None:
@@ -207,7 +221,7 @@ def latency(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) 
         ax.set_title(f"{k} latency")
         ax.yaxis.set_tick_params(labelleft=True)
     handles, _ = axes[0].get_legend_handles_labels()
-    _legend_outside(fig, handles, data)
+    _legend_outside(fig, handles, data, ("p50_us", "p99_us"))
     fig.suptitle("Latency vs concurrency — merged HDR histograms of repeats, bars: min-max of runs")
     fig.tight_layout()
     return fig
@@ -225,6 +239,8 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
         g = g.sort_values(["total_callers", "processes"])
         color, marker = palette[series], shapes[series]
         ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=series)
+        if not g["safe"].all():
+            continue  # the negative control's callers crash: its spread would flatten every design into one line
         # completions count answered and failed requests alike, as min/max_per_caller do
         completions = g["requests_ok"] + g["requests_failed"].fillna(0)
         mean = completions / g["callers"].where(g["callers"] > 0, g["total_callers"])
@@ -242,7 +258,7 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
     ax_r.set_ylim(bottom=0)
     ax_r.axhline(1, color="grey", linewidth=0.8)
     ax_r.set_ylabel("completions per caller / mean")
-    ax_r.set_title("Least (solid) and most (dashed) served caller; X at 0: starved")
+    ax_r.set_title("Least (solid) and most (dashed) served caller; X at 0: starved (safe strategies)")
     handles, _ = ax_j.get_legend_handles_labels()
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     fig.suptitle("Fairness — completions per caller in the measured window")
@@ -345,12 +361,16 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
     for i, (_, r) in enumerate(data.iterrows()):
         missed = r["clean"] and not r["safe"]  # the negative control did not fail: the checks missed it
         note = ("NOT CAUGHT: " if missed else "") + r["verdict_text"]
-        color = VIOLATION_COLOR if missed else CLEAN_COLOR if r["clean"] else "black"
+        color = VIOLATION_COLOR if missed else CLEAN_COLOR if r["clean"] else "dimgrey" if r["baseline"] else "black"
         ax_f.text(0.01, i, note if len(note) < 110 else note[:107] + "...", va="center", fontsize=8, color=color,
                   transform=ax_f.get_yaxis_transform())  # fmt: skip
     ax_f.set_ylim(-0.6, len(data) - 0.4)
     safe = data["safe"].tolist()
-    labels = [s + ("" if ok else " (negative control)") for s, ok in zip(data["series"], safe, strict=True)]
+    role = [
+        " (harness's ceiling)" if b else "" if ok else " (negative control)"
+        for ok, b in zip(safe, data["baseline"], strict=True)
+    ]
+    labels = [s + r for s, r in zip(data["series"], role, strict=True)]
     ax_f.set_yticks(y, labels)
     for label, ok in zip(ax_f.get_yticklabels(), safe, strict=True):
         label.set_color("black" if ok else VIOLATION_COLOR)
@@ -371,5 +391,56 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
         ax_v.set_xlabel("correctness violations: duplicate + non-monotonic + mismatched (count, symlog)")
         ax_v.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Correctness and errors per strategy: the unsafe negative control should fail, the rest stay clean")
+    fig.tight_layout()
+    return fig
+
+
+def distance(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
+    """Requests/s against the round trip, one panel per load, a line per design; each design's bound
+    (in flight / round trip) dashed in its colour. A bound in batches limits RPCs: those points are the
+    hollow marks beside it."""
+    data = agg[(agg["source"] == "tsobench") & ~agg["open_loop"] & agg["clean"] & (agg["rps"] > 0)].copy()
+    data["x"] = [round_trip_ms(r) for _, r in data.iterrows()]
+    data = data[data["x"].notna()]
+    if data.empty:
+        return None
+    data["design"] = with_series(data, without=DISTANCE)["series"]
+    data["load"] = [where(r) for _, r in data.iterrows()]
+    loads = sorted(set(data["load"]), key=lambda w: (data.loc[data["load"] == w, "total_callers"].iloc[0], w))
+    columns = min(len(loads), 3)
+    rows = -(-len(loads) // columns)
+    fig = _figure(6 * columns, 4.6 * rows + 1)
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    colours = colors(sorted(set(data["design"])))
+    marks = markers(sorted(set(data["design"])))
+    span = np.geomspace(data["x"].min() * 0.8, data["x"].max() * 1.25, 50)
+    for ax, load in zip(axes, loads, strict=False):
+        for design, g in data[data["load"] == load].groupby("design", sort=True):
+            g = g.sort_values("x")
+            color, marker = colours[design], marks[design]
+            ax.plot(g["x"], g["rps"], color=color, marker=marker, label=design)
+            bound = next((b for b in map(bound_of, (r for _, r in g.iterrows())) if b is not None), None)
+            if bound is None:
+                continue
+            ax.plot(span, bound.in_flight / (span / 1e3), color=color, linestyle="--", linewidth=1, alpha=0.7)
+            if bound.unit == "batches":
+                rpcs = [b.achieved if (b := bound_of(r)) else np.nan for _, r in g.iterrows()]
+                ax.plot(g["x"], rpcs, color=color, marker=marker, markerfacecolor="none", linestyle=":")
+        ax.set_xscale("log")
+        ax.set_title(load)
+        ax.set_xlabel("round trip, ms (log; measured before the load)")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        _log_axis(ax, _si)
+        ax.set_ylabel("requests/s (log)")
+    for ax in axes[len(loads) :]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=colours[d], marker=marks[d], label=d) for d in sorted(colours)]
+    handles += [
+        Line2D([], [], color="grey", linestyle="--", label="its bound: in flight / round trip"),
+        Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle=":",
+               label="RPCs/s of a design bounded in batches"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    fig.suptitle("Throughput against round trip, closed loop: how close each design comes to its bound")
     fig.tight_layout()
     return fig
