@@ -22,7 +22,7 @@ import pandas as pd
 from .. import latency
 from ..verdict import Judgement, Verdict
 from . import harness
-from .loader import BASELINE_MATCH, LATENCY_KEYS, POINT, SERIES, named
+from .loader import BASELINE_MATCH, LATENCY_KEYS, POINT, SERIES, flag, named
 from .stats import RunFigures, estimate, point_samples
 
 # Figures of one point that are the same for every run of it, taken from the first.
@@ -50,7 +50,7 @@ def with_series(df: pd.DataFrame, without: Sequence[str] = ()) -> pd.DataFrame:
                 value = int(value)
             if not pd.isna(value):
                 text += " " + named(k, value)
-        text += " (reference)" if row["reference"] is True else ""
+        text += " (reference)" if flag(row["reference"]) else ""
         return text + (" [pytest-benchmark]" if row["source"] == "pytest-benchmark" else "")
 
     out["series"] = [label(r) for _, r in df.iterrows()] if len(df) else pd.Series(dtype=str)
@@ -113,22 +113,38 @@ def worst(g: pd.DataFrame) -> pd.Series:
     return g.iloc[ranks.index(min(ranks))]
 
 
-def verdict_columns(g: pd.DataFrame) -> dict[str, object]:
-    """The runs' verdict together: the worst of the stored ones, with its detail and how many runs had it."""
+def verdict_columns(g: pd.DataFrame, name_point: bool = False) -> dict[str, object]:
+    """The runs' verdict together: the worst of the stored ones, with its detail (and, ``name_point``, the
+    point it came from) and how many runs had it."""
     bad = worst(g)
     judgement = Judgement(Verdict(bad["verdict"]), str(bad["verdict_detail"]), bool(bad["negative_control"]))
-    unchecked = judgement.clean and g["checked"].isna().all()  # pytest-benchmark records no count of checked timestamps
-    text = "clean" if unchecked else str(judgement)
-    same = int((g["verdict"] == bad["verdict"]).sum())
-    if len(g) > 1 and not judgement.clean:
-        text += f" ({same} of {len(g)} runs)"
     return {
+        "verdict_text": _verdict_text(g, bad, judgement, name_point),
         "verdict": judgement.verdict.value,
-        "verdict_text": text,
         "clean": judgement.clean,
         "dirty": bool(g["dirty"].any()),
         "negative_control": bool(g["negative_control"].any()),
     }
+
+
+def _verdict_text(g: pd.DataFrame, bad: pd.Series, judgement: Judgement, name_point: bool) -> str:
+    """``clean: 12,345 timestamps checked (3 runs)``, or the worst run's verdict, where it was and how many
+    runs had it: ``starved: 41 of 64 callers got no reply at c=64 (2 of 3 runs: starved)``."""
+    if judgement.clean:
+        checked = g["checked"].sum(min_count=1)
+        if pd.isna(checked):  # pytest-benchmark records no count of checked timestamps
+            return "clean"
+        if len(g) == 1:
+            return str(judgement)  # as `tsobench run` stored it
+        faults = sum(len(f) for f in g["fault_outcomes"] if isinstance(f, tuple | list))
+        recovered = f", {faults} fault(s) recovered" if faults else ""
+        return f"clean: {int(checked):,} timestamps checked{recovered} ({len(g)} runs)"
+    text = f"{judgement.verdict.value}: {judgement.detail}" if judgement.detail else judgement.verdict.value
+    if name_point:
+        text += f" at {where(bad)}"
+    if len(g) > 1:
+        text += f" ({int((g['verdict'] == bad['verdict']).sum())} of {len(g)} runs: {judgement.verdict.value})"
+    return text + (" (negative control: failing is expected)" if judgement.negative_control else "")
 
 
 def per_series(df: pd.DataFrame) -> pd.DataFrame:
@@ -139,11 +155,8 @@ def per_series(df: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, object] = {"series": series, "strategy": g["strategy"].iloc[0], "api": g["api"].iloc[0]}
         row["runs"] = len(g)
         row.update(totals(g))
-        row.update(verdict_columns(g))
+        row.update(verdict_columns(g, name_point=True))
         row["safe"], row["baseline"] = bool(g["safe"].all()), bool(g["baseline"].any())
-        bad = worst(g)
-        if not row["clean"]:
-            row["verdict_text"] = f"{row['verdict_text']} at {where(bad)}"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .aggregate import where
-from .loader import POINT
+from .loader import POINT, flag
 
 # TiDB's documented mean latency per call, as a multiple of the RPC time, per RPCs in flight
 # (tidb_tso_client_rpc_mode DEFAULT, PARALLEL, PARALLEL-FAST).
@@ -44,7 +44,7 @@ def distance_key(r: pd.Series) -> str:
     emulated = r.get("rtt_emulated_ms")
     if emulated is not None and pd.notna(emulated) and emulated > 0:
         return f"{float(emulated):g} ms"
-    if r.get("loopback") is True:
+    if flag(r.get("loopback")):
         return "loopback"
     if round_trip_ms(r) is None:
         return "unknown distance"

@@ -22,7 +22,7 @@ from . import recovery_report
 from .aggregate import where
 from .distance import bound_of, distance_key, distance_text, parallel_trades, round_trip_ms
 from .harness import BOUND_SHARE, NULL
-from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, named
+from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
 from .stats import Estimate, Ratio, ratio_ci
 from .usl import LITTLE_TOLERANCE, littles_law
 
@@ -167,7 +167,7 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
     for key, g in ranked.groupby(keys, sort=True, dropna=False):
         top, runner, how = _leader(g)
         base = g[g["strategy"] == BASELINE].sort_values("tps_est_median", ascending=False)
-        name = top["series"] + (" (harness-bound)" if top["harness_bound"] is True else "")
+        name = top["series"] + (" (harness-bound)" if flag(top["harness_bound"]) else "")
         if how == TIED and runner is not None:
             name += f" or {runner['series']} ({TIED})"
         callers = f"{int(top['concurrency'])}" + (f" x {int(top['processes'])} proc" if top["processes"] > 1 else "")
@@ -304,7 +304,7 @@ def _harness_fairness(runs: pd.DataFrame) -> list[str]:
 
 
 def _harness(runs: pd.DataFrame) -> str:
-    bound = runs[runs["harness_bound"].map(lambda v: v is True)]
+    bound = runs[runs["harness_bound"].map(flag)]
     has_ceiling = runs["harness_ceiling_tps"].notna().any() or runs["baseline"].any()
     if not has_ceiling:
         return (

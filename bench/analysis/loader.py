@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
 import typing
@@ -372,6 +373,12 @@ def _per_1k(cpu_s: float | None, timestamps: float | None) -> float | None:
     """Client CPU milliseconds spent per 1,000 timestamps."""
     per_ts = _ratio(cpu_s, timestamps)
     return per_ts * 1e6 if per_ts is not None else None
+
+
+def flag(value: Any) -> bool:
+    """A flag cell as a bool: True only when it says so (None, NaN: not known, so not True); a frame's
+    bools may be numpy's, which ``is True`` would miss."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and bool(value)
 
 
 def named(key: str, value: Any) -> str:

@@ -51,7 +51,8 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d")
 NOT_CLEAN: dict[str, Any] = dict(marker="X", s=110, edgecolors="black", linewidths=1.2, zorder=5)
 # A point with no value at all (failed, nothing answered): a hollow mark under the axis, where no value can be.
 NO_VALUE: dict[str, Any] = dict(marker="v", s=70, facecolors="none", linewidths=1.5, zorder=5, clip_on=False)
-NO_VALUE_Y = -0.07  # in axes coordinates: below the plotting area
+NO_VALUE_Y = -0.1  # in axes coordinates: under the tick labels
+NO_VALUE_PAD = 16  # points between the tick labels and the axis label, room for those marks
 
 
 def markers(series: Sequence[str]) -> dict[str, str]:
@@ -75,11 +76,16 @@ def _callers_axis(ax, values: Sequence[float]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def _log_axis(ax, fmt=lambda v: f"{v:g}") -> None:
-    """Log y axis labelled 0.5, 1, 2, 10 rather than 10^0."""
+def log_axis(ax, fmt=lambda v: f"{v:g}") -> None:
+    """Log y axis labelled 0.5, 1, 2, 10 rather than 10^0: 2, 3 and 5 between the powers of ten on a
+    narrow axis, 2 and 5 on a wider one, the powers alone on a wide one (call it once the data is drawn)."""
     ax.set_yscale("log")
     low, high = ax.get_ylim()
-    labelled = range(1, 10) if np.log10(high / low) < 1.2 else (2, 5)  # all of them on a narrow axis
+    if high / low < 3:  # a nearly flat line: room above and below, not ticks in the fourth digit
+        low, high = low / 1.5, high * 1.5
+        ax.set_ylim(low, high)
+    decades = np.log10(high / low)
+    labelled = (2, 3, 5) if decades < 1.2 else (2, 5) if decades < 3 else ()
 
     def minor(v: float, _: int) -> str:
         mantissa = round(v / 10 ** np.floor(np.log10(v)))
@@ -102,7 +108,8 @@ def _series_points(
 ) -> None:
     """A series' clean points with min-max bars, the line through the one-process ones;
     points that are not clean as a big X on the same spot; points with no value at all
-    (failed, no answers) as an X on the bottom edge. Nothing is dropped."""
+    (failed, no answers) as a hollow mark under the axis, below its tick labels, where no
+    value can be mistaken for one. Nothing is dropped."""
     color, marker = style
     g = g.sort_values(["total_callers", "processes"])
     value = g[col] / scale
@@ -122,6 +129,15 @@ def _series_points(
     if len(missing):
         ax.scatter(missing["total_callers"], [NO_VALUE_Y] * len(missing), edgecolors=color,
                    transform=ax.get_xaxis_transform(), **NO_VALUE)  # fmt: skip
+        ax.xaxis.labelpad = NO_VALUE_PAD  # the axis label goes below the marks
+
+
+def role_label(series: str, g: pd.DataFrame) -> str:
+    """A series' name in a legend, with what it is when it is no design to choose: the negative control,
+    the harness's own ceiling (``g``: its points)."""
+    if g["baseline"].any():
+        return f"{series} (harness's ceiling)"
+    return series if g["safe"].all() else f"{series} (negative control)"
 
 
 def _si(v: float) -> str:
@@ -183,19 +199,22 @@ def throughput(
     columns = (("tps", "timestamps"), ("rps", "requests"))[: len(axes)]
     for series, g in data.groupby("series", sort=True):
         for ax, (col, _) in zip(axes, columns, strict=True):
-            _series_points(ax, g, col, (f"{col}_min", f"{col}_max"), (palette[series], shapes[series]), series, 1)
+            style = (palette[series], shapes[series])
+            _series_points(ax, g, col, (f"{col}_min", f"{col}_max"), style, role_label(series, g), 1)
         fit = by_series.get(series)
         if fit is not None:
             _usl_curve(axes[0], fit, palette[series])
     for ax, (_, what) in zip(axes, columns, strict=True):
         _callers_axis(ax, data["total_callers"])
-        _log_axis(ax, _si)
+        log_axis(ax, _si)
         ax.set_ylabel(f"{what} per second (log scale)")
-    axes[0].set_title("Timestamps/s (thin line: USL fit of one process, dashed beyond the measured range)")
+    fitted = any(by_series.get(s) is not None for s in data["series"])
+    usl = " (thin line: USL fit of one process, dashed beyond the measured range)" if fitted else ""
+    axes[0].set_title(f"Timestamps/s{usl}")
     if both:
         axes[1].set_title("Requests/s")
     handles, _ = axes[0].get_legend_handles_labels()
-    if any(by_series.get(s) is not None for s in data["series"]):
+    if fitted:
         handles.append(Line2D([], [], color="grey", linestyle="-", alpha=0.6, label="USL fit (measured range)"))
         handles.append(Line2D([], [], color="grey", linestyle="--", alpha=0.6, label="USL fit (extrapolated)"))
     _legend_outside(fig, handles, data)
@@ -213,10 +232,10 @@ def latency(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) 
     for series, g in data.groupby("series", sort=True):
         for ax, k in zip(axes, ("p50", "p99"), strict=True):
             bounds = (f"{k}_min_us", f"{k}_max_us")
-            _series_points(ax, g, f"{k}_us", bounds, (palette[series], shapes[series]), series, 1e3)
+            _series_points(ax, g, f"{k}_us", bounds, (palette[series], shapes[series]), role_label(series, g), 1e3)
     for ax, k in zip(axes, ("p50", "p99"), strict=True):
         _callers_axis(ax, data["total_callers"])
-        _log_axis(ax)
+        log_axis(ax)
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_title(f"{k} latency")
         ax.yaxis.set_tick_params(labelleft=True)
@@ -238,7 +257,7 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
     for series, g in data.groupby("series", sort=True):
         g = g.sort_values(["total_callers", "processes"])
         color, marker = palette[series], shapes[series]
-        ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=series)
+        ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=role_label(series, g))
         if not g["safe"].all():
             continue  # the negative control's callers crash: its spread would flatten every design into one line
         # completions count answered and failed requests alike, as min/max_per_caller do
@@ -285,7 +304,7 @@ def hockey_stick(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, s
         for _, r in g.iterrows():
             ax.annotate(f"{r['rate']:g}/s", (r["tps"] / 1e3, r["p99_us"] / 1e3), fontsize=7, alpha=0.7, xytext=(3, 3),
                         textcoords="offset points")  # fmt: skip
-    _log_axis(ax)
+    log_axis(ax)
     ax.set_xlabel("achieved throughput (thousand timestamps/s)")
     ax.set_ylabel("latency (ms, log scale), from the intended send time")
     ax.set_xlim(left=0)
@@ -310,12 +329,13 @@ def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Fi
         h = hdr.decode(r["histogram"])
         shown = fractions[fractions <= 1 - 1 / h.get_total_count()]  # no percentile finer than the sample
         values = np.array([h.get_value_at_percentile(100 * f) for f in shown]) / 1e3
-        label = r["series"] + (f" p={r['processes']:g}" if r["processes"] > 1 else "")
+        label = role_label(r["series"], data[data["series"] == r["series"]])
+        label += f" p={r['processes']:g}" if r["processes"] > 1 else ""
         label += f" ({h.get_total_count():,} requests)"
         style = "-" if r["processes"] == 1 else "--"
         ax.plot(1 / (1 - shown), values, color=palette[r["series"]], linestyle=style, label=label)
     ax.set_xscale("log")
-    _log_axis(ax)
+    log_axis(ax)
     ticks = [10.0**k for k in range(SPECTRUM_NINES + 1)]
     ax.xaxis.set_major_locator(FixedLocator([1, 2, *ticks[1:]]))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -430,7 +450,7 @@ def distance(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
         ax.set_title(load)
         ax.set_xlabel("round trip, ms (log; measured before the load)")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        _log_axis(ax, _si)
+        log_axis(ax, _si)
         ax.set_ylabel("requests/s (log)")
     for ax in axes[len(loads) :]:
         ax.set_visible(False)

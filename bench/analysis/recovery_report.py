@@ -24,9 +24,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
 
 from ..faults import KINDS
+from .plots import log_axis
 
 FAULT_ORDER = tuple(KINDS)
 SAME_S = 0.05  # designs whose first successes are this close recovered alike ...
@@ -46,6 +46,7 @@ class Run:
     timeline: tuple[dict[str, Any], ...]
     faults: tuple[dict[str, Any], ...]
     clean: bool
+    safe: bool = True  # False: the negative control, whose failing is what it is for
     recovery: Mapping[str, str] = field(default_factory=dict, hash=False)  # fault kind: why it recovers so
     fewest_failures: str | None = None
 
@@ -54,9 +55,14 @@ class Run:
         return f"{self.strategy}/{self.api}"
 
     @property
-    def label(self) -> str:
-        faults = " + ".join(f["spec"] for f in self.faults) or "no fault"
-        return f"{faults}, c={self.concurrency * self.processes}"
+    def callers(self) -> int:
+        return self.concurrency * self.processes
+
+    def label(self, faults: bool) -> str:
+        """``c=64``; with ``faults`` (some run of the figure had one) its faults first: ``kill@1s:200ms, c=4``."""
+        if not faults:
+            return f"c={self.callers}"
+        return f"{' + '.join(f['spec'] for f in self.faults) or 'no fault'}, c={self.callers}"
 
 
 def runs(df: pd.DataFrame) -> list[Run]:
@@ -82,11 +88,12 @@ def runs(df: pd.DataFrame) -> list[Run]:
                 measured,
                 tuple(r["fault_outcomes"] or ()),
                 bool(r["clean"]),
+                bool(r["safe"]),
                 dict(record.get("recovery") or {}),
                 record.get("fewest_failures"),
             )
         )
-    return sorted(out, key=lambda r: (r.strategy, r.api, r.label))
+    return sorted(out, key=lambda r: (r.strategy, r.api, r.callers, r.label(True)))
 
 
 # --- the figure -------------------------------------------------------------
@@ -99,7 +106,8 @@ def figure(data: Sequence[Run]) -> Figure | None:
     if not data:
         return None
     series = sorted({r.series for r in data})
-    labels = sorted({r.label for r in data})
+    faults = any(r.faults for r in data)
+    labels = list(dict.fromkeys(r.label(faults) for r in sorted(data, key=lambda r: (r.callers, r.label(faults)))))
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
     colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
     columns = 2 if len(series) > 1 else 1
@@ -116,19 +124,17 @@ def figure(data: Sequence[Run]) -> Figure | None:
         ax_tps.tick_params(labelbottom=False)
         ax_tps.set_xlim(0, window)
         for lane, run in enumerate(r for r in data if r.series == name):
-            _draw(run, ax_tps, ax_p99, colour[run.label], lane, instant=window / 100)
-        ax_tps.set_title(name + ("" if all(r.clean for r in data if r.series == name) else " (NOT CLEAN)"))
+            _draw(run, ax_tps, ax_p99, colour[run.label(faults)], lane, instant=window / 100)
+        ax_tps.set_title(name + _state([r for r in data if r.series == name]))
         ax_tps.set_ylabel("thousand ts/s")
         ax_tps.set_ylim(0, ax_tps.get_ylim()[1] * 1.3)  # room for the fault lanes
-        ax_p99.set_yscale("log")
-        ax_p99.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax_p99.yaxis.set_minor_formatter(FuncFormatter(_minor_ms))
+        log_axis(ax_p99)
         ax_p99.set_ylabel("p99 ms (log)")
         ax_p99.set_xlabel("seconds from the measured window's start")
         for ax in (ax_tps, ax_p99):
             ax.grid(True, which="major", alpha=0.3)
     handles: list[Any] = [Line2D([], [], color=colour[label], label=label) for label in labels]
-    if any(r.faults for r in data):  # the fault marks are explained only where a fault ran
+    if faults:  # the fault marks are explained only where a fault ran
         handles += [
             Patch(facecolor="grey", alpha=0.8, label="fault (a kill: until the server listens again)"),
             Patch(facecolor="none", edgecolor="grey", hatch="////", label="then until the first success"),
@@ -138,10 +144,11 @@ def figure(data: Sequence[Run]) -> Figure | None:
     return fig
 
 
-def _minor_ms(value: float, _: int) -> str:
-    """Label 2 and 5 between the powers of ten."""
-    mantissa = round(value / 10 ** np.floor(np.log10(value)))
-    return f"{value:g}" if mantissa in (2, 5) else ""
+def _state(runs: Sequence[Run]) -> str:
+    """A panel's title note: the negative control failing is what it is for; anything else not clean is news."""
+    if all(r.clean for r in runs):
+        return ""
+    return " (negative control)" if not any(r.safe for r in runs) else " (NOT CLEAN)"
 
 
 LANE = 0.06  # height of a run's fault lane, as a fraction of the axes

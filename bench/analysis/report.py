@@ -109,9 +109,9 @@ STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222; }
 .table { overflow-x: auto; margin: 1em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; white-space: nowrap; }
-td:last-child { white-space: normal; min-width: 14em; text-align: left; }
-th { background: #f3f3f3; white-space: normal; } td:first-child, th:first-child { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
+td.num { text-align: right; } td:last-child { white-space: normal; min-width: 18em; }
+th { background: #f3f3f3; white-space: normal; }
 img { max-width: 100%; } figcaption { font-style: italic; color: #555; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 """
@@ -133,7 +133,7 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 out.append(f"<p>{_inline(text)}</p>")
             case Table(header, rows):
                 head = "".join(f"<th>{e(h)}</th>" for h in header)
-                body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
+                body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
                 table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                 out.append(f"<div class='table'>{table}</div>")  # a wide table scrolls, its cells do not wrap
             case Image(_, caption, data):
@@ -144,6 +144,15 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 out.append(f"<pre>{e(chr(10).join(lines))}</pre>")
     out.append("</body></html>\n")
     return "\n".join(out)
+
+
+NUMBER = re.compile(r"^(-|[-+]?[\d,.]+( \[.*\])?( \(.*\))?|[\d.]+x( \[.*\])?)$")  # "1,234 [1,100, 1,300]", "-"
+
+
+def _cell(text: str) -> str:
+    """A table cell; numbers (with their interval) right-aligned so their digits line up, words left."""
+    cls = " class='num'" if NUMBER.match(text) else ""
+    return f"<td{cls}>{html.escape(text, quote=False)}</td>"
 
 
 def _inline(text: str) -> str:
@@ -404,6 +413,7 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
     found = find(df, agg, skipped(df))
     series = per_series(df)
     fits = fit_series(df)
+    fitted = any(f.fit is not None for f in fits)
     palette = plots.colors(sorted(set(agg["series"])))
     shapes = plots.markers(sorted(set(agg["series"])))
     available = sorted({int(c) for c in agg.loc[~agg["open_loop"], "concurrency"].dropna()})
@@ -441,7 +451,7 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         figure(
             "throughput.png",
             plots.throughput(agg, fits, palette, shapes),
-            "Throughput vs concurrency (closed loop) with the fitted USL curve",
+            "Throughput vs concurrency (closed loop)" + (" with the fitted USL curves" if fitted else ""),
             "No closed-loop runs with throughput: no throughput plot.",
         ),
         Heading("Latency"),

@@ -107,4 +107,4 @@ def test_repeats_fold_by_their_worst_stored_verdict(copies) -> None:
     other = copies(["pool-thread-c4.json"], stored("errors", "3 failed (UNAVAILABLE 3)"), folder="b")
     (row,) = repeats(load_results([folder, other])).to_dict("records")
     assert row["runs"] == 2 and row["verdict"] == "errors" and row["dirty"] and not row["clean"]
-    assert row["verdict_text"] == "errors: 3 failed (UNAVAILABLE 3) (1 of 2 runs)"
+    assert row["verdict_text"] == "errors: 3 failed (UNAVAILABLE 3) (1 of 2 runs: errors)"

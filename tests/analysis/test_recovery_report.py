@@ -114,4 +114,4 @@ def test_the_timeline_ends_with_the_measured_window_and_shows_fault_marks_only_w
     fig = recovery_report.figure(recovery_report.runs(load_results(tmp_path)))
     assert fig.axes[0].get_xlim() == (0.0, 1.5)
     labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
-    assert labels == ["no fault, c=4"]  # no fault ran: no fault marks to explain
+    assert labels == ["c=4"]  # no fault ran: no fault marks to explain
