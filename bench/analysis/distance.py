@@ -87,7 +87,9 @@ class Bound:
     def sentence(self) -> str:
         """``locked/asyncio c=64: 492 requests/s, 98 % of its bound (1 request in flight per round trip: 502/s)``."""
         what = "requests" if self.unit == "requests" else "RPCs"
-        one = self.unit[:-1] if self.in_flight == 1 else self.unit
+        one = (
+            {"requests": "request", "batches": "batch"}.get(self.unit, self.unit) if self.in_flight == 1 else self.unit
+        )
         text = (
             f"{self.series} {self.callers}: {self.achieved:,.0f} {what}/s, {self.share:.0%} of its bound "
             f"({self.in_flight:,} {one} in flight per round trip: {self.limit:,.0f}/s)"

@@ -116,7 +116,8 @@ def _series_points(
     has_value = value.notna() & (value > 0)
     ok = g[g["clean"] & has_value]
     for many, part in ok.groupby(ok["processes"] > 1):
-        yerr = np.vstack([(part[col] - part[bounds[0]]) / scale, (part[bounds[1]] - part[col]) / scale])
+        # the merged histograms' percentile can sit a rounding step outside the runs' own: no negative bar
+        yerr = np.clip(np.vstack([part[col] - part[bounds[0]], part[bounds[1]] - part[col]]) / scale, 0, None)
         ax.errorbar(part["total_callers"], part[col] / scale, yerr=yerr, color=color, marker=marker, capsize=3,
                     linestyle="none" if many else "-", label=None if many else label)  # fmt: skip
     if ok.empty:
