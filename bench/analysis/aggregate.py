@@ -22,7 +22,7 @@ import pandas as pd
 from .. import latency
 from ..verdict import Judgement, Verdict
 from . import harness
-from .loader import BASELINE_MATCH, LATENCY_KEYS, POINT, SERIES, flag, named
+from .loader import BASELINE_MATCH, DISTANCE, LATENCY_KEYS, POINT, SERIES, flag, named
 from .stats import RunFigures, estimate, point_samples
 
 # Figures of one point that are the same for every run of it, taken from the first.
@@ -34,17 +34,22 @@ MEDIANS += ("duration_s", "server_cpu_share", "server_cpu_us_per_ts", "server_th
 MEDIANS += ("mean_us", "batch_rpcs_per_s", "batch_mean_batch", "batch_rpc_us_mean", "batch_wait_us_mean")
 
 
-def with_series(df: pd.DataFrame, without: Sequence[str] = ()) -> pd.DataFrame:
-    """A copy with a ``series`` label: strategy/api plus whatever else of the point varies in the data
-    (the load axes aside, and the keys ``without``), and "(reference)" for a production client."""
+def with_series(df: pd.DataFrame, without: Sequence[str] = (), column: str = "series") -> pd.DataFrame:
+    """A copy with a ``series`` label (or ``column``): strategy/api plus whatever else of the point varies in
+    the data (the load axes aside, and the keys ``without``), and "(reference)" for a production client. An
+    option some strategy records as its own setting (``strategy.settings``: the dispatcher's
+    rpc_concurrency) is named only for the strategies it matters to."""
     out = df.copy()
     # A missing value (pytest-benchmark has no such setting) is not a variation.
     fixed = ("source", "strategy", "api", *without)
     varying = [k for k in SERIES if k not in fixed and df[k].nunique() > 1]
+    owned = {k for settings in df["settings"] if isinstance(settings, tuple) for k in settings}
 
     def label(row: pd.Series) -> str:
         text = f"{row['strategy']}/{row['api']}"
         for k in varying:
+            if k in owned and k not in (row["settings"] or ()):
+                continue  # not a setting of this strategy: its value changes nothing here
             value = row[k]
             if isinstance(value, float) and value.is_integer():
                 value = int(value)
@@ -53,13 +58,13 @@ def with_series(df: pd.DataFrame, without: Sequence[str] = ()) -> pd.DataFrame:
         text += " (reference)" if flag(row["reference"]) else ""
         return text + (" [pytest-benchmark]" if row["source"] == "pytest-benchmark" else "")
 
-    out["series"] = [label(r) for _, r in df.iterrows()] if len(df) else pd.Series(dtype=str)
+    out[column] = [label(r) for _, r in df.iterrows()] if len(df) else pd.Series(dtype=str)
     return out
 
 
 def repeats(df: pd.DataFrame) -> pd.DataFrame:
     """One row per point: medians, min-max spreads, intervals, merged latency, the worst verdict."""
-    df = with_series(df)
+    df = with_series(with_series(df, without=DISTANCE, column="design"))  # a design: the series at any distance
     rows = [_fold(g) for _, g in df.groupby(list(POINT), dropna=False, sort=True)]
     out = harness.mark(pd.DataFrame(rows), "tps", BASELINE_MATCH)
     return out.sort_values(["series", "rate", "total_callers", "processes"], na_position="first", ignore_index=True)
@@ -67,7 +72,7 @@ def repeats(df: pd.DataFrame) -> pd.DataFrame:
 
 def _fold(g: pd.DataFrame) -> dict[str, object]:
     first = g.iloc[0]
-    row: dict[str, object] = {k: first[k] for k in ("series", *POINT, *SAME)}
+    row: dict[str, object] = {k: first[k] for k in ("series", "design", *POINT, *SAME)}
     row["runs"] = len(g)
     row.update(verdict_columns(g))
     for col, name in (("throughput_tps", "tps"), ("throughput_rps", "rps")):
@@ -87,6 +92,7 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
     row["min_per_caller"], row["max_per_caller"] = g["min_per_caller"].min(), g["max_per_caller"].max()
     row["cpu_count"] = g["cpu_count"].max()
     row["server_rps"] = (g["server_rpcs"] / g["measured_s"]).median()
+    row["rtt_min_ms"] = g["rtt_min_ms"].min()  # the shortest round trip seen: what a bound may assume
     return row
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from ..verdict import error_list
 from . import recovery_report
 from .aggregate import where
-from .distance import bound_of, distance_key, distance_text, parallel_trades, round_trip_ms
+from .distance import bound_of, distance_key, distance_rank, distance_text, parallel_trades, round_trip_ms
 from .harness import BOUND_SHARE, NULL
 from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
 from .stats import Estimate, Ratio, ratio_ci
@@ -187,7 +187,7 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
         other_knobs = [k for k in knobs if k not in DISTANCE]
         if top["processes"] == 1 and not other_knobs:  # the highest one-process concurrency per API leads
             lead[(top["api"], distance_key(top))] = (top, runner, how, base)
-    summary = [_lead(*v) for _, v in sorted(lead.items())]
+    summary = [_lead(*v) for _, v in sorted(lead.items(), key=lambda kv: (kv[0][0], distance_rank(kv[1][0])))]
     if not rows:
         summary.append("No safe strategy has a clean closed-loop point: there is no winner to name.")
     return header, rows, summary
@@ -328,19 +328,21 @@ def _bounds(runs: pd.DataFrame) -> list[str]:
     measured = runs[[round_trip_ms(r) is not None for _, r in runs.iterrows()]] if len(runs) else runs
     if measured.empty:
         return []
-    candidates = measured[measured["clean"] & measured["safe"] & ~measured["baseline"]]
+    # closed loop: an open-loop point runs at the rate it was offered, which says nothing of its bound
+    candidates = measured[measured["clean"] & measured["safe"] & ~measured["baseline"] & ~measured["open_loop"]]
     notes = []
-    for _, g in candidates.groupby([distance_key(r) for _, r in candidates.iterrows()], sort=True):
+    groups = candidates.groupby([distance_key(r) for _, r in candidates.iterrows()], sort=False)
+    for _, g in sorted(groups, key=lambda kv: distance_rank(kv[1].iloc[0])):
         text = f"At {distance_text(g.iloc[0])}"
-        designs = _designs(g[~g["open_loop"]])
+        designs = _designs(g)
         if len(designs):
             top, runner, how = _leader(designs.assign(tps_est_median=[e.median for e in designs["tps_est"]]))
-            text += f", the best safe strategy is {_point(top)} with {_tps(top)} ts/s"
+            text += f", the best safe strategy is {top['design']} {where(top)} with {_tps(top)} ts/s"
             if runner is not None and how == TIED:
-                text += f" ({TIED} from {_point(runner)}, {_tps(runner)})"
+                text += f" ({TIED} from {runner['design']} {where(runner)}, {_tps(runner)})"
         bounds = [b for b in map(bound_of, (r for _, r in g.iterrows())) if b is not None]
         closest = {}
-        for b in sorted(bounds, key=lambda b: b.share):
+        for b in sorted(bounds, key=lambda b: (b.series, b.share)):
             closest[b.series] = b  # each design where it came closest to its bound
         if closest:
             text += "; against each design's bound: " + "; ".join(b.sentence() for b in closest.values())
