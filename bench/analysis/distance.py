@@ -180,10 +180,10 @@ class ParallelTrade:
         parts = []
         for s in self.steps:
             text = f"{s.rpcs_in_flight} in flight: mean {s.mean_over_rtt:.2f}x the round trip"
-            if s.documented is not None and s.off is not None:
-                text += f" (TiDB documents about {s.documented:g}x: {s.off:+.0%})"
             if s.wait_us is not None and s.rpc_us is not None:
                 text += f" ({s.wait_us / 1e3:.2f} ms waiting for its batch + {s.rpc_us / 1e3:.2f} ms its RPC)"
+            if s.documented is not None and s.off is not None:
+                text += f", TiDB documents about {s.documented:g}x ({s.off:+.0%})"
             if s.rpcs_per_s is not None:
                 text += f", {s.rpcs_per_s:,.0f} RPCs/s"
             parts.append(text)

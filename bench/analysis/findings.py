@@ -333,7 +333,9 @@ def _bounds(runs: pd.DataFrame) -> list[str]:
     notes = []
     groups = candidates.groupby([distance_key(r) for _, r in candidates.iterrows()], sort=False)
     for _, g in sorted(groups, key=lambda kv: distance_rank(kv[1].iloc[0])):
-        text = f"At {distance_text(g.iloc[0])}"
+        at = g.iloc[0].copy()
+        at["rtt_ms"] = g["rtt_ms"].median()  # the distance of the group: its points' median round trip
+        text = f"At {distance_text(at)}"
         designs = _designs(g)
         if len(designs):
             top, runner, how = _leader(designs.assign(tps_est_median=[e.median for e in designs["tps_est"]]))

@@ -50,8 +50,8 @@ def test_the_parallel_trade_is_set_beside_tidbs_figures() -> None:
     assert trade.steps[0].off == pytest.approx(1.62 / 1.5 - 1)
     text = trade.sentence()
     assert text.startswith("Parallel RPCs, dispatcher/asyncio c=8 rate=2000/s at ")
-    assert "1 in flight: mean 1.62x the round trip (TiDB documents about 1.5x: +8%), 900 RPCs/s" in text
-    assert "4 in flight: mean 1.15x the round trip (TiDB documents about 1.125x: +2%), 3,400 RPCs/s" in text
+    assert "1 in flight: mean 1.62x the round trip, TiDB documents about 1.5x (+8%), 900 RPCs/s" in text
+    assert "4 in flight: mean 1.15x the round trip, TiDB documents about 1.125x (+2%), 3,400 RPCs/s" in text
 
 
 def test_no_parallel_trade_without_several_rpc_concurrencies() -> None:
