@@ -21,7 +21,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .. import latency as hdr
 from .aggregate import where, with_series
-from .distance import bound_of, round_trip_ms
+from .distance import bound_of, distance_key, round_trip_ms
 from .loader import DISTANCE
 from .usl import SeriesFit
 
@@ -76,14 +76,19 @@ def _callers_axis(ax, values: Sequence[float]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def log_axis(ax, fmt=lambda v: f"{v:g}") -> None:
-    """Log y axis labelled 0.5, 1, 2, 10 rather than 10^0: 2, 3 and 5 between the powers of ten on a
-    narrow axis, 2 and 5 on a wider one, the powers alone on a wide one (call it once the data is drawn)."""
-    ax.set_yscale("log")
-    low, high = ax.get_ylim()
+def log_axis(ax, fmt=lambda v: f"{v:g}", which: str = "y") -> None:
+    """Log axis (y, or ``which="x"``) labelled 0.5, 1, 2, 10 rather than 10^0: 2, 3 and 5 between the powers
+    of ten on a narrow axis, 2 and 5 on a wider one, the powers alone on a wide one (call it once the data
+    is drawn)."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    set_scale, get_lim, set_lim = (
+        (ax.set_yscale, ax.get_ylim, ax.set_ylim) if which == "y" else (ax.set_xscale, ax.get_xlim, ax.set_xlim)
+    )
+    set_scale("log")
+    low, high = get_lim()
     if high / low < 3:  # a nearly flat line: room above and below, not ticks in the fourth digit
         low, high = low / 1.5, high * 1.5
-        ax.set_ylim(low, high)
+        set_lim(low, high)
     decades = np.log10(high / low)
     labelled = (2, 3, 5) if decades < 1.2 else (2, 5) if decades < 3 else ()
 
@@ -91,8 +96,8 @@ def log_axis(ax, fmt=lambda v: f"{v:g}") -> None:
         mantissa = round(v / 10 ** np.floor(np.log10(v)))
         return fmt(v) if mantissa in labelled else ""
 
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
-    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
+    axis.set_minor_formatter(FuncFormatter(minor))
     ax.grid(True, which="both", alpha=0.3)
 
 
@@ -421,8 +426,10 @@ def distance(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
     (in flight / round trip) dashed in its colour. A bound in batches limits RPCs: those points are the
     hollow marks beside it."""
     data = agg[(agg["source"] == "tsobench") & ~agg["open_loop"] & agg["clean"] & (agg["rps"] > 0)].copy()
+    # one x per distance, its points' median round trip: a loaded machine's noise moves no single point
     data["x"] = [round_trip_ms(r) for _, r in data.iterrows()]
     data = data[data["x"].notna()]
+    data["x"] = data.groupby([distance_key(r) for _, r in data.iterrows()])["x"].transform("median")
     if data.empty:
         return None
     data["design"] = with_series(data, without=DISTANCE)["series"]
@@ -447,10 +454,9 @@ def distance(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
             if bound.unit == "batches":
                 rpcs = [b.achieved if (b := bound_of(r)) else np.nan for _, r in g.iterrows()]
                 ax.plot(g["x"], rpcs, color=color, marker=marker, markerfacecolor="none", linestyle=":")
-        ax.set_xscale("log")
         ax.set_title(load)
-        ax.set_xlabel("round trip, ms (log; measured before the load)")
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.set_xlabel("round trip, ms (log; measured before the load, median of the distance's points)")
+        log_axis(ax, which="x")
         log_axis(ax, _si)
         ax.set_ylabel("requests/s (log)")
     for ax in axes[len(loads) :]:
