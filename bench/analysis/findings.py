@@ -167,9 +167,9 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
     for key, g in ranked.groupby(keys, sort=True, dropna=False):
         top, runner, how = _leader(g)
         base = g[g["strategy"] == BASELINE].sort_values("tps_est_median", ascending=False)
-        name = top["series"] + (" (harness-bound)" if flag(top["harness_bound"]) else "")
+        name = top["design"] + (" (harness-bound)" if flag(top["harness_bound"]) else "")
         if how == TIED and runner is not None:
-            name += f" or {runner['series']} ({TIED})"
+            name += f" or {runner['design']} ({TIED})"
         callers = f"{int(top['concurrency'])}" + (f" x {int(top['processes'])} proc" if top["processes"] > 1 else "")
         row = [
             str(top["api"]),
