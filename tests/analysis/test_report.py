@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tsobench.bench import RunConfig, run, write_results
 from tsobench.bench.analysis.aggregate import repeats
 from tsobench.bench.analysis.loader import load, load_results
-from tsobench.bench.analysis.report import build, config_table
+from tsobench.bench.analysis.report import build, config_table, write_report
 from tsobench.bench.cli import main
 
 FIXTURES = Path(__file__).resolve().parents[2] / "results" / "fixtures"
@@ -122,3 +125,29 @@ def test_bad_files_are_skipped_with_a_warning_and_the_report_is_written(tmp_path
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert "<script>" not in (out / "report.html").read_text()
     assert "3 file(s) could not be read" in md and "pool/thread" in md
+
+
+def test_a_real_run_is_reported_at_its_distance_with_its_interval_reading_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one short real run, as `tsobench run` writes it today: stored verdict, strategy record, network, timeline
+    result = run(RunConfig(strategy="locked", concurrency=2, duration_s=0.5, warmup_s=0.1, interval_s=0.1))
+    write_results(result, tmp_path / "locked.json")
+    shutil.copy(FIXTURES / "pool-thread-c4.json", tmp_path / "old.json")  # an old file beside it still loads
+    reads: Counter[str] = Counter()
+    read_text = Path.read_text
+
+    def counted(self: Path, *args: Any, **kwargs: Any) -> str:
+        reads[self.name] += 1
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    written = write_report([tmp_path], tmp_path / "report")
+    assert reads == {"locked.json": 1, "old.json": 1}  # one read per results file, none written back
+    found = written.findings
+    assert any("loopback (round trip" in s for s in found.summary)
+    (row,) = [r for r in found.rows if r[0] == "thread" and r[1] == "2"]
+    assert row[2] != "-" and "[-]" not in row[4]  # its round trip and an interval from its own intervals
+    table = config_table(repeats(load(tmp_path)))
+    cells = {r[0]: dict(zip(table.header, r, strict=True)) for r in table.rows}
+    assert cells["locked/thread"]["runs"].startswith("1 (") and cells["locked/thread"]["verdict"] == "clean"
