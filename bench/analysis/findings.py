@@ -30,6 +30,7 @@ BASELINE = "per-request"  # the naive design every factor is also given against
 MIN_P99_REQUESTS = 1_000  # below this a p99 rests on fewer than 10 answers above it
 SHORT_RUN_S = 5.0  # measured seconds below which a run is called short
 FAIR_JAIN = 0.9  # the harness's own ceiling below this Jain's index is called unfair
+FEW_SAMPLES = 5  # below this many samples a bootstrap interval is barely more than their range
 TIED = "not distinguishable"
 
 
@@ -413,10 +414,8 @@ def _caveats(df: pd.DataFrame, runs: pd.DataFrame, skipped: Sequence[Skipped]) -
     out += _distance(runs)
     measured = tso["measured_s"].dropna()
     if len(measured) and measured.min() < SHORT_RUN_S:
-        out.append(
-            f"Runs measured {measured.min():.1f}-{measured.max():.1f} s each: short runs are noisy; "
-            f"use `--duration 10` or more before deciding."
-        )
+        span = f"{measured.min():.1f}" + (f"-{measured.max():.1f}" if measured.max() - measured.min() >= 0.05 else "")
+        out.append(f"Runs measured {span} s each: short runs are noisy; use `--duration 10` or more before deciding.")
     out.append(_spread(runs))
     few = runs[(runs["requests_ok"] > 0) & (runs["requests_ok"] < MIN_P99_REQUESTS)]
     if len(few):
@@ -475,8 +474,14 @@ def _spread(runs: pd.DataFrame) -> str:
             )
     sources = sorted(set(runs["samples_from"]))
     repeated = runs["runs"].max() > 1
+    fewest = min(len(r["samples"].tps) for _, r in runs.iterrows() if r["tps_est"].known)
     text = "Measured spread (half the 95 % interval, as a share of the median): " + "; ".join(parts)
     text += f". Samples per point: {', '.join(sources)}"
+    if fewest < FEW_SAMPLES:
+        text += (
+            f"; from as few as {fewest} samples an interval is little more than their range, so a difference "
+            "it supports is a large one (`--repeat 3`, or a shorter `--interval`, gives more)"
+        )
     if repeated:
         text += f"; {int((runs['runs'] > 1).sum())} of {len(runs)} points were repeated"
     else:
