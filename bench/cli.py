@@ -104,11 +104,14 @@ main.add_command(serve_command)
 
 @main.command("strategies")
 def strategies_command() -> None:
-    """List the strategies (built-in and plugins), one line each."""
+    """List the strategies (built-in, reference and plugins), one line each, and those that cannot run here."""
     from tsobench import strategies
 
     for s in strategies.all_strategies().values():
-        click.echo(f"{s.name:<16} {s.summary}")
+        only = "" if s.apis == strategies.APIS else f" ({', '.join(s.apis)} API only)"
+        click.echo(f"{s.name:<16} {s.summary}{only}")
+    for name, why in strategies.problems().items():
+        click.echo(f"{name:<16} UNAVAILABLE: {why}")
 
 
 @main.command("sweep")

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tsobench.options import ConfigError, nested, option, validate
+from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
 from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
 from tsobench.strategies.deadline import period_for
@@ -35,9 +35,9 @@ CHANNEL_BACKOFF_S = 1.0  # a channel's reconnect backoff (at most 500 ms) and th
 
 
 def _strategy_names() -> list[str]:
-    from tsobench.strategies import names
+    from tsobench.strategies import registry
 
-    return names()
+    return registry.choices()  # with those that cannot run here: asking for one is refused with its reason
 
 
 def _designs() -> list[str]:
@@ -51,6 +51,14 @@ def _apis() -> tuple[str, ...]:
     from tsobench.strategies import APIS
 
     return APIS
+
+
+def _strategy_check(name: str, api: str, count: int) -> None:
+    """A strategy that cannot do this run here (unavailable, no such API, a count it cannot ask) says why."""
+    from tsobench.strategies import registry
+
+    if isinstance(name, str) and isinstance(api, str) and isinstance(count, int):  # else validate() says what is wrong
+        registry.check(name, api, count)
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,14 @@ class RunConfig:
     max_batch: int = field(default=10_000, metadata=option("dispatcher: cap on count per request.", min=1))
     batch_wait_us: int = field(default=0, metadata=option("dispatcher: wait this long for more, µs.", min=0))
     max_inflight: int = field(default=1, metadata=option("dispatcher: batches in flight per stream.", min=1))
+    rpc_concurrency: int = field(
+        default=1,
+        metadata=option(
+            "dispatcher: PD's parallel RPCs (TSOClientRPCConcurrency): N x --max-inflight batches in flight per "
+            "stream, each collected for the estimated RPC time / N (not with --batch-wait-us).",
+            min=1,
+        ),
+    )
     connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
     timeout_s: float = field(default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True))
     cluster_id: int | None = field(
@@ -189,6 +205,7 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "faults", to_faults(self.faults))  # specs (a plan, Python) become Faults
+        _strategy_check(self.strategy, self.api, self.count)
         validate(self)
         if self.duration_s is not None and self.requests is not None:
             raise ConfigError("give --duration or --requests, not both")
@@ -223,10 +240,12 @@ class RunConfig:
         """TLS goes to a --target (the embedded server is plaintext); members make the embedded server a cluster."""
         if self.target is not None and self.server_members > 1:
             raise ConfigError("--server-members is for the embedded server, not --target")
+        for spec in specs(RunConfig) if self.target is not None else ():
+            if spec.path[0] == "server" and spec.get(self) != spec.default:
+                raise ConfigError(f"{spec.flag} is for the embedded server, not --target")
         if self.target is None and self.tls:
             raise ConfigError("--cacert/--cert/--key need --target (the embedded server is plaintext)")
-        if (self.cert is None) != (self.key is None):
-            raise ConfigError("--cert and --key go together (mutual TLS needs both)")
+        self.client_options(self.target or "")  # the client's own checks (TLS pairs, batching), in one place
         for flag, path in (("--cacert", self.cacert), ("--cert", self.cert), ("--key", self.key)):
             if path is not None and not os.path.isfile(path):
                 raise ConfigError(f"{flag} {path}: no such file")
@@ -275,6 +294,7 @@ class RunConfig:
             max_batch=self.max_batch,
             batch_wait_us=self.batch_wait_us,
             max_inflight=self.max_inflight,
+            rpc_concurrency=self.rpc_concurrency,
             connections=self.connections,
             timeout_s=self.timeout_s,
             cacert=self.cacert,

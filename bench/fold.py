@@ -358,12 +358,17 @@ class Folder:
 
     def _loop(self) -> None:
         try:
-            while not self._done.wait(FOLD_S):
+            while not self._done.wait(self._next_wait_s()):
                 now = self._now()
                 self._fold.fold(now)
                 self._publish(now)
         except BaseException as exc:  # raised again in the shard's own thread
             self._error = exc
+
+    def _next_wait_s(self) -> float:
+        """A fold period, but the first fold of the window comes as it opens (the strategy's counters start there)."""
+        until_window = (self._fold.start - self._now()) / 1e6
+        return min(FOLD_S, until_window) if until_window > 0 else FOLD_S
 
     def _publish(self, now: int) -> None:
         if self._progress:

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from tsobench import strategies
 from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCounters
@@ -229,21 +229,8 @@ def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
 
 def strategy_record(config: RunConfig) -> StrategyRecord:
     """What the strategy says of itself, for the results file (the analysis never asks the registry)."""
-    s = strategies.get(config.strategy)
-    bound = getattr(s, "bound", None)
-    stated = bound(config.client_options(""), config.concurrency) if callable(bound) else None
-    return {
-        "name": s.name,
-        "safe": s.safe,
-        "baseline": s.baseline,
-        "reference": bool(getattr(s, "reference", False)),
-        "summary": s.summary,
-        "settings": list(getattr(s, "settings", ())),
-        "bound": None if stated is None else {"in_flight": stated.in_flight, "unit": stated.unit, "why": stated.why},
-        "recovery": dict(getattr(s, "recovery", {})),
-        "fewest_failures": getattr(s, "fewest_failures", None),
-        "benchmark": bool(getattr(s, "benchmark", s.safe and not s.baseline)),
-    }
+    record = strategies.get(config.strategy).record(config.client_options(""), config.concurrency)
+    return cast(StrategyRecord, record)
 
 
 def _result(
@@ -356,7 +343,7 @@ def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> Server
     if load.after is None or load.before is None or restarted:
         return None
     c = load.after - load.before
-    cpu: float | None = getattr(c, "cpu_s", 0.0) if getattr(load.after, "cpu_s", None) else None  # 0: it does not say
+    cpu = c.cpu_s  # None: the server does not say
     return {
         "rpcs": c.rpcs,
         "timestamps": c.timestamps,

@@ -31,6 +31,7 @@ from typing import Any
 
 from tsobench.files import check_writable, write_atomically
 from tsobench.options import Spec, axis_default, build, flatten, specs, to_argv, word, written
+from tsobench.strategies.registry import unavailable
 
 from . import results
 from .config import ConfigError, RunConfig
@@ -178,7 +179,7 @@ class Point:
         parts = []
         for spec in _axes().values():
             value, tag = spec.get(self.config), spec.option.key_tag
-            if tag is None and value == spec.default:
+            if value == spec.default and (tag is None or not spec.option.key_default):
                 continue  # an axis added later stays out of the key until a sweep varies it
             parts.append(written(spec, value) if value is None else f"{tag or ''}{word(value)}")
         return "-".join([*parts, f"rep{self.repeat}"]).replace(":", "-")  # a file name anywhere (faults' 2s:1s)
@@ -265,21 +266,6 @@ class FolderLock:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
-
-
-def unavailable(name: str, api: str) -> str | None:
-    """Why this machine cannot run strategy ``name`` on ``api`` (None: it can): a plugin that
-    fails to load, a package that is not installed, a strategy without that API. Asks the
-    registry; ``tsobench.strategies.registry.unavailable`` replaces this once it exists."""
-    from tsobench.strategies import registry
-
-    try:
-        strategy = registry.get(name)
-    except Exception as exc:  # a plugin's import raises what it likes; the sweep goes on without it
-        return f"strategy {name} is unavailable here: {exc}"
-    if getattr(strategy, api, None) is None:
-        return f"strategy {name} has no {api} API"
-    return None
 
 
 def _process_argv(argv: list[str]) -> list[str]:

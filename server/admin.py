@@ -12,7 +12,7 @@ from grpc.aio import ServicerContext
 
 from tsobench.protos import admin_pb2, admin_pb2_grpc
 
-from .faults import Faults
+from .disruptions import Disruptions
 from .leadership import Member, NotLeader, Solo
 from .metrics import ServerMetrics
 
@@ -20,32 +20,32 @@ SERVICE_NAME = admin_pb2.DESCRIPTOR.services_by_name["Admin"].full_name
 
 
 class AdminService(admin_pb2_grpc.AdminServicer):
-    def __init__(self, faults: Faults, metrics: ServerMetrics, role: Solo | Member) -> None:
-        self.faults = faults
+    def __init__(self, disruptions: Disruptions, metrics: ServerMetrics, role: Solo | Member) -> None:
+        self.disruptions = disruptions
         self.metrics = metrics
         self.role = role
 
     async def AbortStreams(
         self, request: admin_pb2.AbortStreamsRequest, context: ServicerContext
     ) -> admin_pb2.AbortStreamsResponse:
-        self.faults.abort_streams()
+        self.disruptions.abort_streams()
         return admin_pb2.AbortStreamsResponse(streams=self.metrics.snapshot().streams_open)
 
     async def Stall(self, request: admin_pb2.StallRequest, context: ServicerContext) -> admin_pb2.StallResponse:
         await _check(context, duration_s=request.duration_s)
-        self.faults.stall(request.duration_s)
+        self.disruptions.stall(request.duration_s)
         return admin_pb2.StallResponse()
 
     async def Delay(self, request: admin_pb2.DelayRequest, context: ServicerContext) -> admin_pb2.DelayResponse:
         await _check(context, duration_s=request.duration_s, delay_ms=request.delay_ms)
-        self.faults.delay(request.duration_s, request.delay_ms)
+        self.disruptions.delay(request.duration_s, request.delay_ms)
         return admin_pb2.DelayResponse()
 
     async def TransferLeader(
         self, request: admin_pb2.TransferLeaderRequest, context: ServicerContext
     ) -> admin_pb2.TransferLeaderResponse:
         try:
-            to = self.role.transfer(request.member if request.HasField("member") else None)
+            to = await self.role.transfer(request.member if request.HasField("member") else None)
         except NotLeader as exc:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except ValueError as exc:

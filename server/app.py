@@ -9,6 +9,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 import threading
 from pathlib import Path
@@ -25,22 +26,27 @@ from tsobench.protos import admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 
 from . import admin
 from .config import ServerConfig
-from .faults import Faults
+from .disruptions import Disruptions
 from .leadership import Member, Solo
 from .metrics import ServerMetrics
-from .oracle import UPDATE_INTERVAL_S, TimestampOracle
+from .oracle import UPDATE_INTERVAL_S
 from .service import PDService
-from .window import DataDirLock, WindowFile
+from .window import DataDirLock
 
 SERVICE_NAME = pdpb_pb2.DESCRIPTOR.services_by_name["PD"].full_name
 IDLE_CONNECTION_MS = 60_000  # a connection with no RPC for a minute is closed (clients reconnect on their next call)
 HANDSHAKE_TIMEOUT_MS = 10_000  # a connection that never speaks HTTP/2 is dropped after 10 s
+CLIENT_PING_MS = 5_000  # the most often a client may ping: PD's clients ping every 10 s (3 s timeout)
 SERVER_OPTIONS = [
     # A second server on a busy port fails loudly instead of silently sharing (and stealing) its traffic.
     ("grpc.so_reuseport", 0),
     # Idle or silent connections must not hold descriptors that new clients need.
     ("grpc.max_connection_idle_ms", IDLE_CONNECTION_MS),
     ("grpc.server_handshake_timeout_ms", HANDSHAKE_TIMEOUT_MS),
+    # Client keepalive (how a client gives up a frozen server's stream) is welcome, with or without
+    # calls in flight, without a GOAWAY "too_many_pings".
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", CLIENT_PING_MS),
 ]
 
 
@@ -75,10 +81,7 @@ class TsoServer:
                 config.window_ms,
                 config.accept_future_window,
             )
-        oracle = TimestampOracle(
-            WindowFile(config.data_dir), window_ms=config.window_ms, accept_future_window=config.accept_future_window
-        )
-        return Solo(oracle)
+        return Solo(config.data_dir, config.window_ms, config.accept_future_window)
 
     @property
     def address(self) -> str:
@@ -92,8 +95,8 @@ class TsoServer:
     async def start(self) -> None:
         server = grpc.aio.server(options=SERVER_OPTIONS)
         address = f"{self.config.host}:{self.config.port}"
+        credentials = server_credentials(self.config)  # first: a bad certificate or key is named, not a bind error
         try:
-            credentials = server_credentials(self.config)
             if credentials is None:
                 self.port = server.add_insecure_port(address)
             else:
@@ -106,17 +109,20 @@ class TsoServer:
         if not self.port:
             reason = bind_failure(self.config.host, self.config.port)
             raise ServerError(f"cannot listen on {self.config.host}:{self.config.port}: {reason}") from cause
-        faults = Faults()
+        disruptions = Disruptions()
         pdpb_pb2_grpc.add_PDServicer_to_server(
-            PDService(self.config, self.role, self.metrics, self.client_urls, faults), server
+            PDService(self.config, self.role, self.metrics, self.client_urls, disruptions), server
         )
         services = [SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME]
         if self.config.admin:
-            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(faults, self.metrics, self.role), server)
+            admin_pb2_grpc.add_AdminServicer_to_server(admin.AdminService(disruptions, self.metrics, self.role), server)
             services.append(admin.SERVICE_NAME)
         health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health, server)
         reflection.enable_server_reflection(services, server)
+        # The first tick before the first request: a lone server's window saves off the loop from here
+        # on, and a cluster's first member takes the lease it was handed before it says "listening".
+        await self.role.tick()
         await server.start()
         for name in ("", SERVICE_NAME):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -126,23 +132,13 @@ class TsoServer:
             )
             self.metrics_port = self._http.server_port
         self._server = server
-        self.role.tick()  # a cluster's first member takes the lease it was handed before it says "listening"
         self._ticker = asyncio.create_task(self._tick_forever())
 
     async def _tick_forever(self) -> None:
-        """PD's update loop. A failed window save must not stop it for good: the
-        oracle did not move (it saves first), so say so and try again next tick."""
-        failing = False
+        """PD's update loop (the roles say what went wrong, and go on)."""
         while True:
             await asyncio.sleep(UPDATE_INTERVAL_S)
-            try:
-                self.role.tick()
-            except (OSError, ValueError) as exc:
-                if not failing:
-                    print(f"warning: cannot save the TSO window, timestamps are held back: {exc}", file=sys.stderr)
-                failing = True
-            else:
-                failing = False
+            await self.role.tick()
 
     async def stop(self, grace_s: float = 1.0) -> None:
         if self._ticker:
@@ -152,7 +148,7 @@ class TsoServer:
         if self._http:
             self._http.shutdown()
             self._http.server_close()
-        self.role.resign()
+        await self.role.resign()
         self._lock.release()
 
     async def wait(self) -> None:
@@ -164,9 +160,48 @@ def server_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
     """TLS from PEM files (None: plaintext); with a client CA, clients must show a certificate it signed."""
     if not config.tls_cert or not config.tls_key:
         return None
+    check_tls(config)
     client_ca = Path(config.tls_client_ca).read_bytes() if config.tls_client_ca else None
     pair = (Path(config.tls_key).read_bytes(), Path(config.tls_cert).read_bytes())
     return grpc.ssl_server_credentials([pair], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
+class _Encrypted(Exception):
+    """The key wants a passphrase (asked instead of prompting on the terminal)."""
+
+
+def _no_passphrase() -> bytes:
+    raise _Encrypted
+
+
+def check_tls(config: ServerConfig) -> None:
+    """Raise ServerError naming the TLS file that is wrong, and how: gRPC takes any bytes and then
+    only fails to bind. Read with Python's ssl, which parses PEM as gRPC does."""
+    cert, key = config.tls_cert, config.tls_key
+    if not cert or not key:
+        return
+    files = {"--tls-cert": cert, "--tls-key": key, "--tls-client-ca": config.tls_client_ca}
+    for flag, path in files.items():
+        if path is not None:
+            try:
+                Path(path).read_bytes()
+            except OSError as exc:
+                raise ServerError(f"{flag} {path}: {exc.strerror or exc}") from None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    for flag in ("--tls-cert", "--tls-client-ca"):
+        if (path := files[flag]) is not None:
+            try:
+                context.load_verify_locations(cafile=path)
+            except ssl.SSLError:
+                raise ServerError(f"{flag} {path}: not a PEM certificate") from None
+    try:
+        context.load_cert_chain(cert, key, password=_no_passphrase)
+    except _Encrypted:
+        raise ServerError(f"--tls-key {key}: the key is encrypted; gRPC needs it unencrypted") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise ServerError(f"--tls-key {key} is not the key of --tls-cert {cert}") from None
+        raise ServerError(f"--tls-key {key}: not a PEM private key") from None
 
 
 def describe_bind_error(code: int | None) -> str:

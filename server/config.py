@@ -10,6 +10,7 @@ from tsobench.options import ConfigError, option, validate
 DEFAULT_CLUSTER_ID = 6_942_217_112_589_713_401  # any 64-bit id; PD's are random
 MIN_ELECTION_TIMEOUT_S = 0.2  # four lease renewals of a 50 ms tick
 MAX_PORT = 65535
+MAX_RTT_MS = 10_000  # ten seconds: beyond any network, and beyond most deadlines
 
 
 @dataclass(frozen=True)
@@ -19,10 +20,35 @@ class ServerKnobs:
     delay_ms: float = field(
         default=0.0,
         metadata=option(
-            "Delay added to every reply, ms (emulates network or disk).", min=0, axis="delay_ms", key_tag="d"
+            "Time the server spends per request, ms, serially per stream: not network distance; see rtt-ms.",
+            min=0,
+            axis="delay_ms",
+            key_tag="d",
         ),
     )
-    jitter_ms: float = field(default=0.0, metadata=option("Uniform random extra delay per reply, ms.", min=0))
+    jitter_ms: float = field(
+        default=0.0, metadata=option("Uniform random extra time per request, ms (serial, like delay-ms).", min=0)
+    )
+    rtt_ms: float = field(
+        default=0.0,
+        metadata=option(
+            "Round trip to emulate, ms: every reply (Tso, GetMembers) leaves this long after its request arrived, "
+            "without holding up the requests behind it; replies on a stream keep their order.",
+            min=0,
+            max=MAX_RTT_MS,
+            axis="rtt_ms",
+            key_tag="rtt",
+            key_default=False,
+        ),
+    )
+    rtt_jitter_ms: float = field(
+        default=0.0,
+        metadata=option(
+            "Uniform random extra round trip per reply, ms (seeded; a reply never overtakes the one before it).",
+            min=0,
+            max=MAX_RTT_MS,
+        ),
+    )
     fail_rate: float = field(
         default=0.0,
         metadata=option(

@@ -23,7 +23,7 @@ from tsobench.options import to_argv
 from .admin import AdminClient
 from .app import ServerError, TsoServer
 from .config import ServerConfig
-from .leadership import LeaseFile, claim
+from .leadership import Terms, claim
 from .metrics import ServerCounters, counters_from_prometheus
 from .window import DataDirLock
 
@@ -249,7 +249,7 @@ class ChildCluster:
         self.config = config
         self.size = size
         self.members: list[ChildServer] = []
-        self.leases = LeaseFile(config.data_dir)
+        self.terms = Terms(config.data_dir)
         self._lock: DataDirLock | None = None
         self._past = ServerCounters()  # what members counted before they were restarted
         self._last: dict[int, ServerCounters] = {}
@@ -282,7 +282,7 @@ class ChildCluster:
 
     def leader(self) -> int | None:
         """The member holding the lease now (None during an election)."""
-        lease = self.leases.read()
+        lease = self.terms.latest()
         return lease.leader if lease.held(time.monotonic()) else None
 
     def wait_for_leader(self, timeout_s: float = START_TIMEOUT_S) -> int:

@@ -1,12 +1,18 @@
 """Server counters, kept both as plain integers (cheap to read in-process) and
 as Prometheus metrics (how the harness, and any monitoring stack, reads them
-from another process)."""
+from another process).
+
+The server's own CPU time (process user+sys, ``process_cpu_seconds_total`` as
+every Prometheus client exports it, a real PD included) is what a capacity
+ceiling rests on: how much of its cores the server spent on the RPCs it answered.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 BATCH_BUCKETS = tuple(float(1 << i) for i in range(18))
 
@@ -20,6 +26,7 @@ class ServerCounters:
     streams_opened: int = 0
     streams_open: int = 0
     errors: int = 0
+    cpu_s: float | None = 0.0  # the server process's user+sys; None: the server does not say (no /proc)
 
     def __sub__(self, other: ServerCounters) -> ServerCounters:
         return ServerCounters(
@@ -28,6 +35,7 @@ class ServerCounters:
             streams_opened=self.streams_opened - other.streams_opened,
             streams_open=self.streams_open,
             errors=self.errors - other.errors,
+            cpu_s=None if self.cpu_s is None or other.cpu_s is None else self.cpu_s - other.cpu_s,
         )
 
     def __add__(self, other: ServerCounters) -> ServerCounters:
@@ -37,6 +45,7 @@ class ServerCounters:
             streams_opened=self.streams_opened + other.streams_opened,
             streams_open=self.streams_open + other.streams_open,
             errors=self.errors + other.errors,
+            cpu_s=None if self.cpu_s is None or other.cpu_s is None else self.cpu_s + other.cpu_s,
         )
 
     @property
@@ -47,6 +56,7 @@ class ServerCounters:
 class ServerMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total and friends (where /proc is)
         self._rpcs = Counter("tso_rpcs", "TsoRequests answered", registry=self.registry)
         self._timestamps = Counter("tso_timestamps", "Timestamps handed out", registry=self.registry)
         self._opened = Counter("tso_streams_opened", "Tso streams opened", registry=self.registry)
@@ -77,7 +87,8 @@ class ServerMetrics:
         self._errors.inc()
 
     def snapshot(self) -> ServerCounters:
-        return ServerCounters(**self._counts)
+        """In-process: the CPU time is this whole process's (an ``InProcessServer`` shares it with its host)."""
+        return ServerCounters(**self._counts, cpu_s=time.process_time())
 
 
 def counters_from_prometheus(text: str) -> ServerCounters:
@@ -94,4 +105,5 @@ def counters_from_prometheus(text: str) -> ServerCounters:
         streams_opened=int(values.get("tso_streams_opened_total", 0)),
         streams_open=int(values.get("tso_streams_open", 0)),
         errors=int(values.get("tso_errors_total", 0)),
+        cpu_s=values.get("process_cpu_seconds_total"),
     )

@@ -11,7 +11,7 @@ import threading
 
 from tsobench.files import write_atomically
 
-from .app import _set_on_stdin_eof
+from .app import _set_on_stdin_eof, check_tls
 from .config import ServerConfig
 from .embedded import ChildCluster
 
@@ -22,6 +22,7 @@ async def serve_cluster(
     config: ServerConfig, size: int, port_file: str | None = None, announce=print, exit_with_parent: bool = False
 ) -> bool:
     """Run a cluster of ``size`` members until told to stop. True when it stopped because stdin closed."""
+    check_tls(config)  # a bad certificate or key is said once, here, not by each member
     cluster = ChildCluster(config, size)
     await asyncio.to_thread(cluster.start)
     try:

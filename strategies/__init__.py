@@ -1,11 +1,23 @@
 """Ways for many callers to share gRPC Tso streams, one module each."""
 
-from .base import APIS, AsyncTsoClient, ClientOptions, ReplyMismatch, Strategy, Timestamp, TsoClient
-from .registry import all_strategies, get, names
+from .base import (
+    APIS,
+    AsyncTsoClient,
+    Bound,
+    ClientClosed,
+    ClientOptions,
+    ReplyMismatch,
+    Strategy,
+    Timestamp,
+    TsoClient,
+)
+from .registry import all_strategies, get, names, problems, unavailable
 
 __all__ = [
     "APIS",
     "AsyncTsoClient",
+    "Bound",
+    "ClientClosed",
     "ClientOptions",
     "ReplyMismatch",
     "Strategy",
@@ -14,4 +26,6 @@ __all__ = [
     "all_strategies",
     "get",
     "names",
+    "problems",
+    "unavailable",
 ]

@@ -58,3 +58,16 @@ class Backoff:
         """Before opening a stream (asyncio API)."""
         if (wait := self._wait_s()) > 0:
             await asyncio.sleep(wait)
+
+
+class CountsReconnects:
+    """For clients with one ``backoff``: their reconnects, as the harness reads them (``counters()``)."""
+
+    backoff: Backoff
+
+    @property
+    def reconnects(self) -> int:
+        return self.backoff.attempts
+
+    def counters(self) -> dict[str, int]:
+        return {"reconnects": self.backoff.attempts}

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol, runtime_checkable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+from tsobench.options import ConfigError
 
 LOGICAL_BITS = 18
+APIS = ("thread", "asyncio")
 
 
 class Timestamp(NamedTuple):
@@ -30,6 +34,10 @@ class Timestamp(NamedTuple):
 
 @dataclass(frozen=True)
 class ClientOptions:
+    """What a client is built from (``RunConfig.client_options``): every strategy gets all of it
+    and uses what matters to it. Invalid combinations raise ``ConfigError`` here, the one place
+    they are checked, so a run, a sweep point and a test that builds options directly agree."""
+
     target: str  # HOST:PORT, or several comma-separated: the client finds the leader (GetMembers)
     cluster_id: int | None = None  # None: learn it from GetMembers, as PD clients do
     pool_size: int = 8
@@ -37,6 +45,7 @@ class ClientOptions:
     max_batch: int = 10_000
     batch_wait_us: int = 0
     max_inflight: int = 1  # dispatcher batches in flight per stream (PD's client: 1)
+    rpc_concurrency: int = 1  # dispatcher: PD's parallel RPCs (TSOClientRPCConcurrency): N x in flight, N x shorter
     connections: int = 1  # distinct channels (TCP connections) streams are spread over
     timeout_s: float = 5.0  # per-request deadline
     cacert: str | None = None  # TLS: PEM file of the CA that signed the servers' certificates
@@ -44,13 +53,17 @@ class ClientOptions:
     key: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("pool_size", "streams", "max_batch", "max_inflight", "connections"):
+        for name in ("pool_size", "streams", "max_batch", "max_inflight", "rpc_concurrency", "connections"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name.replace('_', '-')} must be at least 1")
+                raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
         if self.batch_wait_us < 0 or self.timeout_s <= 0:
-            raise ValueError("batch wait must be >= 0 and timeout > 0")
+            raise ConfigError("batch wait must be >= 0 and timeout > 0")
+        if self.rpc_concurrency > 1 and self.batch_wait_us:
+            # PD's client too turns parallel RPCs off while MaxTSOBatchWaitInterval is set: one waits
+            # longer to batch more, the other sends sooner to wait less. Refused rather than ignored.
+            raise ConfigError("--rpc-concurrency above 1 times its batches itself; it does not go with --batch-wait-us")
         if (self.cert is None) != (self.key is None):
-            raise ValueError("--cert and --key go together (mutual TLS needs both)")
+            raise ConfigError("--cert and --key go together (mutual TLS needs both)")
 
     @property
     def tls(self) -> bool:
@@ -76,8 +89,25 @@ class AsyncTsoClient(Protocol):
 
 
 @dataclass(frozen=True)
+class Bound:
+    """How much a design can have in flight at once: over a round trip R it cannot
+    answer more than ``in_flight / R`` requests (or batches) per second, whatever the CPU."""
+
+    in_flight: int
+    unit: Literal["requests", "batches"]
+    why: str  # the mechanism, in words, for reports
+
+    def to_dict(self) -> dict[str, int | str]:
+        return {"in_flight": self.in_flight, "unit": self.unit, "why": self.why}
+
+
+@dataclass(frozen=True)
 class Strategy:
-    """A named way of sharing streams, with a client factory per API."""
+    """A named way of sharing streams, with a client factory per API, and what it knows about itself.
+
+    Everything after ``asyncio`` has a default, so a plugin written against the first
+    six fields keeps working; reports, plans and the benchmark suite read these fields
+    (recorded in each results file) instead of lists that name built-ins."""
 
     name: str
     summary: str
@@ -85,10 +115,42 @@ class Strategy:
     asyncio: Callable[[ClientOptions], AsyncTsoClient]
     safe: bool = True  # False only for the negative control
     baseline: bool = False  # True for the harness's own ceiling (no RPC): not a design to choose
+    reference: bool = False  # a production client (e.g. tikv-client): a yardstick, not a design to choose
+    settings: tuple[str, ...] = ()  # the RunConfig option keys that matter to it (plans describe a point by them)
+    # Given the options and the callers per process: how much it can have in flight (None: it states no bound).
+    bound: Callable[[ClientOptions, int], Bound | None] | None = None
+    recovery: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)  # fault kind: why
+    fewest_failures: str | None = None  # why it fails the fewest requests in a fault, where it does
+    benchmark: bool = True  # the pytest-benchmark suite runs it
+    apis: tuple[str, ...] = APIS  # the APIs it has (a client library may lack one)
+    max_count: int | None = None  # the most timestamps one get_ts may ask for (None: whatever PD allows)
+    # Why it cannot run on this machine (a missing package, with the install hint); None when it can.
+    why_unavailable: Callable[[], str | None] | None = None
 
-
-APIS = ("thread", "asyncio")
+    def record(self, options: ClientOptions, callers: int) -> dict[str, Any]:
+        """What a results file says about the strategy it measured (written before the load),
+        so reports explain a plugin's runs as they do a built-in's without asking the registry."""
+        bound = self.bound(options, callers) if self.bound is not None else None
+        return {
+            "name": self.name,
+            "safe": self.safe,
+            "baseline": self.baseline,
+            "reference": self.reference,
+            "summary": self.summary,
+            "settings": list(self.settings),
+            "bound": bound.to_dict() if bound is not None else None,
+            "recovery": dict(self.recovery),
+            "fewest_failures": self.fewest_failures,
+            "benchmark": self.benchmark,
+        }
 
 
 class ReplyMismatch(RuntimeError):
     """The server answered a different count than was asked for."""
+
+
+class ClientClosed(ConnectionError):
+    """A request made to, or still waiting on, a client that is closing: it answers nobody, and says so."""
+
+    def __init__(self) -> None:
+        super().__init__("client closed")

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 
 IDLE = -1  # the tick of something that is not waiting
+LATE = "no reply within the request deadline"  # what a request whose stream the watchdog cancelled fails with
 
 
 class DeadlineExceeded(TimeoutError):

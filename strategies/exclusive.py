@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from .backoff import Backoff
+from .backoff import Backoff, CountsReconnects
 from .base import ClientOptions, Timestamp
-from .deadline import IDLE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
+from .deadline import IDLE, LATE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
 from .handoff import AsyncHandOff, ThreadHandOff
 from .stream import (
     AsyncChannels,
@@ -59,15 +59,12 @@ def _broken(slot: _Slot, backoff: Backoff, channels: SyncChannels | AsyncChannel
     if stream is not None:
         stream.close()
     backoff.failed()
-    if not expired:
-        channels.stream_failed(exc)  # the leader may have moved: the reopen asks for it
+    # The leader may have moved, or be frozen (a deadline): the reopen asks who leads first.
+    channels.stream_failed(DeadlineExceeded(LATE) if expired else exc)
     return expired
 
 
-LATE = "no reply within the request deadline"
-
-
-class _Slots:
+class _Slots(CountsReconnects):
     """What the thread and asyncio clients share: the slots, their hand-off, the backoff."""
 
     _handoff: ThreadHandOff[_Slot] | AsyncHandOff[_Slot]
@@ -75,10 +72,6 @@ class _Slots:
     def _init_slots(self, options: ClientOptions, streams: int | None) -> None:
         self._size = streams or options.pool_size
         self.backoff = Backoff()
-
-    @property
-    def reconnects(self) -> int:
-        return self.backoff.attempts
 
     def _new_slots(self) -> list[_Slot]:
         self._slots = [_Slot() for _ in range(self._size)]

@@ -16,72 +16,48 @@ import collections
 import threading
 from typing import Generic, TypeVar
 
+from .base import ClientClosed
 from .deadline import DeadlineExceeded
+from .waiter import ThreadWaiter
 
 T = TypeVar("T")
-
-
-class _Closed(ConnectionError):
-    def __init__(self) -> None:
-        super().__init__("client closed")
-
-
-class _ThreadWaiter(Generic[T]):
-    __slots__ = ("error", "item", "lock", "since")
-
-    def __init__(self, since: int) -> None:
-        self.since = since
-        self.item: T | None = None
-        self.error: BaseException | None = None
-        self.lock = threading.Lock()
-        self.lock.acquire()  # the waiter blocks on it until handed an item or failed
 
 
 class ThreadHandOff(Generic[T]):
     def __init__(self, items: list[T]) -> None:
         self._free = list(items)
-        self._waiters: collections.deque[_ThreadWaiter[T]] = collections.deque()
+        self._waiters: collections.deque[ThreadWaiter[T]] = collections.deque()
         self._mutex = threading.Lock()
         self._closed = False
 
     def acquire(self, tick: int) -> T:
         with self._mutex:
             if self._closed:
-                raise _Closed()
+                raise ClientClosed()
             if self._free and not self._waiters:
                 return self._free.pop()
-            waiter: _ThreadWaiter[T] = _ThreadWaiter(tick)
+            waiter: ThreadWaiter[T] = ThreadWaiter(tick)
             self._waiters.append(waiter)
-        waiter.lock.acquire()
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.item  # type: ignore[return-value]
+        return waiter.wait()
 
     def release(self, item: T) -> None:
         with self._mutex:
             if self._waiters:
-                waiter = self._waiters.popleft()
-                waiter.item = item
-                waiter.lock.release()
+                self._waiters.popleft().set_result(item)
             else:
                 self._free.append(item)
 
     def expire(self, cutoff: int) -> None:
         with self._mutex:
             while self._waiters and self._waiters[0].since <= cutoff:
-                self._fail(self._waiters.popleft(), DeadlineExceeded("waited too long for a free stream"))
+                self._waiters.popleft().set_exception(DeadlineExceeded("waited too long for a free stream"))
 
     def close(self) -> None:
         """Fail every waiter: a closed client answers nobody, and says so."""
         with self._mutex:
             self._closed = True
             while self._waiters:
-                self._fail(self._waiters.popleft(), _Closed())
-
-    @staticmethod
-    def _fail(waiter: _ThreadWaiter[T], error: BaseException) -> None:
-        waiter.error = error
-        waiter.lock.release()
+                self._waiters.popleft().set_exception(ClientClosed())
 
 
 class AsyncHandOff(Generic[T]):
@@ -92,7 +68,7 @@ class AsyncHandOff(Generic[T]):
 
     async def acquire(self, tick: int) -> T:
         if self._closed:
-            raise _Closed()
+            raise ClientClosed()
         if self._free and not self._waiters:
             return self._free.pop()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
@@ -123,4 +99,4 @@ class AsyncHandOff(Generic[T]):
         while self._waiters:
             _, future = self._waiters.popleft()
             if not future.done():
-                future.set_exception(_Closed())
+                future.set_exception(ClientClosed())

@@ -8,19 +8,15 @@ tight loop that burns the CPU the restarting server needs."""
 
 from __future__ import annotations
 
-from .backoff import Backoff
-from .base import ClientOptions, Strategy, Timestamp
+from .backoff import Backoff, CountsReconnects
+from .base import Bound, ClientOptions, Strategy, Timestamp
 from .stream import AsyncClientBase, AsyncStream, ThreadClientBase, open_tso, to_timestamp
 
 
-class ThreadClient(ThreadClientBase):
+class ThreadClient(CountsReconnects, ThreadClientBase):
     def __init__(self, options: ClientOptions) -> None:
         super().__init__(options)
         self.backoff = Backoff()
-
-    @property
-    def reconnects(self) -> int:
-        return self.backoff.attempts
 
     def get_ts(self, count: int = 1) -> Timestamp:
         self.backoff.wait()
@@ -38,14 +34,10 @@ class ThreadClient(ThreadClientBase):
         return ts
 
 
-class AsyncClient(AsyncClientBase):
+class AsyncClient(CountsReconnects, AsyncClientBase):
     def __init__(self, options: ClientOptions) -> None:
         super().__init__(options)
         self.backoff = Backoff()
-
-    @property
-    def reconnects(self) -> int:
-        return self.backoff.attempts
 
     async def get_ts(self, count: int = 1) -> Timestamp:
         await self.backoff.wait_async()
@@ -64,4 +56,19 @@ class AsyncClient(AsyncClientBase):
         return ts
 
 
-STRATEGY = Strategy("per-request", "a new stream per request (safe, slow)", ThreadClient, AsyncClient)
+def _bound(options: ClientOptions, callers: int) -> Bound:
+    return Bound(callers, "requests", "a stream per request: every caller can have one in flight")
+
+
+STRATEGY = Strategy(
+    "per-request",
+    "a new stream per request (safe, slow)",
+    ThreadClient,
+    AsyncClient,
+    bound=_bound,
+    recovery={
+        "abort": "its streams live for one request, so an abort finds hardly any to break",
+        "kill": "each request opens its own stream, so the first attempt after the backoff is answered",
+    },
+    fewest_failures="as its requests do not share a stream that could break",
+)

@@ -24,6 +24,7 @@ from .leader import (
     find_leader,
     find_leader_async,
     leader_may_have_moved,
+    leader_silent,
     make_channel,
 )
 
@@ -50,17 +51,27 @@ def open_tso(stub: pdpb_pb2_grpc.PDStub, *args: object, **kwargs: object) -> Any
 # then fails every call fast for up to that long after it is back: seconds after a restart.
 # Capped like the strategies' backoff, the channel tries again at least every 500 ms.
 RECONNECT_BACKOFF_MS = (100, round(LONGEST_BACKOFF_S * 1000))
+# HTTP/2 keepalive as PD's clients (TiDB's) use it: a ping after 10 s without reads, the connection
+# given up when 3 s pass without its answer, so a frozen (not dead) server's streams fail and their
+# strategies ask who leads. Pings only while calls are open, and with no cap on pings between data
+# frames (a stream waiting for its reply sends none). The server must permit a 10 s interval.
+KEEPALIVE_MS = (10_000, 3_000)
 
 
 def channel_options(index: int) -> list[tuple[str, int]]:
     # Channels with identical options share one subchannel (one TCP connection);
     # a distinct dummy option gives each of ``connections`` its own.
     first, longest = RECONNECT_BACKOFF_MS
+    every, wait = KEEPALIVE_MS
     return [
         ("tsobench.channel", index),
         ("grpc.max_receive_message_length", 4 << 20),
         ("grpc.initial_reconnect_backoff_ms", first),
         ("grpc.max_reconnect_backoff_ms", longest),
+        ("grpc.keepalive_time_ms", every),
+        ("grpc.keepalive_timeout_ms", wait),
+        ("grpc.keepalive_permit_without_calls", 0),
+        ("grpc.http2.max_pings_without_data", 0),
     ]
 
 
@@ -84,9 +95,12 @@ class _Channels:
     error says the leader may have moved and the client knows more than one
     endpoint, the next ``stub()`` asks again (the current leader first, then
     every endpoint and member known; one check at a time, backing off while
-    nobody names a leader) and connects to the new leader if it changed.
-    Channels to a former leader stay open until ``close``: streams still on them
-    fail on their own and their strategies reopen on the new leader.
+    nobody names a leader) and connects to the new leader if it changed. After
+    a missed deadline the current leader is asked last: it may be frozen while
+    the others elect a new one, and a frozen member answers nothing until the
+    re-check's own timeout. Channels to a former leader stay open until
+    ``close``: streams still on them fail on their own and their strategies
+    reopen on the new leader.
     """
 
     def __init__(self, options: ClientOptions, api: Any) -> None:
@@ -96,12 +110,12 @@ class _Channels:
         self.credentials = channel_credentials(options.cacert, options.cert, options.key)
         self.cluster_id = options.cluster_id or 0
         self.leader = ""  # HOST:PORT of the leader the channels lead to
-        self.leader_changes = 0
         self._members: tuple[str, ...] = ()
         self._channels: list[Any] = []
         self._retired: list[Any] = []
         self._next: Iterator[pdpb_pb2_grpc.PDStub] = iter(())
         self._suspect = False  # a stream failed in a way that says the leader may have moved
+        self._silent = False  # ... by missing its deadline: ask the others before the leader
         self._backoff = Backoff()
 
     @property
@@ -109,7 +123,11 @@ class _Channels:
         return min(self.options.timeout_s, RECHECK_TIMEOUT_S)
 
     def candidates(self) -> list[str]:
-        return [e for e in dict.fromkeys([self.leader, *self.endpoints, *self._members]) if e]
+        known = [e for e in dict.fromkeys([self.leader, *self.endpoints, *self._members]) if e]
+        if self._silent and self.leader:
+            known.remove(self.leader)
+            known.append(self.leader)
+        return known
 
     def request(self, count: int) -> pdpb_pb2.TsoRequest:
         return tso_request(self.cluster_id, count)
@@ -118,6 +136,7 @@ class _Channels:
         """A stream broke with ``exc``: if the leader may have moved, the next stub asks for it first."""
         if leader_may_have_moved(exc) and len(self.candidates()) > 1:
             self._suspect = True
+            self._silent = self._silent or leader_silent(exc)
 
     def direct(self) -> Leader | None:
         """With a cluster id and one endpoint, that endpoint, no GetMembers (a port-forward, a stopped server)."""
@@ -133,15 +152,13 @@ class _Channels:
         if leader is None:
             self._backoff.failed()
             return
-        self._suspect = False
+        self._suspect = self._silent = False
         self._backoff.succeeded()
         self._members = leader.members
         if not self.options.cluster_id:
             self.cluster_id = leader.cluster_id
         if leader.address == self.leader:
             return
-        if self.leader:
-            self.leader_changes += 1
         self._retired += self._channels
         self.leader = leader.address
         self._channels = [
@@ -166,7 +183,7 @@ class SyncChannels(_Channels):
 
     def _find(self) -> Leader | None:
         try:
-            return find_leader(self.candidates(), self.credentials, self.recheck_timeout_s)
+            return find_leader(self.candidates(), self.credentials, self.recheck_timeout_s, diagnose=False)
         except NoLeader:
             return None
 
@@ -193,7 +210,7 @@ class AsyncChannels(_Channels):
 
     async def _find(self) -> Leader | None:
         try:
-            return await find_leader_async(self.candidates(), self.credentials, self.recheck_timeout_s)
+            return await find_leader_async(self.candidates(), self.credentials, self.recheck_timeout_s, diagnose=False)
         except NoLeader:
             return None
 

@@ -43,4 +43,5 @@ STRATEGY = Strategy(
     ThreadClient,
     AsyncClient,
     safe=False,
+    benchmark=False,  # the negative control: it is meant to fail, not to be timed
 )

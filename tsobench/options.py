@@ -49,6 +49,8 @@ class Option:
     axis: str | None = None  # a sweep can vary it: the name of the axis (plural), e.g. "rates"
     sweep_default: Any = None  # a sweep's default, where it differs from a run's (a tuple or callable for an axis)
     key_tag: str | None = None  # an axis's tag in a sweep point's key ("c" makes c16); None: named only if not default
+    key_default: bool = True  # the key names the axis at its default too (False: an axis added later, as a sweep
+    # that does not vary it keeps the keys it had before the axis existed)
     point: bool = True  # part of what a measured point is (False: how long or how it was recorded, e.g. duration)
     locates: bool = False  # says where a run went (an address, a file path), not what it did: compare ignores it
 

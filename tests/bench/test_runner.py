@@ -85,7 +85,13 @@ def test_embedded_server_run_records_everything_the_schema_names(tmp_path):
     }
     assert set(data["histograms"]) == {"latency", "latency_uncorrected"}
     assert {"python", "grpcio", "protobuf", "platform", "cpu_count", "git_commit"} <= set(data["environment"])
-    assert data["config"]["server"] == {"delay_ms": 0.0, "jitter_ms": 0.0, "fail_rate": 0.0}
+    assert data["config"]["server"] == {
+        "delay_ms": 0.0,
+        "jitter_ms": 0.0,
+        "fail_rate": 0.0,
+        "rtt_ms": 0.0,
+        "rtt_jitter_ms": 0.0,
+    }
     assert data["metrics"]["client_cpu_s"] > 0
 
 

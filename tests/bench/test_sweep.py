@@ -1,7 +1,6 @@
 """Sweeps: planning the cross product, TOML plans, round-robin repeats, the folder lock,
 resume after a stop, clean stops under every signal, unwritable folders, unavailable strategies."""
 
-import dataclasses
 import json
 import os
 import shlex
@@ -312,22 +311,13 @@ def test_an_unwritable_output_folder_is_refused_before_any_point(monkeypatch, tm
     assert report.exit_code == 2 and "error: cannot" in report.output
 
 
-def _without_asyncio(name):
-    from tsobench.strategies.registry import BUILTIN
+@pytest.mark.parametrize(
+    "reason", ["strategy 'pool' is unavailable: No module named 'tikv_client'", "strategy pool has no asyncio API"]
+)
+def test_a_point_whose_strategy_is_unavailable_is_skipped_with_its_reason(monkeypatch, tmp_path, reason):
+    from tsobench.bench import sweep as sweep_module
 
-    return dataclasses.replace(next(s for s in BUILTIN if s.name == name), asyncio=None)
-
-
-def _fails_to_load(name):
-    raise ImportError("No module named 'tikv_client'")
-
-
-@pytest.mark.parametrize(("get", "reason"), [(_fails_to_load, "tikv_client"), (_without_asyncio, "no asyncio API")])
-def test_a_point_whose_strategy_is_unavailable_is_skipped_with_its_reason(monkeypatch, tmp_path, get, reason):
-    from tsobench.strategies import registry
-
-    real_get = registry.get
-    monkeypatch.setattr(registry, "get", lambda name: get(name) if name == "pool" else real_get(name))
+    monkeypatch.setattr(sweep_module, "unavailable", lambda name, api: reason if name == "pool" else None)
     _fake_points(monkeypatch, {})
     out = tmp_path / "s"
     args = ["sweep", "--strategies", "locked,pool", "--apis", "asyncio", "--concurrency", "4", *TINY, "-o", str(out)]

@@ -1,5 +1,6 @@
-"""Faults the server can be told to inject (through the admin service), and
-the cheap checks the Tso handler makes for them on every request.
+"""Disruptions the server can be told to inject (through the admin service), and
+the cheap checks the Tso handler makes for them on every request. (The harness's
+``--fault`` schedule, ``bench/faults.py``, drives them from outside.)
 
 Everything runs on the server's one event loop, so plain attributes suffice.
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import asyncio
 
 
-class Faults:
+class Disruptions:
     def __init__(self) -> None:
         self.abort_epoch = 0  # a stream opened in an older epoch is aborted at its next request
         self._answering = asyncio.Event()
@@ -36,9 +37,12 @@ class Faults:
         self._stall_end = None
         self._answering.set()  # waiters wake in the order they came: queued requests are answered in order
 
+    @property
+    def stalled(self) -> bool:
+        return not self._answering.is_set()
+
     async def pass_stall(self) -> None:
-        if not self._answering.is_set():
-            await self._answering.wait()
+        await self._answering.wait()
 
     def delay(self, duration_s: float, delay_ms: float) -> None:
         self._delay_until = asyncio.get_running_loop().time() + duration_s

@@ -3,6 +3,7 @@ kill -9, clean SIGTERM, port file, CLI errors and the Prometheus endpoint."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import resource
 import signal
@@ -11,19 +12,24 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
-from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, compose
+from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, ServerCounters, compose
 from tsobench.server.app import ServerError
 from tsobench.server.oracle import GUARD_MS
 from tsobench.server.window import WindowFile
 
 TIMEOUT_S = 10
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def request(count: int, cluster_id: int = DEFAULT_CLUSTER_ID) -> pdpb_pb2.TsoRequest:
@@ -279,7 +285,8 @@ def test_child_fail_rate_one_aborts_streams_with_unavailable(tmp_path):
 def test_metrics_endpoint_and_counters(tmp_path):
     with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
         assert child.metrics_url is not None
-        assert child.counters() == type(child.counters())()  # all zero
+        started = child.counters()
+        assert replace(started, cpu_s=0.0) == ServerCounters()  # all zero, but for the CPU it took to start
         tso(child.address, [1, 2, 3])
         tso(child.address, [4])
         with pytest.raises(grpc.RpcError):
@@ -307,6 +314,27 @@ def test_metrics_endpoint_and_counters(tmp_path):
             "tso_batch_size_count 4.0",
         ):
             assert name in text.splitlines(), name
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process collector reads /proc")
+def test_the_server_counts_its_own_cpu_time(tmp_path):
+    with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
+        before = child.counters()
+        assert before.cpu_s > 0  # starting took some
+        tso(child.address, [1] * 3000)
+        spent = child.counters() - before
+        with urllib.request.urlopen(child.metrics_url, timeout=TIMEOUT_S) as response:
+            text = response.read().decode()
+    assert spent.rpcs == 3000
+    assert spent.cpu_s > 0
+    assert any(line.startswith("process_cpu_seconds_total ") for line in text.splitlines())
+
+
+def test_counters_without_a_cpu_figure_subtract_and_add_to_none():
+    known, unknown = ServerCounters(rpcs=5, cpu_s=2.5), ServerCounters(rpcs=2, cpu_s=None)
+    assert known - ServerCounters(rpcs=1, cpu_s=0.5) == ServerCounters(rpcs=4, cpu_s=2.0)
+    assert (known - unknown).cpu_s is None and (known + unknown).cpu_s is None
+    assert (known + known).cpu_s == 5.0
 
 
 def test_restart_resets_counters_but_not_timestamps(tmp_path):
@@ -348,6 +376,55 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(child_config):
         assert last_of(tso(first.address, [1])[0]) > highest
 
 
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory) -> Path:
+    """cert.pem with its key.pem; other-key.pem (not its key), encrypted-key.pem, garbage.pem."""
+    folder = tmp_path_factory.mktemp("tls")
+    key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tsobench-server")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
+    (folder / "key.pem").write_bytes(key.private_bytes(*pkcs8, serialization.NoEncryption()))
+    (folder / "other-key.pem").write_bytes(other.private_bytes(*pkcs8, serialization.NoEncryption()))
+    (folder / "encrypted-key.pem").write_bytes(key.private_bytes(*pkcs8, serialization.BestAvailableEncryption(b"pw")))
+    (folder / "garbage.pem").write_text("not a certificate\n")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "extra", "words"),
+    [
+        ("cert", "other-key", [], "--tls-key {other-key} is not the key of --tls-cert {cert}"),
+        ("garbage", "key", [], "--tls-cert {garbage}: not a PEM certificate"),
+        ("cert", "garbage", [], "--tls-key {garbage}: not a PEM private key"),
+        ("cert", "encrypted-key", [], "--tls-key {encrypted-key}: the key is encrypted"),
+        ("missing", "key", [], "--tls-cert {missing}: No such file or directory"),
+        ("cert", "missing", [], "--tls-key {missing}: No such file or directory"),
+        ("cert", "key", ["--tls-client-ca", "garbage"], "--tls-client-ca {garbage}: not a PEM certificate"),
+        ("cert", "other-key", ["--members", "2"], "--tls-key {other-key} is not the key of --tls-cert {cert}"),
+    ],
+)
+def test_a_bad_certificate_or_key_is_named_with_exit_2(tls_files, tmp_path, cert, key, extra, words):
+    stems = ("cert", "key", "other-key", "encrypted-key", "garbage", "missing")
+    path = {stem: str(tls_files / f"{stem}.pem") for stem in stems}
+    args = ["--data-dir", str(tmp_path / "data"), "--tls-cert", path[cert], "--tls-key", path[key]]
+    args += [path.get(word, word) for word in extra]
+    # Not serve_once: with --members, each member picks a free metrics port itself.
+    result = subprocess.run(server_argv(*args), capture_output=True, text=True, timeout=30, env=server_env())
+    assert_refused(result, words.format_map(path))
+
+
 YEAR_2100_MS = 4_102_444_800_000
 
 
@@ -370,6 +447,18 @@ def test_a_bad_window_file_is_refused_with_exit_2(tmp_path, content, words):
     (data_dir / "tso-window.json").write_text(content)
     assert_refused(serve_once("--data-dir", str(data_dir)), words)
     assert (data_dir / "tso-window.json").read_text() == content  # left for the operator to look at
+
+
+def test_the_server_says_once_that_its_clock_is_behind_and_once_that_it_caught_up(child_config):
+    WindowFile(child_config.data_dir).save(wall_ms() + 800)  # as right after a fast restart
+    with ChildServer(child_config) as child:
+        deadline = time.monotonic() + 10
+        while "caught up" not in child.log_tail(10):
+            assert time.monotonic() < deadline, child.log_tail(10)
+            time.sleep(0.05)
+        log = child.log_tail(10)
+    assert log.count("system time may be incorrect") == 1 and log.count("caught up") == 1
+    assert log.index("system time may be incorrect") < log.index("caught up")
 
 
 def test_a_far_future_window_is_used_when_accepted(tmp_path):

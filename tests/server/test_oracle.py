@@ -325,3 +325,31 @@ def test_a_window_with_no_room_left_is_refused_even_when_accepted(clock, window)
     window.save(MAX_PHYSICAL_MS - 10)
     with pytest.raises(WindowError, match="no room"):
         TimestampOracle(window, clock=clock, accept_future_window=True)
+
+
+def test_a_clock_behind_physical_is_reported_once_and_its_catching_up_once(clock, window):
+    said: list[str] = []
+    oracle = TimestampOracle(window, clock=clock, warn=said.append)
+    oracle.tick()
+    clock.now -= 10_000  # the clock steps back: physical stays where it was
+    for _ in range(3):
+        oracle.tick()
+    assert len(said) == 1 and said[0].startswith("warning: system time may be incorrect")
+    assert "10000 ms behind" in said[0]
+    clock.now += 9_999
+    oracle.tick()
+    assert len(said) == 1
+    clock.now += 2  # past physical again
+    oracle.tick()
+    oracle.tick()
+    assert said[1:] == ["the wall clock caught up with the TSO's physical time"]
+
+
+def test_physical_a_step_ahead_of_the_clock_is_no_warning(clock, window):
+    said: list[str] = []
+    oracle = TimestampOracle(window, clock=clock, warn=said.append)
+    oracle.allocate(MAX_LOGICAL // 2 + 1)
+    oracle.tick()  # logical past half: physical steps 1 ms ahead of the clock, as PD's does
+    assert oracle.physical == T0 + GUARD_MS
+    oracle.tick()
+    assert said == []

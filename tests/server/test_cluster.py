@@ -1,6 +1,8 @@
 """PD-like clusters: members, followers, leader changes, and every strategy riding them."""
 
 import json
+import os
+import queue
 import signal
 import subprocess
 import sys
@@ -10,13 +12,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tsobench import strategies
 from tsobench.bench.config import RunConfig, ShardConfig
 from tsobench.bench.shard import run_shard
 from tsobench.options import ConfigError
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
-from tsobench.server import DEFAULT_CLUSTER_ID, ChildCluster, ServerConfig
+from tsobench.server import DEFAULT_CLUSTER_ID, ChildCluster, ServerConfig, compose
+from tsobench.server.oracle import UPDATE_INTERVAL_S
 from tsobench.server.window import DataDirLock, DataDirLocked, WindowFile
 from tsobench.strategies import registry
 from tsobench.strategies.stream import tso_request
@@ -64,6 +68,13 @@ def test_the_members_agree_on_members_and_leader_and_followers_refuse_tso(cluste
         if i != leader:
             error = tso_error(address)
             assert (error.code(), error.details()) == (grpc.StatusCode.UNAVAILABLE, "not leader")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="the process collector reads /proc")
+def test_a_clusters_counters_sum_its_members_cpu_time(cluster):
+    members = [m.counters().cpu_s for m in cluster.members]
+    assert all(cpu > 0 for cpu in members)
+    assert cluster.counters().cpu_s >= sum(members)  # read later: each member's only grew
 
 
 @pytest.mark.parametrize("api", strategies.APIS)
@@ -133,6 +144,65 @@ def test_a_new_leader_starts_above_the_old_leaders_window(tmp_path):
         finally:
             client.close()
     assert after.physical > window >= before.physical
+
+
+def serving(address: str) -> bool:
+    with grpc.insecure_channel(address) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
+    return reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_frozen_leader_freezes_nobody_else_and_never_answers_after_it_wakes(tmp_path):
+    """SIGSTOP the leader: the followers keep answering GetMembers and health and elect a new
+    leader within the election timeout (and a tick); after SIGCONT the old one answers no Tso,
+    not even a request that reached it while it was frozen, and no timestamp goes back."""
+    timeout_s = 1.0
+    config = ServerConfig(data_dir=str(tmp_path), election_timeout_s=timeout_s, metrics_port=None)
+    with ChildCluster(config, 3) as cluster, grpc.insecure_channel(cluster.addresses[0]) as channel:
+        old = cluster.wait_for_leader()
+        assert old == 0
+        requests: queue.Queue = queue.Queue()
+        replies = pdpb_pb2_grpc.PDStub(channel).Tso(iter(requests.get, None), timeout=30)
+        requests.put(tso_request(DEFAULT_CLUSTER_ID, 1))
+        before = next(replies)
+        pid = cluster.members[old].proc.pid
+        os.kill(pid, signal.SIGSTOP)
+        frozen = time.monotonic()
+        try:
+            requests.put(tso_request(DEFAULT_CLUSTER_ID, 1))  # reaches the frozen leader's socket
+            while True:
+                for address in cluster.addresses[1:]:
+                    assert serving(address)
+                named = {tuple(members_of(a).leader.client_urls) for a in cluster.addresses[1:]}
+                if len(named) == 1 and (urls := named.pop()) and urls != (f"http://{cluster.addresses[old]}",):
+                    break
+                assert time.monotonic() - frozen < 10 * timeout_s, "no new leader while the old one is frozen"
+                time.sleep(0.02)
+            elected_after_s = time.monotonic() - frozen
+            new = cluster.wait_for_leader()
+            first_new = one_timestamp(cluster.addresses[new])
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        with pytest.raises(grpc.RpcError) as woken:
+            next(replies)
+        assert (woken.value.code(), woken.value.details()) == (grpc.StatusCode.UNAVAILABLE, "not leader")
+        error = tso_error(cluster.addresses[old])
+        assert (error.code(), error.details()) == (grpc.StatusCode.UNAVAILABLE, "not leader")
+        later = one_timestamp(cluster.addresses[new])
+    assert new != old
+    assert elected_after_s < timeout_s + UPDATE_INTERVAL_S + 0.5  # with room for a busy machine
+    assert composed(before) < first_new < later
+
+
+def one_timestamp(address: str) -> int:
+    """One timestamp from ``address``, composed."""
+    with grpc.insecure_channel(address) as channel:
+        (reply,) = pdpb_pb2_grpc.PDStub(channel).Tso(iter([tso_request(DEFAULT_CLUSTER_ID, 1)]), timeout=TIMEOUT_S)
+    return composed(reply)
+
+
+def composed(reply: pdpb_pb2.TsoResponse) -> int:
+    return compose(reply.timestamp.physical, reply.timestamp.logical)
 
 
 def test_a_lone_server_cannot_share_a_clusters_folder(tmp_path):

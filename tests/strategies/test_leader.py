@@ -1,4 +1,4 @@
-"""TLS between the strategies and the server, with certificates made here (``cryptography``)."""
+"""Finding the leader, and TLS between the strategies and the server, with certificates made here (``cryptography``)."""
 
 import asyncio
 import datetime
@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from tsobench import strategies
 from tsobench.server import ChildServer, ServerConfig
+from tsobench.strategies.leader import NoLeader, channel_credentials, find_leader
 
 
 def _name(common_name: str) -> x509.Name:
@@ -31,7 +32,8 @@ def _write(folder: Path, stem: str, key: ec.EllipticCurvePrivateKey, cert: x509.
 
 
 def make_pki(folder: Path, ca_name: str = "test-ca") -> Path:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, as PEM files."""
+    """A CA, a server certificate for 127.0.0.1/localhost, an expired one (``expired``) and a
+    client certificate, as PEM files."""
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
@@ -47,7 +49,8 @@ def make_pki(folder: Path, ca_name: str = "test-ca") -> Path:
     )
     _write(folder, "ca", ca_key, ca)
     names = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-    for stem in ("server", "client"):
+    day = datetime.timedelta(days=1)
+    for stem, start, end in (("server", -day, day), ("client", -day, day), ("expired", -3 * day, -day)):
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
             x509.CertificateBuilder()
@@ -55,8 +58,8 @@ def make_pki(folder: Path, ca_name: str = "test-ca") -> Path:
             .issuer_name(ca.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
+            .not_valid_before(now + start)
+            .not_valid_after(now + end)
             .add_extension(names, critical=False)
             .sign(ca_key, hashes.SHA256())
         )
@@ -116,8 +119,60 @@ def test_a_tls_round_trip_on_both_apis(tls_server, pki, name):
 
 def test_mutual_tls_refuses_a_client_without_a_certificate(tls_server, pki):
     client = strategies.get("locked").thread(_options(tls_server.address, pki, cert=None, key=None))
-    with pytest.raises(ConnectionError, match="no endpoint named a PD leader"):
+    with pytest.raises(ConnectionError, match="no endpoint named a PD leader") as failure:
         client.open()
+    assert "the server refused this client: it requires a client certificate" in str(failure.value)
+
+
+@pytest.fixture(scope="module")
+def expired_server(pki, tmp_path_factory):
+    """TLS with a server certificate that expired yesterday."""
+    config = ServerConfig(
+        data_dir=str(tmp_path_factory.mktemp("expired-data")),
+        tls_cert=str(pki / "expired.pem"),
+        tls_key=str(pki / "expired-key.pem"),
+    )
+    with ChildServer(config) as server:
+        yield server
+
+
+def _refusal(address: str, files: dict[str, Path | None]) -> str:
+    paths = {k: str(v) if v else None for k, v in files.items()}
+    credentials = channel_credentials(paths.get("cacert"), paths.get("cert"), paths.get("key"))
+    with pytest.raises(NoLeader) as failure:
+        find_leader([address], credentials, 3)
+    return str(failure.value)
+
+
+def test_each_tls_refusal_names_its_side_and_its_cause(tls_server, expired_server, child_server, pki, other_ca):
+    ca, cert, key = pki / "ca.pem", pki / "client.pem", pki / "client-key.pem"
+    missing = _refusal(tls_server.address, {"cacert": ca})
+    assert "the server refused this client: it requires a client certificate (mutual TLS)" in missing
+    stranger = _refusal(
+        tls_server.address, {"cacert": ca, "cert": other_ca / "client.pem", "key": other_ca / "client-key.pem"}
+    )
+    assert f"the server refused the client certificate --cert {other_ca / 'client.pem'}" in stranger
+    assert "unknown CA" in stranger
+    unknown = _refusal(tls_server.address, {"cacert": other_ca / "ca.pem", "cert": cert, "key": key})
+    assert f"this client refused the server's certificate: not signed by --cacert {other_ca / 'ca.pem'}" in unknown
+    expired = _refusal(expired_server.address, {"cacert": ca})
+    assert "this client refused the server's certificate: it has expired" in expired
+    assert "--cacert is not the cause" in expired
+    plaintext = _refusal(tls_server.address, {})
+    assert "the server speaks TLS and closed this plaintext connection: give --cacert" in plaintext
+    assert "the server does not speak TLS" in _refusal(child_server.address, {"cacert": ca})
+    for message in (missing, stranger, unknown, expired, plaintext):
+        assert message.count("refused") + message.count("speaks TLS") == 1, message
+
+
+def test_the_asyncio_api_explains_a_refusal_too(tls_server, pki):
+    async def refused() -> str:
+        client = strategies.get("dispatcher").asyncio(_options(tls_server.address, pki, cert=None, key=None))
+        with pytest.raises(NoLeader) as failure:
+            await client.open()
+        return str(failure.value)
+
+    assert "requires a client certificate" in asyncio.run(refused())
 
 
 def tsobench(*args: str) -> subprocess.CompletedProcess[str]:

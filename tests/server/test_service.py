@@ -310,6 +310,49 @@ def test_no_delay_by_default_is_fast(pd_stub):
     assert time.monotonic() - started < 1.0
 
 
+def test_rtt_delays_every_reply_without_holding_up_the_ones_behind(start_inprocess_server, open_stub):
+    """Ten pipelined requests: each reply leaves a round trip after its request, not after the reply before."""
+    rtt_s = 0.3
+    stub = open_stub(start_inprocess_server(rtt_ms=rtt_s * 1000).address)
+    started = time.monotonic()
+    stub.GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S)
+    assert time.monotonic() - started >= rtt_s  # GetMembers travels the same distance
+    started = time.monotonic()
+    replies = tso(stub, [1] * 10)
+    elapsed = time.monotonic() - started
+    assert [r.count for r in replies] == [1] * 10
+    assert rtt_s <= elapsed < 5 * rtt_s  # a serial delay would take 10 round trips
+    stream = Stream(stub)
+    started = time.monotonic()
+    stream.ask(1)
+    stream.ask(1)
+    assert time.monotonic() - started >= 2 * rtt_s  # one at a time: a round trip each
+    stream.close()
+
+
+def test_rtt_jitter_never_reorders_a_stream(start_inprocess_server, open_stub):
+    stub = open_stub(start_inprocess_server(rtt_ms=1, rtt_jitter_ms=20, seed=5).address)
+    counts = [(i * 7919) % 50 + 1 for i in range(300)]
+    replies = tso(stub, counts)
+    assert [r.count for r in replies] == counts
+    assert all(first_of(b) > last_of(a) for a, b in itertools.pairwise(replies))
+
+
+def test_rtt_ends_a_stream_with_its_error_after_the_replies_before_it(start_inprocess_server, open_stub):
+    server = start_inprocess_server(rtt_ms=50)
+    stub = open_stub(server.address)
+    replies = stub.Tso(iter([request(1), request(2), request(0), request(3)]), timeout=TIMEOUT_S)
+    assert next(replies).count == 1
+    assert next(replies).count == 2
+    with pytest.raises(grpc.RpcError) as info:
+        next(replies)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert expect_error(stub, [1], cluster_id=7).code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert [r.count for r in tso(stub, [4, 5])] == [4, 5]  # and new streams still work
+    counters = server.counters()
+    assert (counters.rpcs, counters.errors) == (4, 2)
+
+
 def test_fail_rate_one_aborts_every_stream_with_unavailable(start_inprocess_server, open_stub):
     server = start_inprocess_server(fail_rate=1.0, seed=1)
     stub = open_stub(server.address)

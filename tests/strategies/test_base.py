@@ -1,0 +1,87 @@
+"""The Strategy record and ClientOptions' checks (the one place they live)."""
+
+import pytest
+
+from tsobench import strategies
+from tsobench.bench.config import RunConfig
+from tsobench.options import ConfigError
+from tsobench.strategies import ClientOptions, Strategy, registry
+from tsobench.strategies.pool import AsyncClient, ThreadClient
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        ("locked", {}, (1, "requests")),
+        ("pool", {"pool_size": 5}, (5, "requests")),
+        ("per-request", {}, (64, "requests")),
+        ("dispatcher", {"streams": 2, "max_inflight": 3, "rpc_concurrency": 4}, (24, "batches")),
+    ],
+)
+def test_each_design_states_its_bound(name, options, expected):
+    record = strategies.get(name).record(ClientOptions("h:1", **options), 64)
+    assert (record["bound"]["in_flight"], record["bound"]["unit"]) == expected
+    assert record["bound"]["why"]
+
+
+@pytest.mark.parametrize("name", ["null", "unsafe-shared"])
+def test_the_baseline_and_the_control_state_no_bound_and_skip_the_benchmark_suite(name):
+    record = strategies.get(name).record(ClientOptions("h:1"), 8)
+    assert record["bound"] is None
+    assert record["benchmark"] is False
+
+
+def test_the_record_carries_what_reports_need_without_the_registry():
+    record = strategies.get("dispatcher").record(ClientOptions("h:1"), 8)
+    assert set(record) == {
+        "name",
+        "safe",
+        "baseline",
+        "reference",
+        "summary",
+        "settings",
+        "bound",
+        "recovery",
+        "fewest_failures",
+        "benchmark",
+    }
+    assert "rpc_concurrency" in record["settings"]
+    assert record["recovery"]["kill"].startswith("one reconnect")
+    assert strategies.get("pool").record(ClientOptions("h:1"), 8)["settings"] == ["pool_size"]
+    assert strategies.get("locked").fewest_failures
+
+
+def test_every_settings_key_is_a_run_option():
+    fields = set(RunConfig.__dataclass_fields__)
+    for strategy in registry.BUILTIN + registry.REFERENCE:
+        assert set(strategy.settings) <= fields, strategy.name
+
+
+def test_a_plugin_written_before_the_knowledge_fields_still_works():
+    old = Strategy("old", "a plugin of before", ThreadClient, AsyncClient)
+    record = old.record(ClientOptions("h:1"), 4)
+    assert record["bound"] is None and record["recovery"] == {} and record["settings"] == []
+    assert (old.benchmark, old.reference, old.apis, old.max_count) == (True, False, ("thread", "asyncio"), None)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"cert": "c.pem"}, "--cert and --key go together"),
+        ({"rpc_concurrency": 2, "batch_wait_us": 100}, "does not go with --batch-wait-us"),
+        ({"rpc_concurrency": 0}, "rpc-concurrency must be at least 1"),
+    ],
+)
+def test_client_options_refuse_what_does_not_go_together(options, message):
+    with pytest.raises(ConfigError, match=message):
+        ClientOptions("h:1", **options)
+
+
+def test_run_config_relies_on_the_client_options_checks(tmp_path):
+    cert = tmp_path / "c.pem"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match="--cert and --key go together"):
+        RunConfig(strategy="pool", target="h:1", cert=str(cert))
+    with pytest.raises(ConfigError, match="does not go with --batch-wait-us"):
+        RunConfig(strategy="dispatcher", rpc_concurrency=2, batch_wait_us=50)
+    assert RunConfig(strategy="dispatcher", rpc_concurrency=4).client_options("h:1").rpc_concurrency == 4

@@ -1,0 +1,63 @@
+"""The channels every strategy shares: keepalive, and who leads after a missed deadline."""
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from tsobench.bench.config import RunConfig, ShardConfig
+from tsobench.bench.shard import run_shard
+from tsobench.server import ChildCluster, ServerConfig
+from tsobench.strategies import APIS, registry
+from tsobench.strategies.stream import channel_options
+
+SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
+CALLERS = 4
+FREEZE_AT_S, FROZEN_S = 0.5, 2.0
+TIMEOUT_S = 0.6  # a request deadline shorter than the freeze: without a re-check, each caller fails once per deadline
+
+
+def test_channels_ping_a_silent_server_as_pds_clients_do():
+    options = dict(channel_options(0))
+    assert (options["grpc.keepalive_time_ms"], options["grpc.keepalive_timeout_ms"]) == (10_000, 3_000)
+    assert options["grpc.http2.max_pings_without_data"] == 0  # a stream waiting for its reply sends no data
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    config = ServerConfig(data_dir=str(tmp_path_factory.mktemp("frozen-cluster")), election_timeout_s=0.5)
+    with ChildCluster(config, 3) as c:
+        yield c
+
+
+def _freeze(pid: int) -> None:
+    time.sleep(FREEZE_AT_S)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(FROZEN_S)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.parametrize("api", APIS)
+@pytest.mark.parametrize("name", SAFE)
+def test_a_frozen_leader_costs_each_caller_a_failure_or_two_not_one_per_deadline(cluster, name, api):
+    """SIGSTOP the leader for several deadlines: the others elect a new one, and a missed deadline
+    makes the client ask them who leads (the frozen one last) instead of reconnecting to it."""
+    leader = cluster.members[cluster.wait_for_leader()]
+    window = {"duration_s": FREEZE_AT_S + FROZEN_S + 1.0, "warmup_s": 0, "interval_s": 0.5}
+    config = RunConfig(strategy=name, api=api, concurrency=CALLERS, timeout_s=TIMEOUT_S, **window)
+    freezer = threading.Thread(target=_freeze, args=(leader.proc.pid,))
+    freezer.start()
+    try:
+        result = run_shard(ShardConfig(config, 0, cluster.address))
+    finally:
+        freezer.join()
+    failures = sum(result.errors.values())
+    assert failures <= 2 * CALLERS, result.errors  # one deadline per caller, a second for one that raced the election
+    assert result.hung == 0
+    frozen = [part.ok for part in result.intervals if 2 <= part.index <= 3]  # 1.0 to 2.0 s: the old leader is frozen
+    assert sum(frozen) > 0, "no answer while the leader was frozen: the callers never left it"
+    assert (result.ranges.duplicates, result.non_monotonic, result.mismatched) == (0, 0, 0)
