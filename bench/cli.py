@@ -216,7 +216,6 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
         TimeRemainingColumn,
     )
 
-    from .analysis.harness import annotate
     from .summary import point_line, sweep_table
     from .sweep import MANIFEST, dirty_points, estimate_s
 
@@ -249,7 +248,6 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
             highlight=False,
         )
         return EXIT_INTERRUPTED
-    annotate(out)  # harness-bound points, now that every point (and any null run) is in
     if report:
         _report_after_sweep(out, console, findings=findings)
     dirty = dirty_points(sweep)

@@ -1,5 +1,7 @@
 """Reading results files and turning them into tables, fits, plots, plans and reports.
 
-This side imports only the results format (``tsobench.bench.results`` and
-``tsobench.bench.latency``), never the harness that produced the files.
+This side reads only results files (each once, never writing into them): it imports
+the results format (``tsobench.bench.results``, ``latency``, ``verdict``) and the
+option declarations that say what a point is (``tsobench.options``, ``bench.config``),
+never the harness that produced the files nor the live strategy registry.
 """

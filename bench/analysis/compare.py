@@ -27,11 +27,11 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
-from tsobench.options import Spec, comparable_keys, flatten, specs, written
+from tsobench.options import comparable_keys, flatten, specs
 
 from ..config import RunConfig
 from ..verdict import Verdict
-from .loader import PathLike, Skipped, load_results, skipped
+from .loader import PathLike, Skipped, load_results, named, skipped
 from .report import Block, Heading, Table, Text, to_markdown
 from .stats import NO_VALUE, PointEstimates, PointSamples, Ratio, RunFigures, estimate, point_samples, ratio_ci
 
@@ -153,25 +153,14 @@ def _points(df: pd.DataFrame) -> dict[Key, pd.DataFrame]:
 
 def _labels(keys: Sequence[Key]) -> dict[Key, str]:
     """strategy/api, then every option that differs between the points, as a sweep names it (c16, r500)."""
-    by_key = {spec.key: spec for spec in specs(RunConfig)}
     varying = [k for k, _ in keys[0] if k not in NAMED_ALWAYS and len({dict(key)[k] for key in keys}) > 1]
     out = {}
     for key in keys:
         values = {k: json.loads(v) for k, v in key}
         parts = ["/".join(str(values[k]) for k in NAMED_ALWAYS)]
-        parts += [_named(by_key[k], values[k]) for k in varying]
+        parts += [named(k, values[k]) for k in varying]
         out[key] = " ".join(parts)
     return out
-
-
-def _named(spec: Spec, value: Any) -> str:
-    """An option's recorded value in a label: tagged as in a sweep point's key, else ``name=value``."""
-    if isinstance(value, list):  # a repeatable option; elements recorded as dicts are values of its type
-        value = tuple(spec.kind(**v) if isinstance(v, dict) else v for v in value)
-    text = written(spec, value)
-    if value is None or spec.option.key_tag is None:
-        return text if value is None and spec.option.none else f"{spec.key}={text or NO_VALUE}"
-    return f"{spec.option.key_tag}{text}"
 
 
 def _listing(points: Mapping[Key, Any], labels: Mapping[Key, str], most: int = 3) -> str:

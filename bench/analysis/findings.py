@@ -1,13 +1,16 @@
 """What the data says, in a few sentences and one small table: who wins, by
-how much, whether the negative control failed as it should, and what to
-distrust. The report opens with it and ``tsobench quickstart`` ends with it.
+how much and how sure that is, whether the negative control failed as it
+should, how close each design comes to its bound at its round trip, and what
+to distrust. The report opens with it and ``tsobench quickstart`` ends with it.
 
 Everything here is computed from the loaded results; nothing is assumed about
-which strategy should win.
+which strategy should win. A figure comes with its 95 % interval (``stats``),
+and two points whose intervals overlap are "not distinguishable", never ranked.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,16 +18,20 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..verdict import error_list
-from . import timeline
+from . import recovery_report
+from .aggregate import where
+from .distance import bound_of, distance_key, distance_rank, distance_text, parallel_trades, round_trip_ms
 from .harness import BOUND_SHARE, NULL
-from .loader import Skipped
+from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
+from .stats import Estimate, Ratio, ratio_ci
 from .usl import LITTLE_TOLERANCE, littles_law
 
 BASELINE = "per-request"  # the naive design every factor is also given against
 MIN_P99_REQUESTS = 1_000  # below this a p99 rests on fewer than 10 answers above it
 SHORT_RUN_S = 5.0  # measured seconds below which a run is called short
-# compared only alike
-KNOBS = ("count", "server_delay_ms", "server_jitter_ms", "server_fail_rate", "target", "faults")
+FAIR_JAIN = 0.9  # the harness's own ceiling below this Jain's index is called unfair
+FEW_SAMPLES = 5  # below this many samples a bootstrap interval is barely more than their range
+TIED = "not distinguishable"
 
 
 @dataclass(frozen=True)
@@ -32,7 +39,7 @@ class Findings:
     summary: tuple[str, ...]  # the lead sentences
     header: tuple[str, ...]  # the winners table
     rows: tuple[tuple[str, ...], ...]
-    notes: tuple[str, ...]  # negative control, dirty safe points, fairness, harness-bound, Little's law
+    notes: tuple[str, ...]  # negative control, dirty safe points, fairness, the harness, bounds, Little's law
     caveats: tuple[str, ...]
 
     def lines(self) -> list[str]:
@@ -48,25 +55,55 @@ class Findings:
         return out
 
 
-def _ts(value: float) -> str:
-    return "-" if pd.isna(value) else f"{value:,.0f}"
+def _ts(value: float | None) -> str:
+    return "-" if value is None or pd.isna(value) else f"{value:,.0f}"
 
 
-def _ms(us: float) -> str:
-    return "-" if pd.isna(us) else f"{us / 1e3:.2f}"
-
-
-def _factor(a: float, b: float) -> str:
-    return f"{a / b:.1f}x" if pd.notna(a) and pd.notna(b) and b > 0 else "-"
+def _ms(us: float | None) -> str:
+    return "-" if us is None or pd.isna(us) else f"{us / 1e3:.2f}"
 
 
 def _point(r: pd.Series) -> str:
-    text = f"{r['series']} c={int(r['concurrency'])}"
-    if r["processes"] > 1:
-        text += f" p={int(r['processes'])}"
-    if pd.notna(r["rate"]):
-        text += f" rate={r['rate']:g}/s"
-    return text
+    return f"{r['series']} {where(r)}"
+
+
+def _tps(r: pd.Series) -> str:
+    """The point's ts/s with its interval: ``23,596 [21,004, 25,310]``."""
+    est: Estimate = r["tps_est"]
+    return est.format(",.0f")
+
+
+def _p99(r: pd.Series) -> str:
+    est: Estimate = r["p99_est"]
+    return est.format(".2f", 1e-3)
+
+
+def _rtt(r: pd.Series) -> str:
+    rtt = round_trip_ms(r)
+    return "-" if rtt is None else f"{rtt:.2f}"
+
+
+def compare_points(a: pd.Series, b: pd.Series) -> tuple[str, Ratio]:
+    """How ``a``'s throughput stands to ``b``'s: "distinguishable", TIED (the intervals overlap) or
+    "unknown" (no interval on one side), and the ratio of the medians with its interval."""
+    ratio = ratio_ci(a["samples"].tps, b["samples"].tps)
+    ea, eb = a["tps_est"], b["tps_est"]
+    if not (ea.known and eb.known):
+        return "unknown", ratio
+    return ("distinguishable" if ea.distinguishable_from(eb) else TIED), ratio
+
+
+def factor(a: pd.Series, b: pd.Series) -> str:
+    """``a`` over ``b`` as may be said: ``1.8x [1.6, 2.0]``, "not distinguishable", or the bare ratio
+    flagged when there is no interval to judge it by."""
+    how, ratio = compare_points(a, b)
+    if ratio.value is None:
+        return "-"
+    if how == TIED:
+        return TIED
+    if how == "unknown":
+        return f"{ratio.value:.1f}x (no interval)"
+    return str(ratio)
 
 
 def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -> Findings:
@@ -77,7 +114,11 @@ def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -
         *_negative_control(runs),
         *_dirty_safe(runs),
         _fairness(runs),
+        *_harness_fairness(runs),
         _harness(runs),
+        *_bounds(runs),
+        *(t.sentence() for t in parallel_trades(runs)),
+        *_references(runs),
         _littles(df[df["source"] == "tsobench"]),
         *_recovery(df),
     ]
@@ -86,63 +127,89 @@ def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -
 
 def _recovery(df: pd.DataFrame) -> list[str]:
     """Which design recovers fastest from each kind of fault (runs with --fault only)."""
-    sentence = timeline.recovery_finding(timeline.runs(df))
+    sentence = recovery_report.recovery_finding(recovery_report.runs(df))
     return [sentence] if sentence else []
 
 
+def _designs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The points a reader chooses between: safe, clean, with throughput; never the harness's ceiling nor a
+    production client shown for reference."""
+    return runs[runs["clean"] & runs["safe"] & ~runs["baseline"] & ~runs["reference"] & (runs["tps"] > 0)]
+
+
+def _leader(g: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, str]:
+    """The point with the highest median throughput, the best point of another strategy, and how they stand."""
+    g = g.sort_values("tps_est_median", ascending=False)
+    top = g.iloc[0]
+    others = g[g["strategy"] != top["strategy"]]
+    runner = others.iloc[0] if len(others) else None
+    how = compare_points(top, runner)[0] if runner is not None else "distinguishable"
+    return top, runner, how
+
+
 def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
-    ranked = runs[~runs["open_loop"] & runs["clean"] & runs["safe"] & ~runs["baseline"] & (runs["tps"] > 0)]
-    knobs = [k for k in KNOBS if ranked[k].nunique(dropna=False) > 1]
-    keys = ["api", "total_callers", "concurrency", "processes", *knobs]
+    ranked = _designs(runs[~runs["open_loop"]]).assign(tps_est_median=lambda d: [e.median for e in d["tps_est"]])
+    alike = [k for k in BASELINE_MATCH if k not in ("source", "api", *LOAD)]
+    knobs = [k for k in alike if ranked[k].nunique(dropna=False) > 1]  # compared only alike
+    keys = ["api", "total_callers", "concurrency", "processes", *knobs]  # pool_size follows the concurrency
     header: tuple[str, ...] = (
         "api",
         "callers",
+        "RTT ms",
         "best safe strategy",
-        "ts/s",
-        "p99 ms",
+        "ts/s [95 % CI]",
+        "p99 ms [95 % CI]",
         "vs runner-up",
         f"vs {BASELINE}",
     )
     if knobs:
         header = (*header[:2], "setting", *header[2:])
-    rows, best_per_api = [], {}
+    rows, lead = [], {}
     for key, g in ranked.groupby(keys, sort=True, dropna=False):
-        g = g.sort_values("tps", ascending=False)
-        top = g.iloc[0]
-        others = g[g["strategy"] != top["strategy"]]
-        runner = others.iloc[0] if len(others) else None
-        base = g[g["strategy"] == BASELINE]
-        base_tps = base["tps"].max() if len(base) and top["strategy"] != BASELINE else float("nan")
+        top, runner, how = _leader(g)
+        base = g[g["strategy"] == BASELINE].sort_values("tps_est_median", ascending=False)
+        name = top["design"] + (" (harness-bound)" if flag(top["harness_bound"]) else "")
+        if how == TIED and runner is not None:
+            name += f" or {runner['design']} ({TIED})"
         callers = f"{int(top['concurrency'])}" + (f" x {int(top['processes'])} proc" if top["processes"] > 1 else "")
-        name = top["series"] + (" (harness-bound)" if top["harness_bound"] is True else "")
         row = [
             str(top["api"]),
             callers,
+            _rtt(top),
             name,
-            _ts(top["tps"]),
-            _ms(top["p99_us"]),
-            f"{_factor(top['tps'], runner['tps'])} {runner['strategy']}" if runner is not None else "-",
-            _factor(top["tps"], base_tps),
+            _tps(top),
+            _p99(top),
+            f"{runner['strategy']}: {factor(top, runner)}" if runner is not None else "-",
+            factor(top, base.iloc[0]) if len(base) and top["strategy"] != BASELINE else "-",
         ]
         if knobs:
-            row.insert(2, " ".join(f"{k}={v}" for k, v in zip(knobs, key[4:], strict=True)))
+            row.insert(2, " ".join(named(k, v) for k, v in zip(knobs, key[4:], strict=True)))
         rows.append(tuple(row))
-        if top["processes"] == 1 and not knobs:  # the highest one-process concurrency per API leads the text
-            best_per_api[top["api"]] = (top, runner, base_tps)
-    summary = []
-    for api, (top, runner, base_tps) in sorted(best_per_api.items()):
-        text = (
-            f"{api}: at {int(top['concurrency'])} callers (the most measured in one process) the best safe "
-            f"strategy is {top['strategy']} with {_ts(top['tps'])} ts/s at p99 {_ms(top['p99_us'])} ms"
-        )
-        if runner is not None:
-            text += f", {_factor(top['tps'], runner['tps'])} the runner-up {runner['strategy']}"
-        if pd.notna(base_tps):
-            text += f" and {_factor(top['tps'], base_tps)} {BASELINE}"
-        summary.append(text + ".")
+        other_knobs = [k for k in knobs if k not in DISTANCE]
+        if top["processes"] == 1 and not other_knobs:  # the highest one-process concurrency per API leads
+            lead[(top["api"], distance_key(top))] = (top, runner, how, base)
+    summary = [_lead(*v) for _, v in sorted(lead.items(), key=lambda kv: (kv[0][0], distance_rank(kv[1][0])))]
     if not rows:
         summary.append("No safe strategy has a clean closed-loop point: there is no winner to name.")
     return header, rows, summary
+
+
+def _lead(top: pd.Series, runner: pd.Series | None, how: str, base: pd.DataFrame) -> str:
+    where_ = f"{int(top['concurrency'])} callers (the most measured in one process), {distance_text(top)}"
+    text = f"{top['api']}, {where_}: "
+    if runner is not None and how == TIED:
+        return text + (
+            f"{top['strategy']} ({_tps(top)} ts/s) and {runner['strategy']} ({_tps(runner)} ts/s) are not "
+            "distinguishable: their 95 % intervals overlap."
+        )
+    text += f"the best safe strategy is {top['strategy']} with {_tps(top)} ts/s at p99 {_p99(top)} ms"
+    if runner is not None:
+        text += f"; against the runner-up {runner['strategy']}: {factor(top, runner)}"
+    if len(base) and top["strategy"] != BASELINE:
+        text += f"; against {BASELINE}: {factor(top, base.iloc[0])}"
+    if how == "unknown":
+        text += " (one run per point without a timeline: no interval, so no difference is established)"
+    return text + "."
 
 
 def _negative_control(runs: pd.DataFrame) -> list[str]:
@@ -157,11 +224,11 @@ def _negative_control(runs: pd.DataFrame) -> list[str]:
         errors: Counter[str] = Counter()
         for e in failed["errors"]:
             errors.update(e)
-        where = ", ".join(f"c={int(c)}" for c in sorted(clean["total_callers"]))
+        places = ", ".join(f"c={int(c)}" for c in sorted(clean["total_callers"]))
         if failed.empty:
             notes.append(
-                f"NEGATIVE CONTROL DID NOT FAIL: {strategy}/{api} was clean at every point ({where}); the harness did "
-                "not catch the bug here, so the other strategies' clean verdicts prove less than they seem."
+                f"NEGATIVE CONTROL DID NOT FAIL: {strategy}/{api} was clean at every point ({places}); the harness "
+                "did not catch the bug here, so the other strategies' clean verdicts prove less than they seem."
             )
             continue
         violations = int(failed["violations"].fillna(0).sum())
@@ -170,7 +237,7 @@ def _negative_control(runs: pd.DataFrame) -> list[str]:
             f"{error_list(dict(errors))}" + (f"; {violations:,} timestamp violations" if violations else "")
         )
         if not clean.empty:
-            text += f". It looked clean at {where}: with so few callers the race did not happen, which proves nothing"
+            text += f". It looked clean at {places}: with so few callers the race did not happen, which proves nothing"
         notes.append(text + ".")
     return notes
 
@@ -187,7 +254,6 @@ def _fairness(runs: pd.DataFrame) -> str:
     known = runs[runs["jain"].notna()]
     if known.empty:
         return 'Fairness: not recorded in these results (no `metrics.fairness`); the tables show "-".'
-    starved = known[known["starved_callers"].fillna(0) > 0]
     designs = known[known["safe"] & ~known["baseline"]]  # what a reader chooses between
     worst = (designs if len(designs) else known).sort_values("jain").iloc[0]
     text = (
@@ -195,8 +261,9 @@ def _fairness(runs: pd.DataFrame) -> str:
         f"{worst['jain']:.2f} at {_point(worst)}"
         f" (per caller {worst['min_per_caller']:,.0f}-{worst['max_per_caller']:,.0f})"
     )
+    starved = known[(known["starved_callers"].fillna(0) > 0) & ~known["baseline"]]  # the baseline: its own note
     if starved.empty:
-        return text + "; no caller starved."
+        return text + "; no caller of a design starved."
     listed = ", ".join(
         f"{_point(r)} ({int(r['starved_callers'])} of {_count(r['callers'])}"
         + ("" if r["safe"] else ", negative control")
@@ -210,8 +277,35 @@ def _count(value: float) -> str:
     return "?" if pd.isna(value) else f"{int(value)}"
 
 
+def _harness_fairness(runs: pd.DataFrame) -> list[str]:
+    """How evenly the harness itself serves callers: its own ceiling (null) has no design to blame."""
+    null = runs[runs["baseline"] & runs["jain"].notna()]
+    notes = []
+    for api, g in null.groupby("api", sort=True):
+        unfair = g[(g["jain"] < FAIR_JAIN) | (g["starved_callers"].fillna(0) > 0)]
+        if unfair.empty:
+            continue
+        worst = unfair.sort_values("jain").iloc[0]
+        starved = int(worst["starved_callers"]) if pd.notna(worst["starved_callers"]) else 0
+        text = (
+            f"The harness's own ceiling ({worst['strategy']}: an in-process counter, no RPC) serves {api} callers "
+            f"unevenly: Jain {worst['jain']:.2f} at {where(worst)}"
+            + (f", {starved} of {_count(worst['callers'])} callers completed nothing" if starved else "")
+            + ". That is a property of the harness, not a design, and it never makes a point dirty"
+        )
+        if api == "thread":
+            text += (
+                ": under the GIL a thread that never waits on I/O can keep running while other callers never get "
+                "scheduled. For thread-API figures it means one client process schedules its callers unevenly by "
+                "itself, so a thread-API design's unfairness at that many callers is partly the harness's; the "
+                "asyncio API and more client processes (`--processes`) are not subject to it"
+            )
+        notes.append(text + ".")
+    return notes
+
+
 def _harness(runs: pd.DataFrame) -> str:
-    bound = runs[runs["harness_bound"].map(lambda v: v is True)]
+    bound = runs[runs["harness_bound"].map(flag)]
     has_ceiling = runs["harness_ceiling_tps"].notna().any() or runs["baseline"].any()
     if not has_ceiling:
         return (
@@ -228,6 +322,60 @@ def _harness(runs: pd.DataFrame) -> str:
         f"Harness-bound (at least {BOUND_SHARE:.0%} of the `{NULL}` strategy's ts/s, so they measure the harness "
         f"as much as the strategy): {listed}."
     )
+
+
+def _bounds(runs: pd.DataFrame) -> list[str]:
+    """Per round trip: the best safe strategy, and how close each design came to its bound."""
+    measured = runs[[round_trip_ms(r) is not None for _, r in runs.iterrows()]] if len(runs) else runs
+    if measured.empty:
+        return []
+    # closed loop: an open-loop point runs at the rate it was offered, which says nothing of its bound
+    candidates = measured[measured["clean"] & measured["safe"] & ~measured["baseline"] & ~measured["open_loop"]]
+    notes = []
+    groups = candidates.groupby([distance_key(r) for _, r in candidates.iterrows()], sort=False)
+    for _, g in sorted(groups, key=lambda kv: distance_rank(kv[1].iloc[0])):
+        at = g.iloc[0].copy()
+        at["rtt_ms"] = g["rtt_ms"].median()  # the distance of the group: its points' median round trip
+        text = f"At {distance_text(at)}"
+        designs = _designs(g)
+        if len(designs):
+            top, runner, how = _leader(designs.assign(tps_est_median=[e.median for e in designs["tps_est"]]))
+            text += f", the best safe strategy is {top['design']} {where(top)} with {_tps(top)} ts/s"
+            if runner is not None and how == TIED:
+                text += f" ({TIED} from {runner['design']} {where(runner)}, {_tps(runner)})"
+        bounds = [b for b in map(bound_of, (r for _, r in g.iterrows())) if b is not None]
+        closest = {}
+        for b in sorted(bounds, key=lambda b: (b.series, b.share)):
+            closest[b.series] = b  # each design where it came closest to its bound
+        if closest:
+            text += "; against each design's bound: " + "; ".join(b.sentence() for b in closest.values())
+        elif g["bound_in_flight"].isna().all():
+            text += "; no strategy here states its bound (strategy.bound), so none is placed against it"
+        notes.append(text + ".")
+    return notes
+
+
+def _references(runs: pd.DataFrame) -> list[str]:
+    """Production clients are shown beside the designs, never ranked among them."""
+    ref = runs[runs["reference"] & runs["clean"] & (runs["tps"] > 0) & ~runs["open_loop"]]
+    notes = []
+    for series, g in ref.groupby("series", sort=True):
+        r = g.sort_values("tps", ascending=False).iloc[0]
+        text = (
+            f"Reference {series} (a production client, shown for comparison, not ranked): {_tps(r)} ts/s at {where(r)}"
+        )
+        peers = _designs(runs[~runs["open_loop"]])
+        same = peers[[_alike(p) == _alike(r) for _, p in peers.iterrows()]]
+        if len(same):
+            best = same.assign(m=[e.median for e in same["tps_est"]]).sort_values("m", ascending=False).iloc[0]
+            text += f"; the best design at that point, {best['series']}, is {factor(best, r)} of it"
+        notes.append(text + ".")
+    return notes
+
+
+def _alike(r: pd.Series) -> tuple[object, ...]:
+    """The point without its strategy, missing values as None (so two missing values match)."""
+    return tuple(None if isinstance(r[k], float) and math.isnan(r[k]) else r[k] for k in BASELINE_MATCH)
 
 
 def _littles(df: pd.DataFrame) -> str:
@@ -263,13 +411,12 @@ def _caveats(df: pd.DataFrame, runs: pd.DataFrame, skipped: Sequence[Skipped]) -
             f"{embedded} of {len(tso)} runs used the embedded server, which shares the machine's cores with the "
             "clients: both sides are slower than on separate machines."
         )
+    out += _distance(runs)
     measured = tso["measured_s"].dropna()
     if len(measured) and measured.min() < SHORT_RUN_S:
-        out.append(
-            f"Runs measured {measured.min():.1f}-{measured.max():.1f} s each: short runs are noisy; "
-            f"use `--duration 10` or more before deciding."
-        )
-    out.append(_repeats(runs))
+        span = f"{measured.min():.1f}" + (f"-{measured.max():.1f}" if measured.max() - measured.min() >= 0.05 else "")
+        out.append(f"Runs measured {span} s each: short runs are noisy; use `--duration 10` or more before deciding.")
+    out.append(_spread(runs))
     few = runs[(runs["requests_ok"] > 0) & (runs["requests_ok"] < MIN_P99_REQUESTS)]
     if len(few):
         listed = ", ".join(f"{_point(r)} ({int(r['requests_ok'])})" for _, r in few.iterrows())
@@ -284,13 +431,62 @@ def _caveats(df: pd.DataFrame, runs: pd.DataFrame, skipped: Sequence[Skipped]) -
     return out
 
 
-def _repeats(runs: pd.DataFrame) -> str:
-    if runs.empty or runs["runs"].max() <= 1:
-        return "One run per point: the spread between repeats is unknown (`--repeat 3` measures it)."
-    repeated = runs[runs["runs"] > 1]
-    spread = (repeated["tps_max"] - repeated["tps_min"]) / repeated["tps"]
-    worst = repeated.loc[spread.idxmax()]
-    return (
-        f"{len(repeated)} of {len(runs)} points were repeated; the widest throughput spread is {spread.max():.0%} "
-        f"of the median ({_point(worst)})."
-    )
+def _distance(runs: pd.DataFrame) -> list[str]:
+    """The distance every figure was measured at, when it was one (loopback) or not recorded."""
+    if runs.empty:
+        return []
+    keys = {distance_key(r) for _, r in runs.iterrows()}
+    if keys == {"unknown distance"}:
+        return [
+            "The round trip to the server is not recorded in these results (files written before `network`): "
+            "every figure was measured at a distance the report cannot state."
+        ]
+    if keys == {"loopback"}:
+        rtt = runs["rtt_ms"].median()
+        return [
+            f"Every figure was measured over loopback (median round trip {rtt:.2f} ms). Real TSO clients sit "
+            "0.2-2 ms from the PD leader, where a design bounded by round trips (one request in flight per "
+            "round trip for a lock held across a request) falls far below these figures; `--server-rtt-ms` "
+            "emulates distance."
+        ]
+    return []
+
+
+def _spread(runs: pd.DataFrame) -> str:
+    """The measured spread: how wide the points' 95 % intervals are, and what they were taken from."""
+    widths = []
+    for _, r in runs.iterrows():
+        for name, est in (("ts/s", r["tps_est"]), ("p99", r["p99_est"])):
+            if est.known and est.median:
+                widths.append((name, (est.high - est.low) / 2 / est.median, r))
+    if not widths:
+        return (
+            "One run per point and no timeline to sample: the spread is unknown and no difference between "
+            "points is established (`--repeat 3` measures it)."
+        )
+    parts = []
+    for name in ("ts/s", "p99"):
+        mine = sorted((w for w in widths if w[0] == name), key=lambda w: w[1])
+        if mine:
+            middle, widest = mine[len(mine) // 2], mine[-1]
+            parts.append(
+                f"{name} ±{middle[1]:.0%} at the median point, ±{widest[1]:.0%} at the widest ({_point(widest[2])})"
+            )
+    sources = sorted(set(runs["samples_from"]))
+    repeated = runs["runs"].max() > 1
+    fewest = min(len(r["samples"].tps) for _, r in runs.iterrows() if r["tps_est"].known)
+    text = "Measured spread (half the 95 % interval, as a share of the median): " + "; ".join(parts)
+    text += f". Samples per point: {', '.join(sources)}"
+    if fewest < FEW_SAMPLES:
+        text += (
+            f"; from as few as {fewest} samples an interval is little more than their range, so a difference "
+            "it supports is a large one (`--repeat 3`, or a shorter `--interval`, gives more)"
+        )
+    if repeated:
+        text += f"; {int((runs['runs'] > 1).sum())} of {len(runs)} points were repeated"
+    else:
+        text += (
+            "; with one run per point these are its own intervals, which show how steady the run was, not how "
+            "much a rerun would differ (`--repeat 3` measures that)"
+        )
+    return text + "."

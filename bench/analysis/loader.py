@@ -6,6 +6,19 @@ One row per run, flat columns, so a notebook can do its own analysis::
     df = load(["results/my-sweep"])
     df.groupby(["strategy", "api", "concurrency"]).throughput_tps.median()
 
+The columns come from the declarations, never from a list kept here: every run
+option (``options.flatten``: nested ones flat, ``server_delay_ms``; options a
+file predates at their default), every measured field (``results.columns``:
+``latency_us.p99`` is ``p99_us``), then the few figures the analysis derives
+(``DERIVED``). What makes two runs the same point is ``POINT``: the source and
+every option of ``options.point_keys`` (all but run length, seed and recording).
+
+Each file is read once: what the figures need later (its timeline, faults, the
+strategy's record) is kept in the row. The verdict is the one the file stores
+(``verdict.stored``). The analysis reads only results: a file written before
+``strategy`` was recorded falls back to the name rules (``unsafe-shared`` is the
+negative control, ``null`` the harness's ceiling), never to the live registry.
+
 Latencies are in microseconds (``*_us``); histograms stay encoded strings so
 percentiles of several runs can be computed by merging them
 (``tsobench.bench.latency.merge``), never by averaging percentiles.
@@ -13,117 +26,87 @@ percentiles of several runs can be computed by merging them
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import shlex
-from collections.abc import Iterable
+import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .. import latency
+from tsobench.options import Spec, flatten, point_keys, specs, word, written
+
+from .. import latency, results
+from ..config import RunConfig
 from ..results import SCHEMA_VERSION
-from ..verdict import judge
+from ..verdict import judge, stored
+from . import harness
 
 PathLike = str | os.PathLike[str]
 SKIP_DIRS = frozenset({"report"})  # our own output folder
-SKIP_FILES = frozenset({"sweep.json"})  # sweep manifests
+SKIP_FILES = frozenset({"sweep.json", "slo.json"})  # manifests
+
+BY_KEY: dict[str, Spec] = {s.key: s for s in specs(RunConfig)}
+POINT = ("source", *point_keys(RunConfig))  # what makes two runs the same point (repeats fold into one row)
+# The load axes: a series (one line in a plot, one USL fit) is a point without them. pool_size is one
+# because its default follows the concurrency (min(concurrency, 8)).
+LOAD = ("concurrency", "processes", "pool_size", "rate")
+# The options that set the distance to the server (declared by the server's knobs): the throughput-vs-round-trip
+# figure draws a series across them.
+DISTANCE = tuple(k for k in ("server_rtt_ms", "server_rtt_jitter_ms") if k in BY_KEY)
+SERIES = tuple(k for k in POINT if k not in LOAD)
+BASELINE_MATCH = tuple(k for k in POINT if k != "strategy")  # a null run measures the harness at the same point
+LATENCY_KEYS = tuple(typing.get_type_hints(results.LatencySummary))  # p50 ... mean: columns f"{k}_us"
+
+_KINDS = {int: "int", float: "float", bool: "flag", str: "text"}
+IDENTITY = {"source": "text", "path": "text", "run_id": "text", "started_at": "text", "status": "text"}
+CONFIG = {s.key: "text" if s.multiple else _KINDS.get(s.kind, "text") for s in specs(RunConfig)}
+MEASURED = {column: kind for column, (kind, _) in results.columns().items()}
+DERIVED: dict[str, tuple[str, str]] = {  # column: (kind, what it is)
+    "total_callers": ("int", "concurrency x processes"),
+    "open_loop": ("flag", "a --rate was given"),
+    "cpu_per_1k_ts": ("float", "client CPU ms per 1,000 timestamps"),
+    "rpcs_per_ts": ("float", "server RPCs per timestamp (below 1: batched)"),
+    "rtt_ms": ("float", "the round trip measured before the load, median (network.rtt_ms)"),
+    "rtt_min_ms": ("float", "the same, the shortest"),
+    "rtt_emulated_ms": ("float", "the embedded server's emulated round trip (network.emulated)"),
+    "loopback": ("flag", "the target was on this machine"),
+    "safe": ("flag", "False: the negative control"),
+    "baseline": ("flag", "the harness's own ceiling (null)"),
+    "reference": ("flag", "a production client, shown for reference, never ranked"),
+    "settings": ("text", "the options that matter to the strategy, as it says"),
+    "bound_in_flight": ("int", "requests or batches the strategy can have in flight per process"),
+    "bound_unit": ("text", "requests | batches"),
+    "bound_why": ("text", "the bound's mechanism, in words"),
+    "verdict": ("text", "the stored verdict (verdict.stored)"),
+    "verdict_detail": ("text", "the numbers behind it"),
+    "clean": ("flag", "verdict clean"),
+    "dirty": ("flag", "not clean where clean was expected"),
+    "negative_control": ("flag", "failing is what it is for"),
+    "harness_bound": ("flag", "at least half of the null strategy's throughput at the same point"),
+    "harness_ceiling_tps": ("float", "the null strategy's throughput at the same point"),
+}
+RECORDS = ("histogram", "histogram_uncorrected", "config", "strategy_record", "timeline", "fault_outcomes", "command")
+ENV_FIELDS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
 
 # Every column of the runs table and its kind: text, flag (True/False, or None when unknown),
 # int (an integer when every run has it) or float. The order is the table's.
 COLUMN_KINDS: dict[str, str] = {
-    "source": "text",
-    "path": "text",
-    "run_id": "text",
-    "started_at": "text",
-    "strategy": "text",
-    "api": "text",
-    "concurrency": "int",
-    "processes": "int",
-    "total_callers": "int",
-    "rate": "float",
-    "open_loop": "text",
-    "count": "int",
-    "pool_size": "int",
-    "streams": "int",
-    "max_batch": "int",
-    "batch_wait_us": "int",
-    "max_inflight": "int",
-    "connections": "int",
-    "server_delay_ms": "float",
-    "server_jitter_ms": "float",
-    "server_fail_rate": "float",
-    "target": "text",
-    "faults": "text",
-    "duration_s": "float",
-    "status": "text",
-    "measured_s": "float",
-    "throughput_rps": "float",
-    "throughput_tps": "float",
-    "p50_us": "float",
-    "p90_us": "float",
-    "p99_us": "float",
-    "p999_us": "float",
-    "max_us": "float",
-    "mean_us": "float",
-    "p99_uncorrected_us": "float",
-    "requests_ok": "int",
-    "requests_failed": "int",
-    "timestamps": "int",
-    "errors": "text",
-    "hung": "int",
-    "checked": "int",
-    "violations": "int",
-    "duplicates": "int",
-    "non_monotonic": "int",
-    "mismatched": "int",
-    "client_cpu_s": "float",
-    "cpu_per_1k_ts": "float",
-    "server_rpcs": "int",
-    "server_timestamps": "int",
-    "rpcs_per_ts": "float",
-    "mean_batch": "float",
-    "server_cpu_s": "float",
-    "server_cpu_share": "float",
-    "server_cpu_us_per_rpc": "float",
-    "server_cpu_us_per_ts": "float",
-    "server_threads": "int",
-    "callers": "int",
-    "jain": "float",
-    "min_per_caller": "int",
-    "max_per_caller": "int",
-    "starved_callers": "int",
-    "in_flight_at_end": "int",
-    "censored": "int",
-    "littles_law_ratio": "float",
-    "harness_bound": "flag",
-    "harness_ceiling_tps": "float",
-    "safe": "flag",
-    "baseline": "flag",
-    "verdict": "text",
-    "verdict_detail": "text",
-    "dirty": "flag",
-    "histogram": "text",
-    "histogram_uncorrected": "text",
-    "config": "text",  # the recorded config as a dict: what makes a point (``options.flatten``)
-    "timeline": "text",  # the recorded timeline (a list): the intervals ``stats`` samples a single run by
-    "command": "text",
-    "python": "text",
-    "grpcio": "text",
-    "protobuf": "text",
-    "platform": "text",
-    "cpu_model": "text",
-    "cpu_count": "int",
-    "git_commit": "text",
+    **IDENTITY,
+    **CONFIG,
+    **MEASURED,
+    **{c: kind for c, (kind, _) in DERIVED.items()},
+    **dict.fromkeys(RECORDS, "text"),  # the recorded dicts and lists, kept for the figures (no re-reading)
+    **{k: "int" if k == "cpu_count" else "text" for k in ENV_FIELDS},
 }
 COLUMNS = tuple(COLUMN_KINDS)
-TEXT = frozenset(c for c, k in COLUMN_KINDS.items() if k == "text")
-FLAGS = frozenset(c for c, k in COLUMN_KINDS.items() if k == "flag")
 NUMERIC = tuple(c for c, k in COLUMN_KINDS.items() if k in ("int", "float"))
 INTEGER = frozenset(c for c, k in COLUMN_KINDS.items() if k == "int")
-LATENCY_KEYS = ("p50", "p90", "p99", "p999", "max", "mean")
 
 
 @dataclass(frozen=True)
@@ -149,10 +132,11 @@ def load(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     that cannot be read are left out and listed by ``skipped(df)``.
     """
     files, bad = _json_files(paths)
-    results, bad_results = _results_rows(files)
+    runs, bad_results = _results_rows(files)
     benchmarks, bad_benchmarks = _benchmark_rows(files)
-    skipped = [*bad, *bad_results, *bad_benchmarks]
-    return _frame_of([results, benchmarks], skipped, "tsobench results or pytest-benchmark files", paths)
+    return _frame_of(
+        [runs, benchmarks], [*bad, *bad_results, *bad_benchmarks], "tsobench results or pytest-benchmark files", paths
+    )
 
 
 def load_results(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
@@ -185,6 +169,7 @@ def _frame_of(
         reasons = "".join(f"; {b}" for b in bad)
         raise ValueError(f"no {what} in {', '.join(map(str, _as_list(paths)))}{reasons}")
     df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    df = harness.mark(df, "throughput_tps", BASELINE_MATCH)  # computed here, never written back into files
     df.attrs["skipped"] = bad
     return df
 
@@ -244,6 +229,32 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def _numbers(row: dict[str, Any]) -> dict[str, Any]:
+    """Numeric cells as floats: a number too large for one (10**400) fails here, for this file only."""
+    for col in NUMERIC:
+        if row.get(col) is not None:
+            row[col] = float(row[col])
+    return row
+
+
+# --- the name rules, for files that predate their strategy's record -----------------------------
+
+NEGATIVE_CONTROL, HARNESS_BASELINE = "unsafe-shared", "null"
+
+
+def name_rules(name: str) -> dict[str, Any]:
+    """What a file that predates ``strategy`` can say of its strategy: only what its name tells."""
+    return {"name": name, "safe": name != NEGATIVE_CONTROL, "baseline": name == HARNESS_BASELINE, "reference": False}
+
+
+def strategy_record(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's ``strategy`` record, with what it lacks (an empty or older record) from the name rules."""
+    recorded = data.get("strategy")
+    recorded = recorded if isinstance(recorded, Mapping) else {}
+    fallback = name_rules(str(recorded.get("name") or (data.get("config") or {}).get("strategy")))
+    return {**fallback, **{k: v for k, v in recorded.items() if v is not None or k not in fallback}}
+
+
 # --- tsobench results -------------------------------------------------------
 
 
@@ -266,137 +277,121 @@ def _results_rows(
     return rows, bad
 
 
+def config_values(recorded: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded config by flat key, as cells: a repeatable option (faults) as its words joined by
+    ``+`` (None when empty), so runs with the same options compare equal."""
+    out = {}
+    for key, value in flatten(RunConfig, recorded).items():
+        spec = BY_KEY[key]
+        if spec.multiple:
+            items = [spec.kind(**v) if isinstance(v, Mapping) else v for v in value or ()]
+            value = "+".join(word(v) for v in items) or None
+        out[key] = value
+    return out
+
+
 def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str, Any]:
     """One results document as one flat row; raises on anything it cannot read.
 
     Latency is None (shown as "-") when nothing was answered; fields that older
     files lack are None too.
     """
-    cfg, m, c, env = data["config"], data["metrics"], data["correctness"], data.get("environment") or {}
-    server = m.get("server") or {}
+    cfg, m = data["config"], data["metrics"]
+    env, network = data.get("environment") or {}, data.get("network") or {}
     histograms = data.get("histograms") or {}
     for text in histograms.values():
         latency.decode(text)  # a corrupt histogram fails here, not halfway through a report
     answered = bool(m["requests_ok"])
-    lat = m["latency_us"] if answered else {}
-    fairness = m.get("fairness") or {}
-    name = cfg["strategy"]
-    safe = strategy_safe(data)
-    baseline = strategy_baseline(data)
-    judgement = judge({**data, "strategy": {"name": name, "safe": safe}})
+    # nothing answered: no latency ("-"), never the 0 a histogram of nothing reports
+    measured = results.row(data if answered else {**data, "metrics": _without_latency(m)})
+    if measured["censored"] is None:
+        measured["censored"] = m.get("in_flight_at_end")  # its name in files before
+    record = strategy_record(data)
+    judgement = stored({**data, "strategy": record})  # a file without a stored verdict is judged once, whole
+    # the harness's own ceiling never makes a point dirty, whatever an older stored verdict says
+    judgement = dataclasses.replace(judgement, baseline=judgement.baseline or bool(record["baseline"]))
+    config = config_values(cfg)
+    rtt, emulated = network.get("rtt_ms") or {}, network.get("emulated") or {}
+    bound = record.get("bound") or {}
     row = {
         "source": "tsobench",
         "path": str(path) if path is not None else None,
         "run_id": str(data["run_id"]),
         "started_at": data.get("started_at"),
-        **{k: cfg.get(k) for k in CONFIG_FIELDS},
-        "total_callers": cfg["concurrency"] * cfg["processes"],
-        "server_delay_ms": cfg.get("server", {}).get("delay_ms"),
-        "server_jitter_ms": cfg.get("server", {}).get("jitter_ms"),
-        "server_fail_rate": cfg.get("server", {}).get("fail_rate"),
-        "faults": "+".join(f["spec"] for f in data.get("faults") or ()) or None,  # kill@2s:1s+abort@4s
         "status": data.get("status"),
-        "measured_s": m.get("measured_s"),
-        "throughput_rps": m["throughput_rps"],
-        "throughput_tps": m["throughput_tps"],
-        **{f"{k}_us": lat.get(k) for k in LATENCY_KEYS},
-        "p99_uncorrected_us": (m.get("latency_uncorrected_us") or {}).get("p99") if answered else None,
-        "requests_ok": m["requests_ok"],
-        "requests_failed": m["requests_failed"],
-        "timestamps": m.get("timestamps"),
+        **config,
+        **measured,
         "errors": {str(k): int(v) for k, v in (m.get("errors") or {}).items()},
         "hung": m.get("hung", 0),
-        **{k: c.get(k, 0) for k in ("violations", "duplicates", "non_monotonic", "mismatched")},
-        "checked": c.get("checked"),
-        "client_cpu_s": m.get("client_cpu_s"),
-        "cpu_per_1k_ts": _cpu_per_1k(m.get("client_cpu_s"), m.get("timestamps")),
-        "server_rpcs": server.get("rpcs"),
-        "server_timestamps": server.get("timestamps"),
-        "rpcs_per_ts": _ratio(server.get("rpcs"), server.get("timestamps")),
-        "mean_batch": server.get("mean_batch"),
-        **{f"server_{k}": server.get(k) for k in ("cpu_s", "cpu_share", "cpu_us_per_rpc", "cpu_us_per_ts", "threads")},
-        "callers": m.get("callers"),
-        "jain": fairness.get("jain"),
-        "min_per_caller": fairness.get("min_per_caller"),
-        "max_per_caller": fairness.get("max_per_caller"),
-        "starved_callers": fairness.get("starved_callers"),
-        "in_flight_at_end": m.get("in_flight_at_end"),
-        "censored": m.get("censored"),
-        "littles_law_ratio": m.get("littles_law_ratio"),
-        "harness_bound": m.get("harness_bound"),
-        "harness_ceiling_tps": m.get("harness_ceiling_tps"),
-        "safe": safe,
-        "baseline": baseline,
-        "verdict": judgement.verdict.value,
-        "verdict_detail": judgement.detail,
-        "dirty": judgement.dirty,
+        **{k: measured[k] or 0 for k in ("violations", "duplicates", "non_monotonic", "mismatched")},
+        "total_callers": config["concurrency"] * config["processes"],
+        "cpu_per_1k_ts": _per_1k(m.get("client_cpu_s"), m.get("timestamps")),
+        "rpcs_per_ts": _ratio(measured["server_rpcs"], measured["server_timestamps"]),
+        "rtt_ms": rtt.get("median"),
+        "rtt_min_ms": rtt.get("min"),
+        "rtt_emulated_ms": emulated.get("rtt_ms"),
+        "loopback": network.get("loopback"),
+        "safe": bool(record["safe"]),
+        "baseline": bool(record["baseline"]),
+        "reference": bool(record.get("reference")),
+        "settings": tuple(record.get("settings") or ()),
+        "bound_in_flight": bound.get("in_flight"),
+        "bound_unit": bound.get("unit"),
+        "bound_why": bound.get("why"),
+        **_verdict_cells(judgement),
         "histogram": histograms.get("latency"),
         "histogram_uncorrected": histograms.get("latency_uncorrected"),
         "config": cfg,
+        "strategy_record": record,
         "timeline": data.get("timeline"),
+        "fault_outcomes": tuple(data.get("faults") or ()),
         "command": shlex.join(map(str, data["command"])) if data.get("command") else None,
         **{k: env.get(k) for k in ENV_FIELDS},
     }
-    for col in NUMERIC:
-        if row.get(col) is not None:
-            row[col] = float(row[col])  # a number too large for a float (10**400) fails here, for this file only
-    return row
+    return _numbers(row)
 
 
-def strategy_safe(data: dict[str, Any]) -> bool:
-    """Whether the run's strategy is safe: as the file records it, else as the
-    registry knows it (files older than ``strategy.safe``), else by the one
-    negative control that existed before either."""
-    return _strategy_flag(data, "safe", lambda name: name != "unsafe-shared")
+def _without_latency(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in metrics.items() if k not in ("latency_us", "latency_uncorrected_us")}
 
 
-def strategy_baseline(data: dict[str, Any]) -> bool:
-    """Whether the run measured the harness's own ceiling (``strategy.baseline``, the null strategy)."""
-    return _strategy_flag(data, "baseline", lambda name: name == "null")
-
-
-def _strategy_flag(data: dict[str, Any], flag: str, last_resort) -> bool:
-    recorded = data.get("strategy")
-    if isinstance(recorded, dict) and isinstance(recorded.get(flag), bool):
-        return recorded[flag]
-    return registered(str((data.get("config") or {}).get("strategy")), flag, last_resort)
-
-
-def registered(name: str, flag: str, last_resort) -> bool:
-    """A flag of a strategy as the registry (built-ins and plugins) knows it."""
-    from tsobench.strategies.registry import all_strategies
-
-    known = all_strategies().get(name)
-    return bool(getattr(known, flag)) if known is not None else last_resort(name)
-
-
-CONFIG_FIELDS = (
-    "strategy",
-    "api",
-    "concurrency",
-    "processes",
-    "rate",
-    "count",
-    "pool_size",
-    "streams",
-    "max_batch",
-    "batch_wait_us",
-    "max_inflight",
-    "connections",
-    "target",
-    "duration_s",
-)
-ENV_FIELDS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
+def _verdict_cells(judgement: Any) -> dict[str, Any]:
+    return {
+        "verdict": judgement.verdict.value,
+        "verdict_detail": judgement.detail,
+        "clean": judgement.clean,
+        "dirty": judgement.dirty,
+        "negative_control": judgement.negative_control,
+    }
 
 
 def _ratio(num: float | None, den: float | None) -> float | None:
     return num / den if num is not None and den else None
 
 
-def _cpu_per_1k(cpu_s: float | None, timestamps: float | None) -> float | None:
+def _per_1k(cpu_s: float | None, timestamps: float | None) -> float | None:
     """Client CPU milliseconds spent per 1,000 timestamps."""
     per_ts = _ratio(cpu_s, timestamps)
     return per_ts * 1e6 if per_ts is not None else None
+
+
+def flag(value: Any) -> bool:
+    """A flag cell as a bool: True only when it says so (None, NaN: not known, so not True); a frame's
+    bools may be numpy's, which ``is True`` would miss."""
+    return value is not None and not (isinstance(value, float) and math.isnan(value)) and bool(value)
+
+
+def named(key: str, value: Any) -> str:
+    """An option's value in a label, as a sweep names it: its key tag (``c16``, ``r500``), else ``key=value``."""
+    spec = BY_KEY[key]
+    if isinstance(value, float) and value.is_integer() and spec.kind is int:
+        value = int(value)  # a table's cells are floats: pool_size 4.0 is 4
+    if isinstance(value, list):  # a repeatable option; elements recorded as dicts are values of its type
+        value = tuple(spec.kind(**v) if isinstance(v, dict) else v for v in value)
+    text = written(spec, value)
+    if value is None or spec.option.key_tag is None:
+        return text if value is None and spec.option.none else f"{key}={text or '-'}"
+    return f"{spec.option.key_tag}{text}"
 
 
 # --- pytest-benchmark -------------------------------------------------------
@@ -421,8 +416,10 @@ def _benchmark_rows(
 def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[dict[str, Any]]:
     """The scenario entries of one pytest-benchmark document, as flat rows.
 
-    ``params`` give the configuration, ``extra_info`` the harness's figures;
-    ``errors`` there is either a count or a {kind: count} dict.
+    ``params`` give the configuration (options it does not name at their default),
+    ``extra_info`` the harness's figures; ``errors`` there is either a count or a
+    {kind: count} dict. An entry stores no verdict: it is judged once, here, as the
+    whole of what it recorded.
     """
     machine = data.get("machine_info") or {}
     commit = data.get("commit_info") or {}
@@ -443,26 +440,22 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
         errors = info.get("errors", 0)
         if isinstance(errors, dict):
             kinds, errors = errors, sum(errors.values())
-        concurrency, processes = params.get("concurrency"), params.get("processes", 1)
-        safe = registered(str(params.get("strategy")), "safe", lambda name: name != "unsafe-shared")
-        judgement = judge(
-            {
-                "status": "completed",
-                "strategy": {"safe": safe},
-                "metrics": {"requests_failed": errors, "errors": kinds},
-                "correctness": {"violations": info.get("violations", 0)},
-            }
-        )
+        config = config_values({k: v for k, v in params.items() if k in BY_KEY})
+        record = name_rules(str(params.get("strategy")))
+        entry = {
+            "status": "completed",
+            "strategy": record,
+            "metrics": {"requests_failed": errors, "errors": kinds},
+            "correctness": {"violations": info.get("violations", 0)},
+        }
         row = {
             "source": "pytest-benchmark",
             "path": str(path) if path is not None else None,
             "run_id": b.get("fullname") or b.get("name"),
             "started_at": data.get("datetime"),
-            **{k: params.get(k) for k in CONFIG_FIELDS},
-            "processes": processes,
-            "count": params.get("count", 1),
-            "total_callers": concurrency * processes if concurrency is not None else None,
             "status": "completed",
+            **config,
+            "total_callers": config["concurrency"] * config["processes"],
             "throughput_rps": info.get("throughput_rps"),
             "throughput_tps": info.get("throughput_tps", info.get("throughput_rps")),
             **{f"{k}_us": lat.get(k) for k in LATENCY_KEYS},
@@ -471,16 +464,12 @@ def benchmark_rows(data: dict[str, Any], path: PathLike | None = None) -> list[d
             "violations": info.get("violations", 0),
             "client_cpu_s": info.get("client_cpu_s"),
             "histogram": info.get("histogram"),
-            "command": None,
-            "safe": safe,
-            "baseline": registered(str(params.get("strategy")), "baseline", lambda name: name == "null"),
-            "verdict": judgement.verdict.value,
-            "verdict_detail": judgement.detail,
-            "dirty": judgement.dirty,
+            "safe": record["safe"],
+            "baseline": record["baseline"],
+            "reference": False,
+            "settings": (),
+            **_verdict_cells(judge(entry)),
             **env,
         }
-        for col in NUMERIC:
-            if row.get(col) is not None:
-                row[col] = float(row[col])
-        rows.append(row)  # no cpu_per_1k_ts: a round's wall time includes warm-up, so no timestamp count
+        rows.append(_numbers(row))  # no cpu_per_1k_ts: a round's wall time includes warm-up, so no timestamp count
     return rows

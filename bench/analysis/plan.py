@@ -34,15 +34,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tsobench.options import word
+
 from .aggregate import repeats
 from .ceilings import UNKNOWN_FROM, ServerSide, server_side
+from .loader import BY_KEY, named
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
 
 
 @dataclass(frozen=True)
-class Option:
+class Candidate:
     """One measured point, scaled out to the target."""
 
     series: str
@@ -50,9 +53,7 @@ class Option:
     api: str
     concurrency: int  # callers per process
     rate: float | None  # open-loop rate it was measured at (None: closed loop)
-    pool_size: int | None
-    streams: int | None
-    batch_wait_us: int | None
+    settings: tuple[tuple[str, Any], ...]  # the options that matter to its strategy, as it says, and their values
     count: int | None
     target: str | None  # the server measured (None: the embedded one)
     measured_processes: int
@@ -82,13 +83,11 @@ class Option:
     def usable(self) -> bool:
         return self.meets_p99 and self.reachable is True
 
-    def describe(self) -> str:
-        """Strategy, API and the settings that matter for it (pool size, batch wait)."""
+    def setting(self) -> str:
+        """Strategy, API and the settings that matter for it, as its results file records them
+        (``strategy.settings``: a plugin's are named like a built-in's; an older file names none)."""
         text = f"{self.strategy}/{self.api} c={self.concurrency}"
-        if self.strategy == "pool" and self.pool_size:
-            text += f" pool_size={self.pool_size}"
-        if self.strategy == "dispatcher" and self.batch_wait_us is not None:
-            text += f" batch_wait_us={self.batch_wait_us} streams={self.streams}"
+        text += "".join(f" {named(k, v)}" for k, v in self.settings)
         if self.count and self.count != 1:
             text += f" count={self.count}"
         if self.rate is not None:
@@ -107,10 +106,10 @@ class Plan:
     extrapolated: bool
     limit: str  # what decides the answer: measured | client side | server side | server unknown | p99 | no data
     message: str
-    recommendation: Option | None
-    focus: Option | None  # the row the message is about: the recommendation, or what stands in the way
-    best_measured: Option | None
-    options: tuple[Option, ...]  # best first
+    recommendation: Candidate | None
+    focus: Candidate | None  # the row the message is about: the recommendation, or what stands in the way
+    best_measured: Candidate | None
+    options: tuple[Candidate, ...]  # best first
     fits: tuple[SeriesFit, ...]
     littles_law: dict[str, float | int]
 
@@ -134,16 +133,16 @@ class Plan:
         }
 
 
-def _option_dict(option: Option | None) -> dict[str, object] | None:
+def _option_dict(option: Candidate | None) -> dict[str, object] | None:
     if option is None:
         return None
-    return {"setting": option.describe(), **asdict(option)}
+    return {"setting": option.setting(), **asdict(option)}
 
 
 REACHABLE, MORE_PROCESSES, UNKNOWN, UNREACHABLE = "reachable", "reachable with more processes", "unknown", "unreachable"
 
 
-def _rank(o: Option) -> tuple:
+def _rank(o: Candidate) -> tuple:
     """Usable first, then those whose server side is unknown, then those beyond a server ceiling (the
     highest ceiling first), then those missing the p99; within each: measured before extrapolated,
     fewest processes, lowest p99, most per process."""
@@ -164,7 +163,8 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
     agg = repeats(df)
     fits = tuple(fit_series(df))
     by_series = {f.series: f for f in fits}
-    candidates = agg[agg["clean"] & agg["safe"] & ~agg["baseline"] & (agg["tps"] > 0)]
+    # never the harness's own ceiling, nor a production client shown for reference: designs to choose between
+    candidates = agg[agg["clean"] & agg["safe"] & ~agg["baseline"] & ~agg["reference"] & (agg["tps"] > 0)]
     measured = agg[agg["clean"] & (agg["server_rps"] > 0)]
     server_rps = measured.groupby(_server(measured))["server_rps"].max().to_dict()  # per server measured
     options = sorted(
@@ -217,7 +217,7 @@ def _server(rows: pd.DataFrame | pd.Series) -> pd.Series | str:
 
 def _option(
     r: pd.Series, target: float, headroom: float, p99_ms: float | None, server_rps: float | None, fit: SeriesFit | None
-) -> Option:
+) -> Candidate:
     measured_processes = int(r["processes"])
     per_process = r["tps"] / measured_processes
     required = target / (1 - headroom)
@@ -244,15 +244,13 @@ def _option(
     else:
         limit, reachable = "client side", True
     processes = None if limit in ("server side", "p99") else math.ceil(required / per_process)
-    option = Option(
+    option = Candidate(
         series=r["series"],
         strategy=r["strategy"],
         api=r["api"],
         concurrency=int(r["concurrency"]),
         rate=None if pd.isna(r["rate"]) else float(r["rate"]),
-        pool_size=_int(r["pool_size"]),
-        streams=_int(r["streams"]),
-        batch_wait_us=_int(r["batch_wait_us"]),
+        settings=tuple((k, _cell(r[k])) for k in r["settings"] if k in r.index),
         count=_int(r["count"]),
         target=None if pd.isna(r["target"]) else str(r["target"]),
         measured_processes=measured_processes,
@@ -282,19 +280,23 @@ def _option(
         return option
     # A client-side answer is confirmed at its process count; an unknown server side is probed, not fleeted.
     probe = processes if limit == "client side" else min(processes, PROBE_MAX_PROCESSES)
-    return Option(**{**asdict(option), "command": confirm_command(option, probe)})
+    return Candidate(**{**asdict(option), "command": confirm_command(option, probe)})
 
 
 PROBE_MAX_PROCESSES = 16  # the largest sweep an UNKNOWN answer suggests for loading the server harder
 
 
-def confirm_command(o: Option, processes: int) -> str:
+def confirm_command(o: Candidate, processes: int) -> str:
     """The sweep that measures this setting at 1, 2, 4, ... up to ``processes`` client processes."""
     levels = sorted({*(2**k for k in range(processes.bit_length()) if 2**k < processes), processes})
     argv = ["tsobench", "sweep", "--strategies", o.strategy, "--apis", o.api, "--concurrency", str(o.concurrency)]
     argv += ["--processes", ",".join(map(str, levels)), "--duration", str(CONFIRM_DURATION_S)]
     if o.rate is not None:
         argv += ["--rates", f"{o.rate * processes / o.measured_processes:g}"]
+    for key, value in o.settings:  # the strategy's own settings, as measured
+        spec = BY_KEY[key]
+        if value is not None and value != spec.default:
+            argv += [spec.flag, word(value)]
     if o.count and o.count != 1:
         argv += ["--count", str(o.count)]
     if o.target:
@@ -307,14 +309,21 @@ def _int(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
 
+def _cell(value: Any) -> Any:
+    """A table cell as its option's value: a whole float as an int (streams 2.0 is 2), a gap as None."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _message(
     answer: str,
     target: float,
     required: float,
     headroom: float,
     p99_ms: float | None,
-    focus: Option | None,
-    best: Option | None,
+    focus: Candidate | None,
+    best: Candidate | None,
 ) -> str:
     need = f"{target:,.0f} ts/s ({required:,.0f} ts/s of capacity with {headroom:.0%} headroom)"
     if focus is None or best is None:
@@ -324,21 +333,21 @@ def _message(
             "Measure a safe strategy first."
         )
     within = f" within p99 <= {p99_ms:g} ms" if p99_ms is not None else ""
-    best_text = f"{best.measured_tps:,.0f} ts/s ({best.describe()}, p={best.measured_processes})."
+    best_text = f"{best.measured_tps:,.0f} ts/s ({best.setting()}, p={best.measured_processes})."
     if not focus.meets_p99:
         return (
             f"UNREACHABLE: {need} with p99 <= {p99_ms:g} ms: no safe measured point meets that p99; the lowest "
-            f"measured is {focus.p99_ms:.2f} ms ({focus.describe()}, p={focus.measured_processes})."
+            f"measured is {focus.p99_ms:.2f} ms ({focus.setting()}, p={focus.measured_processes})."
         )
     if answer == UNREACHABLE:
         return (
             f"UNREACHABLE: {need}. The highest server-side ceiling of any safe point{within} is "
-            f"{focus.server_ceiling_tps:,.0f} ts/s ({focus.describe()}; {focus.server_ceiling_from}). More client "
+            f"{focus.server_ceiling_tps:,.0f} ts/s ({focus.setting()}; {focus.server_ceiling_from}). More client "
             f"processes cannot take the server past it. Best measured{within}: {best_text} Scale the TSO server "
             "(more cores or servers), batch more timestamps per RPC, or lower the target or the headroom."
         )
     assert focus.processes is not None  # within p99 and no server ceiling in the way: a process count
-    setting = f"{focus.describe()} with {focus.processes} client process(es) {_machines(focus)}"
+    setting = f"{focus.setting()} with {focus.processes} client process(es) {_machines(focus)}"
     if answer == UNKNOWN:
         return (
             f"UNKNOWN beyond what was measured: {need}. Reachable as far as measured{within}: {best_text} The "
@@ -368,7 +377,7 @@ def _message(
     )
 
 
-def _machines(o: Option) -> str:
+def _machines(o: Candidate) -> str:
     if not o.machines:
         return "(core count not recorded)"
     return (
@@ -413,7 +422,7 @@ VERDICTS = {
 }
 
 
-def shown(p: Plan, limit: int) -> tuple[Option, ...]:
+def shown(p: Plan, limit: int) -> tuple[Candidate, ...]:
     """The first ``limit`` options, and always the one the answer is about and the best measured."""
     must = {id(o) for o in (p.focus, p.recommendation, p.best_measured) if o is not None}
     return tuple(o for i, o in enumerate(p.options) if i < limit or id(o) in must)
@@ -438,7 +447,7 @@ def print_plan(p: Plan, console: Console | None = None, limit: int = 10) -> None
             needs += "?" if o.reachable is None else ""  # only if the server keeps up
         ceiling = f"{o.server_ceiling_tps:,.0f} ({o.server_ceiling_kind})" if o.server_ceiling_tps else "unknown"
         table.add_row(
-            ("▶ " if o is p.focus else "") + f"{o.describe()} (p={o.measured_processes})",
+            ("▶ " if o is p.focus else "") + f"{o.setting()} (p={o.measured_processes})",
             f"{o.measured_tps:,.0f}",
             f"{o.p99_ms:.2f}",
             ceiling,

@@ -20,6 +20,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from .. import latency as hdr
+from .aggregate import where, with_series
+from .distance import bound_of, distance_key, round_trip_ms
+from .loader import DISTANCE
 from .usl import SeriesFit
 
 SPECTRUM_NINES = 4  # up to 99.99%
@@ -46,6 +49,10 @@ def png(fig: Figure) -> bytes:
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "*", "<", ">", "h", "p", "d")
 NOT_CLEAN: dict[str, Any] = dict(marker="X", s=110, edgecolors="black", linewidths=1.2, zorder=5)
+# A point with no value at all (failed, nothing answered): a hollow mark under the axis, where no value can be.
+NO_VALUE: dict[str, Any] = dict(marker="v", s=70, facecolors="none", linewidths=1.5, zorder=5, clip_on=False)
+NO_VALUE_Y = -0.1  # in axes coordinates: under the tick labels
+NO_VALUE_PAD = 16  # points between the tick labels and the axis label, room for those marks
 
 
 def markers(series: Sequence[str]) -> dict[str, str]:
@@ -69,18 +76,28 @@ def _callers_axis(ax, values: Sequence[float]) -> None:
     ax.grid(True, which="both", alpha=0.3)
 
 
-def _log_axis(ax, fmt=lambda v: f"{v:g}") -> None:
-    """Log y axis labelled 0.5, 1, 2, 10 rather than 10^0."""
-    ax.set_yscale("log")
-    low, high = ax.get_ylim()
-    labelled = range(1, 10) if np.log10(high / low) < 1.2 else (2, 5)  # all of them on a narrow axis
+def log_axis(ax, fmt=lambda v: f"{v:g}", which: str = "y") -> None:
+    """Log axis (y, or ``which="x"``) labelled 0.5, 1, 2, 10 rather than 10^0: 2, 3 and 5 between the powers
+    of ten on a narrow axis, 2 and 5 on a wider one, the powers alone on a wide one (call it once the data
+    is drawn)."""
+    axis = ax.yaxis if which == "y" else ax.xaxis
+    set_scale, get_lim, set_lim = (
+        (ax.set_yscale, ax.get_ylim, ax.set_ylim) if which == "y" else (ax.set_xscale, ax.get_xlim, ax.set_xlim)
+    )
+    set_scale("log")
+    low, high = get_lim()
+    if high / low < 3:  # a nearly flat line: room above and below, not ticks in the fourth digit
+        low, high = low / 1.5, high * 1.5
+        set_lim(low, high)
+    decades = np.log10(high / low)
+    labelled = (2, 3, 5) if decades < 1.2 else (2, 5) if decades < 3 else ()
 
     def minor(v: float, _: int) -> str:
         mantissa = round(v / 10 ** np.floor(np.log10(v)))
         return fmt(v) if mantissa in labelled else ""
 
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
-    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: fmt(v)))
+    axis.set_minor_formatter(FuncFormatter(minor))
     ax.grid(True, which="both", alpha=0.3)
 
 
@@ -96,14 +113,16 @@ def _series_points(
 ) -> None:
     """A series' clean points with min-max bars, the line through the one-process ones;
     points that are not clean as a big X on the same spot; points with no value at all
-    (failed, no answers) as an X on the bottom edge. Nothing is dropped."""
+    (failed, no answers) as a hollow mark under the axis, below its tick labels, where no
+    value can be mistaken for one. Nothing is dropped."""
     color, marker = style
     g = g.sort_values(["total_callers", "processes"])
     value = g[col] / scale
     has_value = value.notna() & (value > 0)
     ok = g[g["clean"] & has_value]
     for many, part in ok.groupby(ok["processes"] > 1):
-        yerr = np.vstack([(part[col] - part[bounds[0]]) / scale, (part[bounds[1]] - part[col]) / scale])
+        # the merged histograms' percentile can sit a rounding step outside the runs' own: no negative bar
+        yerr = np.clip(np.vstack([part[col] - part[bounds[0]], part[bounds[1]] - part[col]]) / scale, 0, None)
         ax.errorbar(part["total_callers"], part[col] / scale, yerr=yerr, color=color, marker=marker, capsize=3,
                     linestyle="none" if many else "-", label=None if many else label)  # fmt: skip
     if ok.empty:
@@ -114,8 +133,17 @@ def _series_points(
         ax.scatter(dirty["total_callers"], dirty[col] / scale, color=color, **NOT_CLEAN)
     missing = g[~has_value]
     if len(missing):
-        ax.scatter(missing["total_callers"], [0.02] * len(missing), color=color, transform=ax.get_xaxis_transform(),
-                   clip_on=False, **NOT_CLEAN)  # fmt: skip
+        ax.scatter(missing["total_callers"], [NO_VALUE_Y] * len(missing), edgecolors=color,
+                   transform=ax.get_xaxis_transform(), **NO_VALUE)  # fmt: skip
+        ax.xaxis.labelpad = NO_VALUE_PAD  # the axis label goes below the marks
+
+
+def role_label(series: str, g: pd.DataFrame) -> str:
+    """A series' name in a legend, with what it is when it is no design to choose: the negative control,
+    the harness's own ceiling (``g``: its points)."""
+    if g["baseline"].any():
+        return f"{series} (harness's ceiling)"
+    return series if g["safe"].all() else f"{series} (negative control)"
 
 
 def _si(v: float) -> str:
@@ -131,20 +159,28 @@ _PROCESSES_HANDLE = Line2D(
 )
 _NOT_CLEAN_HANDLE = Line2D(
     [], [], color="grey", marker="X", markeredgecolor="black", markersize=10, linestyle="",
-    label="not clean (errors, violations, starved); on the bottom edge: no value (failed or no answers)",
+    label="not clean (errors, violations, starved): its value",
+)  # fmt: skip
+_NO_VALUE_HANDLE = Line2D(
+    [], [], color="grey", marker="v", markerfacecolor="none", markersize=8, linestyle="",
+    label="no value (failed, or nothing answered): under the axis",
 )  # fmt: skip
 
 
-def _legend_outside(fig: Figure, handles: list, data: pd.DataFrame) -> None:
+def _legend_outside(fig: Figure, handles: list, data: pd.DataFrame, cols: Sequence[str] = ("tps",)) -> None:
     """One legend under the panels (never over the data), with the markers that are used."""
     handles = sorted((h for h in handles if not h.get_label().startswith("USL")), key=lambda h: h.get_label()) + [
         h for h in handles if h.get_label().startswith("USL")
     ]
     if (data["processes"] > 1).any():
         handles.append(_PROCESSES_HANDLE)
-    if (~data["clean"]).any():
+    values = data[list(cols)]
+    has_value = (values.notna() & (values > 0)).all(axis=1)
+    if (~data["clean"] & has_value).any():
         handles.append(_NOT_CLEAN_HANDLE)
-    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
+    if (~has_value).any():
+        handles.append(_NO_VALUE_HANDLE)
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False)
 
 
 def _usl_curve(ax, fit, color: str) -> None:
@@ -169,19 +205,22 @@ def throughput(
     columns = (("tps", "timestamps"), ("rps", "requests"))[: len(axes)]
     for series, g in data.groupby("series", sort=True):
         for ax, (col, _) in zip(axes, columns, strict=True):
-            _series_points(ax, g, col, (f"{col}_min", f"{col}_max"), (palette[series], shapes[series]), series, 1)
+            style = (palette[series], shapes[series])
+            _series_points(ax, g, col, (f"{col}_min", f"{col}_max"), style, role_label(series, g), 1)
         fit = by_series.get(series)
         if fit is not None:
             _usl_curve(axes[0], fit, palette[series])
     for ax, (_, what) in zip(axes, columns, strict=True):
         _callers_axis(ax, data["total_callers"])
-        _log_axis(ax, _si)
+        log_axis(ax, _si)
         ax.set_ylabel(f"{what} per second (log scale)")
-    axes[0].set_title("Timestamps/s (thin line: USL fit of one process, dashed beyond the measured range)")
+    fitted = any(by_series.get(s) is not None for s in data["series"])
+    usl = " (thin line: USL fit of one process, dashed beyond the measured range)" if fitted else ""
+    axes[0].set_title(f"Timestamps/s{usl}")
     if both:
         axes[1].set_title("Requests/s")
     handles, _ = axes[0].get_legend_handles_labels()
-    if any(by_series.get(s) is not None for s in data["series"]):
+    if fitted:
         handles.append(Line2D([], [], color="grey", linestyle="-", alpha=0.6, label="USL fit (measured range)"))
         handles.append(Line2D([], [], color="grey", linestyle="--", alpha=0.6, label="USL fit (extrapolated)"))
     _legend_outside(fig, handles, data)
@@ -199,15 +238,15 @@ def latency(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) 
     for series, g in data.groupby("series", sort=True):
         for ax, k in zip(axes, ("p50", "p99"), strict=True):
             bounds = (f"{k}_min_us", f"{k}_max_us")
-            _series_points(ax, g, f"{k}_us", bounds, (palette[series], shapes[series]), series, 1e3)
+            _series_points(ax, g, f"{k}_us", bounds, (palette[series], shapes[series]), role_label(series, g), 1e3)
     for ax, k in zip(axes, ("p50", "p99"), strict=True):
         _callers_axis(ax, data["total_callers"])
-        _log_axis(ax)
+        log_axis(ax)
         ax.set_ylabel("latency (ms, log scale)")
         ax.set_title(f"{k} latency")
         ax.yaxis.set_tick_params(labelleft=True)
     handles, _ = axes[0].get_legend_handles_labels()
-    _legend_outside(fig, handles, data)
+    _legend_outside(fig, handles, data, ("p50_us", "p99_us"))
     fig.suptitle("Latency vs concurrency — merged HDR histograms of repeats, bars: min-max of runs")
     fig.tight_layout()
     return fig
@@ -224,7 +263,9 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
     for series, g in data.groupby("series", sort=True):
         g = g.sort_values(["total_callers", "processes"])
         color, marker = palette[series], shapes[series]
-        ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=series)
+        ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=role_label(series, g))
+        if not g["safe"].all():
+            continue  # the negative control's callers crash: its spread would flatten every design into one line
         # completions count answered and failed requests alike, as min/max_per_caller do
         completions = g["requests_ok"] + g["requests_failed"].fillna(0)
         mean = completions / g["callers"].where(g["callers"] > 0, g["total_callers"])
@@ -242,7 +283,7 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
     ax_r.set_ylim(bottom=0)
     ax_r.axhline(1, color="grey", linewidth=0.8)
     ax_r.set_ylabel("completions per caller / mean")
-    ax_r.set_title("Least (solid) and most (dashed) served caller; X at 0: starved")
+    ax_r.set_title("Least (solid) and most (dashed) served caller; X at 0: starved (safe strategies)")
     handles, _ = ax_j.get_legend_handles_labels()
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=2, frameon=False)
     fig.suptitle("Fairness — completions per caller in the measured window")
@@ -269,7 +310,7 @@ def hockey_stick(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, s
         for _, r in g.iterrows():
             ax.annotate(f"{r['rate']:g}/s", (r["tps"] / 1e3, r["p99_us"] / 1e3), fontsize=7, alpha=0.7, xytext=(3, 3),
                         textcoords="offset points")  # fmt: skip
-    _log_axis(ax)
+    log_axis(ax)
     ax.set_xlabel("achieved throughput (thousand timestamps/s)")
     ax.set_ylabel("latency (ms, log scale), from the intended send time")
     ax.set_xlim(left=0)
@@ -294,12 +335,13 @@ def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Fi
         h = hdr.decode(r["histogram"])
         shown = fractions[fractions <= 1 - 1 / h.get_total_count()]  # no percentile finer than the sample
         values = np.array([h.get_value_at_percentile(100 * f) for f in shown]) / 1e3
-        label = r["series"] + (f" p={r['processes']:g}" if r["processes"] > 1 else "")
+        label = role_label(r["series"], data[data["series"] == r["series"]])
+        label += f" p={r['processes']:g}" if r["processes"] > 1 else ""
         label += f" ({h.get_total_count():,} requests)"
         style = "-" if r["processes"] == 1 else "--"
         ax.plot(1 / (1 - shown), values, color=palette[r["series"]], linestyle=style, label=label)
     ax.set_xscale("log")
-    _log_axis(ax)
+    log_axis(ax)
     ticks = [10.0**k for k in range(SPECTRUM_NINES + 1)]
     ax.xaxis.set_major_locator(FixedLocator([1, 2, *ticks[1:]]))
     ax.xaxis.set_minor_locator(NullLocator())
@@ -345,12 +387,16 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
     for i, (_, r) in enumerate(data.iterrows()):
         missed = r["clean"] and not r["safe"]  # the negative control did not fail: the checks missed it
         note = ("NOT CAUGHT: " if missed else "") + r["verdict_text"]
-        color = VIOLATION_COLOR if missed else CLEAN_COLOR if r["clean"] else "black"
+        color = VIOLATION_COLOR if missed else CLEAN_COLOR if r["clean"] else "dimgrey" if r["baseline"] else "black"
         ax_f.text(0.01, i, note if len(note) < 110 else note[:107] + "...", va="center", fontsize=8, color=color,
                   transform=ax_f.get_yaxis_transform())  # fmt: skip
     ax_f.set_ylim(-0.6, len(data) - 0.4)
     safe = data["safe"].tolist()
-    labels = [s + ("" if ok else " (negative control)") for s, ok in zip(data["series"], safe, strict=True)]
+    role = [
+        " (harness's ceiling)" if b else "" if ok else " (negative control)"
+        for ok, b in zip(safe, data["baseline"], strict=True)
+    ]
+    labels = [s + r for s, r in zip(data["series"], role, strict=True)]
     ax_f.set_yticks(y, labels)
     for label, ok in zip(ax_f.get_yticklabels(), safe, strict=True):
         label.set_color("black" if ok else VIOLATION_COLOR)
@@ -371,5 +417,57 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
         ax_v.set_xlabel("correctness violations: duplicate + non-monotonic + mismatched (count, symlog)")
         ax_v.grid(True, axis="x", alpha=0.3)
     fig.suptitle("Correctness and errors per strategy: the unsafe negative control should fail, the rest stay clean")
+    fig.tight_layout()
+    return fig
+
+
+def distance(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
+    """Requests/s against the round trip, one panel per load, a line per design; each design's bound
+    (in flight / round trip) dashed in its colour. A bound in batches limits RPCs: those points are the
+    hollow marks beside it."""
+    data = agg[(agg["source"] == "tsobench") & ~agg["open_loop"] & agg["clean"] & (agg["rps"] > 0)].copy()
+    # one x per distance, its points' median round trip: a loaded machine's noise moves no single point
+    data["x"] = [round_trip_ms(r) for _, r in data.iterrows()]
+    data = data[data["x"].notna()]
+    data["x"] = data.groupby([distance_key(r) for _, r in data.iterrows()])["x"].transform("median")
+    if data.empty:
+        return None
+    data["design"] = with_series(data, without=DISTANCE)["series"]
+    data["load"] = [where(r) for _, r in data.iterrows()]
+    loads = sorted(set(data["load"]), key=lambda w: (data.loc[data["load"] == w, "total_callers"].iloc[0], w))
+    columns = min(len(loads), 3)
+    rows = -(-len(loads) // columns)
+    fig = _figure(6 * columns, 4.6 * rows + 1)
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    colours = colors(sorted(set(data["design"])))
+    marks = markers(sorted(set(data["design"])))
+    span = np.geomspace(data["x"].min() * 0.8, data["x"].max() * 1.25, 50)
+    for ax, load in zip(axes, loads, strict=False):
+        for design, g in data[data["load"] == load].groupby("design", sort=True):
+            g = g.sort_values("x")
+            color, marker = colours[design], marks[design]
+            ax.plot(g["x"], g["rps"], color=color, marker=marker, label=design)
+            bound = next((b for b in map(bound_of, (r for _, r in g.iterrows())) if b is not None), None)
+            if bound is None:
+                continue
+            ax.plot(span, bound.in_flight / (span / 1e3), color=color, linestyle="--", linewidth=1, alpha=0.7)
+            if bound.unit == "batches":
+                rpcs = [b.achieved if (b := bound_of(r)) else np.nan for _, r in g.iterrows()]
+                ax.plot(g["x"], rpcs, color=color, marker=marker, markerfacecolor="none", linestyle=":")
+        ax.set_title(load)
+        ax.set_xlabel("round trip, ms (log; measured before the load, median of the distance's points)")
+        log_axis(ax, which="x")
+        log_axis(ax, _si)
+        ax.set_ylabel("requests/s (log)")
+    for ax in axes[len(loads) :]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=colours[d], marker=marks[d], label=d) for d in sorted(colours)]
+    handles += [
+        Line2D([], [], color="grey", linestyle="--", label="its bound: in flight / round trip"),
+        Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle=":",
+               label="RPCs/s of a design bounded in batches"),
+    ]  # fmt: skip
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
+    fig.suptitle("Throughput against round trip, closed loop: how close each design comes to its bound")
     fig.tight_layout()
     return fig

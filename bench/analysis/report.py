@@ -20,14 +20,14 @@ import pandas as pd
 from tsobench.files import write_atomically
 
 from ..verdict import error_list
-from . import plots, timeline
-from .aggregate import per_series, repeats
+from . import plots, recovery_report
+from .aggregate import per_series, repeats, where
+from .distance import distance_key, round_trip_ms
 from .findings import Findings, find
 from .loader import ENV_FIELDS, PathLike, Skipped, load, skipped
 from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
 
 REPORT_DIR = "report"
-ENV_COLUMNS = ENV_FIELDS
 COMPARED_ENV = ("python", "grpcio", "protobuf", "cpu_model", "cpu_count")  # what changes the numbers
 
 
@@ -106,10 +106,12 @@ def _md_inline(text: str) -> str:
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222; }
+.table { overflow-x: auto; margin: 1em 0; }
+table { border-collapse: collapse; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
+td.num { text-align: right; } td:last-child { white-space: normal; min-width: 18em; }
+th { background: #f3f3f3; white-space: normal; }
 img { max-width: 100%; } figcaption { font-style: italic; color: #555; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
 """
@@ -131,8 +133,9 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 out.append(f"<p>{_inline(text)}</p>")
             case Table(header, rows):
                 head = "".join(f"<th>{e(h)}</th>" for h in header)
-                body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows)
-                out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+                body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
+                table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                out.append(f"<div class='table'>{table}</div>")  # a wide table scrolls, its cells do not wrap
             case Image(_, caption, data):
                 uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
                 img = f"<img src='{uri}' alt='{html.escape(caption)}'>"
@@ -141,6 +144,15 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 out.append(f"<pre>{e(chr(10).join(lines))}</pre>")
     out.append("</body></html>\n")
     return "\n".join(out)
+
+
+NUMBER = re.compile(r"^(-|[-+]?[\d,.]+( \[.*\])?( \(.*\))?|[\d.]+x( \[.*\])?)$")  # "1,234 [1,100, 1,300]", "-"
+
+
+def _cell(text: str) -> str:
+    """A table cell; numbers (with their interval) right-aligned so their digits line up, words left."""
+    cls = " class='num'" if NUMBER.match(text) else ""
+    return f"<td{cls}>{html.escape(text, quote=False)}</td>"
 
 
 def _inline(text: str) -> str:
@@ -160,15 +172,6 @@ def _num(value: float, digits: int = 0, scale: float = 1.0) -> str:
     return f"{value / scale:,.{digits}f}"
 
 
-def spread(low: float, high: float, scale: float = 1.0, digits: int = 0) -> str:
-    """The min-max range of the repeats, or one number when they agree."""
-    if pd.isna(low) or pd.isna(high):
-        return "-"
-    if np.isclose(low, high):
-        return _num(low, digits, scale)
-    return f"{_num(low, digits, scale)}–{_num(high, digits, scale)}"
-
-
 def _int(value: float) -> str:
     return _num(value, 0)
 
@@ -180,20 +183,31 @@ def _flag(value: object) -> str:
 # --- sections ---------------------------------------------------------------
 
 
+def runs_cell(r: pd.Series) -> str:
+    """How many runs a point has, and what its interval was taken from: ``3``, ``1 (5 intervals)``."""
+    samples = r["samples"].tps
+    if samples.source == "intervals":
+        return f"1 ({len(samples)} intervals)"
+    return str(r["runs"])
+
+
+def verdict_cell(r: pd.Series) -> str:
+    """The verdict in a word; the details are in the correctness table."""
+    if r["clean"]:
+        return "clean"
+    return r["verdict"] + (" (control)" if r["negative_control"] else " (harness)" if r["baseline"] else "")
+
+
 def config_table(agg: pd.DataFrame) -> Table:
-    """Per strategy/API/concurrency: median over repeats with the min-max spread."""
+    """Per point: the medians of its samples with their 95 % intervals, and what they were taken from."""
     header = (
         "series",
-        "c",
-        "p",
-        "rate/s",
+        "load",
+        "RTT ms",
         "runs",
-        "ts/s median",
-        "ts/s min–max",
-        "req/s median",
+        "ts/s [95 % CI]",
         "p50 ms",
-        "p99 ms",
-        "p99 ms min–max (runs)",
+        "p99 ms [95 % CI]",
         "CPU ms / 1k ts",
         "server RPCs / ts",
         "Jain",
@@ -203,25 +217,22 @@ def config_table(agg: pd.DataFrame) -> Table:
     )
     rows = []
     for _, r in agg.iterrows():
+        rtt = round_trip_ms(r)
         rows.append(
             (
                 r["series"],
-                _int(r["concurrency"]),
-                _int(r["processes"]),
-                "closed" if pd.isna(r["rate"]) else _int(r["rate"]),
-                str(r["runs"]),
-                _int(r["tps"]),
-                spread(r["tps_min"], r["tps_max"]),
-                _int(r["rps"]),
+                where(r),
+                "-" if rtt is None else f"{rtt:.2f}",
+                runs_cell(r),
+                r["tps_est"].format(",.0f"),
                 _num(r["p50_us"], 2, 1e3),
-                _num(r["p99_us"], 2, 1e3),
-                spread(r["p99_min_us"], r["p99_max_us"], 1e3, 2),
+                r["p99_est"].format(".2f", 1e-3),
                 _num(r["cpu_per_1k_ts"], 0),
                 _num(r["rpcs_per_ts"], 3),
                 _num(r["jain"], 2),
                 _int(r["starved_callers"]),
                 _flag(r["harness_bound"]),
-                r["verdict_text"],
+                verdict_cell(r),
             )
         )
     return Table(header, tuple(rows))
@@ -303,10 +314,10 @@ def littles_section(df: pd.DataFrame) -> list[Block]:
 
 
 def environment_section(df: pd.DataFrame) -> list[Block]:
-    env = df[list(ENV_COLUMNS)].astype(object).where(df[list(ENV_COLUMNS)].notna(), "-").astype(str)
+    env = df[list(ENV_FIELDS)].astype(object).where(df[list(ENV_FIELDS)].notna(), "-").astype(str)
     groups = env.value_counts(sort=False).reset_index(name="runs")
     rows = tuple(tuple(str(v) for v in r) for r in groups.itertuples(index=False))
-    blocks: list[Block] = [Table((*ENV_COLUMNS, "runs"), rows)]
+    blocks: list[Block] = [Table((*ENV_FIELDS, "runs"), rows)]
     differ = [c for c in COMPARED_ENV if df[c].nunique() > 1]  # missing values are not a difference
     if df["git_commit"].dropna().str.removesuffix("-dirty").nunique() > 1:
         differ.append("git_commit")
@@ -329,14 +340,15 @@ def commands_section(df: pd.DataFrame) -> list[Block]:
     return blocks or [Text("No command recorded.")]
 
 
-def time_and_faults(runs: Sequence[timeline.Run]) -> list[Block]:
+def time_and_faults(runs: Sequence[recovery_report.Run]) -> list[Block]:
     """timeline.png, and with faults the recovery table (which design recovers fastest is a finding)."""
-    fig = timeline.figure(runs)
+    fig = recovery_report.figure(runs)
     if fig is None:
         return [Text("No results with a timeline (`--interval`): no timeline plot.")]
-    caption = "Timestamps/s and p99 per interval, per strategy and API; fault spans shaded"
+    faults = any(r.faults for r in runs)
+    caption = "Timestamps/s and p99 per interval, per strategy and API" + ("; fault spans shaded" if faults else "")
     blocks: list[Block] = [Image("timeline.png", caption, plots.png(fig))]
-    header, rows = timeline.recovery_table(runs)
+    header, rows = recovery_report.recovery_table(runs)
     if rows:
         blocks.append(
             Text(
@@ -348,6 +360,28 @@ def time_and_faults(runs: Sequence[timeline.Run]) -> list[Block]:
         )
         blocks.append(Table(header, rows))
     return blocks
+
+
+def distance_section(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> list[Block]:
+    """distance.png when the points were measured at more than one distance; else why not."""
+    keys = {distance_key(r) for _, r in agg[agg["source"] == "tsobench"].iterrows()}
+    known = keys - {"unknown distance"}
+    if len(known) < 2:
+        where_ = "an unrecorded distance" if not known else f"one distance ({next(iter(known))})"
+        return [
+            Text(
+                f"Every point was measured at {where_}: no throughput-against-round-trip plot (sweep "
+                "`--server-rtt-ms 0,1,2` to draw one). The findings place each design against its bound."
+            )
+        ]
+    fig = plots.distance(agg, palette, shapes)
+    if fig is None:
+        return [Text("No clean closed-loop point with a known round trip: no throughput-against-round-trip plot.")]
+    caption = (
+        "Requests/s against the round trip measured before the load, per design and load; dashed: each design's "
+        "bound (in flight / round trip); for a bound in batches, the hollow marks are RPCs/s, which it bounds"
+    )
+    return [Image("distance.png", caption, plots.png(fig))]
 
 
 def default_concurrency(agg: pd.DataFrame) -> int | None:
@@ -379,6 +413,7 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
     found = find(df, agg, skipped(df))
     series = per_series(df)
     fits = fit_series(df)
+    fitted = any(f.fit is not None for f in fits)
     palette = plots.colors(sorted(set(agg["series"])))
     shapes = plots.markers(sorted(set(agg["series"])))
     available = sorted({int(c) for c in agg.loc[~agg["open_loop"], "concurrency"].dropna()})
@@ -403,15 +438,20 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         *findings_section(found),
         Heading("How to read the rest"),
         Text(
-            "Medians are over repeats of the same configuration, with the min–max spread. "
-            "Latency percentiles of repeats come from merging their HDR histograms, never from averaging "
-            "percentiles. Concurrency on the x axes is the total number of callers (concurrency × processes)."
+            "A point is one configuration (every option but run length, seed and recording); its repeats fold "
+            "into one row with the worst verdict any of them got, as `tsobench run` stored it. In the tables, ts/s "
+            "and p99 are the medians of a point's samples with their 95 % bootstrap intervals: the samples are its "
+            "repeats, or, with one run, that run's measured intervals (the runs column says how many), which show "
+            "how steady the run was, not how much a rerun would differ. The plots show each point's own figures "
+            "(the median of its repeats' throughput; percentiles of all its requests, from merged HDR histograms, "
+            "never averaged), with the min–max of the repeats as bars. Concurrency on the x axes is the total "
+            "number of callers (concurrency × processes). RTT is the round trip measured before the load."
         ),
         Heading("Throughput"),
         figure(
             "throughput.png",
             plots.throughput(agg, fits, palette, shapes),
-            "Throughput vs concurrency (closed loop) with the fitted USL curve",
+            "Throughput vs concurrency (closed loop)" + (" with the fitted USL curves" if fitted else ""),
             "No closed-loop runs with throughput: no throughput plot.",
         ),
         Heading("Latency"),
@@ -435,11 +475,14 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             f"Latency by percentile up to 99.99% at concurrency {spectrum_c} per process (merged histograms)",
             "No safe closed-loop runs with histograms: no percentile spectrum.",
         ),
+        Heading("Throughput against round trip"),
+        *distance_section(agg, palette, shapes),
         Heading("Fairness"),
         figure(
             "fairness.png",
             plots.fairness(agg, palette, shapes),
-            "Completions per caller in the measured window: range (min to max) and Jain's index",
+            "Completions per caller in the measured window: range (min to max) and Jain's index; the negative "
+            "control is drawn on the left only",
             "Fairness is not recorded in these results (older files): no fairness plot.",
         ),
         Heading("Correctness and errors"),
@@ -451,12 +494,13 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         ),
         correctness_table(series),
         Heading("Time and faults"),
-        *time_and_faults(timeline.runs(df)),
+        *time_and_faults(recovery_report.runs(df)),
         Heading("Results per configuration"),
         Text(
             "CPU ms / 1k ts: client CPU (all processes) per thousand timestamps. "
             "Server RPCs / ts: below 1 means requests were batched (count > 1). "
-            "Percentiles in ms come from the merged histograms of the repeats."
+            "p50 comes from the merged histograms of the repeats. Verdict: the worst of the point's runs "
+            "(details in the correctness table)."
         ),
         config_table(agg),
         Heading("Scalability: Universal Scalability Law fits"),

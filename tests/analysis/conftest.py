@@ -60,3 +60,21 @@ def copies(tmp_path: Path) -> Callable[..., Path]:
         return out
 
     return make
+
+
+@pytest.fixture
+def copy_one() -> Callable[..., Path]:
+    """``copy_one(name, folder, edit=None, as_name=None)``: one fixture copied into ``folder`` (as ``as_name``),
+    ``edit(data)`` changing it in place first; returns the copy's path."""
+
+    def make(
+        name: str, folder: Path, edit: Callable[[dict[str, Any]], Any] | None = None, as_name: str | None = None
+    ) -> Path:
+        data = json.loads((FIXTURES / name).read_text())
+        if edit:
+            edit(data)
+        path = folder / (as_name or name)
+        path.write_text(json.dumps(data))
+        return path
+
+    return make

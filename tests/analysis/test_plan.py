@@ -186,7 +186,7 @@ def test_2x_10x_100x_the_best_point_never_unreachable_without_a_named_ceiling(co
         assert answer.focus in shown(answer, limit=1)
         console = Console(record=True, width=400)
         print_plan(answer, console, limit=1)
-        assert "▶ " + answer.focus.describe() in console.export_text()
+        assert "▶ " + answer.focus.setting() in console.export_text()
 
 
 def test_a_poor_fit_sets_no_ceiling() -> None:

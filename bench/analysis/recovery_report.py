@@ -1,15 +1,19 @@
 """Time and faults in the report: ``timeline.png`` (timestamps/s and p99 per interval,
 fault spans shaded, one panel per strategy x API), the recovery table and the
-finding on which design recovers fastest, from the results' ``timeline`` and ``faults``.
+finding on which design recovers fastest, from the results' ``timeline`` and ``faults``
+as the loader kept them (no file is read again).
+
+Why a design recovers as it does is the strategy's own knowledge, recorded in each
+results file (``strategy.recovery`` per fault kind, ``strategy.fewest_failures``):
+a plugin that states it is explained like a built-in, and a file without it gets
+no explanation rather than a wrong one.
 """
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from statistics import median
 from typing import Any
 
@@ -20,88 +24,76 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter
 
-from ..verdict import judge
+from ..faults import KINDS
+from .plots import log_axis
 
-FAULT_ORDER = ("kill", "abort", "stall", "delay")
+FAULT_ORDER = tuple(KINDS)
 SAME_S = 0.05  # designs whose first successes are this close recovered alike ...
 BACKOFF_S = 0.5  # ... or this close after failures: a reconnect waits out a backoff of up to 500 ms, by chance
-# Why a design comes back as it does (the mechanisms in strategies/): for the fastest design ...
-WHY = {
-    ("per-request", "abort"): "its streams live for one request, so an abort finds hardly any to break",
-    ("per-request", "kill"): "each request opens its own stream, so the first attempt after the backoff is answered",
-    ("locked", "abort"): "its one stream breaks once and one reconnect serves every caller",
-    ("locked", "kill"): "one reconnect of its one stream serves every waiting caller",
-    ("pool", "abort"): "its streams break and reconnect independently",
-    ("pool", "kill"): "its streams reconnect independently: the first to get through serves its caller",
-    ("dispatcher", "abort"): "its one stream breaks once and one reconnect answers every queued caller",
-    ("dispatcher", "kill"): "one reconnect of its stream answers every queued caller in one batch",
-    ("dispatcher", "leader"): "one reconnect to the new leader answers every queued caller in one batch",
-    ("locked", "leader"): "one reconnect of its one stream to the new leader serves every waiting caller",
-}
-KIND_NAMES = {"leader": "a leader transfer", "kill-leader": "the leader's death"}
-# ... when all designs recover alike ...
-WHY_ALL = {
-    "stall": "a stall fails nothing, and what queued during it is answered as it ends",
-    "delay": "a delay fails nothing, and replies are prompt again as it ends",
-    "kill": "they all wait out the same reconnect backoff (at its 500 ms cap after a long outage)",
-    "abort": "a broken stream is reopened after the backoff's first 10 ms step",
-    "leader": "a follower's 'not leader' makes every design ask GetMembers and reconnect to the new leader",
-    "kill-leader": "they all wait for the election (the dead leader's lease must run out) before anyone answers",
-}
-# ... and for the design that failed the fewest requests.
-FEWEST = {
-    "locked": "as only the caller holding its one stream fails while the others wait their turn",
-    "pool": "as only the callers holding a stream fail while the others wait for one",
-    "per-request": "as its requests do not share a stream that could break",
-}
 
 
 @dataclass(frozen=True)
 class Run:
-    """One results file's timeline and faults."""
+    """One run's timeline and faults, and what its strategy says of its recovery."""
 
     strategy: str
     api: str
     concurrency: int
     processes: int
     interval_s: float
+    measured_s: float  # the measured window: where the last interval ends
     timeline: tuple[dict[str, Any], ...]
     faults: tuple[dict[str, Any], ...]
     clean: bool
+    safe: bool = True  # False: the negative control, whose failing is what it is for
+    recovery: Mapping[str, str] = field(default_factory=dict, hash=False)  # fault kind: why it recovers so
+    fewest_failures: str | None = None
 
     @property
     def series(self) -> str:
         return f"{self.strategy}/{self.api}"
 
     @property
-    def label(self) -> str:
-        faults = " + ".join(f["spec"] for f in self.faults) or "no fault"
-        return f"{faults}, c={self.concurrency * self.processes}"
+    def callers(self) -> int:
+        return self.concurrency * self.processes
+
+    def label(self, faults: bool) -> str:
+        """``c=64``; with ``faults`` (some run of the figure had one) its faults first: ``kill@1s:200ms, c=4``."""
+        if not faults:
+            return f"c={self.callers}"
+        return f"{' + '.join(f['spec'] for f in self.faults) or 'no fault'}, c={self.callers}"
 
 
 def runs(df: pd.DataFrame) -> list[Run]:
-    """The runs of a loaded DataFrame (``loader.load``) whose files carry a timeline."""
+    """The runs of a loaded DataFrame (``loader.load``) that carry a timeline, from what the loader kept."""
     out = []
-    for path in df.loc[df["source"] == "tsobench", "path"].dropna():
-        doc = json.loads(Path(path).read_text())
-        if not any(not t.get("warmup") for t in doc.get("timeline") or ()):
+    for _, r in df[df["source"] == "tsobench"].iterrows():
+        timeline = r["timeline"] if isinstance(r["timeline"], list) else []
+        measured = tuple(t for t in timeline if not t.get("warmup"))
+        if not measured:
             continue  # written before timelines existed
-        cfg = doc["config"]
+        record = r["strategy_record"] if isinstance(r["strategy_record"], Mapping) else {}
+        interval = float(r["interval_s"]) if pd.notna(r["interval_s"]) else 1.0
+        last = measured[-1]["t_s"]
+        window = float(r["measured_s"]) if pd.notna(r["measured_s"]) and r["measured_s"] > last else last + interval
         out.append(
             Run(
-                cfg["strategy"],
-                cfg["api"],
-                cfg["concurrency"],
-                cfg["processes"],
-                cfg.get("interval_s", 1.0),
-                tuple(t for t in doc["timeline"] if not t.get("warmup")),
-                tuple(doc.get("faults") or ()),
-                judge(doc).clean,
+                str(r["strategy"]),
+                str(r["api"]),
+                int(r["concurrency"]),
+                int(r["processes"]),
+                interval,
+                window,
+                measured,
+                tuple(r["fault_outcomes"] or ()),
+                bool(r["clean"]),
+                bool(r["safe"]),
+                dict(record.get("recovery") or {}),
+                record.get("fewest_failures"),
             )
         )
-    return sorted(out, key=lambda r: (r.strategy, r.api, r.label))
+    return sorted(out, key=lambda r: (r.strategy, r.api, r.callers, r.label(True)))
 
 
 # --- the figure -------------------------------------------------------------
@@ -114,7 +106,8 @@ def figure(data: Sequence[Run]) -> Figure | None:
     if not data:
         return None
     series = sorted({r.series for r in data})
-    labels = sorted({r.label for r in data})
+    faults = any(r.faults for r in data)
+    labels = list(dict.fromkeys(r.label(faults) for r in sorted(data, key=lambda r: (r.callers, r.label(faults)))))
     cmap = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
     colour = {label: cmap(i % cmap.N) for i, label in enumerate(labels)}
     columns = 2 if len(series) > 1 else 1
@@ -123,7 +116,7 @@ def figure(data: Sequence[Run]) -> Figure | None:
     fig = Figure(figsize=(7 * columns, height))
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(rows, columns, top=1 - 0.7 / height, bottom=0.6 / height, hspace=0.3, wspace=0.18)
-    window = max(r.timeline[-1]["t_s"] + r.interval_s for r in data)
+    window = max(r.measured_s for r in data)  # the measured window, not the last interval's nominal end
     for i, name in enumerate(series):
         cell = grid[i // columns, i % columns].subgridspec(2, 1, hspace=0.05)
         ax_tps = fig.add_subplot(cell[0])
@@ -131,31 +124,31 @@ def figure(data: Sequence[Run]) -> Figure | None:
         ax_tps.tick_params(labelbottom=False)
         ax_tps.set_xlim(0, window)
         for lane, run in enumerate(r for r in data if r.series == name):
-            _draw(run, ax_tps, ax_p99, colour[run.label], lane, instant=window / 100)
-        ax_tps.set_title(name + ("" if all(r.clean for r in data if r.series == name) else " (NOT CLEAN)"))
+            _draw(run, ax_tps, ax_p99, colour[run.label(faults)], lane, instant=window / 100)
+        ax_tps.set_title(name + _state([r for r in data if r.series == name]))
         ax_tps.set_ylabel("thousand ts/s")
         ax_tps.set_ylim(0, ax_tps.get_ylim()[1] * 1.3)  # room for the fault lanes
-        ax_p99.set_yscale("log")
-        ax_p99.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax_p99.yaxis.set_minor_formatter(FuncFormatter(_minor_ms))
+        log_axis(ax_p99)
         ax_p99.set_ylabel("p99 ms (log)")
         ax_p99.set_xlabel("seconds from the measured window's start")
         for ax in (ax_tps, ax_p99):
             ax.grid(True, which="major", alpha=0.3)
     handles: list[Any] = [Line2D([], [], color=colour[label], label=label) for label in labels]
-    handles += [
-        Patch(facecolor="grey", alpha=0.8, label="fault (a kill: until the server listens again)"),
-        Patch(facecolor="none", edgecolor="grey", hatch="////", label="then until the first success"),
-    ]
+    if faults:  # the fault marks are explained only where a fault ran
+        handles += [
+            Patch(facecolor="grey", alpha=0.8, label="fault (a kill: until the server listens again)"),
+            Patch(facecolor="none", edgecolor="grey", hatch="////", label="then until the first success"),
+        ]
     fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=3, frameon=False)
     fig.suptitle("Timestamps/s and p99 latency per interval (answered requests; gaps: no answer)", y=1 - 0.15 / height)
     return fig
 
 
-def _minor_ms(value: float, _: int) -> str:
-    """Label 2 and 5 between the powers of ten."""
-    mantissa = round(value / 10 ** np.floor(np.log10(value)))
-    return f"{value:g}" if mantissa in (2, 5) else ""
+def _state(runs: Sequence[Run]) -> str:
+    """A panel's title note: the negative control failing is what it is for; anything else not clean is news."""
+    if all(r.clean for r in runs):
+        return ""
+    return " (negative control)" if not any(r.safe for r in runs) else " (NOT CLEAN)"
 
 
 LANE = 0.06  # height of a run's fault lane, as a fraction of the axes
@@ -163,8 +156,8 @@ LANE = 0.06  # height of a run's fault lane, as a fraction of the axes
 
 def _draw(run: Run, ax_tps, ax_p99, colour, lane: int, instant: float) -> None:
     t = [e["t_s"] for e in run.timeline]
-    ends = [*t[1:], t[-1] + run.interval_s]
-    x = np.array([*t, ends[-1]])  # steps: each value holds for its interval
+    end = max(t[-1], min(t[-1] + run.interval_s, run.measured_s))  # a short last interval ends with the window
+    x = np.array([*t, end])  # steps: each value holds for its interval
     tps = np.array([e["tps"] for e in run.timeline] + [run.timeline[-1]["tps"]]) / 1e3
     p99 = np.array([np.nan if e["p99_us"] is None else e["p99_us"] for e in run.timeline] + [np.nan]) / 1e3
     p99[-1] = p99[-2]
@@ -199,6 +192,8 @@ class Recovery:
     baseline_s: float | None
     p99_during_us: float | None
     p99_before_us: float | None
+    why: str | None = None  # the strategy's own sentence for this kind of fault (strategy.recovery)
+    fewest_failures: str | None = None  # the strategy's own sentence for failing the fewest
 
 
 def _median(values: list[float | None]) -> float | None:
@@ -208,9 +203,12 @@ def _median(values: list[float | None]) -> float | None:
 
 def recoveries(data: Sequence[Run]) -> list[Recovery]:
     groups: dict[tuple[str, str, int, str], list[dict[str, Any]]] = defaultdict(list)
+    said: dict[tuple[str, str, int, str], Run] = {}
     for run in data:
         for f in run.faults:
-            groups[(run.strategy, run.api, run.concurrency * run.processes, f["kind"])].append(f)
+            key = (run.strategy, run.api, run.concurrency * run.processes, f["kind"])
+            groups[key].append(f)
+            said.setdefault(key, run)
     rank = {k: i for i, k in enumerate(FAULT_ORDER)}
     return [
         Recovery(
@@ -222,6 +220,8 @@ def recoveries(data: Sequence[Run]) -> list[Recovery]:
             baseline_s=_median([f["time_to_baseline_s"] for f in fs]),
             p99_during_us=_median([f["p99_during_us"] for f in fs]),
             p99_before_us=_median([f["p99_before_us"] for f in fs]),
+            why=said[key].recovery.get(key[3]),
+            fewest_failures=said[key].fewest_failures,
         )
         for key, fs in sorted(groups.items(), key=lambda kv: (rank.get(kv[0][3], 99), kv[0]))
     ]
@@ -276,7 +276,7 @@ def recovery_finding(data: Sequence[Run]) -> str | None:
 
 
 def _finding(kind: str, group: list[Recovery]) -> str:
-    a = KIND_NAMES.get(kind) or f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+    a = f"{'an' if kind[0] in 'aeiou' else 'a'} {kind} fault"
     done = sorted(
         ((r.first_success_s, r) for r in group if r.recovered == r.faults and r.first_success_s is not None),
         key=lambda pair: (pair[0], pair[1].failed),
@@ -286,22 +286,24 @@ def _finding(kind: str, group: list[Recovery]) -> str:
     (fast, best), (slow, worst) = done[0], done[-1]
     fewest = min((r for _, r in done), key=lambda r: (r.failed, r.first_success_s))
     alike = slow - fast < (BACKOFF_S if any(r.failed for _, r in done) else SAME_S)
+    why: str | None = None
     if alike:
         text = f"After {a}, every design answered again within {slow * 1e3:.0f} ms of its end"
-        why = WHY_ALL.get(kind)
+        if not any(r.failed for _, r in done):
+            text += " and none failed a request"
     else:
         text = (
             f"After {a}, {best.strategy}/{best.api} recovered fastest (first success "
             f"{fast:.2f} s after the fault's end, {best.failed:,.0f} failed requests; slowest "
             f"{worst.strategy}/{worst.api}, {slow:.2f} s)"
         )
-        why = WHY.get((best.strategy, kind))
+        why = best.why
     if why:
         text += f": {why}"
     if fewest.failed < max(r.failed for _, r in done) and (alike or fewest is not best):
         text += f"; {fewest.strategy}/{fewest.api} failed the fewest requests ({fewest.failed:,.0f})"
-        if reason := FEWEST.get(fewest.strategy):
-            text += f", {reason}"
+        if fewest.fewest_failures:
+            text += f", {fewest.fewest_failures}"
         if fewest.p99_during_us is not None:
             text += f" (p99 during {_ms(fewest.p99_during_us)} ms)"
     return text + "."

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from tsobench.bench.analysis.aggregate import repeats
 from tsobench.bench.analysis.loader import load, load_pytest_benchmark, load_results
+from tsobench.bench.config import RunConfig
+from tsobench.bench.faults import Fault
+from tsobench.options import Spec, point_keys, specs
+from tsobench.strategies import registry
 
-FIXTURES = Path(__file__).resolve().parent.parent / "results" / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "results" / "fixtures"
 RESULTS = sorted(p for p in FIXTURES.glob("*.json") if not p.name.startswith("pytest-benchmark"))
 BENCHMARK = FIXTURES / "pytest-benchmark-smoke.json"
 REQUIRED = [
@@ -146,3 +153,84 @@ def test_load_reads_both_kinds_into_one_frame() -> None:
     df = load([FIXTURES])
     assert df["source"].value_counts().to_dict() == {"tsobench": len(RESULTS), "pytest-benchmark": 1}
     assert list(load(BENCHMARK).columns) == list(df.columns)
+
+
+# --- what makes a point: derived from the option declarations --------------------------------------
+
+EXAMPLES = {Fault: "abort@0.2s", bool: True}  # a value other than the default, for kinds without an obvious one
+
+
+def other_value(spec: Spec) -> object:
+    """A valid value of ``spec`` that is not its default, as a results file records it."""
+    if spec.multiple:
+        return [dataclasses.asdict(spec.parse(EXAMPLES[spec.kind]))]
+    choices = spec.choices()
+    if choices:
+        return next(c for c in choices if c != spec.default)
+    if spec.kind is str:
+        return "10.0.0.9:2379"
+    if spec.kind is bool:
+        return not spec.default
+    default = spec.default if isinstance(spec.default, int | float) and not isinstance(spec.default, bool) else 1
+    return spec.kind(default + 2)
+
+
+def recorded_with(data: dict, spec: Spec, value: object) -> dict:
+    """``data`` with the option at ``spec.path`` recorded as ``value`` (nested options in their section)."""
+    out = copy.deepcopy(data)
+    section = out["config"]
+    for name in spec.path[:-1]:
+        section = section.setdefault(name, {})
+    section[spec.path[-1]] = value
+    return out
+
+
+def test_every_declared_option_that_makes_a_point_makes_its_own_row(tmp_path: Path) -> None:
+    base = json.loads((FIXTURES / "pool-thread-c4.json").read_text())
+    point = [s for s in specs(RunConfig) if s.key in point_keys(RunConfig)]
+    assert {s.key for s in point} >= {"loop", "server_members", "timeout_s", "scheduler", "server_delay_ms"}
+    for spec in point:
+        folder = tmp_path / spec.key
+        folder.mkdir()
+        (folder / "a.json").write_text(json.dumps(base))
+        (folder / "b.json").write_text(json.dumps(recorded_with(base, spec, other_value(spec))))
+        agg = repeats(load_results(folder))
+        assert len(agg) == 2, f"runs that differ only in {spec.key} folded into one point"
+
+
+def test_runs_that_differ_only_in_length_seed_or_recording_are_repeats(tmp_path: Path) -> None:
+    base = json.loads((FIXTURES / "pool-thread-c4.json").read_text())
+    others = [s for s in specs(RunConfig) if s.key not in point_keys(RunConfig)]
+    assert {s.key for s in others} >= {"duration_s", "seed", "warmup_s"}
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    for spec in others:
+        (tmp_path / f"{spec.key}.json").write_text(json.dumps(recorded_with(base, spec, other_value(spec))))
+    (row,) = repeats(load_results(tmp_path)).to_dict("records")
+    assert row["runs"] == len(others) + 1
+
+
+def test_every_option_is_a_column_by_its_flat_key() -> None:
+    df = load_results(FIXTURES / "pool-thread-c4.json")
+    assert {s.key for s in specs(RunConfig)} <= set(df.columns)
+    row = df.iloc[0]
+    assert (row["server_delay_ms"], row["loop"], row["server_members"], row["timeout_s"]) == (0.0, "asyncio", 1, 5.0)
+    assert row["faults"] is None and row["scheduler"] is None  # defaults for options the file predates
+
+
+def test_the_loader_never_asks_the_live_strategy_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # an old file without `strategy` is judged by the name rules only; a recorded record wins over them
+    data = json.loads((FIXTURES / "pool-thread-c4.json").read_text())
+    data["config"]["strategy"] = "my-plugin"  # not installed here
+    (tmp_path / "plugin.json").write_text(json.dumps(data))
+    data["strategy"] = {"name": "my-plugin", "safe": False, "baseline": False, "reference": True}
+    (tmp_path / "recorded.json").write_text(json.dumps(data))
+
+    def asked() -> None:
+        raise AssertionError("the analysis asked the live strategy registry")
+
+    monkeypatch.setattr(registry, "all_strategies", asked)
+    monkeypatch.setattr(registry, "get", asked)
+    df = load_results(tmp_path).set_index("path")
+    plain, recorded = df.loc[str(tmp_path / "plugin.json")], df.loc[str(tmp_path / "recorded.json")]
+    assert plain["safe"] and not plain["baseline"] and not plain["reference"]
+    assert not recorded["safe"] and recorded["reference"] and recorded["negative_control"]
