@@ -159,7 +159,17 @@ def quickstart_command(output: str | None, resume: bool) -> None:
 
     from .sweep import SweepPlan
 
-    plan = None if resume else SweepPlan.of(strategies=names(), concurrency=(1, 8, 64), duration_s=1.5, warmup_s=0.5)
+    plan = (
+        None
+        if resume
+        else SweepPlan.of(
+            strategies=names(),
+            concurrency=(1, 8, 64),
+            duration_s=1.5,
+            warmup_s=0.5,
+            interval_s=0.25,  # 6 intervals a run
+        )
+    )
     sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True))
 
 
@@ -292,6 +302,7 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
 
     try:
         config = build(RunConfig, options)
+        config.runnable()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     path, folder = _output(output)
@@ -502,15 +513,16 @@ def slo_command(
     limits = {k: options.pop(k) for k in ("min_rate", "max_rate", "resolution", "max_steps")}
     try:
         configs = designs(options, strategies, apis)
+        for config in configs:
+            config.runnable()
         start = {"start": options["rate"]} if options["rate"] is not None else {}
         search = Search(p99_ms, **start, **{k: v for k, v in limits.items() if v is not None})
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     out = Path(output) if output else DEFAULT_DIR / f"slo-{time.strftime('%Y%m%d-%H%M%S')}"
     console, err = make_console(), make_console(stderr=True)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a scheduler's stop ends the search like Ctrl-C
     console.print(f"{len(configs)} design(s), p99 <= {p99_ms:g} ms, steps into {out}/")
-    with err.status("starting", spinner="dots") as status:
+    with stop_signals(), err.status("starting", spinner="dots") as status:  # SIGTERM, SIGHUP stop it like Ctrl-C
 
         def on_start(design: str, n: int, rate: float) -> None:
             status.update(f"{design} step {n}: {rate:,.0f} requests/s")
@@ -534,7 +546,7 @@ def slo_command(
             sys.exit(EXIT_FAILED)
         except KeyboardInterrupt:
             err.print(f"interrupted; what was measured is in {out}/")
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
     table = Table(title=f"Sustainable ts/s at p99 <= {p99_ms:g} ms", title_justify="left")
     for col in ("design", "sustainable ts/s", "offered requests/s", "p99 ms", "bracket requests/s", "steps", "stopped"):
         table.add_column(col, justify="left" if col in ("design", "stopped") else "right")

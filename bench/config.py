@@ -53,14 +53,6 @@ def _apis() -> tuple[str, ...]:
     return APIS
 
 
-def _strategy_check(name: str, api: str, count: int) -> None:
-    """A strategy that cannot do this run here (unavailable, no such API, a count it cannot ask) says why."""
-    from tsobench.strategies import registry
-
-    if isinstance(name, str) and isinstance(api, str) and isinstance(count, int):  # else validate() says what is wrong
-        registry.check(name, api, count)
-
-
 @dataclass(frozen=True)
 class RunConfig:
     strategy: str = field(
@@ -205,8 +197,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         """Checks only: a RunConfig holds what it was given; what follows from it are properties
-        (``window_s``, the pool size in ``client_options``)."""
-        _strategy_check(self.strategy, self.api, self.count)
+        (``window_s``, the pool size in ``client_options``). Whether this machine can run its
+        strategy on its API is asked when it runs (``runnable``): a sweep plan may name a pair it skips."""
         validate(self)
         check_faults(self.faults)
         if self.duration_s is not None and self.requests is not None:
@@ -299,6 +291,13 @@ class RunConfig:
             cert=self.cert,
             key=self.key,
         )
+
+    def runnable(self) -> None:
+        """Refuse (ConfigError) a strategy this machine cannot run this way: not installed, without
+        this API, or asking more timestamps per request than it can."""
+        from tsobench.strategies import registry
+
+        registry.check(self.strategy, self.api, self.count)
 
     @property
     def window_s(self) -> float | None:

@@ -89,6 +89,7 @@ def run(
     """Run and return the merged, judged result. A stop during the load still
     returns what was measured (status "interrupted"); one before it raises KeyboardInterrupt.
     ``served``: a server already running for this config (``serving``), shared by several runs."""
+    config.runnable()
     started_at = utc_now()
     record = strategy_record(config)  # before the load: a plugin installed meanwhile changes nothing
     with contextlib.nullcontext(served) if served else serving(config) as s:
