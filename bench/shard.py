@@ -10,6 +10,9 @@ close. ``Hooks`` connect it to whoever runs it: the barrier, a stop signal, prog
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +44,21 @@ class Hooks:
     interval: Callable[[int, int, int], None] | None = None  # (index, answered, p99 µs) of each interval once over
 
 
+MMAP_AT_BYTES = 1 << 20  # glibc: arrays this large are mapped, and unmapped when freed
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+
+
+def _steady_memory() -> None:
+    """A fold's large temporary arrays go back to the kernel when freed. glibc otherwise raises its
+    mmap threshold after the first such free and serves the next ones from a heap that fragments:
+    a shard's RSS crept up by about a quarter over 10 minutes of the null strategy."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_AT_BYTES)
+
+
 def run_shard(shard: ShardConfig, hooks: Hooks = Hooks()) -> ShardResult:
+    _steady_memory()
     streams_before = streams_opened()
     strategy = strategies.get(shard.run.strategy)
     driver = driver_for(shard, strategy, shard.run.client_options(shard.target))
