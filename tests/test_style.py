@@ -38,3 +38,10 @@ def test_the_typecheck_tree_is_the_installed_layout():
     assert {p for p in tree.iterdir()} == set(expected)
     for link, target in expected.items():
         assert link.resolve() == target.resolve(), link
+
+
+def test_ci_runs_exactly_the_readme_s_test_command():
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    command = readme.split("Run the tests", 1)[1].split("```sh\n", 1)[1].split("\n", 1)[0]
+    assert command in (root / ".ci" / "run").read_text().splitlines()

@@ -13,6 +13,8 @@ from tsobench.bench.faults import Fault
 from tsobench.bench.runner import run
 from tsobench.strategies import APIS, registry
 
+pytestmark = pytest.mark.serial  # recovery times and tails under faults: run alone, after the parallel phase
+
 SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
 # A restarted server takes a second or so to listen on a busy 2-core machine, and the callers'
 # reconnect backoff (and gRPC's) up to another: the window leaves room for both.

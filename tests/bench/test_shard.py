@@ -22,6 +22,7 @@ def shard(config: RunConfig, target: str) -> ShardConfig:
     return ShardConfig(config, 0, target)
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize("api", ["thread", "asyncio"])
 def test_open_loop_honours_the_rate(child_server, api):
     config = RunConfig(strategy="dispatcher", api=api, concurrency=8, rate=400, duration_s=1.5, warmup_s=0.2)
@@ -106,6 +107,7 @@ def test_a_request_crossing_the_warmup_boundary_counts_with_its_full_latency(tmp
     assert h.get_total_count() == result.requests_ok + result.censored
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize("api", ["thread", "asyncio"])
 @pytest.mark.parametrize("name", SAFE)
 def test_deadlines_fire_promptly_for_every_strategy(tmp_path, name, api):

@@ -24,7 +24,8 @@ def run(*argv: str, storage: Path) -> subprocess.CompletedProcess[str]:
         if argv[0] == "compare"
         else [sys.executable, "-m", "pytest", "-q", f"--benchmark-storage={storage}", *argv]
     )
-    env = {**os.environ, "TSOBENCH_SUITE": "smoke"}
+    # Not a worker of this test run: pytest-benchmark switches itself off under pytest-xdist.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {"TSOBENCH_SUITE": "smoke"}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 

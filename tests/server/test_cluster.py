@@ -100,6 +100,7 @@ def _run_with_fault(cluster: ChildCluster, name: str, api: str, fault) -> tuple:
     return box["result"], old
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize(
     ("name", "api", "fault"),
     [
@@ -153,6 +154,7 @@ def serving(address: str) -> bool:
     return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_a_frozen_leader_freezes_nobody_else_and_never_answers_after_it_wakes(tmp_path):
     """SIGSTOP the leader: the followers keep answering GetMembers and health and elect a new
     leader within the election timeout (and a tick); after SIGCONT the old one answers no Tso,
@@ -258,6 +260,7 @@ def test_run_with_server_members_records_the_cluster(tmp_path):
     assert cluster["leader"] == cluster["endpoints"][0] and cluster["tls"] is False
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_leader_faults_in_a_run_are_recorded_and_recovered():
     """`--fault leader@..` and `kill-leader@..` on an embedded 3-member cluster."""
     from tsobench.bench.runner import run

@@ -41,6 +41,7 @@ def _freeze(pid: int) -> None:
         os.kill(pid, signal.SIGCONT)
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize("api", APIS)
 @pytest.mark.parametrize("name", SAFE)
 def test_a_frozen_leader_costs_each_caller_a_failure_or_two_not_one_per_deadline(cluster, name, api):
