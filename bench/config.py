@@ -144,6 +144,9 @@ class RunConfig:
             "dispatcher: PD's parallel RPCs (TSOClientRPCConcurrency): N x --max-inflight batches in flight per "
             "stream, each collected for the estimated RPC time / N (not with --batch-wait-us).",
             min=1,
+            axis="rpc_concurrencies",
+            key_tag="rpcc",
+            key_default=False,
         ),
     )
     connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
