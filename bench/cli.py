@@ -62,25 +62,24 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[None]:
+def _on_stop_signals(handler: Any) -> Iterator[None]:
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def stop_signals() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP (``timeout``, systemd, CI runners, a closed terminal) stop a run as Ctrl-C does:
     the load ends, what was measured is saved, nothing is left behind."""
-    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    return _on_stop_signals(signal.default_int_handler)
 
 
-@contextlib.contextmanager
-def signals_ignored() -> Iterator[None]:
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def signals_ignored() -> contextlib.AbstractContextManager[None]:
+    """While what was measured is being saved: a late signal must not lose it."""
+    return _on_stop_signals(signal.SIG_IGN)
 
 
 def exit_code(result: results.RunResult) -> int:
@@ -503,12 +502,10 @@ def slo_command(
     design); 3: some design misses the target even at the lowest rate; 2: bad input; 1: could not start;
     130: interrupted (what was measured is saved).
     """
-    from rich.table import Table
-
     from .results import DEFAULT_DIR
     from .runner import Progress, RunError
     from .slo import Search, Step, designs, run_searches
-    from .summary import progress_line
+    from .summary import progress_line, slo_step_line, slo_table
 
     limits = {k: options.pop(k) for k in ("min_rate", "max_rate", "resolution", "max_steps")}
     try:
@@ -528,12 +525,7 @@ def slo_command(
             status.update(f"{design} step {n}: {rate:,.0f} requests/s")
 
         def on_step(design: str, n: int, step: Step) -> None:
-            mark = "[green]pass[/]" if step.passed else "[yellow]interrupted[/]" if step.interrupted else "[red]fail[/]"
-            console.print(
-                f"{escape(design)} step {n}: {step.rate:,.0f}/s offered, {step.tps:,.0f} ts/s: {mark} "
-                f"({escape(step.why)})",
-                highlight=False,
-            )
+            console.print(slo_step_line(design, n, step), highlight=False)
 
         def on_progress(p: Progress) -> None:
             status.update(progress_line(p))
@@ -547,24 +539,10 @@ def slo_command(
         except KeyboardInterrupt:
             err.print(f"interrupted; what was measured is in {out}/")
             sys.exit(EXIT_INTERRUPTED)
-    table = Table(title=f"Sustainable ts/s at p99 <= {p99_ms:g} ms", title_justify="left")
-    for col in ("design", "sustainable ts/s", "offered requests/s", "p99 ms", "bracket requests/s", "steps", "stopped"):
-        table.add_column(col, justify="left" if col in ("design", "stopped") else "right")
-    for o in outcomes:
-        best = o.best
-        table.add_row(
-            escape(o.design),
-            f"{best.tps:,.0f}" if best else "-",
-            f"{best.rate:,.0f}" if best else "-",
-            f"{best.p99_ms:,.2f}" if best and best.p99_ms is not None else "-",
-            o.bracket_text(),
-            str(len(o.steps)),
-            escape(o.stopped),
-        )
-    console.print(table)
+    console.print(slo_table(outcomes, p99_ms))
     for o in outcomes:
         console.print(escape(o.line()), highlight=False, soft_wrap=True)
     console.print(f"steps and manifest: {out}/  ({out / 'slo.json'})")
     if any(o.interrupted for o in outcomes):
-        sys.exit(130)
+        sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if all(o.best for o in outcomes) else EXIT_DIRTY)

@@ -8,7 +8,7 @@ checks below all come from these declarations. Adding an option is adding a fiel
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -277,23 +277,11 @@ class RunConfig:
         return self.rate is not None
 
     def client_options(self, target: str) -> ClientOptions:
+        """What the strategy's client gets: the options of the same name, the target, the pool size."""
         from tsobench.strategies import ClientOptions
 
-        return ClientOptions(
-            target=target,
-            cluster_id=self.cluster_id,
-            pool_size=self.pool_size or min(self.concurrency, 8),
-            streams=self.streams,
-            max_batch=self.max_batch,
-            batch_wait_us=self.batch_wait_us,
-            max_inflight=self.max_inflight,
-            rpc_concurrency=self.rpc_concurrency,
-            connections=self.connections,
-            timeout_s=self.timeout_s,
-            cacert=self.cacert,
-            cert=self.cert,
-            key=self.key,
-        )
+        same = {f.name: getattr(self, f.name) for f in fields(ClientOptions) if f.name in self.__dataclass_fields__}
+        return ClientOptions(**{**same, "target": target, "pool_size": self.pool_size or min(self.concurrency, 8)})
 
     def runnable(self) -> None:
         """Refuse (ConfigError) a strategy this machine cannot run this way: not installed, without

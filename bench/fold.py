@@ -227,7 +227,7 @@ class Fold:
         n = len(self.records)
         self.completions += np.bincount(t.callers[in_window], minlength=n)
         after = (t.done >= end) & (t.intended < end)  # answered, but after the close: censored at the close
-        self.censored_waits.append(end - t.intended[after])
+        self._censor(end - t.intended[after])
 
         failed_in_window = (t.failed_done >= self.start) & (t.failed_done < end)
         self.errors.update(t.failed_kind_array[failed_in_window].tolist())
@@ -236,7 +236,7 @@ class Fold:
         self.active |= (
             np.bincount(t.failed_callers[(t.failed_done >= self.start) & (t.failed_at < end)], minlength=n) > 0
         )
-        self.censored_waits.append(end - t.failed_at[(t.failed_at < end) & (t.failed_done >= end)])
+        self._censor(end - t.failed_at[(t.failed_at < end) & (t.failed_done >= end)])
         self.buckets.add(t.done[t.done < end], corrected[t.done < end], t.failed_done[t.failed_done < end])
 
         if len(starts):  # each caller's replies come in its own order: its last is its latest
@@ -251,7 +251,13 @@ class Fold:
         if self._regions:  # the requests around the faults (regions may overlap: each request once)
             a = in_window & self._in_regions(t.done)
             f = failed_in_window & self._in_regions(t.failed_done)
-            self._trace.append((t.intended[a] - self.start, t.done[a] - self.start, t.failed_done[f] - self.start))
+            if a.any() or f.any():
+                self._trace.append((t.intended[a] - self.start, t.done[a] - self.start, t.failed_done[f] - self.start))
+
+    def _censor(self, waits: np.ndarray) -> None:
+        """Waits cut short by the close (few: only what was in flight then); folded into the latency at the end."""
+        if len(waits):
+            self.censored_waits.append(waits)
 
     def _in_regions(self, at: np.ndarray) -> np.ndarray:
         inside = np.zeros(len(at), bool)
@@ -309,7 +315,7 @@ class Fold:
         for i, r in enumerate(self.records):
             if r.pending != IDLE and r.pending < end and r.pending > self.last_intended[i]:
                 self.active[i] = True
-                self.censored_waits.append(np.array([end - r.pending], np.int64))  # never answered
+                self._censor(np.array([end - r.pending], np.int64))  # never answered
                 if now_us - r.pending > late_us:
                     hung += 1  # well past its deadline: the strategy enforced none
         waits = np.concatenate([EMPTY, *self.censored_waits])
@@ -352,7 +358,8 @@ class Fold:
         )
 
     def _joined_trace(self) -> Trace:
-        intended, done, failed = (np.concatenate([EMPTY, *parts]) for parts in zip(*self._trace, strict=True))
+        columns = list(zip(*self._trace, strict=True)) or [(), (), ()]
+        intended, done, failed = (np.concatenate([EMPTY, *column]) for column in columns)
         order = np.argsort(done, kind="stable")
         return Trace(intended[order], done[order], np.sort(failed), self.last_ok.copy())
 

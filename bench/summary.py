@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from .results import FaultOutcome, Metrics, RunResult
 from .runner import Progress
+from .slo import Outcome, Step
 from .sweep import PointOutcome, Sweep
 from .verdict import Verdict, error_list, shard_error
 
@@ -206,5 +209,30 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
             f"{s['throughput_tps']:,.0f}" if s else "-",
             f"{s['p99_us']:,}" if s.get("requests_ok") else "-",
             verdict,
+        )
+    return table
+
+
+def slo_step_line(design: str, n: int, step: Step) -> str:
+    """One step of an SLO search, as it ends."""
+    mark = "[green]pass[/]" if step.passed else "[yellow]interrupted[/]" if step.interrupted else "[red]fail[/]"
+    return f"{escape(design)} step {n}: {step.rate:,.0f}/s offered, {step.tps:,.0f} ts/s: {mark} ({escape(step.why)})"
+
+
+def slo_table(outcomes: Sequence[Outcome], p99_ms: float) -> Table:
+    """Each design's sustainable throughput at the objective, with the bracket its search found."""
+    table = Table(title=f"Sustainable ts/s at p99 <= {p99_ms:g} ms", title_justify="left")
+    for col in ("design", "sustainable ts/s", "offered requests/s", "p99 ms", "bracket requests/s", "steps", "stopped"):
+        table.add_column(col, justify="left" if col in ("design", "stopped") else "right")
+    for o in outcomes:
+        best = o.best
+        table.add_row(
+            escape(o.design),
+            f"{best.tps:,.0f}" if best else "-",
+            f"{best.rate:,.0f}" if best else "-",
+            f"{best.p99_ms:,.2f}" if best and best.p99_ms is not None else "-",
+            o.bracket_text(),
+            str(len(o.steps)),
+            escape(o.stopped),
         )
     return table
