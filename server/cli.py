@@ -53,7 +53,7 @@ def serve_command(
 
     With --members N, a cluster: --port-file then lists every member's HOST:PORT, one a line, the leader first.
     """
-    from .app import ServerError, serve  # after the command line has set gRPC's log level
+    from .app import ServerError, new_event_loop, serve  # after the command line has set gRPC's log level
     from .supervisor import serve_cluster
 
     try:
@@ -66,7 +66,8 @@ def serve_command(
         if size > 1:
             orphaned = asyncio.run(serve_cluster(config, size, port_file, exit_with_parent=exit_with_parent))
         else:
-            orphaned = asyncio.run(serve(config, port_file, metrics_port_file, exit_with_parent=exit_with_parent))
+            with asyncio.Runner(loop_factory=lambda: new_event_loop(config)) as runner:
+                orphaned = runner.run(serve(config, port_file, metrics_port_file, exit_with_parent=exit_with_parent))
     except (ServerError, DataDirLocked, ValueError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

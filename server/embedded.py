@@ -21,7 +21,7 @@ from pathlib import Path
 from tsobench.options import to_argv
 
 from .admin import AdminClient
-from .app import ServerError, TsoServer
+from .app import ServerError, TsoServer, new_event_loop
 from .config import ServerConfig
 from .leadership import Terms, claim
 from .metrics import ServerCounters, counters_from_prometheus
@@ -39,7 +39,7 @@ class InProcessServer:
             self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
             config = ServerConfig(data_dir=self._tmp.name, metrics_port=None)
         self.config = config
-        self._loop = asyncio.new_event_loop()
+        self._loop = new_event_loop(config)
         self._thread = threading.Thread(target=self._loop.run_forever, name="tso-server", daemon=True)
         self.server = TsoServer(config)
 
