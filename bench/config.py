@@ -161,7 +161,15 @@ class RunConfig:
             locates=True,
         ),
     )
-    loop: str = field(default="asyncio", metadata=option("asyncio API: the event loop.", choices=LOOPS, axis="loops"))
+    loop: str = field(
+        default="asyncio",
+        metadata=option(
+            "asyncio API: the event loop (asyncio: its selector loop on select(), timers to the microsecond; "
+            "uvloop: faster, timers to the millisecond).",
+            choices=LOOPS,
+            axis="loops",
+        ),
+    )
     server: ServerKnobs = field(
         default_factory=ServerKnobs, metadata=nested("server", help_prefix="Embedded server (not with --target): ")
     )

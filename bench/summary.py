@@ -8,6 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tsobench.options import specs, word, written
+
+from .config import RunConfig
 from .results import FaultOutcome, Metrics, RunResult
 from .runner import Progress
 from .slo import Outcome, Step
@@ -183,15 +186,23 @@ def point_line(key: str, outcome: PointOutcome) -> str:
 
 
 def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
+    """One row per point: the axes the sweep varies (every axis a sweep can vary, named as its flag),
+    then what the point measured and its verdict."""
+    varied = [
+        spec
+        for spec in specs(RunConfig)
+        if spec.axis_key is not None and len({word(spec.get(p.config)) for p in sweep.points}) > 1
+    ] or [s for s in specs(RunConfig) if s.key in ("strategy", "api", "concurrency")]
     table = Table(title=f"sweep {sweep.name}", title_justify="left")
-    faults = any(p.config.faults for p in sweep.points)
-    for col in ("strategy", "api", "c", "p", "rate", *(["faults"] if faults else []), "ts/s", "p99 µs", "verdict"):
-        table.add_column(col, justify="right" if col in ("c", "p", "ts/s", "p99 µs") else "left")
+    for spec in varied:
+        table.add_column(spec.name, justify="right" if spec.kind in (int, float) else "left")
+    for col in ("ts/s", "p99 µs", "verdict"):
+        table.add_column(col, justify="left" if col == "verdict" else "right")
     for point in sweep.points:
         outcome = outcomes.get(point.key)
         if outcome is None:
             continue
-        c, s = point.config, outcome.summary or {}
+        s = outcome.summary or {}
         verdict = outcome.status
         if outcome.status == "skipped":  # resumed (its result is in the folder) or not runnable here
             verdict = "ok (resumed)" if outcome.result else f"skipped: {escape(outcome.error or '')}"
@@ -200,12 +211,7 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
         elif s.get("requests_failed") and outcome.status != "ok":  # a fault run's failures can be expected
             verdict = f"[yellow]{s['requests_failed']} errors[/]"
         table.add_row(
-            c.strategy,
-            c.api,
-            str(c.concurrency),
-            str(c.processes),
-            f"{c.rate:g}" if c.rate else "closed",
-            *([" + ".join(f.spec for f in c.faults) or "-"] if faults else []),
+            *(escape(written(spec, spec.get(point.config))) for spec in varied),
             f"{s['throughput_tps']:,.0f}" if s else "-",
             f"{s['p99_us']:,}" if s.get("requests_ok") else "-",
             verdict,
