@@ -127,6 +127,7 @@ def test_one_run_a_side_without_a_timeline_cannot_tell(tmp_path: Path) -> None:
     assert p.verdict == UNKNOWN and not p.regression and not p.tps.known
 
 
+@pytest.mark.serial  # compares measured speeds: runs alone, after the parallel phase
 def test_the_same_run_against_a_slower_server_at_another_address(tmp_path: Path) -> None:
     """Real runs: BASE on the embedded server, NEW with --target to a server that waits 2 ms per reply."""
     base, new = tmp_path / "base", tmp_path / "new"
