@@ -52,6 +52,10 @@ def test_the_parallel_trade_is_set_beside_tidbs_figures() -> None:
     assert text.startswith("Parallel RPCs, dispatcher/asyncio c=8 rate=2000/s at ")
     assert "1 in flight: mean 1.62x the round trip, TiDB documents about 1.5x (+8%), 900 RPCs/s" in text
     assert "4 in flight: mean 1.15x the round trip, TiDB documents about 1.125x (+2%), 3,400 RPCs/s" in text
+    timed = agg.assign(batch_rpc_us_mean=[1_080.0, 1_040.0, 1_020.0])  # what the dispatcher timed per RPC
+    assert (
+        "1 in flight: mean 1.50x the RPC time, TiDB documents about 1.5x (+0%)" in parallel_trades(timed)[0].sentence()
+    )
 
 
 def test_no_parallel_trade_without_several_rpc_concurrencies() -> None:
