@@ -1,5 +1,5 @@
 """What the runner needs from its shards, wherever they run: spawned processes
-on this machine (``runner``) or Dask tasks on a cluster (``dask_shards``)."""
+on this machine (``spawned``) or Dask tasks on a cluster (``dask_shards``)."""
 
 from __future__ import annotations
 
