@@ -28,6 +28,9 @@ def fairness(completions: Sequence[int]) -> Fairness:
     )
 
 
+LITTLES_LAW_TOLERANCE = 0.25  # a ratio within 1 ± this: the throughput and latency figures agree
+
+
 def littles_law_ratio(answered_us: int, measured_s: float, callers: int) -> float | None:
     """Closed loop: throughput x mean latency / callers, i.e. the share of the
     window the callers spent in answered requests. Near 1 when every caller is

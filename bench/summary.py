@@ -11,6 +11,7 @@ from rich.table import Table
 from tsobench.options import specs, word, written
 
 from .config import RunConfig
+from .fairness import LITTLES_LAW_TOLERANCE
 from .results import FaultOutcome, Metrics, RunResult
 from .runner import Progress
 from .slo import Outcome, Step
@@ -53,12 +54,9 @@ def fairness_line(m: Metrics) -> str:
     if f["starved_callers"]:
         line += f"  [bold red]{f['starved_callers']} of {m['callers']} callers starved[/]"
     ratio = m.get("littles_law_ratio")
-    if ratio is not None and not LITTLE_LOW <= ratio <= LITTLE_HIGH:
+    if ratio is not None and abs(ratio - 1) > LITTLES_LAW_TOLERANCE:
         line += f"  [yellow]Little's law {ratio:.2f}: callers waited on something the latency does not show[/]"
     return line
-
-
-LITTLE_LOW, LITTLE_HIGH = 0.8, 1.2
 
 
 def run_table(result: RunResult) -> Table:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ..fairness import LITTLES_LAW_TOLERANCE
 from ..verdict import error_list
 from . import recovery_report
 from .aggregate import where
@@ -24,7 +25,7 @@ from .distance import bound_of, distance_key, distance_rank, distance_text, para
 from .harness import BOUND_SHARE, NULL
 from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
 from .stats import Estimate, Ratio, ratio_ci
-from .usl import LITTLE_TOLERANCE, littles_law
+from .usl import littles_law
 
 BASELINE = "per-request"  # the naive design every factor is also given against
 MIN_P99_REQUESTS = 1_000  # below this a p99 rests on fewer than 10 answers above it
@@ -384,13 +385,13 @@ def _littles(df: pd.DataFrame) -> str:
         return "Little's law: no clean closed-loop run to check."
     bad = check[~check["ok"]]
     if bad.empty:
-        return f"Little's law holds within ±{LITTLE_TOLERANCE:.0%} on all {len(check)} clean closed-loop runs."
+        return f"Little's law holds within ±{LITTLES_LAW_TOLERANCE:.0%} on all {len(check)} clean closed-loop runs."
     listed = ", ".join(
         f"{r['strategy']}/{r['api']} {int(r['total_callers'])} callers (ratio {r['ratio']:.2f})"
         for _, r in bad.iterrows()
     )
     return (
-        f"Little's law off by more than ±{LITTLE_TOLERANCE:.0%} (callers waiting outside the measured request, "
+        f"Little's law off by more than ±{LITTLES_LAW_TOLERANCE:.0%} (callers waiting outside the measured request, "
         f"or figures that disagree): {listed}."
     )
 

@@ -36,10 +36,11 @@ from rich.table import Table
 
 from tsobench.options import word
 
+from ..fairness import LITTLES_LAW_TOLERANCE
 from .aggregate import repeats
 from .ceilings import UNKNOWN_FROM, ServerSide, server_side
 from .loader import BY_KEY, named
-from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
+from .usl import SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
 
@@ -396,7 +397,7 @@ def _littles_summary(df: pd.DataFrame) -> dict[str, float | int]:
         "min_ratio": round(float(check["ratio"].min()), 4),
         "max_ratio": round(float(check["ratio"].max()), 4),
         "off": int((~check["ok"]).sum()),
-        "tolerance": LITTLE_TOLERANCE,
+        "tolerance": LITTLES_LAW_TOLERANCE,
     }
 
 

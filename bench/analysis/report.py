@@ -19,13 +19,14 @@ import pandas as pd
 
 from tsobench.files import write_atomically
 
+from ..fairness import LITTLES_LAW_TOLERANCE
 from ..verdict import error_list
 from . import plots, recovery_report
 from .aggregate import per_series, repeats, where
 from .distance import distance_key, round_trip_ms
 from .findings import Findings, find
 from .loader import ENV_FIELDS, PathLike, Skipped, load, skipped
-from .usl import LITTLE_TOLERANCE, SeriesFit, fit_cells, fit_series, littles_law
+from .usl import SeriesFit, fit_cells, fit_series, littles_law
 
 REPORT_DIR = "report"
 COMPARED_ENV = ("python", "grpcio", "protobuf", "cpu_model", "cpu_count")  # what changes the numbers
@@ -292,10 +293,10 @@ def littles_section(df: pd.DataFrame) -> list[Block]:
         f"range {check['ratio'].min():.3f}–{check['ratio'].max():.3f}. "
     )
     if bad.empty:
-        summary += f"All within ±{LITTLE_TOLERANCE:.0%}: the throughput and latency figures agree."
+        summary += f"All within ±{LITTLES_LAW_TOLERANCE:.0%}: the throughput and latency figures agree."
     else:
         summary += (
-            f"{len(bad)} run(s) off by more than ±{LITTLE_TOLERANCE:.0%} (below 1: callers spend time "
+            f"{len(bad)} run(s) off by more than ±{LITTLES_LAW_TOLERANCE:.0%} (below 1: callers spend time "
             "outside the timed request, e.g. client CPU; above 1: the figures disagree)."
         )
     rows = tuple(

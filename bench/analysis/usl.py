@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
+from ..fairness import LITTLES_LAW_TOLERANCE
 from .aggregate import with_series
 
 PARAMETERS = 3  # lambda, sigma, kappa: a curve through this many levels fits any data exactly, so it says nothing
@@ -24,7 +25,6 @@ MIN_LEVELS = PARAMETERS + 1  # distinct concurrency levels a fit needs: more lev
 CEILING_LEVELS = MIN_LEVELS  # a fit sets a ceiling only from this many levels...
 CEILING_R2 = 0.8  # ...and this good a fit
 KAPPA_ZERO = 1e-12  # below this the fit found no crosstalk: N* is infinite
-LITTLE_TOLERANCE = 0.25  # |L / N - 1| beyond this is worth a look
 
 
 def usl(n: np.ndarray | float, lambda_: float, sigma: float, kappa: float) -> np.ndarray | float:
@@ -225,5 +225,5 @@ def littles_law(df: pd.DataFrame) -> pd.DataFrame:
     )
     out["implied_callers"] = out["throughput_rps"] * out["mean_us"] / 1e6
     out["ratio"] = rows["littles_law_ratio"].fillna(out["implied_callers"] / out["total_callers"])  # as recorded
-    out["ok"] = (out["ratio"] - 1).abs() <= LITTLE_TOLERANCE
+    out["ok"] = (out["ratio"] - 1).abs() <= LITTLES_LAW_TOLERANCE
     return out.reset_index(drop=True)
