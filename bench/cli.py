@@ -153,7 +153,7 @@ def sweep_command(
 @click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
 def quickstart_command(output: str | None, resume: bool) -> None:
     """Every strategy on both APIs at a few concurrency levels, and the null baseline to know the harness's
-    own ceiling (about three and a half minutes on 2 cores), then the report with its findings."""
+    own ceiling (about three minutes on 2 cores), then the report with its findings."""
     from tsobench.strategies import names
 
     from .sweep import SweepPlan
