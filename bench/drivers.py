@@ -162,14 +162,18 @@ class ThreadDriver:
         folding = threading.Event()
         fold_thread = threading.Thread(target=_fold_every, args=(folder, folding), name="fold", daemon=True)
         fold_thread.start()
+        # Every caller starts at the gate, as asyncio's tasks do: starting threads one by one
+        # under load (or across a pause of this process) would let the first ones run alone.
+        gate = threading.Event()
         threads = [
             threading.Thread(
-                target=_thread_caller, args=(self.client.get_ts, c, clock), name=f"caller-{i}", daemon=True
+                target=_thread_caller, args=(self.client.get_ts, c, clock, gate), name=f"caller-{i}", daemon=True
             )
             for i, c in enumerate(callers)
         ]
         for t in threads:
             t.start()
+        gate.set()
         give_up = time.monotonic() + _give_up_s(self.shard, clock)
         while any(t.is_alive() for t in threads) and now_us() < clock.end_us and time.monotonic() < give_up:
             clock.stop.wait(0.05)
@@ -199,7 +203,10 @@ def _fold_every(folder: Folder, stop: threading.Event) -> None:
         wait = next_wait
 
 
-def _thread_caller(get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock) -> None:
+def _thread_caller(
+    get_ts: Callable[[int], strategies.Timestamp], c: Caller, clock: Clock, gate: threading.Event
+) -> None:
+    gate.wait()
     r, count = c.record, c.count
     last_log, sent_log, done_log = r.lasts.append, r.sent.append, r.done.append
     schedule = c.arrivals(clock.start_us)

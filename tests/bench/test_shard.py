@@ -134,6 +134,22 @@ def test_exclusive_streams_are_handed_out_in_fifo_order(child_server, name, api)
     assert fairness(result.completions)["jain"] > 0.9
 
 
+def test_thread_callers_start_together_even_across_a_pause(child_server, monkeypatch):
+    """A pause while the callers' threads start (a loaded host) must not let the first ones run alone."""
+    start = threading.Thread.start
+
+    def paused_start(self: threading.Thread) -> None:
+        if self.name == "caller-20":
+            time.sleep(0.8)
+        start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", paused_start)
+    config = RunConfig(strategy="pool", api="thread", concurrency=64, pool_size=8, duration_s=1.0, warmup_s=0.2)
+    result = run_shard(shard(config, child_server.address))
+    assert result.errors == {}
+    assert fairness(result.completions)["jain"] > 0.9, result.completions
+
+
 @pytest.mark.parametrize("api", ["thread", "asyncio"])
 def test_the_null_strategy_is_clean(api):
     config = RunConfig(strategy="null", api=api, concurrency=16, duration_s=0.5, warmup_s=0.1, count=3)
