@@ -154,13 +154,15 @@ def test_a_lane_has_max_inflight_times_rpc_concurrency_batches_in_flight(stopped
     assert _stalled_lane(stopped_server, rpc_concurrency, max_inflight, callers=6) == rpc_concurrency * max_inflight
 
 
-def test_parallel_rpcs_collect_a_batch_for_the_estimated_rpc_time_over_n():
+def test_parallel_rpcs_collect_a_batch_for_the_estimated_rpc_time_over_n(monkeypatch):
+    now = 100.0
+    monkeypatch.setattr(time, "monotonic", lambda: now)  # a preempted test must not read as a shorter wait
     lane = _Lane(strategies.ClientOptions("h:1", rpc_concurrency=4))
-    assert lane.collect_wait_s(time.monotonic()) == pytest.approx(RpcTimeEstimate.FLOOR_S / 4, rel=0.5)
+    assert lane.collect_wait_s(now) == pytest.approx(RpcTimeEstimate.FLOOR_S / 4)
     lane.estimate.add(0.0, 0.008)
-    started = time.monotonic()
-    assert 0.0015 < lane.collect_wait_s(started) <= 0.002  # 8 ms / 4, less the time since collecting began
-    assert lane.collect_wait_s(started - 0.01) < 0  # already collected longer: send at once
+    assert lane.collect_wait_s(now) == pytest.approx(0.002)  # 8 ms / 4
+    assert lane.collect_wait_s(now - 0.0005) == pytest.approx(0.0015)  # less the time since collecting began
+    assert lane.collect_wait_s(now - 0.01) < 0  # already collected longer: send at once
     plain = _Lane(strategies.ClientOptions("h:1", batch_wait_us=300))
     assert plain.collect_wait_s(0.0) == 0.0003  # N = 1: --batch-wait-us as before, no estimate
 
