@@ -54,7 +54,6 @@ class Merge(Enum):
     CONCAT = (lambda values: [x for v in values for x in v],)
     HISTOGRAM = (lambda values: latency.encode(latency.merge(values)),)  # encoded HDR histograms
     RANGES = (merge_ranges,)
-    INTERVALS = (lambda values: [part for v in values for part in v],)  # kept per part: merged by index later
     TRACE = (lambda values: Trace.join(v for v in values if v is not None) if any(values) else None,)
     OWN = (lambda values: -1,)  # a shard's own: the merged result is no shard
 
@@ -100,7 +99,9 @@ class ShardResult:
     )
     interrupted: bool = field(metadata=measure(Merge.ANY, "stopped before the window's end"))
     intervals: list[intervals.IntervalPart] = field(
-        repr=False, metadata=measure(Merge.INTERVALS, "completions per --interval, warm-up included")
+        # each shard's parts, kept as they are: the runner merges them by interval index
+        repr=False,
+        metadata=measure(Merge.CONCAT, "completions per --interval, warm-up included"),
     )
     trace: Trace | None = field(repr=False, metadata=measure(Merge.TRACE, "requests around each fault"))
 

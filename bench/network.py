@@ -43,8 +43,7 @@ def measure_rtt(address: str, credentials: grpc.ChannelCredentials | None, timeo
 def network(config: RunConfig, leader: str) -> Network:
     options = config.client_options(leader)
     credentials = channel_credentials(options.cacert, options.cert, options.key)
-    knobs = config.server
-    rtt_ms, jitter_ms = getattr(knobs, "rtt_ms", 0.0), getattr(knobs, "rtt_jitter_ms", 0.0)
+    rtt_ms, jitter_ms = config.server.rtt_ms, config.server.rtt_jitter_ms
     emulated = {"rtt_ms": rtt_ms, "jitter_ms": jitter_ms} if config.target is None and (rtt_ms or jitter_ms) else None
     return {
         "rtt_ms": measure_rtt(leader, credentials, config.timeout_s),

@@ -36,6 +36,7 @@ from .results import (
     Batching,
     FaultOutcome,
     Metrics,
+    Network,
     Placement,
     RunResult,
     ServerSummary,
@@ -134,13 +135,14 @@ def _find_cluster(config: RunConfig, target: str) -> dict[str, Any]:
     """Ask GetMembers before any load, as every client will (a wrong CA or an endpoint list
     nobody answers on fails here, with the reason); what it says goes into the results' config."""
     options = config.client_options(target)
+    addresses = endpoints(target)
     try:
         credentials = channel_credentials(options.cacert, options.cert, options.key)
-        leader = find_leader(endpoints(target), credentials, options.timeout_s)
+        leader = find_leader(addresses, credentials, options.timeout_s)
     except (NoLeader, OSError) as exc:
         raise RunError(f"could not start: {exc}") from None
     return {
-        "endpoints": endpoints(target),
+        "endpoints": addresses,
         "tls": options.tls,
         "members": list(leader.members),
         "leader": leader.address,
@@ -242,7 +244,7 @@ def _result(
     shards: ShardBackend,
     load: _Load,
     cluster: dict[str, Any],
-    measured_network: Any,
+    measured_network: Network,
 ) -> RunResult:
     parts = [shards.results[i] for i in sorted(shards.results)]
     total = ShardResult.merge(parts)
