@@ -8,7 +8,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -23,6 +23,7 @@ from tsobench.server.cli import serve_command
 from . import results
 from .config import RunConfig
 from .slo import click_options as _slo_options
+from .stops import on_stop_signals
 from .verdict import Verdict
 
 if TYPE_CHECKING:
@@ -58,28 +59,15 @@ def main(verbose: bool) -> None:
     # -v is read from argv before grpc loads (tsobench.grpc_log); here it only needs to exist.
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@contextlib.contextmanager
-def _on_stop_signals(handler: Any) -> Iterator[None]:
-    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def stop_signals() -> contextlib.AbstractContextManager[None]:
     """SIGTERM and SIGHUP (``timeout``, systemd, CI runners, a closed terminal) stop a run as Ctrl-C does:
     the load ends, what was measured is saved, nothing is left behind."""
-    return _on_stop_signals(signal.default_int_handler)
+    return on_stop_signals(signal.default_int_handler)
 
 
 def signals_ignored() -> contextlib.AbstractContextManager[None]:
     """While what was measured is being saved: a late signal must not lose it."""
-    return _on_stop_signals(signal.SIG_IGN)
+    return on_stop_signals(signal.SIG_IGN)
 
 
 def exit_code(result: results.RunResult) -> int:
@@ -367,8 +355,6 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     A file that cannot be read is left out with a warning. Exit 0: written; 3: written,
     but some files were left out; 2: bad input (nothing to report).
     """
-    from tsobench.files import check_writable
-
     from .analysis.report import write_report
 
     problem = check_writable(output) if output is not None else None
@@ -457,15 +443,13 @@ def compare_command(
     try:
         result = compare(base, new, **given)
     except ValueError as exc:
-        make_console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_USAGE)
+        _refuse(str(exc))
     text = to_markdown_text(result)
     if output:
         try:
             write_atomically(output, text)
         except OSError as exc:
-            make_console(stderr=True).print(f"[bold red]error:[/] cannot write {escape(output)}: {exc.strerror}")
-            sys.exit(EXIT_USAGE)
+            _refuse(f"cannot write {output}: {exc.strerror}")
     if markdown:
         click.echo(text, nl=False)
     else:

@@ -20,10 +20,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -35,12 +34,12 @@ from tsobench.strategies.registry import unavailable
 
 from . import results
 from .config import ConfigError, RunConfig
+from .stops import on_stop_signals
 
 MANIFEST = "sweep.json"
 MANIFEST_VERSION = 1
 LOCK = "sweep.lock"  # flock()ed by the sweep that owns the folder; holds its pid
 SPAWN_SLACK_S = 30.0  # interpreter, server and shard start-up on top of the run's own limit
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; timeout, systemd, CI; a closed terminal
 
 
 def _axes() -> dict[str, Spec]:
@@ -352,7 +351,7 @@ class Sweep:
         sweep: the running point is told to stop and saves what it measured, the manifest
         records where the sweep stopped (``interrupted``), and ``run`` returns."""
         self.out.mkdir(parents=True, exist_ok=True)
-        with self._stopping_on_signals():
+        with on_stop_signals(self._on_signal):  # to the sweep alone or to its whole group
             self.write_manifest()
             for point in sorted(self.points, key=lambda p: p.repeat):  # stable: the plan's order per round
                 if self.interrupted:
@@ -372,21 +371,6 @@ class Sweep:
         if reason is not None:
             return PointOutcome(point.key, "skipped", None, None, 0.0, error=reason)
         return self._run_point(point)
-
-    @contextlib.contextmanager
-    def _stopping_on_signals(self) -> Iterator[None]:
-        """Stop on SIGINT, SIGTERM and SIGHUP while the sweep runs, to the sweep alone or to its
-        whole process group (as ``timeout``, systemd and CI runners send them); the previous
-        handlers come back after. Only the main thread can take signals: elsewhere, none is set."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
-        try:
-            yield
-        finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if not self.interrupted:
