@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import selectors
 import threading
 import time
 import traceback
@@ -27,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tsobench import strategies
+from tsobench.loops import select_event_loop
 
 from .clock import FOREVER_US, Clock, now_us
 from .config import GRACE_S, ShardConfig
@@ -377,17 +377,15 @@ def _counters(client: object) -> dict[str, int]:
 
 
 def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """asyncio's own loop on select(), which wakes when a timer is due to the microsecond: on epoll
-    (asyncio's default) every wait rounds up to the next millisecond, so an open-loop caller started
-    its requests up to 1 ms after their intended start and the null strategy showed a 0.6 ms median
-    latency of nothing but timer (0.13 ms on select). The loop watches two descriptors (grpc.aio polls
-    its connections on a thread of its own), so select's limit does not bite. uvloop's timers are
-    libuv's, in milliseconds: the open loop's latencies carry that granularity."""
+    """The loop on select() (why: ``tsobench.loops``): on epoll an open-loop
+    caller started its requests up to 1 ms after their intended start and the null strategy showed a
+    0.6 ms median latency of nothing but timer (0.13 ms on select). uvloop's timers are libuv's, in
+    milliseconds: the open loop's latencies carry that granularity."""
     if name == "uvloop":
         import uvloop
 
         return uvloop.new_event_loop
-    return lambda: asyncio.SelectorEventLoop(selectors.SelectSelector())
+    return select_event_loop
 
 
 Driver = ThreadDriver | AsyncDriver

@@ -7,7 +7,6 @@ import contextlib
 import errno
 import os
 import resource
-import selectors
 import signal
 import socket
 import ssl
@@ -23,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from tsobench.files import write_atomically
+from tsobench.loops import select_event_loop
 from tsobench.protos import admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 
 from . import admin
@@ -52,13 +52,11 @@ SERVER_OPTIONS = [
 
 
 def new_event_loop(config: ServerConfig) -> asyncio.AbstractEventLoop:
-    """The server's event loop. With a round trip to emulate, one on select(), which wakes when a reply
-    is due to the microsecond, where epoll rounds every wait up to the next millisecond: with several
-    streams waiting, their replies left up to a millisecond late (a pool of 8 streams at --rtt-ms 1 got
-    80 % of the 8-per-round-trip it got on select). select's limit on descriptors does not bite: the
-    loop watches two (grpc.aio polls its connections on a thread of its own)."""
+    """The server's event loop: with a round trip to emulate, one on select() (``tsobench.loops``). On epoll, with
+    several streams waiting, their replies left up to a millisecond late (a pool of 8 streams at
+    --rtt-ms 1 got 80 % of the 8-per-round-trip it got on select)."""
     if config.rtt_ms or config.rtt_jitter_ms:
-        return asyncio.SelectorEventLoop(selectors.SelectSelector())
+        return select_event_loop()
     return asyncio.new_event_loop()
 
 

@@ -65,9 +65,5 @@ class CountsReconnects:
 
     backoff: Backoff
 
-    @property
-    def reconnects(self) -> int:
-        return self.backoff.attempts
-
     def counters(self) -> dict[str, int]:
         return {"reconnects": self.backoff.attempts}

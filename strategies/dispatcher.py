@@ -284,10 +284,6 @@ class ThreadClient(ThreadClientBase):
             self._lanes.append(lane)
             threading.Thread(target=lane.run, name=f"tso-dispatcher-{i}", daemon=True).start()
 
-    @property
-    def reconnects(self) -> int:
-        return sum(lane.backoff.attempts for lane in self._lanes)
-
     def counters(self) -> dict[str, int]:
         return _counters(self._lanes)
 
@@ -443,10 +439,6 @@ class AsyncClient(AsyncClientBase):
             self._lanes.append(lane)
             lane.sender = asyncio.create_task(lane.run())
             self._tasks.append(lane.sender)
-
-    @property
-    def reconnects(self) -> int:
-        return sum(lane.backoff.attempts for lane in self._lanes)
 
     def counters(self) -> dict[str, int]:
         return _counters(self._lanes)

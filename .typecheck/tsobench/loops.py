@@ -1,0 +1,1 @@
+../../tsobench/loops.py
