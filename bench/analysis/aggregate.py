@@ -153,6 +153,12 @@ def _verdict_text(g: pd.DataFrame, bad: pd.Series, judgement: Judgement, name_po
     return text + (" (negative control: failing is expected)" if judgement.negative_control else "")
 
 
+def designs(agg: pd.DataFrame) -> pd.DataFrame:
+    """The points a reader chooses between: safe, clean, with throughput; never the harness's ceiling nor a
+    production client shown for reference."""
+    return agg[agg["clean"] & agg["safe"] & ~agg["baseline"] & ~agg["reference"] & (agg["tps"] > 0)]
+
+
 def per_series(df: pd.DataFrame) -> pd.DataFrame:
     """Every run of a series: counts summed, the verdict of its worst point (with the point named)."""
     df = with_series(df)

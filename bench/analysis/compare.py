@@ -30,7 +30,7 @@ from rich.table import Table as RichTable
 from tsobench.options import comparable_keys, flatten, specs
 
 from ..config import RunConfig
-from ..verdict import Verdict
+from .aggregate import worst
 from .loader import PathLike, Skipped, load_results, named, skipped
 from .report import Block, Heading, Table, Text, to_markdown
 from .stats import NO_VALUE, PointEstimates, PointSamples, Ratio, RunFigures, estimate, point_samples, ratio_ci
@@ -168,17 +168,13 @@ def _listing(points: Mapping[Key, Any], labels: Mapping[Key, str], most: int = 3
     return "; ".join(names[:most]) + (f"; {len(names) - most} more" if len(names) > most else "") or "none"
 
 
-VERDICT_ORDER = list(Verdict)  # worst first
-
-
 def _side(runs: pd.DataFrame, confidence: float) -> Side:
     samples = point_samples([RunFigures.of(r) for _, r in runs.iterrows()])
-    worst = min(runs["verdict"], key=lambda v: VERDICT_ORDER.index(Verdict(v)))
     return Side(
         runs=len(runs),
         samples=samples,
         figures=estimate(samples, confidence),
-        verdict=worst,
+        verdict=worst(runs)["verdict"],
         dirty=bool(runs["dirty"].any()),
         baseline=bool(runs["baseline"].any()),
     )
@@ -248,10 +244,6 @@ def notes(c: Comparison) -> list[str]:
         out.append("only in NEW: " + "; ".join(c.only_new))
     out += [str(s) for s in c.skipped]
     return out
-
-
-def _sources(p: PointChange) -> list[tuple[str, Any]]:
-    return [("BASE", p.base.figures.tps.samples), ("NEW", p.new.figures.tps.samples)]
 
 
 def to_markdown_text(c: Comparison) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -31,21 +32,33 @@ from .loader import POINT, flag
 # (tidb_tso_client_rpc_mode DEFAULT, PARALLEL, PARALLEL-FAST).
 DOCUMENTED_PARALLEL = {1: 1.5, 2: 1.25, 4: 1.125}
 RPC_CONCURRENCY = "rpc_concurrency"  # the option that sets it (the dispatcher's --rpc-concurrency)
+# Where a round trip may come from, the most favourable first, with how it is said.
+_ROUND_TRIPS = (("rtt_min_ms", "the shortest measured"), ("rtt_ms", "measured"), ("rtt_emulated_ms", "emulated"))
+
+
+def _positive(value: Any) -> bool:
+    """Recorded (not None, not NaN) and above zero."""
+    return bool(value is not None and pd.notna(value) and value > 0)
+
+
+def _first_round_trip(r: pd.Series, sources: tuple[tuple[str, str], ...]) -> tuple[float | None, str]:
+    """The first of ``sources`` (column, how it is said) the point recorded, and how it is said."""
+    for col, said in sources:
+        value = r.get(col)
+        if _positive(value):
+            return float(value), said
+    return None, "unknown"
 
 
 def round_trip_ms(r: pd.Series) -> float | None:
     """The point's round trip: as measured before the load (median of repeats), else as emulated."""
-    for col in ("rtt_ms", "rtt_emulated_ms"):
-        value = r.get(col)
-        if value is not None and pd.notna(value) and value > 0:
-            return float(value)
-    return None
+    return _first_round_trip(r, _ROUND_TRIPS[1:])[0]
 
 
 def distance_key(r: pd.Series) -> str:
     """Which distance a point belongs to, for grouping: its emulated round trip, else loopback or its target."""
     emulated = r.get("rtt_emulated_ms")
-    if emulated is not None and pd.notna(emulated) and emulated > 0:
+    if _positive(emulated):
         return f"{float(emulated):g} ms"
     if flag(r.get("loopback")):
         return "loopback"
@@ -57,7 +70,7 @@ def distance_key(r: pd.Series) -> str:
 def distance_rank(r: pd.Series) -> tuple[float, str]:
     """Nearest first: loopback, then by round trip; an unrecorded distance last."""
     rtt = r.get("rtt_emulated_ms")
-    rtt = rtt if rtt is not None and pd.notna(rtt) and rtt > 0 else 0.0 if flag(r.get("loopback")) else round_trip_ms(r)
+    rtt = rtt if _positive(rtt) else 0.0 if flag(r.get("loopback")) else round_trip_ms(r)
     return (math.inf if rtt is None else float(rtt), distance_key(r))
 
 
@@ -84,7 +97,6 @@ class Bound:
     rtt_ms: float  # the round trip the bound assumes
     rtt_from: str  # where that round trip comes from
     achieved: float  # per second: requests, or RPCs for a bound in batches
-    why: str
 
     @property
     def limit(self) -> float:
@@ -119,9 +131,9 @@ OVER = 1.05  # above its bound by more than measurement noise
 def bound_of(r: pd.Series) -> Bound | None:
     """A point (a row of ``aggregate.repeats``) against its strategy's stated bound; None when the strategy
     states none, the round trip is unknown, or what the bound limits was not measured."""
-    rtt, rtt_from = _shortest_round_trip(r)
+    rtt, rtt_from = _first_round_trip(r, _ROUND_TRIPS)  # the most favourable: the shortest measured
     in_flight = r.get("bound_in_flight")
-    if rtt is None or in_flight is None or pd.isna(in_flight) or not in_flight > 0:
+    if rtt is None or not _positive(in_flight):
         return None
     unit = str(r.get("bound_unit") or "requests")
     if unit == "batches":
@@ -138,17 +150,7 @@ def bound_of(r: pd.Series) -> Bound | None:
         rtt,
         rtt_from,
         achieved,
-        str(r.get("bound_why") or ""),
     )
-
-
-def _shortest_round_trip(r: pd.Series) -> tuple[float | None, str]:
-    """The round trip a bound may assume: the shortest measured, else the median, else the emulated one."""
-    for col, said in (("rtt_min_ms", "the shortest measured"), ("rtt_ms", "measured"), ("rtt_emulated_ms", "emulated")):
-        value = r.get(col)
-        if value is not None and pd.notna(value) and value > 0:
-            return float(value), said
-    return None, "unknown"
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import pandas as pd
 from ..fairness import LITTLES_LAW_TOLERANCE
 from ..verdict import error_list
 from . import recovery_report
-from .aggregate import where
+from .aggregate import designs, where
 from .distance import bound_of, distance_key, distance_rank, distance_text, parallel_trades, round_trip_ms
 from .harness import BOUND_SHARE, NULL
 from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
@@ -132,10 +132,9 @@ def _recovery(df: pd.DataFrame) -> list[str]:
     return [sentence] if sentence else []
 
 
-def _designs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The points a reader chooses between: safe, clean, with throughput; never the harness's ceiling nor a
-    production client shown for reference."""
-    return runs[runs["clean"] & runs["safe"] & ~runs["baseline"] & ~runs["reference"] & (runs["tps"] > 0)]
+def _by_median(points: pd.DataFrame) -> pd.DataFrame:
+    """The points with ``tps_est_median``, the median of their throughput, to rank them by."""
+    return points.assign(tps_est_median=[e.median for e in points["tps_est"]])
 
 
 def _leader(g: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, str]:
@@ -149,7 +148,7 @@ def _leader(g: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, str]:
 
 
 def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
-    ranked = _designs(runs[~runs["open_loop"]]).assign(tps_est_median=lambda d: [e.median for e in d["tps_est"]])
+    ranked = _by_median(designs(runs[~runs["open_loop"]]))
     alike = [k for k in BASELINE_MATCH if k not in ("source", "api", *LOAD)]
     knobs = [k for k in alike if ranked[k].nunique(dropna=False) > 1]  # compared only alike
     keys = ["api", "total_callers", "concurrency", "processes", *knobs]  # pool_size follows the concurrency
@@ -255,8 +254,8 @@ def _fairness(runs: pd.DataFrame) -> str:
     known = runs[runs["jain"].notna()]
     if known.empty:
         return 'Fairness: not recorded in these results (no `metrics.fairness`); the tables show "-".'
-    designs = known[known["safe"] & ~known["baseline"]]  # what a reader chooses between
-    worst = (designs if len(designs) else known).sort_values("jain").iloc[0]
+    safe = known[known["safe"] & ~known["baseline"]]  # what a reader chooses between
+    worst = (safe if len(safe) else known).sort_values("jain").iloc[0]
     text = (
         f"Fairness (Jain's index of completions per caller, 1 = equal): lowest of the safe strategies "
         f"{worst['jain']:.2f} at {_point(worst)}"
@@ -338,9 +337,9 @@ def _bounds(runs: pd.DataFrame) -> list[str]:
         at = g.iloc[0].copy()
         at["rtt_ms"] = g["rtt_ms"].median()  # the distance of the group: its points' median round trip
         text = f"At {distance_text(at)}"
-        designs = _designs(g)
-        if len(designs):
-            top, runner, how = _leader(designs.assign(tps_est_median=[e.median for e in designs["tps_est"]]))
+        chosen = designs(g)
+        if len(chosen):
+            top, runner, how = _leader(_by_median(chosen))
             text += f", the best safe strategy is {top['design']} {where(top)} with {_tps(top)} ts/s"
             if runner is not None and how == TIED:
                 text += f" ({TIED} from {runner['design']} {where(runner)}, {_tps(runner)})"
@@ -359,16 +358,18 @@ def _bounds(runs: pd.DataFrame) -> list[str]:
 def _references(runs: pd.DataFrame) -> list[str]:
     """Production clients are shown beside the designs, never ranked among them."""
     ref = runs[runs["reference"] & runs["clean"] & (runs["tps"] > 0) & ~runs["open_loop"]]
+    peers = designs(runs[~runs["open_loop"]])
+    points = [_alike(p) for _, p in peers.iterrows()]
     notes = []
     for series, g in ref.groupby("series", sort=True):
         r = g.sort_values("tps", ascending=False).iloc[0]
         text = (
             f"Reference {series} (a production client, shown for comparison, not ranked): {_tps(r)} ts/s at {where(r)}"
         )
-        peers = _designs(runs[~runs["open_loop"]])
-        same = peers[[_alike(p) == _alike(r) for _, p in peers.iterrows()]]
+        at = _alike(r)
+        same = peers[[p == at for p in points]]
         if len(same):
-            best = same.assign(m=[e.median for e in same["tps_est"]]).sort_values("m", ascending=False).iloc[0]
+            best = _by_median(same).sort_values("tps_est_median", ascending=False).iloc[0]
             text += f"; the best design at that point, {best['series']}, is {factor(best, r)} of it"
         notes.append(text + ".")
     return notes

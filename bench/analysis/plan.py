@@ -37,7 +37,7 @@ from rich.table import Table
 from tsobench.options import word
 
 from ..fairness import LITTLES_LAW_TOLERANCE
-from .aggregate import repeats
+from .aggregate import designs, repeats
 from .ceilings import UNKNOWN_FROM, ServerSide, server_side
 from .loader import BY_KEY, named
 from .usl import SeriesFit, fit_cells, fit_series, littles_law
@@ -164,8 +164,7 @@ def plan(df: pd.DataFrame, target_tps: float, p99_ms: float | None = None, headr
     agg = repeats(df)
     fits = tuple(fit_series(df))
     by_series = {f.series: f for f in fits}
-    # never the harness's own ceiling, nor a production client shown for reference: designs to choose between
-    candidates = agg[agg["clean"] & agg["safe"] & ~agg["baseline"] & ~agg["reference"] & (agg["tps"] > 0)]
+    candidates = designs(agg)  # never the harness's own ceiling, nor a production client shown for reference
     measured = agg[agg["clean"] & (agg["server_rps"] > 0)]
     server_rps = measured.groupby(_server(measured))["server_rps"].max().to_dict()  # per server measured
     options = sorted(

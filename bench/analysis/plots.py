@@ -421,7 +421,7 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
     return fig
 
 
-def distance(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
+def distance(agg: pd.DataFrame) -> Figure | None:
     """Requests/s against the round trip, one panel per load, a line per design; each design's bound
     (in flight / round trip) dashed in its colour. A bound in batches limits RPCs: those points are the
     hollow marks beside it."""

@@ -363,7 +363,7 @@ def time_and_faults(runs: Sequence[recovery_report.Run]) -> list[Block]:
     return blocks
 
 
-def distance_section(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> list[Block]:
+def distance_section(agg: pd.DataFrame) -> list[Block]:
     """distance.png when the points were measured at more than one distance; else why not."""
     keys = {distance_key(r) for _, r in agg[agg["source"] == "tsobench"].iterrows()}
     known = keys - {"unknown distance"}
@@ -375,7 +375,7 @@ def distance_section(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[st
                 "`--server-rtt-ms 0,1,2` to draw one). The findings place each design against its bound."
             )
         ]
-    fig = plots.distance(agg, palette, shapes)
+    fig = plots.distance(agg)
     if fig is None:
         return [Text("No clean closed-loop point with a known round trip: no throughput-against-round-trip plot.")]
     caption = (
@@ -477,7 +477,7 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             "No safe closed-loop runs with histograms: no percentile spectrum.",
         ),
         Heading("Throughput against round trip"),
-        *distance_section(agg, palette, shapes),
+        *distance_section(agg),
         Heading("Fairness"),
         figure(
             "fairness.png",
