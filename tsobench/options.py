@@ -94,6 +94,11 @@ class Spec:
         return f"--{self.name}"
 
     @property
+    def sweep_flag(self) -> str:
+        """The flag a sweep takes it by: its axis's (a list) where it has one."""
+        return self.flag if self.axis_key is None else "--" + self.axis_key.replace("_", "-")
+
+    @property
     def axis_key(self) -> str | None:
         """The sweep plan's key (and flag, dashed) when a sweep can vary this option."""
         if self.option.axis is None:
@@ -389,7 +394,7 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
             shown = ",".join(written(spec, v) for v in values)
             decorators.append(
                 click.option(
-                    "--" + spec.axis_key.replace("_", "-"),
+                    spec.sweep_flag,
                     spec.axis_key,
                     type=_Value(spec, many=True),
                     default=None,

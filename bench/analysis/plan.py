@@ -296,7 +296,7 @@ def confirm_command(o: Candidate, processes: int) -> str:
     for key, value in o.settings:  # the strategy's own settings, as measured
         spec = BY_KEY[key]
         if value is not None and value != spec.default:
-            argv += [spec.flag, word(value)]
+            argv += [spec.sweep_flag, word(value)]  # an axis (--rpc-concurrencies) takes a one-value list
     if o.count and o.count != 1:
         argv += ["--count", str(o.count)]
     if o.target:

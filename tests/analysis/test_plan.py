@@ -3,8 +3,10 @@ ceiling it can name; what nobody measured is unknown, never unreachable."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import shlex
 import shutil
 from pathlib import Path
 
@@ -14,7 +16,7 @@ from rich.console import Console
 
 from tsobench.bench.analysis.ceilings import CPU_COST, SATURATED
 from tsobench.bench.analysis.loader import load_results
-from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, shown
+from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, confirm_command, plan, print_plan, shown
 from tsobench.bench.analysis.usl import SeriesFit, fit_usl
 from tsobench.bench.cli import main
 
@@ -108,6 +110,17 @@ def test_one_process_and_server_headroom_answers_with_processes_and_a_command(on
         "-o results/confirm-dispatcher-asyncio-c16 --report"
     )
     assert "no client-side ceiling: 3 concurrency level(s), a ceiling needs 4" in answer.message
+
+
+def test_the_confirm_command_names_each_setting_as_the_sweep_takes_it(one_process) -> None:
+    """A setting that is a sweep axis (--rpc-concurrency) is given as its axis (--rpc-concurrencies)."""
+    r = plan(one_process, target_tps=30_000, headroom=0.3).recommendation
+    settings = (("rpc_concurrency", 2), ("max_inflight", 3))
+    argv = shlex.split(confirm_command(dataclasses.replace(r, settings=settings), 2))
+    assert argv[argv.index("--rpc-concurrencies") + 1] == "2" and argv[argv.index("--max-inflight") + 1] == "3"
+    assert argv[:2] == ["tsobench", "sweep"]
+    params = main.commands["sweep"].make_context("sweep", argv[2:]).params  # the sweep's own parser takes it
+    assert params["rpc_concurrencies"] == (2,) and params["max_inflight"] == 3
 
 
 def test_a_target_beyond_the_server_cpu_ceiling_is_refused(one_process) -> None:
