@@ -21,31 +21,31 @@ from typing import TYPE_CHECKING
 from tsobench.lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .config import ConfigError, RunConfig, ServerKnobs, ShardConfig
-    from .measures import ShardResult
-    from .results import RunResult
-    from .results import read as read_results
-    from .results import write as write_results
-    from .runner import RunError, run
-    from .shard import run_shard
-    from .verdict import Judgement, judge
+    from tsobench.bench.measure.measures import ShardResult
+    from tsobench.bench.measure.shard import run_shard
+    from tsobench.bench.model.config import ConfigError, RunConfig, ServerKnobs, ShardConfig
+    from tsobench.bench.model.results import RunResult
+    from tsobench.bench.model.results import read as read_results
+    from tsobench.bench.model.results import write as write_results
+    from tsobench.bench.model.verdict import Judgement, judge
+    from tsobench.bench.runs.runner import RunError, run
 
 __getattr__ = lazy_names(
     __name__,
     {
-        "ConfigError": "config",
-        "RunConfig": "config",
-        "ServerKnobs": "config",
-        "ShardConfig": "config",
-        "RunResult": "results",
-        "read_results": "results:read",
-        "write_results": "results:write",
-        "RunError": "runner",
-        "run": "runner",
-        "ShardResult": "measures",
-        "run_shard": "shard",
-        "Judgement": "verdict",
-        "judge": "verdict",
+        "ConfigError": "model.config",
+        "RunConfig": "model.config",
+        "ServerKnobs": "model.config",
+        "ShardConfig": "model.config",
+        "RunResult": "model.results",
+        "read_results": "model.results:read",
+        "write_results": "model.results:write",
+        "RunError": "runs.runner",
+        "run": "runs.runner",
+        "ShardResult": "measure.measures",
+        "run_shard": "measure.shard",
+        "Judgement": "model.verdict",
+        "judge": "model.verdict",
     },
 )
 __all__ = [

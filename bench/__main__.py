@@ -5,7 +5,7 @@ from tsobench.grpc_log import quiet_grpc_unless_verbose
 
 def main() -> None:
     quiet_grpc_unless_verbose()  # before anything imports grpc
-    from .cli import main as cli
+    from tsobench.bench.cli.commands import main as cli
 
     cli(prog_name="tsobench")
 

@@ -14,9 +14,10 @@ import pytest
 from click.testing import CliRunner
 
 from tsobench import options
-from tsobench.bench import measures, results
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.shard import run_shard
+from tsobench.bench.measure import measures
+from tsobench.bench.measure.shard import run_shard
+from tsobench.bench.model import results
+from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.options import ConfigError, option
 
 

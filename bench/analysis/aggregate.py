@@ -19,11 +19,11 @@ from typing import cast
 
 import pandas as pd
 
-from .. import latency
-from ..verdict import Judgement, Verdict
-from . import harness
-from .loader import BASELINE_MATCH, DISTANCE, LATENCY_KEYS, POINT, SERIES, flag, named
-from .stats import RunFigures, estimate, point_samples
+from tsobench.bench.analysis import harness
+from tsobench.bench.analysis.loader import BASELINE_MATCH, DISTANCE, LATENCY_KEYS, POINT, SERIES, flag, named
+from tsobench.bench.analysis.stats import RunFigures, estimate, point_samples
+from tsobench.bench.measure import latency
+from tsobench.bench.model.verdict import Judgement, Verdict
 
 # Figures of one point that are the same for every run of it, taken from the first.
 SAME: tuple[str, ...] = ("total_callers", "open_loop", "safe", "baseline", "reference", "settings")

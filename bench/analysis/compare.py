@@ -27,13 +27,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table as RichTable
 
+from tsobench.bench.analysis.aggregate import worst
+from tsobench.bench.analysis.loader import PathLike, Skipped, load_results, named, skipped
+from tsobench.bench.analysis.report import Block, Heading, Table, Text, to_markdown
+from tsobench.bench.analysis.stats import (
+    NO_VALUE,
+    PointEstimates,
+    PointSamples,
+    Ratio,
+    RunFigures,
+    estimate,
+    point_samples,
+    ratio_ci,
+)
+from tsobench.bench.model.config import RunConfig
 from tsobench.options import comparable_keys, flatten, specs
-
-from ..config import RunConfig
-from .aggregate import worst
-from .loader import PathLike, Skipped, load_results, named, skipped
-from .report import Block, Heading, Table, Text, to_markdown
-from .stats import NO_VALUE, PointEstimates, PointSamples, Ratio, RunFigures, estimate, point_samples, ratio_ci
 
 MIN_EFFECT = 0.05  # a change smaller than 5 % is noise, however significant (pyperf's and criterion's default scale)
 SIGNIFICANCE = 0.05  # 95 % confidence intervals

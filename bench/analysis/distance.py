@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from .aggregate import where
-from .loader import POINT, flag
+from tsobench.bench.analysis.aggregate import where
+from tsobench.bench.analysis.loader import POINT, flag
 
 # TiDB's documented mean latency per call, as a multiple of the RPC time, per RPCs in flight
 # (tidb_tso_client_rpc_mode DEFAULT, PARALLEL, PARALLEL-FAST).

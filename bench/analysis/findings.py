@@ -17,15 +17,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..fairness import LITTLES_LAW_TOLERANCE
-from ..verdict import error_list
-from . import recovery_report
-from .aggregate import designs, where
-from .distance import bound_of, distance_key, distance_rank, distance_text, parallel_trades, round_trip_ms
-from .harness import BOUND_SHARE, NULL
-from .loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
-from .stats import Estimate, Ratio, ratio_ci
-from .usl import littles_law
+from tsobench.bench.analysis import recovery_report
+from tsobench.bench.analysis.aggregate import designs, where
+from tsobench.bench.analysis.distance import (
+    bound_of,
+    distance_key,
+    distance_rank,
+    distance_text,
+    parallel_trades,
+    round_trip_ms,
+)
+from tsobench.bench.analysis.harness import BOUND_SHARE, NULL
+from tsobench.bench.analysis.loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
+from tsobench.bench.analysis.stats import Estimate, Ratio, ratio_ci
+from tsobench.bench.analysis.usl import littles_law
+from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
+from tsobench.bench.model.verdict import error_list
 
 BASELINE = "per-request"  # the naive design every factor is also given against
 MIN_P99_REQUESTS = 1_000  # below this a p99 rests on fewer than 10 answers above it

@@ -21,7 +21,7 @@ negative control, ``null`` the harness's ceiling), never to the live registry.
 
 Latencies are in microseconds (``*_us``); histograms stay encoded strings so
 percentiles of several runs can be computed by merging them
-(``tsobench.bench.latency.merge``), never by averaging percentiles.
+(``tsobench.bench.measure.latency.merge``), never by averaging percentiles.
 """
 
 from __future__ import annotations
@@ -39,13 +39,13 @@ from typing import Any
 
 import pandas as pd
 
+from tsobench.bench.analysis import harness
+from tsobench.bench.measure import latency
+from tsobench.bench.model import results
+from tsobench.bench.model.config import RunConfig
+from tsobench.bench.model.results import SCHEMA_VERSION
+from tsobench.bench.model.verdict import judge, stored
 from tsobench.options import Spec, flatten, point_keys, specs, word, written
-
-from .. import latency, results
-from ..config import RunConfig
-from ..results import SCHEMA_VERSION
-from ..verdict import judge, stored
-from . import harness
 
 PathLike = str | os.PathLike[str]
 SKIP_DIRS = frozenset({"report"})  # our own output folder

@@ -34,13 +34,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from tsobench.bench.analysis.aggregate import designs, repeats
+from tsobench.bench.analysis.ceilings import UNKNOWN_FROM, ServerSide, server_side
+from tsobench.bench.analysis.loader import BY_KEY, named
+from tsobench.bench.analysis.usl import SeriesFit, fit_cells, fit_series, littles_law
+from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 from tsobench.options import word
-
-from ..fairness import LITTLES_LAW_TOLERANCE
-from .aggregate import designs, repeats
-from .ceilings import UNKNOWN_FROM, ServerSide, server_side
-from .loader import BY_KEY, named
-from .usl import SeriesFit, fit_cells, fit_series, littles_law
 
 CONFIRM_DURATION_S = 10  # the confirming sweep's measured seconds per point
 

@@ -19,11 +19,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from .. import latency as hdr
-from .aggregate import where, with_series
-from .distance import bound_of, distance_key, round_trip_ms
-from .loader import DISTANCE
-from .usl import SeriesFit
+from tsobench.bench.analysis.aggregate import where, with_series
+from tsobench.bench.analysis.distance import bound_of, distance_key, round_trip_ms
+from tsobench.bench.analysis.loader import DISTANCE
+from tsobench.bench.analysis.usl import SeriesFit
+from tsobench.bench.measure import latency as hdr
 
 SPECTRUM_NINES = 4  # up to 99.99%
 DPI = 110

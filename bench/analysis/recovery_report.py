@@ -25,8 +25,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from ..faults import KINDS
-from .plots import log_axis
+from tsobench.bench.analysis.plots import log_axis
+from tsobench.bench.model.faults import KINDS
 
 FAULT_ORDER = tuple(KINDS)
 SAME_S = 0.05  # designs whose first successes are this close recovered alike ...

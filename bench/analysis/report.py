@@ -17,16 +17,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsobench.bench.analysis import plots, recovery_report
+from tsobench.bench.analysis.aggregate import per_series, repeats, where
+from tsobench.bench.analysis.distance import distance_key, round_trip_ms
+from tsobench.bench.analysis.findings import Findings, find
+from tsobench.bench.analysis.loader import ENV_FIELDS, PathLike, Skipped, load, skipped
+from tsobench.bench.analysis.usl import SeriesFit, fit_cells, fit_series, littles_law
+from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
+from tsobench.bench.model.verdict import error_list
 from tsobench.files import write_atomically
-
-from ..fairness import LITTLES_LAW_TOLERANCE
-from ..verdict import error_list
-from . import plots, recovery_report
-from .aggregate import per_series, repeats, where
-from .distance import distance_key, round_trip_ms
-from .findings import Findings, find
-from .loader import ENV_FIELDS, PathLike, Skipped, load, skipped
-from .usl import SeriesFit, fit_cells, fit_series, littles_law
 
 REPORT_DIR = "report"
 COMPARED_ENV = ("python", "grpcio", "protobuf", "cpu_model", "cpu_count")  # what changes the numbers

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import OptimizeWarning, curve_fit
 
-from ..fairness import LITTLES_LAW_TOLERANCE
-from .aggregate import with_series
+from tsobench.bench.analysis.aggregate import with_series
+from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 
 PARAMETERS = 3  # lambda, sigma, kappa: a curve through this many levels fits any data exactly, so it says nothing
 MIN_LEVELS = PARAMETERS + 1  # distinct concurrency levels a fit needs: more levels than parameters

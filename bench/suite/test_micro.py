@@ -28,14 +28,13 @@ import numpy as np
 import pytest
 
 from tsobench import strategies
-from tsobench.bench.clock import FOREVER_US, Clock
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.fold import Fold, Record
+from tsobench.bench.measure.clock import FOREVER_US, Clock
+from tsobench.bench.measure.fold import Fold, Record
+from tsobench.bench.model.config import RunConfig, ShardConfig
+from tsobench.bench.suite.conftest import benchmarked, scale
 from tsobench.protos import pdpb_pb2
 from tsobench.server import ChildServer
 from tsobench.strategies.dispatcher import Batch, split
-
-from .conftest import benchmarked, scale
 
 SCALE = scale()
 T = TypeVar("T")

@@ -19,13 +19,12 @@ import gc
 
 import pytest
 
-from tsobench.bench import latency
-from tsobench.bench.checker import Correctness
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.shard import ShardResult, run_shard
+from tsobench.bench.measure import latency
+from tsobench.bench.measure.checker import Correctness
+from tsobench.bench.measure.shard import ShardResult, run_shard
+from tsobench.bench.model.config import RunConfig, ShardConfig
+from tsobench.bench.suite.conftest import benchmarked, scale
 from tsobench.server import ChildServer
-
-from .conftest import benchmarked, scale
 
 SCALE = scale()
 

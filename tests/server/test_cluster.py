@@ -15,9 +15,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tsobench import strategies
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.faults import Fault
-from tsobench.bench.shard import run_shard
+from tsobench.bench.measure.shard import run_shard
+from tsobench.bench.model.config import RunConfig, ShardConfig
+from tsobench.bench.model.faults import Fault
 from tsobench.options import ConfigError
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, ChildCluster, ServerConfig, compose
@@ -263,7 +263,7 @@ def test_run_with_server_members_records_the_cluster(tmp_path):
 @pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_leader_faults_in_a_run_are_recorded_and_recovered():
     """`--fault leader@..` and `kill-leader@..` on an embedded 3-member cluster."""
-    from tsobench.bench.runner import run
+    from tsobench.bench.runs.runner import run
 
     config = RunConfig(
         strategy="dispatcher",

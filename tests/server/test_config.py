@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from tsobench.bench.cli import main
-from tsobench.bench.config import ConfigError, RunConfig, ServerKnobs
+from tsobench.bench.cli.commands import main
+from tsobench.bench.model.config import ConfigError, RunConfig, ServerKnobs
 from tsobench.server import ServerConfig
 
 

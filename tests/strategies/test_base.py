@@ -3,7 +3,7 @@
 import pytest
 
 from tsobench import strategies
-from tsobench.bench.config import RunConfig
+from tsobench.bench.model.config import RunConfig
 from tsobench.options import ConfigError
 from tsobench.strategies import ClientOptions, Strategy, registry
 from tsobench.strategies.pool import AsyncClient, ThreadClient

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from tsobench import strategies
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.shard import run_shard
+from tsobench.bench.measure.shard import run_shard
+from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.strategies import registry
 
 SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tsobench import strategies
-from tsobench.bench.config import RunConfig
+from tsobench.bench.model.config import RunConfig
 from tsobench.options import ConfigError
 from tsobench.strategies import registry, tikv
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.shard import run_shard
+from tsobench.bench.measure.shard import run_shard
+from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.server import ChildCluster, ServerConfig
 from tsobench.strategies import APIS, registry
 from tsobench.strategies.stream import channel_options

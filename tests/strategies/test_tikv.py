@@ -3,8 +3,8 @@
 import pytest
 
 from tsobench import strategies
-from tsobench.bench.config import RunConfig, ShardConfig
-from tsobench.bench.shard import run_shard
+from tsobench.bench.measure.shard import run_shard
+from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.options import ConfigError
 from tsobench.strategies import tikv
 

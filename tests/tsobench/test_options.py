@@ -8,9 +8,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from tsobench.bench.cli import main, run_command
-from tsobench.bench.config import ConfigError, RunConfig, ServerKnobs
-from tsobench.bench.sweep import SweepPlan, read_plan
+from tsobench.bench.cli.commands import main, run_command
+from tsobench.bench.model.config import ConfigError, RunConfig, ServerKnobs
+from tsobench.bench.sweeps.sweep import SweepPlan, read_plan
 from tsobench.options import build, specs
 from tsobench.server import ChildServer, ServerConfig
 from tsobench.server.cli import serve_command

@@ -1,0 +1,525 @@
+"""The one command line: ``tsobench run | strategies | serve | ...``."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from tsobench.bench.model import results
+from tsobench.bench.model.config import RunConfig
+from tsobench.bench.model.exits import (
+    EXIT_DIRTY,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_UNKNOWN,
+    EXIT_USAGE,
+    exit_code,
+)
+from tsobench.bench.runs.stops import on_stop_signals
+from tsobench.bench.sweeps.slo import click_options as _slo_options
+from tsobench.files import check_writable
+from tsobench.options import ConfigError, build, click_options, sweep_click_options
+from tsobench.server.cli import serve_command
+
+if TYPE_CHECKING:
+    from tsobench.bench.sweeps.sweep import Point, PointOutcome, Sweep, SweepPlan
+
+PIPED_WIDTH = 200
+
+
+class _Group(click.Group):
+    """Lists each command with its whole first sentence (click cuts them at 45 characters)."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, (command.help or "").split("\n\n")[0].replace("\n", " ").strip()))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
+@click.version_option(package_name="tsobench")
+@click.option("--verbose", "-v", is_flag=True, help="Show gRPC's own log lines (hidden otherwise).")
+def main(verbose: bool) -> None:
+    """How should many callers share gRPC streams to a Timestamp Oracle? Measure it.
+
+    Exit codes: 0 clean; 1 could not start; 2 bad options; 3 completed but not clean; 130 interrupted.
+    """
+    # -v is read from argv before grpc loads (tsobench.grpc_log); here it only needs to exist.
+
+
+def stop_signals() -> contextlib.AbstractContextManager[None]:
+    """SIGTERM and SIGHUP (``timeout``, systemd, CI runners, a closed terminal) stop a run as Ctrl-C does:
+    the load ends, what was measured is saved, nothing is left behind."""
+    return on_stop_signals(signal.default_int_handler)
+
+
+def signals_ignored() -> contextlib.AbstractContextManager[None]:
+    """While what was measured is being saved: a late signal must not lose it."""
+    return on_stop_signals(signal.SIG_IGN)
+
+
+def make_console(stderr: bool = False) -> Console:
+    """Rich output; when piped, wide enough that no table wraps mid-field (rich assumes 80 columns)."""
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
+
+
+main.add_command(serve_command)
+
+
+@main.command("strategies")
+def strategies_command() -> None:
+    """List the strategies (built-in, reference and plugins), one line each, and those that cannot run here."""
+    from tsobench import strategies
+
+    for s in strategies.all_strategies().values():
+        only = "" if s.apis == strategies.APIS else f" ({', '.join(s.apis)} API only)"
+        click.echo(f"{s.name:<16} {s.summary}{only}")
+    for name, why in strategies.problems().items():
+        click.echo(f"{name:<16} UNAVAILABLE: {why}")
+
+
+@main.command("sweep")
+@click.argument("plan_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@sweep_click_options(RunConfig)
+@click.option("--repeat", type=click.IntRange(1), default=None, help="Runs per point, round-robin [default: 1].")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/<name>/].")
+@click.option("--name", default=None, help="Sweep name [default: sweep-<time>].")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the sweep recorded in --output: its plan (options given must match it), "
+    "skipping points already measured.",
+)
+@click.option("--report", is_flag=True, help="Write the report into <output>/report/ when the sweep ends.")
+def sweep_command(
+    plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **settings: Any
+) -> None:
+    """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
+
+    PLAN_FILE is an optional TOML file with the same keys (lists for the axes); flags override it.
+    Every option of `tsobench run` can be given, for every point. Exit 130: interrupted (SIGINT,
+    SIGTERM or SIGHUP); the finished points are saved and the last line is the command that resumes.
+    """
+    from tsobench.bench.sweeps.sweep import SweepPlan, plan_keys
+
+    given = {k: v for k, v in settings.items() if v not in (None, ())}
+    try:
+        if plan_file:
+            keys, plan_output = plan_keys(plan_file)
+            given, output = {**keys, **given}, output or plan_output
+        plan = None if resume else SweepPlan.from_dict(given)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report))
+
+
+@main.command("quickstart")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
+@click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
+def quickstart_command(output: str | None, resume: bool) -> None:
+    """Every strategy on both APIs at a few concurrency levels, and the null baseline to know the harness's
+    own ceiling (about three minutes on 2 cores), then the report with its findings."""
+    from tsobench.bench.sweeps.sweep import SweepPlan
+    from tsobench.strategies import names
+
+    plan = (
+        None
+        if resume
+        else SweepPlan.of(
+            strategies=names(),
+            concurrency=(1, 8, 64),
+            duration_s=1.5,
+            warmup_s=0.5,
+            interval_s=0.25,  # 6 intervals a run
+        )
+    )
+    sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True))
+
+
+def _refuse(message: str) -> NoReturn:
+    """Bad input that is not an option's (a folder, a file): one line on stderr, exit 2."""
+    make_console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_USAGE)
+
+
+def _run_sweep(
+    plan: SweepPlan | None,
+    output: str | None,
+    name: str | None,
+    resume: bool = False,
+    given: Mapping[str, Any] | None = None,
+    prefix: str = "sweep",
+    report: bool = False,
+) -> int:
+    """Start ``plan`` into ``output``, or (``resume``) continue the sweep recorded there: the folder
+    checked and locked before any point runs."""
+    from tsobench.bench.model.results import DEFAULT_DIR
+    from tsobench.bench.sweeps.sweep import MANIFEST, FolderError, FolderLock, Sweep
+
+    if resume and output is None:
+        raise click.UsageError("--resume needs --output (the folder of the sweep to continue)")
+    out = Path(output) if output else DEFAULT_DIR / (name or f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if resume and not (out / MANIFEST).is_file():
+        _refuse(f"nothing to resume in {out}/: it has no {MANIFEST}")
+    try:
+        lock = FolderLock.take(out)
+    except FolderError as exc:
+        _refuse(str(exc))
+    with lock:
+        try:
+            if resume:
+                sweep = Sweep.resume(out, given or {}, name)
+            else:
+                assert plan is not None  # only a resume comes without a plan
+                sweep = Sweep(plan, out, name or out.name, ["tsobench", *sys.argv[1:]])
+        except ConfigError as exc:
+            raise click.UsageError(str(exc)) from None
+        resume_with = ["tsobench", prefix, "--resume", *(["--report"] if report and prefix == "sweep" else [])]
+        return _sweep(sweep, [*resume_with, "-o", str(out)], report=report, findings=prefix == "quickstart")
+
+
+def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -> int:
+    """Run a sweep with its progress, then its table, the report and the exit code."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from tsobench.bench.cli.summary import point_line, sweep_table
+    from tsobench.bench.sweeps.sweep import MANIFEST, dirty_points, estimate_s
+
+    out = sweep.out
+    console = make_console()
+    resuming = "resuming: " if sweep.resuming else ""
+    console.print(f"{resuming}{len(sweep.points)} points into {out}/ (about {estimate_s(sweep.plan) / 60:.1f} min)")
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("sweep", total=len(sweep.points))
+
+        def on_point(point: Point, outcome: PointOutcome) -> None:
+            progress.console.print(point_line(point.key, outcome))
+            progress.advance(task)
+
+        outcomes = sweep.run(on_point)
+    console.print(sweep_table(sweep, outcomes))
+    console.print(f"results: {out}/  (manifest {out / MANIFEST})")
+    if sweep.interrupted:
+        console.print(
+            f"interrupted ({sweep.stop_signal}): finished points are saved; resume with: {shlex.join(resume_with)}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return EXIT_INTERRUPTED
+    if report:
+        _report_after_sweep(out, console, findings=findings)
+    dirty = dirty_points(sweep)
+    if dirty:
+        console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
+        return EXIT_DIRTY
+    console.print("[green]every safe point clean[/] (a failing negative control is expected)")
+    return EXIT_OK
+
+
+def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
+    from tsobench.bench.analysis.report import write_report
+
+    with console.status("writing the report"):
+        try:
+            written = write_report([out])
+        except ValueError as exc:
+            console.print(f"[yellow]no report:[/] {escape(str(exc))}")
+            return
+    for skipped in written.skipped:
+        console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    if findings:
+        console.print("\n[bold]Findings[/]")
+        for line in written.findings.lines():
+            console.print(escape(line), highlight=False, soft_wrap=True)
+    console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
+
+
+@main.command("run")
+@click_options(RunConfig)
+@click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def run_command(output: str | None, quiet: bool, **options: Any) -> None:
+    """Run one strategy under load and check every timestamp.
+
+    Exit 0: clean; 3: completed with correctness violations, errors or starved
+    callers (results saved); 130: interrupted (what was measured is saved); 2:
+    bad options; 1: the run could not start.
+    """
+    from tsobench.bench.cli.summary import print_run, progress_line
+    from tsobench.bench.runs.runner import RunError, run
+
+    try:
+        config = build(RunConfig, options)
+        config.runnable()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    path, folder = _output(output)
+    if why := check_writable(path if folder else path.parent):
+        raise click.UsageError(f"--output: {why}")
+    err = make_console(stderr=True)
+    with stop_signals():
+        try:
+            with err.status("starting", spinner="dots") as status:
+                on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
+                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
+        except RunError as exc:
+            err.print(f"[bold red]error:[/] {exc}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            err.print("interrupted before the load started; nothing to save")
+            sys.exit(EXIT_INTERRUPTED)
+    with signals_ignored():  # what was measured is being saved: a late signal must not lose it
+        saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
+        print_run(result, str(saved) if saved else None, make_console())
+    sys.exit(exit_code(result))
+
+
+def _output(output: str | None) -> tuple[Path, bool]:
+    """Where the results go, and whether that is a folder (for ``<run_id>.json``) rather than the file."""
+    if output is None:
+        return results.DEFAULT_DIR, True
+    path = Path(output)
+    return path, output.endswith(("/", "\\")) or path.is_dir()
+
+
+def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
+    """Write the results; if that fails now (a full disk, a folder gone), write them to a fallback
+    path and name it, so what was measured is never lost to the output."""
+    try:
+        return results.write(result, path)
+    except OSError as exc:
+        fallback = Path(tempfile.gettempdir()) / path.name
+        err.print(f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}")
+        try:
+            written = results.write(result, fallback)
+        except OSError as again:
+            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {escape(again.strerror or str(again))}")
+            return None
+        err.print(f"saved to {escape(str(written))} instead")
+        return written
+
+
+@main.command("report")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--output", "-o", default=None, help="Folder to write into [default: <results folder>/report/].")
+@click.option(
+    "--concurrency",
+    "-c",
+    type=click.IntRange(1),
+    default=None,
+    help="Per-process concurrency of the percentile spectrum.",
+)
+def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None) -> None:
+    """Write report.md, a self-contained report.html and the plots (PNG) from results.
+
+    PATHS are results files or folders (searched recursively), and pytest-benchmark JSON.
+    A file that cannot be read is left out with a warning. Exit 0: written; 3: written,
+    but some files were left out; 2: bad input (nothing to report).
+    """
+    from tsobench.bench.analysis.report import write_report
+
+    problem = check_writable(output) if output is not None else None
+    if problem is not None:
+        _refuse(problem)  # before loading anything: a report that cannot be written is no report
+    err = make_console(stderr=True)
+    try:
+        written = write_report(paths, output, concurrency=concurrency)
+    except ValueError as exc:
+        _refuse(str(exc))
+    for path in written.paths:
+        click.echo(path)
+    for skipped in written.skipped:
+        err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    sys.exit(EXIT_DIRTY if written.skipped else EXIT_OK)
+
+
+@main.command("plan")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--target-tps",
+    type=click.FloatRange(0, min_open=True),
+    required=True,
+    help="Timestamps per second to provision for.",
+)
+@click.option(
+    "--p99-ms", type=click.FloatRange(0, min_open=True), default=None, help="Latency limit: p99 at or below this."
+)
+@click.option("--headroom", type=float, default=0.3, show_default=True, help="Share of capacity kept free.")
+@click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
+def plan_command(
+    paths: tuple[str, ...], target_tps: float, p99_ms: float | None, headroom: float, as_json: bool
+) -> None:
+    """Which safe strategy and settings reach --target-tps, on how many processes and machines.
+
+    Exit 0: reachable (the message says when only by extrapolation); 3: unreachable (above a ceiling it
+    names); 4: unknown (beyond what was measured, the server's ceiling not known); 2: bad input.
+    """
+    from tsobench.bench.analysis.loader import load
+    from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, to_json
+
+    try:
+        answer = plan(load(paths), target_tps, p99_ms, headroom)
+    except ValueError as exc:
+        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(EXIT_USAGE)
+    if as_json:
+        click.echo(to_json(answer))
+    else:
+        print_plan(answer, make_console())
+    sys.exit({UNREACHABLE: EXIT_DIRTY, UNKNOWN: EXIT_UNKNOWN}.get(answer.answer, EXIT_OK))
+
+
+@main.command("compare")
+@click.argument("base", type=click.Path())
+@click.argument("new", type=click.Path())
+@click.option(
+    "--min-effect",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=None,
+    help="Smallest change that counts, as a fraction of BASE.  [default: 0.05 (5 %)]",
+)
+@click.option(
+    "--significance",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=None,
+    help="1 - the confidence of the intervals.  [default: 0.05 (95 % intervals)]",
+)
+@click.option("--markdown", is_flag=True, help="Print Markdown instead of the table.")
+@click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the Markdown here.")
+def compare_command(
+    base: str, new: str, min_effect: float | None, significance: float | None, markdown: bool, output: str | None
+) -> None:
+    """Compare two results folders or files point by point: faster, slower or no significant change.
+
+    Points match by strategy, API and every option that defines a point, never by the target's
+    address, seed, length or time. Exit 0: no significant regression; 3: some point is significantly
+    slower (throughput down or p99 up by more than --min-effect) or no longer clean; 2: bad input
+    (no common points, unreadable files).
+    """
+    from tsobench.bench.analysis.compare import compare, print_comparison, to_markdown_text
+    from tsobench.files import write_atomically
+
+    given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
+    try:
+        result = compare(base, new, **given)
+    except ValueError as exc:
+        _refuse(str(exc))
+    text = to_markdown_text(result)
+    if output:
+        try:
+            write_atomically(output, text)
+        except OSError as exc:
+            _refuse(f"cannot write {output}: {exc.strerror}")
+    if markdown:
+        click.echo(text, nl=False)
+    else:
+        print_comparison(result, make_console())
+    sys.exit(EXIT_DIRTY if result.regressions else EXIT_OK)
+
+
+@main.command("slo")
+@_slo_options
+@click.option("--p99-ms", type=float, required=True, help="The objective: p99 at or below this, ms.")
+@click.option("--strategies", default=None, help="Several designs: a comma-separated list of strategies.")
+@click.option("--apis", default=None, help="With --strategies: a comma-separated list of APIs [default: --api].")
+@click.option("--min-rate", type=float, default=None, help="Halve no lower than this, requests/s.  [default: 10]")
+@click.option("--max-rate", type=float, default=None, help="Double no higher than this, requests/s.  [default: 1e7]")
+@click.option(
+    "--resolution", type=float, default=None, help="Stop when the bracket is within this share.  [default: 0.1]"
+)
+@click.option("--max-steps", type=int, default=None, help="Steps per design at most.  [default: 20]")
+@click.option("--output", "-o", default=None, help="Results folder [default: results/slo-<time>/].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line while a step runs.")
+def slo_command(
+    p99_ms: float,
+    strategies: str | None,
+    apis: str | None,
+    output: str | None,
+    quiet: bool,
+    **options: Any,
+) -> None:
+    """Search the highest open-loop rate whose p99 stays within --p99-ms with no errors.
+
+    Doubling from --rate, then bisecting; each step a short run (--duration, 3 s unless given) against
+    one server (an embedded one for the whole search, or --target). Every option of `tsobench run` is
+    accepted. Writes each step's results file and slo.json. Exit 0: a sustainable rate found (for every
+    design); 3: some design misses the target even at the lowest rate; 2: bad input; 1: could not start;
+    130: interrupted (what was measured is saved).
+    """
+    from tsobench.bench.cli.summary import progress_line, slo_step_line, slo_table
+    from tsobench.bench.model.results import DEFAULT_DIR
+    from tsobench.bench.runs.runner import Progress, RunError
+    from tsobench.bench.sweeps.slo import Search, Step, designs, run_searches
+
+    limits = {k: options.pop(k) for k in ("min_rate", "max_rate", "resolution", "max_steps")}
+    try:
+        configs = designs(options, strategies, apis)
+        for config in configs:
+            config.runnable()
+        start = {"start": options["rate"]} if options["rate"] is not None else {}
+        search = Search(p99_ms, **start, **{k: v for k, v in limits.items() if v is not None})
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    out = Path(output) if output else DEFAULT_DIR / f"slo-{time.strftime('%Y%m%d-%H%M%S')}"
+    console, err = make_console(), make_console(stderr=True)
+    console.print(f"{len(configs)} design(s), p99 <= {p99_ms:g} ms, steps into {out}/")
+    with stop_signals(), err.status("starting", spinner="dots") as status:  # SIGTERM, SIGHUP stop it like Ctrl-C
+
+        def on_start(design: str, n: int, rate: float) -> None:
+            status.update(f"{design} step {n}: {rate:,.0f} requests/s")
+
+        def on_step(design: str, n: int, step: Step) -> None:
+            console.print(slo_step_line(design, n, step), highlight=False)
+
+        def on_progress(p: Progress) -> None:
+            status.update(progress_line(p))
+
+        try:
+            command = ["tsobench", *sys.argv[1:]]
+            outcomes = run_searches(configs, search, out, command, on_start, on_step, None if quiet else on_progress)
+        except RunError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}")
+            sys.exit(EXIT_FAILED)
+        except KeyboardInterrupt:
+            err.print(f"interrupted; what was measured is in {out}/")
+            sys.exit(EXIT_INTERRUPTED)
+    console.print(slo_table(outcomes, p99_ms))
+    for o in outcomes:
+        console.print(escape(o.line()), highlight=False, soft_wrap=True)
+    console.print(f"steps and manifest: {out}/  ({out / 'slo.json'})")
+    if any(o.interrupted for o in outcomes):
+        sys.exit(EXIT_INTERRUPTED)
+    sys.exit(EXIT_OK if all(o.best for o in outcomes) else EXIT_DIRTY)
