@@ -1,6 +1,6 @@
 """Disruptions the server can be told to inject (through the admin service), and
 the cheap checks the Tso handler makes for them on every request. (The harness's
-``--fault`` schedule, ``bench/faults.py``, drives them from outside.)
+``--fault`` schedule, ``bench/runs/injector.py``, drives them from outside.)
 
 Everything runs on the server's one event loop, so plain attributes suffice.
 """

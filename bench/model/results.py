@@ -107,7 +107,7 @@ class Metrics(TypedDict):
     latency_uncorrected_us: NotRequired[
         Annotated[LatencySummary, Doc("open loop: from each actual send", "{key}_uncorrected_us")]
     ]
-    errors: Annotated[dict[str, int], Doc("failed requests and incidents by kind (see bench/errors.py)")]
+    errors: Annotated[dict[str, int], Doc("failed requests and incidents by kind (see bench/measure/errors.py)")]
     error_samples: Annotated[dict[str, dict[str, str]], Doc("per kind, the first `message` and `where`", None)]
     crashes: Annotated[int, Doc("callers or background threads that died: never clean")]
     hung: Annotated[int, Doc("callers still waiting well past their deadline: the strategy enforced none")]
