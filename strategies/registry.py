@@ -16,6 +16,7 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import NamedTuple
 
+from tsobench.errors import one_line
 from tsobench.options import ConfigError
 
 from . import dispatcher, locked, null, per_request, pool, tikv, unsafe_shared
@@ -31,11 +32,6 @@ REFERENCE: tuple[Strategy, ...] = (tikv.STRATEGY,)
 class UnknownStrategy(KeyError):
     def __str__(self) -> str:
         return f"unknown strategy {self.args[0]!r}; choose from {', '.join(names())}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class _Found(NamedTuple):
@@ -64,14 +60,14 @@ def _load() -> _Found:
     try:
         found = list(entry_points(group=ENTRY_POINT_GROUP))
     except Exception as exc:  # broken package metadata somewhere on the path
-        unusable["(plugins)"] = f"could not list the {ENTRY_POINT_GROUP} entry points: {_one_line(exc)}"
+        unusable["(plugins)"] = f"could not list the {ENTRY_POINT_GROUP} entry points: {one_line(exc)}"
         return _Found(usable, unusable, frozenset(named))
     for ep in found:
         where = f"entry point {ep.name} ({ep.value})"
         try:
             strategy = ep.load()
         except Exception as exc:
-            refuse(ep.name, f"{where} failed to load: {_one_line(exc)}")
+            refuse(ep.name, f"{where} failed to load: {one_line(exc)}")
             continue
         if not isinstance(strategy, Strategy):
             refuse(ep.name, f"{where} is not a tsobench.strategies.Strategy")

@@ -17,11 +17,11 @@ manage (a light load's cost per timestamp includes the server's idle work).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Any
 
 import pandas as pd
+
+from tsobench.bench.analysis.loader import number
 
 SATURATED_SHARE = 0.9  # of the server's cores busy in the window: measured at saturation
 DEFAULT_THREADS = 1  # the asyncio server runs one thread; a file that does not say is read as that
@@ -48,8 +48,8 @@ def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
     """The server side of one aggregated point; ``server_rps`` is the most RPCs/s any clean run against
     the same server measured (None: no server counters)."""
     tps = float(row["tps"])
-    share, cost = _number(row.get("server_cpu_share")), _number(row.get("server_cpu_us_per_ts"))
-    threads = int(_number(row.get("server_threads")) or DEFAULT_THREADS)
+    share, cost = number(row.get("server_cpu_share")), number(row.get("server_cpu_us_per_ts"))
+    threads = int(number(row.get("server_threads")) or DEFAULT_THREADS)
     lower, lower_from = _lower_bound(row, tps, server_rps)
     cores = f"{threads} core{'s' if threads > 1 else ''}"
     if share is not None and share >= SATURATED_SHARE * threads:
@@ -82,13 +82,13 @@ def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
 def _lower_bound(row: pd.Series, tps: float, server_rps: float | None) -> tuple[float, str]:
     """The most RPCs/s the server was measured answering x this point's timestamps per RPC (or the
     point's own rate, whichever is more)."""
-    rpcs_per_ts = _number(row.get("rpcs_per_ts"))
+    rpcs_per_ts = number(row.get("rpcs_per_ts"))
     if server_rps is None:
         return tps, f"server side at least {tps:,.0f} ts/s: this point's own measured rate (no server counters)"
     batching = "at this batching"
     if rpcs_per_ts is None or rpcs_per_ts <= 0:  # this point's batching was not measured: assume count per RPC
         batching = "assuming no batching (not measured for this point)"
-        ts_per_rpc = _number(row.get("count")) or 1.0
+        ts_per_rpc = number(row.get("count")) or 1.0
     else:
         ts_per_rpc = 1 / rpcs_per_ts
     bound = max(server_rps * ts_per_rpc, tps)
@@ -96,10 +96,3 @@ def _lower_bound(row: pd.Series, tps: float, server_rps: float | None) -> tuple[
         f"server side at least {bound:,.0f} ts/s: {server_rps:,.0f} RPCs/s (the most measured) x "
         f"{ts_per_rpc:,.1f} ts per RPC {batching}; seen, not a ceiling"
     )
-
-
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from tsobench.bench.analysis.aggregate import where
-from tsobench.bench.analysis.loader import POINT, flag
+from tsobench.bench.analysis.loader import POINT, flag, number
 
 # TiDB's documented mean latency per call, as a multiple of the RPC time, per RPCs in flight
 # (tidb_tso_client_rpc_mode DEFAULT, PARALLEL, PARALLEL-FAST).
@@ -210,7 +210,7 @@ def parallel_trades(agg: pd.DataFrame) -> list[ParallelTrade]:
         for _, r in g.sort_values(RPC_CONCURRENCY).iterrows():
             rtt, n = round_trip_ms(r), int(r[RPC_CONCURRENCY])
             rpcs, wait, rpc = (
-                _number(r.get(c)) for c in ("batch_rpcs_per_s", "batch_wait_us_mean", "batch_rpc_us_mean")
+                number(r.get(c)) for c in ("batch_rpcs_per_s", "batch_wait_us_mean", "batch_rpc_us_mean")
             )
             against, time_us = ("the RPC time", rpc) if rpc else ("the round trip", rtt * 1e3 if rtt else None)
             if not time_us or pd.isna(r["mean_us"]):
@@ -222,7 +222,3 @@ def parallel_trades(agg: pd.DataFrame) -> list[ParallelTrade]:
             label = f"{first['strategy']}/{first['api']} {where(first)}"
             out.append(ParallelTrade(label, distance_text(first), tuple(steps)))
     return out
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not math.isnan(value) else None

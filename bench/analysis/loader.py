@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
 import shlex
 import typing
@@ -45,6 +46,7 @@ from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
 from tsobench.bench.model.results import SCHEMA_VERSION
 from tsobench.bench.model.verdict import judge, stored
+from tsobench.errors import one_line
 from tsobench.options import Spec, flatten, point_keys, specs, word, written
 
 PathLike = str | os.PathLike[str]
@@ -63,9 +65,8 @@ SERIES = tuple(k for k in POINT if k not in LOAD)
 BASELINE_MATCH = tuple(k for k in POINT if k != "strategy")  # a null run measures the harness at the same point
 LATENCY_KEYS = tuple(typing.get_type_hints(results.LatencySummary))  # p50 ... mean: columns f"{k}_us"
 
-_KINDS = {int: "int", float: "float", bool: "flag", str: "text"}
 IDENTITY = {"source": "text", "path": "text", "run_id": "text", "started_at": "text", "status": "text"}
-CONFIG = {s.key: "text" if s.multiple else _KINDS.get(s.kind, "text") for s in specs(RunConfig)}
+CONFIG = {s.key: "text" if s.multiple else results.KIND_WORDS.get(s.kind, "text") for s in specs(RunConfig)}
 MEASURED = {column: kind for column, (kind, _) in results.columns().items()}
 DERIVED: dict[str, tuple[str, str]] = {  # column: (kind, what it is)
     "total_callers": ("int", "concurrency x processes"),
@@ -200,15 +201,10 @@ def _json_files(paths: PathLike | Iterable[PathLike]) -> tuple[list[tuple[Path, 
             try:
                 found.append((f, explicit, json.loads(f.read_text())))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                bad.append(Skipped(str(f), f"not a JSON file ({_one_line(exc)})"))
+                bad.append(Skipped(str(f), f"not a JSON file ({one_line(exc)})"))
             except RecursionError:
                 bad.append(Skipped(str(f), "not a JSON file (nested too deeply)"))
     return found, bad
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _is_results(data: Any) -> bool:
@@ -271,7 +267,7 @@ def _results_rows(
             try:
                 rows.append(results_row(data, path))
             except Exception as exc:  # whatever is wrong with one file, the others still count
-                bad.append(Skipped(str(path), f"malformed results file ({type(exc).__name__}: {_one_line(exc)})"))
+                bad.append(Skipped(str(path), f"malformed results file ({one_line(exc)})"))
         elif explicit and (strict or not _is_benchmark(data)):
             raise ValueError(f"{path}: not a tsobench results file (no schema_version/metrics)")
     return rows, bad
@@ -375,6 +371,14 @@ def _per_1k(cpu_s: float | None, timestamps: float | None) -> float | None:
     return per_ts * 1e6 if per_ts is not None else None
 
 
+def number(value: Any) -> float | None:
+    """A number cell as a float: None when it is not a finite number (None, NaN, a flag, text)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
 def flag(value: Any) -> bool:
     """A flag cell as a bool: True only when it says so (None, NaN: not known, so not True); a frame's
     bools may be numpy's, which ``is True`` would miss."""
@@ -406,7 +410,7 @@ def _benchmark_rows(
             try:
                 rows.extend(benchmark_rows(data, path))
             except Exception as exc:  # one bad file does not stop the others
-                reason = f"malformed pytest-benchmark file ({type(exc).__name__}: {_one_line(exc)})"
+                reason = f"malformed pytest-benchmark file ({one_line(exc)})"
                 bad.append(Skipped(str(path), reason))
         elif explicit and strict:
             raise ValueError(f"{path}: not a pytest-benchmark file (no 'benchmarks' list)")

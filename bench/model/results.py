@@ -321,7 +321,7 @@ def read(path: str | os.PathLike[str]) -> RunResult:
 
 SECTIONS: dict[str, type] = {"metrics": Metrics, "correctness": CorrectnessCounts}  # one value per run
 ENTRIES: dict[str, type] = {"timeline": IntervalEntry, "faults": FaultOutcome}  # a list per run
-_KINDS = {int: "int", float: "float", bool: "flag", str: "text"}
+KIND_WORDS = {int: "int", float: "float", bool: "flag", str: "text"}  # a column's kind, by its type
 
 
 def _declared(section: type) -> list[tuple[str, Any, Doc]]:
@@ -361,7 +361,7 @@ def columns() -> dict[str, tuple[str, str]]:
     out = {}
     for name, section in SECTIONS.items():
         for column, _, kind, doc in _walk(section, "{key}", f"{name}."):
-            out[column] = (_KINDS.get(kind, "text"), doc.help)
+            out[column] = (KIND_WORDS.get(kind, "text"), doc.help)
     return out
 
 
@@ -399,7 +399,7 @@ def _table_rows(section: type, prefix: str) -> list[str]:
             rows.append(f"| `{prefix}{name}` | object | {doc.help} |")
             rows += _table_rows(kind, f"{prefix}{name}.")
         else:
-            rows.append(f"| `{prefix}{name}` | {_KINDS.get(kind, 'object')} | {doc.help} |")
+            rows.append(f"| `{prefix}{name}` | {KIND_WORDS.get(kind, 'object')} | {doc.help} |")
     return rows
 
 

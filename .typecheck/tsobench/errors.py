@@ -1,0 +1,1 @@
+../../tsobench/errors.py
