@@ -110,7 +110,7 @@ class _Lane:
         self.options = options
         self.max_batch = options.max_batch
         self.wait_s = options.batch_wait_us / 1e6
-        self.concurrency = options.rpc_concurrency
+        self.rpc_concurrency = options.rpc_concurrency
         self.slot_count = options.max_inflight * options.rpc_concurrency
         self.estimate = RpcTimeEstimate()
         self.backoff = Backoff()
@@ -123,13 +123,13 @@ class _Lane:
 
     def started(self) -> float:
         """When collecting a batch began (parallel RPCs time batches from it; otherwise no clock read)."""
-        return time.monotonic() if self.concurrency > 1 else 0.0
+        return time.monotonic() if self.rpc_concurrency > 1 else 0.0
 
     def collect_wait_s(self, started: float) -> float:
         """How long to keep collecting once a batch has its first request."""
-        if self.concurrency == 1:
+        if self.rpc_concurrency == 1:
             return self.wait_s
-        return self.estimate.seconds / self.concurrency - (time.monotonic() - started)
+        return self.estimate.seconds / self.rpc_concurrency - (time.monotonic() - started)
 
     def answered(self, batch: Batch, at: float) -> None:
         """Count a reply that arrived at ``at``; feed the estimate where batches are timed by it."""
@@ -138,7 +138,7 @@ class _Lane:
         self.rpcs += 1
         self.batched_requests += requests
         self.rpc_us_total += requests * int(rpc_s * 1e6)
-        if self.concurrency > 1:
+        if self.rpc_concurrency > 1:
             self.estimate.add(batch.sent, rpc_s)
 
     def expire(self, cutoff: int) -> None:

@@ -87,7 +87,7 @@ def distance_text(r: pd.Series) -> str:
 
 
 @dataclass(frozen=True)
-class Bound:
+class BoundCheck:
     """A point against its design's bound."""
 
     series: str
@@ -128,7 +128,7 @@ SINGULAR = {"requests": "request", "batches": "batch"}
 OVER = 1.05  # above its bound by more than measurement noise
 
 
-def bound_of(r: pd.Series) -> Bound | None:
+def bound_of(r: pd.Series) -> BoundCheck | None:
     """A point (a row of ``aggregate.repeats``) against its strategy's stated bound; None when the strategy
     states none, the round trip is unknown, or what the bound limits was not measured."""
     rtt, rtt_from = _first_round_trip(r, _ROUND_TRIPS)  # the most favourable: the shortest measured
@@ -142,7 +142,7 @@ def bound_of(r: pd.Series) -> Bound | None:
         achieved = float(r["rps"])
     if not achieved > 0:
         return None
-    return Bound(
+    return BoundCheck(
         str(r["design"]),
         where(r),
         unit,

@@ -28,7 +28,7 @@ from typing import Any
 from tsobench import strategies
 from tsobench.bench.measure.clock import FOREVER_US, Clock, now_us
 from tsobench.bench.measure.errors import error_kind, one_line
-from tsobench.bench.measure.fold import IDLE, Folder, Record
+from tsobench.bench.measure.fold import IDLE, FoldTicker, Record
 from tsobench.bench.model.config import GRACE_S, ShardConfig
 from tsobench.loops import select_event_loop
 
@@ -156,7 +156,7 @@ class ThreadDriver:
     def counters(self) -> dict[str, int]:
         return _counters(self.client)
 
-    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: Folder) -> int:
+    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: FoldTicker) -> int:
         """Run the callers, and the fold beside them in a thread; returns the µs instant the window closed."""
         folding = threading.Event()
         fold_thread = threading.Thread(target=_fold_every, args=(folder, folding), name="fold", daemon=True)
@@ -196,7 +196,7 @@ class ThreadDriver:
             closer.join(GRACE_S)
 
 
-def _fold_every(folder: Folder, stop: threading.Event) -> None:
+def _fold_every(folder: FoldTicker, stop: threading.Event) -> None:
     wait = folder.next_wait_s()
     while not stop.wait(wait) and (next_wait := folder.tick()) is not None:
         wait = next_wait
@@ -262,10 +262,10 @@ class AsyncDriver:
     def counters(self) -> dict[str, int]:
         return _counters(self.client)
 
-    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: Folder) -> int:
+    def run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: FoldTicker) -> int:
         return self._runner.run(self._run(callers, clock, crashes, folder))
 
-    async def _run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: Folder) -> int:
+    async def _run(self, callers: list[Caller], clock: Clock, crashes: Crashes, folder: FoldTicker) -> int:
         tasks = [asyncio.create_task(_async_caller(self.client.get_ts, c, clock)) for c in callers]
         loop = asyncio.get_running_loop()
         folding = _LoopFolding(folder, loop)
@@ -309,7 +309,7 @@ class AsyncDriver:
 class _LoopFolding:
     """The fold's ticks as callbacks of the callers' own event loop."""
 
-    def __init__(self, folder: Folder, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, folder: FoldTicker, loop: asyncio.AbstractEventLoop) -> None:
         self._folder, self._loop = folder, loop
         self._handle: asyncio.TimerHandle | None = loop.call_later(folder.next_wait_s(), self._tick)
 

@@ -1,7 +1,7 @@
 """Folding what the callers recorded into what a shard reports, as the run goes.
 
 A caller's hot path only reads the clock and appends to its ``Record`` (compact
-typed arrays). Every ``FOLD_S`` the ``Folder`` takes what the callers appended
+typed arrays). Every ``FOLD_S`` the ``FoldTicker`` takes what the callers appended
 and folds it: latencies into HDR histograms (integer µs, from each request's
 intended start), completions into the timeline's intervals and per-caller
 counts, every reply into the correctness checks, the requests around each fault
@@ -80,7 +80,7 @@ class Record:
     def _answers(self) -> tuple[array, ...]:
         return (self.lasts, self.sent, self.done) + ((self.intended,) if self.intended is not self.sent else ())
 
-    def finished(self) -> int:
+    def requests_done(self) -> int:
         return len(self.done) + len(self.failed_done)
 
 
@@ -292,9 +292,9 @@ class Fold:
 
     # ------------------------------------------------------------ progress
 
-    def finished(self) -> int:
+    def requests_done(self) -> int:
         """Requests finished so far (answered or failed), all callers, window or not."""
-        return self.folded + sum(r.finished() for r in self.records)
+        return self.folded + sum(r.requests_done() for r in self.records)
 
     # ------------------------------------------------------------ the end
 
@@ -373,7 +373,7 @@ def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
     return {k: v - before.get(k, 0) for k, v in after.items()}
 
 
-class Folder:
+class FoldTicker:
     """Folds every ``FOLD_S`` (at once while it is behind) and tells the progress line how far the run is.
 
     When ``tick`` runs is the driver's business: a thread beside thread-API callers; for asyncio
@@ -398,7 +398,7 @@ class Folder:
             now = self._now()
             behind = self._fold.fold(now)
             if self._progress:
-                self._progress(self._fold.finished())
+                self._progress(self._fold.requests_done())
             if self._interval and (last := self._fold.buckets.last_whole(now)) is not None:
                 self._interval(*last)
         except BaseException as exc:  # raised again by ``check`` in the shard's own thread

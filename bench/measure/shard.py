@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from tsobench import strategies
 from tsobench.bench.measure.clock import Clock, now_us
 from tsobench.bench.measure.drivers import Caller, Crashes, driver_for
-from tsobench.bench.measure.fold import Fold, Folder
+from tsobench.bench.measure.fold import Fold, FoldTicker
 from tsobench.bench.measure.measures import ShardResult
 from tsobench.bench.model.config import ShardConfig
 from tsobench.strategies.registry import is_builtin
@@ -69,7 +69,7 @@ def run_shard(shard: ShardConfig, hooks: Hooks = Hooks()) -> ShardResult:
         callers = [Caller(shard, i, plugin) for i in range(shard.run.concurrency)]
         fold = Fold(shard, clock, [c.record for c in callers], driver.counters)
         cpu_start = time.process_time()
-        folder = Folder(fold, now_us, hooks.progress, hooks.interval)
+        folder = FoldTicker(fold, now_us, hooks.progress, hooks.interval)
         with Crashes() as crashes:
             closed_at = driver.run(callers, clock, crashes, folder)
         folder.check()

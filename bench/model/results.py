@@ -192,7 +192,7 @@ class ShardEntry(TypedDict, total=False):
     error: str  # only when the shard produced no result (files before it said "failure")
 
 
-class Bound(TypedDict):
+class BoundRecord(TypedDict):
     """How many requests (or batches) a strategy can have in flight for its options."""
 
     in_flight: int
@@ -209,7 +209,7 @@ class StrategyRecord(TypedDict, total=False):
     reference: bool  # True: a production client, shown for reference
     summary: str
     settings: list[str]  # the option keys that matter to it
-    bound: Bound | None
+    bound: BoundRecord | None
     recovery: dict[str, str]  # per fault kind: why it recovers as it does
     fewest_failures: str | None
     benchmark: bool  # the benchmark suite runs it

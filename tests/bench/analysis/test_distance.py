@@ -8,20 +8,20 @@ import pandas as pd
 import pytest
 
 from tsobench.bench.analysis.aggregate import repeats
-from tsobench.bench.analysis.distance import DOCUMENTED_PARALLEL, Bound, distance_text, parallel_trades
+from tsobench.bench.analysis.distance import DOCUMENTED_PARALLEL, BoundCheck, distance_text, parallel_trades
 from tsobench.bench.analysis.loader import load_results
 
 FIXTURES = Path(__file__).resolve().parents[3] / "results" / "fixtures"
 
 
 def test_a_bound_in_batches_bounds_rpcs_and_says_so() -> None:
-    b = Bound("dispatcher/asyncio", "c=64", "batches", 4, 2.0, "emulated", 1_800.0)
+    b = BoundCheck("dispatcher/asyncio", "c=64", "batches", 4, 2.0, "emulated", 1_800.0)
     assert b.limit == 2_000 and b.share == pytest.approx(0.9)
     assert b.sentence() == (
         "dispatcher/asyncio c=64: 1,800 RPCs/s, 90% of its bound (4 batches in flight per round trip of 2.00 ms, "
         "emulated: 2,000/s), which bounds RPCs, not timestamps (each batch carries every caller that queued)"
     )
-    over = Bound("locked/asyncio", "c=16", "requests", 1, 0.5, "the shortest measured", 2_400.0)
+    over = BoundCheck("locked/asyncio", "c=16", "requests", 1, 0.5, "the shortest measured", 2_400.0)
     assert "120% of its bound" in over.sentence() and "is not the limit" in over.sentence()
 
 
