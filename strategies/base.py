@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
-from tsobench.options import ConfigError
+from tsobench.options import ConfigError, option, validate
 
 LOGICAL_BITS = 18
 APIS = ("thread", "asyncio")
@@ -32,32 +32,61 @@ class Timestamp(NamedTuple):
         return self.last - self.count + 1
 
 
+DEFAULT_POOL_SIZE = 8  # pool streams when nobody says (a run: min(concurrency, 8))
+
+
 @dataclass(frozen=True)
 class ClientOptions:
     """What a client is built from (``RunConfig.client_options``): every strategy gets all of it
-    and uses what matters to it. Invalid combinations raise ``ConfigError`` here, the one place
-    they are checked, so a run, a sweep point and a test that builds options directly agree."""
+    and uses what matters to it. Each field but ``target`` is declared once, here, as an option
+    (``tsobench.options``): ``RunConfig`` takes the same declaration (``client_option``) for its
+    flag, sweep axis and TOML key, so the bounds are checked by one rule (``validate``) for a run,
+    a sweep point and a test that builds options directly. The combinations no single option
+    can check are refused here too (``ConfigError``)."""
 
     target: str  # HOST:PORT, or several comma-separated: the client finds the leader (GetMembers)
-    cluster_id: int | None = None  # None: learn it from GetMembers, as PD clients do
-    pool_size: int = 8
-    streams: int = 1  # dispatcher lanes
-    max_batch: int = 10_000
-    batch_wait_us: int = 0
-    max_inflight: int = 1  # dispatcher batches in flight per stream (PD's client: 1)
-    rpc_concurrency: int = 1  # dispatcher: PD's parallel RPCs (TSOClientRPCConcurrency): N x in flight, N x shorter
-    connections: int = 1  # distinct channels (TCP connections) streams are spread over
-    timeout_s: float = 5.0  # per-request deadline
-    cacert: str | None = None  # TLS: PEM file of the CA that signed the servers' certificates
-    cert: str | None = None  # mutual TLS: the client's certificate and key (PEM files)
-    key: str | None = None
+    cacert: str | None = field(
+        default=None, metadata=option("TLS to --target: the CA certificate (PEM) to verify it.", locates=True)
+    )
+    cert: str | None = field(
+        default=None, metadata=option("Mutual TLS to --target: the client certificate (PEM).", locates=True)
+    )
+    key: str | None = field(
+        default=None, metadata=option("Mutual TLS to --target: the client's private key (PEM).", locates=True)
+    )
+    pool_size: int = field(
+        default=DEFAULT_POOL_SIZE, metadata=option("pool: streams.", min=1, default_text="min(concurrency, 8)")
+    )
+    streams: int = field(default=1, metadata=option("dispatcher: streams (lanes).", min=1))
+    max_batch: int = field(default=10_000, metadata=option("dispatcher: cap on count per request.", min=1))
+    batch_wait_us: int = field(default=0, metadata=option("dispatcher: wait this long for more, µs.", min=0))
+    max_inflight: int = field(default=1, metadata=option("dispatcher: batches in flight per stream.", min=1))
+    rpc_concurrency: int = field(
+        default=1,
+        metadata=option(
+            "dispatcher: PD's parallel RPCs (TSOClientRPCConcurrency): N x --max-inflight batches in flight per "
+            "stream, each collected for the estimated RPC time / N (not with --batch-wait-us).",
+            min=1,
+            axis="rpc_concurrencies",
+            key_tag="rpcc",
+            key_default=False,
+        ),
+    )
+    connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
+    timeout_s: float = field(default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True))
+    cluster_id: int | None = field(
+        default=None,
+        metadata=option(
+            "Cluster id every request carries.",
+            min=1,
+            max=(1 << 64) - 1,
+            default_text="ask GetMembers, as PD clients do",
+            locates=True,
+        ),
+    )
 
     def __post_init__(self) -> None:
-        for name in ("pool_size", "streams", "max_batch", "max_inflight", "rpc_concurrency", "connections"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name.replace('_', '-')} must be at least 1")
-        if self.batch_wait_us < 0 or self.timeout_s <= 0:
-            raise ConfigError("batch wait must be >= 0 and timeout > 0")
+        validate(self)  # each option's own bounds, from its declaration
         if self.rpc_concurrency > 1 and self.batch_wait_us:
             # PD's client too turns parallel RPCs off while MaxTSOBatchWaitInterval is set: one waits
             # longer to batch more, the other sends sooner to wait less. Refused rather than ignored.
@@ -68,6 +97,29 @@ class ClientOptions:
     @property
     def tls(self) -> bool:
         return any((self.cacert, self.cert, self.key))
+
+
+CLIENT_FIELDS = tuple(f.name for f in fields(ClientOptions) if f.name != "target")  # what a run gives a client
+
+
+def client_option(name: str, default: Any = MISSING, options: type[ClientOptions] = ClientOptions) -> Any:
+    """A run's field for the client option ``name``: its declaration in ``ClientOptions`` as it stands
+    (help, bounds, axis), with the run's own ``default`` where it differs (``pool_size``: None, follow
+    the concurrency). A name ClientOptions does not declare is an error where it is written."""
+    declared = {f.name: f for f in fields(options)}
+    if name not in declared or name == "target":
+        raise TypeError(f"{name!r} is not a client option; {options.__name__} declares {', '.join(CLIENT_FIELDS)}")
+    f = declared[name]
+    return field(default=f.default if default is MISSING else default, metadata=f.metadata)
+
+
+def client_values(source: object, options: type[ClientOptions] = ClientOptions) -> dict[str, Any]:
+    """Every client option's value in ``source`` (a RunConfig): one it lacks is an error, never dropped."""
+    names = [f.name for f in fields(options) if f.name != "target"]
+    missing = [n for n in names if not hasattr(source, n)]
+    if missing:
+        raise TypeError(f"{type(source).__name__} lacks the client option(s) {', '.join(missing)} (see client_option)")
+    return {n: getattr(source, n) for n in names}
 
 
 @runtime_checkable

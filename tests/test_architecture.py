@@ -19,6 +19,7 @@ from tsobench.bench.measure.shard import run_shard
 from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.options import ConfigError, option
+from tsobench.strategies.base import ClientOptions, client_option
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,32 @@ def test_one_option_field_is_a_flag_a_sweep_axis_a_check_an_argv_and_a_point_key
     assert "toy_depth" in options.point_keys(ToyConfig)  # two runs differing in it are two points
     assert options.flatten(ToyConfig, dataclasses.asdict(config))["toy_depth"] == 5  # read back from a results file
     assert options.flatten(ToyConfig, RunConfig(strategy="pool").to_dict())["toy_depth"] == 3  # an older file
+
+
+@dataclass(frozen=True)
+class ToyClientOptions(ClientOptions):
+    """ClientOptions with one more option: its declaration, bounds and help in one place."""
+
+    toy_lanes: int = field(default=2, metadata=option("Toy client: lanes.", min=1, axis="toy_lanes_axis"))
+
+
+@dataclass(frozen=True)
+class ToyClientConfig(RunConfig):
+    CLIENT = ToyClientOptions
+    toy_lanes: int = client_option("toy_lanes", options=ToyClientOptions)  # the run takes that declaration
+
+
+def test_one_client_option_declaration_is_the_client_s_field_and_the_run_s_flag_check_and_axis():
+    built = ToyClientConfig(strategy="pool", toy_lanes=5).client_options("h:1")
+    assert isinstance(built, ToyClientOptions) and built.toy_lanes == 5
+    with pytest.raises(ConfigError, match="toy-lanes must be at least 1"):
+        ToyClientConfig(strategy="pool", toy_lanes=0)  # the run checks it by the client's declaration
+    with pytest.raises(ConfigError, match="toy-lanes must be at least 1"):
+        ToyClientOptions("h:1", toy_lanes=0)  # and so does the client, by the same one
+    spec = next(s for s in options.specs(ToyClientConfig) if s.key == "toy_lanes")
+    assert spec.flag == "--toy-lanes" and spec.axis_key == "toy_lanes_axis"
+    with pytest.raises(TypeError, match="not a client option"):
+        client_option("toy_lane", options=ToyClientOptions)  # misspelt: an error where it is written
 
 
 class ToyMetrics(results.Metrics):

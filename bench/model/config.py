@@ -8,18 +8,16 @@ checks below all come from these declarations. Adding an option is adding a fiel
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from tsobench.bench.model.faults import CLUSTER_KINDS, FAULT_HELP, Fault, check_faults
 from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
 from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
+from tsobench.strategies.base import DEFAULT_POOL_SIZE, ClientOptions, client_option, client_values
 from tsobench.strategies.deadline import period_for
-
-if TYPE_CHECKING:
-    from tsobench.strategies import ClientOptions
 
 __all__ = ["ConfigError", "RunConfig", "ServerKnobs", "ShardConfig"]
 
@@ -54,6 +52,8 @@ def _apis() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class RunConfig:
+    CLIENT: ClassVar[type[ClientOptions]] = ClientOptions  # what its client options are (a subclass may add some)
+
     strategy: str = field(
         metadata=option(
             "Strategy name (see `tsobench strategies`).",
@@ -117,49 +117,22 @@ class RunConfig:
             locates=True,
         ),
     )
-    cacert: str | None = field(
-        default=None, metadata=option("TLS to --target: the CA certificate (PEM) to verify it.", locates=True)
-    )
-    cert: str | None = field(
-        default=None, metadata=option("Mutual TLS to --target: the client certificate (PEM).", locates=True)
-    )
-    key: str | None = field(
-        default=None, metadata=option("Mutual TLS to --target: the client's private key (PEM).", locates=True)
-    )
+    cacert: str | None = client_option("cacert")
+    cert: str | None = client_option("cert")
+    key: str | None = client_option("key")
     target_metrics: str | None = field(
         default=None, metadata=option("Prometheus URL of the target's tso_* counters.", point=False)
     )
     seed: int = field(default=0, metadata=option("Seeds arrivals, jitter, failures.", point=False))
-    pool_size: int | None = field(
-        default=None, metadata=option("pool: streams.", min=1, default_text="min(concurrency, 8)")
-    )
-    streams: int = field(default=1, metadata=option("dispatcher: streams (lanes).", min=1))
-    max_batch: int = field(default=10_000, metadata=option("dispatcher: cap on count per request.", min=1))
-    batch_wait_us: int = field(default=0, metadata=option("dispatcher: wait this long for more, µs.", min=0))
-    max_inflight: int = field(default=1, metadata=option("dispatcher: batches in flight per stream.", min=1))
-    rpc_concurrency: int = field(
-        default=1,
-        metadata=option(
-            "dispatcher: PD's parallel RPCs (TSOClientRPCConcurrency): N x --max-inflight batches in flight per "
-            "stream, each collected for the estimated RPC time / N (not with --batch-wait-us).",
-            min=1,
-            axis="rpc_concurrencies",
-            key_tag="rpcc",
-            key_default=False,
-        ),
-    )
-    connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
-    timeout_s: float = field(default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True))
-    cluster_id: int | None = field(
-        default=None,
-        metadata=option(
-            "Cluster id every request carries.",
-            min=1,
-            max=(1 << 64) - 1,
-            default_text="ask GetMembers, as PD clients do",
-            locates=True,
-        ),
-    )
+    pool_size: int | None = client_option("pool_size", default=None)  # None: min(concurrency, 8)
+    streams: int = client_option("streams")
+    max_batch: int = client_option("max_batch")
+    batch_wait_us: int = client_option("batch_wait_us")
+    max_inflight: int = client_option("max_inflight")
+    rpc_concurrency: int = client_option("rpc_concurrency")
+    connections: int = client_option("connections")
+    timeout_s: float = client_option("timeout_s")
+    cluster_id: int | None = client_option("cluster_id")
     loop: str = field(
         default="asyncio",
         metadata=option(
@@ -284,11 +257,10 @@ class RunConfig:
         return self.rate is not None
 
     def client_options(self, target: str) -> ClientOptions:
-        """What the strategy's client gets: the options of the same name, the target, the pool size."""
-        from tsobench.strategies import ClientOptions
-
-        same = {f.name: getattr(self, f.name) for f in fields(ClientOptions) if f.name in self.__dataclass_fields__}
-        return ClientOptions(**{**same, "target": target, "pool_size": self.pool_size or min(self.concurrency, 8)})
+        """What the strategy's client gets: its options (declared once, in ClientOptions), the target, the pool size."""
+        values = client_values(self, self.CLIENT)  # every client option: one this config lacks is an error
+        values["pool_size"] = self.pool_size or min(self.concurrency, DEFAULT_POOL_SIZE)
+        return self.CLIENT(target, **values)
 
     def runnable(self) -> None:
         """Refuse (ConfigError) a strategy this machine cannot run this way: not installed, without

@@ -85,3 +85,18 @@ def test_run_config_relies_on_the_client_options_checks(tmp_path):
     with pytest.raises(ConfigError, match="does not go with --batch-wait-us"):
         RunConfig(strategy="dispatcher", rpc_concurrency=2, batch_wait_us=50)
     assert RunConfig(strategy="dispatcher", rpc_concurrency=4).client_options("h:1").rpc_concurrency == 4
+
+
+def test_a_client_option_is_declared_once_and_a_misspelt_one_is_an_error():
+    from tsobench.options import specs
+    from tsobench.strategies.base import CLIENT_FIELDS, client_option, client_values
+
+    by_key = {s.key: s for s in specs(RunConfig)}
+    for name in CLIENT_FIELDS:  # the run's option is the client's declaration, bounds and help alike
+        assert by_key[name].option is ClientOptions.__dataclass_fields__[name].metadata["tsobench.option"]
+    with pytest.raises(TypeError, match="'stream' is not a client option"):
+        client_option("stream")
+    with pytest.raises(TypeError, match="lacks the client option"):
+        client_values(object())
+    with pytest.raises(ConfigError, match="pool-size must be at least 1"):
+        ClientOptions("h:1", pool_size=0)  # the declared bound, not a second hand-written check
