@@ -153,6 +153,14 @@ class Bound:
         return {"in_flight": self.in_flight, "unit": self.unit, "why": self.why}
 
 
+def shared_parts_overrun_s(options: ClientOptions) -> float:
+    """How long past its deadline a request of a strategy built on the shared parts may still wait:
+    a reconnect backoff before it sends (``backoff.LONGEST_S``), then one watchdog period."""
+    from . import backoff, deadline
+
+    return backoff.LONGEST_S + deadline.period_for(options.timeout_s)
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A named way of sharing streams, with a client factory per API, and what it knows about itself.
@@ -176,6 +184,9 @@ class Strategy:
     benchmark: bool = True  # the pytest-benchmark suite runs it
     apis: tuple[str, ...] = APIS  # the APIs it has (a client library may lack one)
     max_count: int | None = None  # the most timestamps one get_ts may ask for (None: whatever PD allows)
+    # Given the options: the longest a request may wait past its deadline (its own reconnect backoff and
+    # watchdog). The harness counts a caller as hung, and a fault's failures as the fault's, only beyond it.
+    overrun_s: Callable[[ClientOptions], float] = shared_parts_overrun_s
     # Why it cannot run on this machine (a missing package, with the install hint); None when it can.
     why_unavailable: Callable[[], str | None] | None = None
 
@@ -194,6 +205,7 @@ class Strategy:
             "recovery": dict(self.recovery),
             "fewest_failures": self.fewest_failures,
             "benchmark": self.benchmark,
+            "overrun_s": self.overrun_s(options),
         }
 
 

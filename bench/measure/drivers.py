@@ -107,7 +107,7 @@ def _give_up_s(shard: ShardConfig, clock: Clock) -> float:
 
 
 def _drain_s(shard: ShardConfig) -> float:
-    return min(DRAIN_S, shard.run.late_s)
+    return min(DRAIN_S, shard.late_s)
 
 
 class Crashes:

@@ -174,7 +174,7 @@ class Fold:
         self.buckets = Buckets(self.start, round(run.interval_s * 1e6))
         self.censored_waits: list[np.ndarray] = []
         self._regions = [
-            (self.start + lo, self.start + hi) for lo, hi in recovery.regions(run.faults, run.recovery_horizon_s)
+            (self.start + lo, self.start + hi) for lo, hi in recovery.regions(run.faults, shard.recovery_horizon_s)
         ]
         self._trace: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._odd: list[list[tuple[int, int]]] = [[] for _ in records]  # noted, their replies not yet taken
@@ -311,7 +311,7 @@ class Fold:
         self.fold(now_us, final=True)
         run, end = self.run, self.clock.end_us
         hung = 0
-        late_us = int(run.late_s * 1e6)
+        late_us = int(self.shard.late_s * 1e6)
         for i, r in enumerate(self.records):
             if r.pending != IDLE and r.pending < end and r.pending > self.last_intended[i]:
                 self.active[i] = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -60,7 +61,9 @@ def run_shard(shard: ShardConfig, hooks: Hooks = Hooks()) -> ShardResult:
     _steady_memory()
     streams_before = streams_opened()
     strategy = strategies.get(shard.run.strategy)
-    driver = driver_for(shard, strategy, shard.run.client_options(shard.target))
+    options = shard.run.client_options(shard.target)
+    shard = dataclasses.replace(shard, overrun_s=strategy.overrun_s(options))  # its timing, as it states it
+    driver = driver_for(shard, strategy, options)
     try:
         driver.open()
         clock = Clock.anchored(shard.run, hooks.ready())

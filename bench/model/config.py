@@ -15,9 +15,7 @@ from urllib.parse import urlsplit
 from tsobench.bench.model.faults import CLUSTER_KINDS, FAULT_HELP, Fault, check_faults
 from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
-from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
 from tsobench.strategies.base import DEFAULT_POOL_SIZE, ClientOptions, client_option, client_values
-from tsobench.strategies.deadline import period_for
 
 __all__ = ["ConfigError", "RunConfig", "ServerKnobs", "ShardConfig"]
 
@@ -285,24 +283,22 @@ class RunConfig:
             return self.warmup_s + self.requests / self.rate * 1.5 + 5
         return self.warmup_s + per_caller * self.timeout_s
 
-    @property
-    def late_s(self) -> float:
-        """A wait longer than this had a deadline that never fired: the caller is hung.
-        A strategy may spend a reconnect backoff before it sends, then its deadline
-        fires within one watchdog period."""
-        return LONGEST_BACKOFF_S + self.timeout_s + period_for(self.timeout_s) + SLACK_S
+    def late_s(self, overrun_s: float) -> float:
+        """A wait longer than this had a deadline that never fired: the caller is hung. ``overrun_s``:
+        what the strategy states it may take past its deadline (``Strategy.overrun_s``: a reconnect
+        backoff before it sends, then its watchdog's period); the config asks no strategy itself."""
+        return self.timeout_s + overrun_s + SLACK_S
 
     @property
     def hard_limit_s(self) -> float:
         """After this long from the start of the load, the parent kills any shard still running."""
         return self.expected_seconds() + self.timeout_s + 2 * GRACE_S + 10.0
 
-    @property
-    def recovery_horizon_s(self) -> float:
+    def recovery_horizon_s(self, overrun_s: float) -> float:
         """How long after a fault's end its failures still count as its own: a request sent
-        at the end may wait out a reconnect backoff and its deadline, and the channel's own
+        at the end may wait out the strategy's overrun and its deadline, and the channel's own
         reconnect backoff comes on top."""
-        return self.late_s + CHANNEL_BACKOFF_S
+        return self.late_s(overrun_s) + CHANNEL_BACKOFF_S
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -316,6 +312,21 @@ class ShardConfig:
     run: RunConfig
     index: int
     target: str
+    overrun_s: float | None = None  # what its strategy states (``Strategy.overrun_s``); run_shard fills it in
+
+    def _overrun(self) -> float:
+        if self.overrun_s is None:
+            raise ValueError("a shard's timing needs its strategy's overrun_s (run_shard states it)")
+        return self.overrun_s
+
+    @property
+    def late_s(self) -> float:
+        """``RunConfig.late_s`` for this shard's strategy."""
+        return self.run.late_s(self._overrun())
+
+    @property
+    def recovery_horizon_s(self) -> float:
+        return self.run.recovery_horizon_s(self._overrun())
 
     @property
     def seed(self) -> int:

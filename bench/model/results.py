@@ -213,6 +213,7 @@ class StrategyRecord(TypedDict, total=False):
     recovery: dict[str, str]  # per fault kind: why it recovers as it does
     fewest_failures: str | None
     benchmark: bool  # the benchmark suite runs it
+    overrun_s: float  # the longest a request may wait past its deadline (backoff + watchdog), as it states
 
 
 class Rtt(TypedDict):

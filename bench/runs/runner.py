@@ -254,7 +254,9 @@ def _result(
     faults: list[FaultOutcome] = []
     if config.faults:
         trace = total.trace or recovery.Trace.join(())
-        faults = recovery.outcomes(load.injected, trace, total.measured_s, config.recovery_horizon_s)
+        faults = recovery.outcomes(
+            load.injected, trace, total.measured_s, config.recovery_horizon_s(record["overrun_s"])
+        )
         metrics["unrecovered_callers"] = recovery.unrecovered_callers(faults, trace)
     histograms = {"latency": total.latency}
     if config.open_loop:

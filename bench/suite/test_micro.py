@@ -121,7 +121,7 @@ def filled_fold() -> Fold:
     for r, (lo, hi) in zip(records, replies.spans, strict=True):
         for array, values in ((r.lasts, replies.lasts), (r.sent, replies.sent), (r.done, replies.done)):
             array.frombytes(values[lo:hi].astype(np.int64).tobytes())
-    return Fold(ShardConfig(run, 0, ""), Clock(0, 0, FOREVER_US), records)
+    return Fold(ShardConfig(run, 0, "", overrun_s=0.7), Clock(0, 0, FOREVER_US), records)
 
 
 def fold_replies(fold: Fold) -> Fold:

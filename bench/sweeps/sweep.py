@@ -426,26 +426,35 @@ def dirty_points(sweep: Sweep) -> list[str]:
     """``key: verdict`` of every point that makes the sweep exit 3: a safe
     strategy's point that was not clean (the verdict its results file stores), or that
     left no result at all. The negative control failing is what it is for; a point
-    skipped because its strategy is unavailable here is not a result."""
-    from tsobench.strategies.registry import get
-
-    dirty = []
+    skipped because its strategy is unavailable here is not a result. Whether a strategy is the
+    negative control is what its results recorded (``strategy.safe``), never the live registry: a point
+    that left no result counts unless another point of its strategy recorded it unsafe."""
+    dirty, unsafe, lost = [], set(), []
     for point in sweep.points:
         outcome = sweep.outcomes.get(point.key)
         if outcome is None or (outcome.status == "skipped" and outcome.result is None):
             continue
         if outcome.result is None:
-            if get(point.config.strategy).safe:
-                dirty.append(f"{point.key}: {outcome.status} ({outcome.error or 'no result'})")
+            lost.append((point, outcome))
             continue
         try:
-            judgement = results.read(sweep.out / outcome.result).judgement
+            result = results.read(sweep.out / outcome.result)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             dirty.append(f"{point.key}: unreadable result ({exc})")
             continue
-        if judgement.dirty:
-            dirty.append(f"{point.key}: {judgement}")
-    return dirty
+        if result.strategy.get("safe") is False:
+            unsafe.add(point.config.strategy)
+        if result.judgement.dirty:
+            dirty.append(f"{point.key}: {result.judgement}")
+    for point, outcome in lost:
+        if point.config.strategy not in unsafe:
+            dirty.append(f"{point.key}: {outcome.status} ({outcome.error or 'no result'})")
+    return _in_plan_order(sweep, dirty)
+
+
+def _in_plan_order(sweep: Sweep, lines: list[str]) -> list[str]:
+    order = {p.key: i for i, p in enumerate(sweep.points)}
+    return sorted(lines, key=lambda line: order.get(line.partition(":")[0], len(order)))
 
 
 def _pending(point: Point) -> PointOutcome:

@@ -44,6 +44,7 @@ def test_the_record_carries_what_reports_need_without_the_registry():
         "recovery",
         "fewest_failures",
         "benchmark",
+        "overrun_s",
     }
     assert "rpc_concurrency" in record["settings"]
     assert record["recovery"]["kill"].startswith("one reconnect")
@@ -100,3 +101,13 @@ def test_a_client_option_is_declared_once_and_a_misspelt_one_is_an_error():
         client_values(object())
     with pytest.raises(ConfigError, match="pool-size must be at least 1"):
         ClientOptions("h:1", pool_size=0)  # the declared bound, not a second hand-written check
+
+
+def test_a_plugin_with_a_longer_backoff_states_it_and_the_run_s_timing_follows():
+    slow = Strategy("slow", "backs off for 3 s", ThreadClient, AsyncClient, overrun_s=lambda options: 3.0)
+    stated = slow.record(ClientOptions("h:1", timeout_s=1.0), 4)["overrun_s"]
+    builtin = strategies.get("pool").record(ClientOptions("h:1", timeout_s=1.0), 4)["overrun_s"]
+    assert stated == 3.0 and builtin < 1.0  # the built-ins' shared parts: 0.5 s backoff + a watchdog period
+    config = RunConfig(strategy="pool", timeout_s=1.0)
+    assert config.late_s(stated) - config.late_s(builtin) == pytest.approx(3.0 - builtin)
+    assert config.recovery_horizon_s(stated) > config.late_s(stated)

@@ -18,7 +18,7 @@ def fold_of(callers: int = 2, **options: object) -> tuple[Fold, list[Record], Cl
     run = RunConfig(strategy="null", concurrency=callers, duration_s=WINDOW / 1e6, warmup_s=WARMUP / 1e6, **options)
     clock = Clock(START, START + WARMUP, START + WARMUP + WINDOW)
     records = [Record(open_loop=False) for _ in range(callers)]
-    return Fold(ShardConfig(run, 0, ""), clock, records), records, clock
+    return Fold(ShardConfig(run, 0, "", overrun_s=0.7), clock, records), records, clock
 
 
 def answer(r: Record, last: int, sent: int, done: int, count: int | None = None) -> None:
@@ -121,7 +121,7 @@ def test_an_open_loop_caller_with_nothing_due_in_the_window_is_idle_not_starved(
     run = RunConfig(strategy="null", concurrency=2, rate=10, duration_s=WINDOW / 1e6, warmup_s=WARMUP / 1e6)
     clock = Clock(START, START + WARMUP, START + WARMUP + WINDOW)
     records = [Record(open_loop=True) for _ in range(2)]
-    fold = Fold(ShardConfig(run, 0, ""), clock, records)
+    fold = Fold(ShardConfig(run, 0, "", overrun_s=0.7), clock, records)
     a, b = records
     t = START + WARMUP
     a.intended.append(t + 10)

@@ -460,3 +460,26 @@ def test_a_killed_sweep_takes_its_point_with_it(tmp_path):
         if proc.poll() is None:
             proc.kill()
         _assert_nothing_left(pids, tmp)
+
+
+def test_a_lost_point_is_forgiven_only_for_a_strategy_its_results_recorded_unsafe(monkeypatch, tmp_path):
+    """Whether a strategy is the negative control comes from the results files, never the live registry."""
+    from tsobench.bench.sweeps.sweep import PointOutcome
+
+    def run_point(self, point):
+        if point.config.concurrency == 8:  # the second point of each strategy leaves no result
+            return PointOutcome(point.key, "failed", None, 1, 0.0, error="crashed")
+        data = json.loads(FIXTURE.read_text())
+        data["config"].update(strategy=point.config.strategy, concurrency=point.config.concurrency)
+        data["strategy"] = {"name": point.config.strategy, "safe": point.config.strategy != "pool"}  # as recorded
+        path = self.result_path(point)
+        path.write_text(json.dumps(data))
+        return PointOutcome(point.key, "ok", path.name, 0, 0.0, summary=None)
+
+    monkeypatch.setattr(Sweep, "_run_point", run_point)
+    args = ["sweep", "--strategies", "locked,pool", "--apis", "thread", "--concurrency", "4,8"]
+    result = CliRunner().invoke(main, [*args, *TINY, "-o", str(tmp_path / "s")], terminal_width=200)
+    assert result.exit_code == 3, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert "locked-thread-c8-p1-closed-d0-rep0: failed (crashed)" in last  # recorded safe: its loss counts
+    assert "pool-thread-c8" not in last  # its results say pool was recorded unsafe here
