@@ -44,7 +44,6 @@ from tsobench.bench.analysis import harness
 from tsobench.bench.measure import latency
 from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
-from tsobench.bench.model.results import SCHEMA_VERSION
 from tsobench.bench.model.verdict import judge, stored
 from tsobench.errors import one_line
 from tsobench.options import Spec, flatten, point_keys, specs, word, written
@@ -260,9 +259,10 @@ def _results_rows(
     rows, bad = [], []
     for path, explicit, data in files:
         if _is_results(data):
-            if data["schema_version"] != SCHEMA_VERSION:
-                reason = f"results schema_version {data['schema_version']!r}, this tsobench reads {SCHEMA_VERSION}"
-                bad.append(Skipped(str(path), reason))
+            try:
+                data = results.upgrade(data)  # every version it reads, as the current schema
+            except results.UnsupportedVersion as exc:
+                bad.append(Skipped(str(path), str(exc)))
                 continue
             try:
                 rows.append(results_row(data, path))
@@ -287,11 +287,13 @@ def config_values(recorded: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str, Any]:
-    """One results document as one flat row; raises on anything it cannot read.
+    """One results document as one flat row; raises on anything it cannot read (an older
+    version's document is read as the current schema: ``results.upgrade``).
 
     Latency is None (shown as "-") when nothing was answered; fields that older
     files lack are None too.
     """
+    data = results.upgrade(data)
     cfg, m = data["config"], data["metrics"]
     env, network = data.get("environment") or {}, data.get("network") or {}
     histograms = data.get("histograms") or {}
@@ -300,8 +302,6 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
     answered = bool(m["requests_ok"])
     # nothing answered: no latency ("-"), never the 0 a histogram of nothing reports
     measured = results.row(data if answered else {**data, "metrics": _without_latency(m)})
-    if measured["censored"] is None:
-        measured["censored"] = m.get("in_flight_at_end")  # its name in files before
     record = strategy_record(data)
     judgement = stored({**data, "strategy": record})  # a file without a stored verdict is judged once, whole
     # the harness's own ceiling never makes a point dirty, whatever an older stored verdict says

@@ -19,6 +19,7 @@ import os
 import secrets
 import types
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Annotated, Any, NotRequired, Required, TypedDict
 from tsobench.bench.model.verdict import Judgement, VerdictRecord, judge, stored
 from tsobench.files import write_atomically
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the version this tsobench writes
 DEFAULT_DIR = Path("results")
 
 
@@ -294,11 +295,54 @@ class RunResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunResult:
-        version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"unsupported results schema_version {version!r} (this tsobench reads {SCHEMA_VERSION})")
+    def from_dict(cls, data: Mapping[str, Any]) -> RunResult:
+        """A document of any version this tsobench reads (``upgrade``), as the current schema."""
+        data = upgrade(data)
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+# ---------------------------------------------------------------- the versions it reads
+
+
+class UnsupportedVersion(ValueError):
+    """A results file of a schema version this tsobench cannot read (a newer one, or not a version)."""
+
+
+def _version_1(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 grew by additions: what an earlier file of it lacks or named otherwise, as it is now."""
+    for key, empty in (("strategy", dict), ("timeline", list), ("faults", list), ("shards", list)):
+        if data.get(key) is None:
+            data[key] = empty()
+    for key in ("verdict", "network"):  # None: written before it was recorded
+        data.setdefault(key, None)
+    data.setdefault("status", "completed")
+    data.setdefault("histograms", {})
+    metrics = data.get("metrics")
+    if isinstance(metrics, dict) and "censored" not in metrics and "in_flight_at_end" in metrics:
+        data["metrics"] = {**metrics, "censored": metrics["in_flight_at_end"]}  # its name before
+    data["shards"] = [
+        {**{k: v for k, v in s.items() if k != "failure"}, "error": s["failure"]}
+        if isinstance(s, dict) and "failure" in s and "error" not in s
+        else s
+        for s in data["shards"]
+    ]
+    return data
+
+
+# Every schema version this tsobench reads, and how a document of it becomes the current schema (the way
+# pyperf's loader upgrades its older formats): readers see one shape, with no fallbacks of their own. A new
+# version adds its reader here, and the older ones chain into it.
+READERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _version_1}
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """A results document as the current schema; ``UnsupportedVersion`` for a version not in ``READERS``."""
+    version = data.get("schema_version")
+    reader = READERS.get(version) if type(version) is int else None
+    if reader is None:
+        known = ", ".join(map(str, READERS))
+        raise UnsupportedVersion(f"unsupported results schema_version {version!r} (this tsobench reads {known})")
+    return reader(dict(data))
 
 
 def write(result: RunResult, path: str | os.PathLike[str]) -> Path:

@@ -35,3 +35,29 @@ def test_every_shard_field_declares_how_shards_merge():
     declared = measures.declared()
     assert set(declared) == {f.name for f in measures.dataclasses.fields(measures.ShardResult)}
     assert declared["requests_ok"][0] is measures.Merge.SUM and declared["latency"][0] is measures.Merge.HISTOGRAM
+
+
+FIXTURE = Path(__file__).parents[3] / "results" / "fixtures" / "locked-thread-c4.json"
+
+
+def test_an_earlier_version_1_file_is_read_as_the_current_schema():
+    import json
+
+    data = json.loads(FIXTURE.read_text())
+    data["metrics"] = {k: v for k, v in data["metrics"].items() if k != "censored"} | {"in_flight_at_end": 3}
+    data["shards"] = [{"index": 0, "failure": "it died"}]
+    for key in ("strategy", "verdict", "network", "timeline", "faults"):
+        data.pop(key, None)
+    upgraded = results.upgrade(data)
+    assert upgraded["metrics"]["censored"] == 3  # its name before
+    assert upgraded["shards"] == [{"index": 0, "error": "it died"}]
+    assert (upgraded["strategy"], upgraded["verdict"], upgraded["timeline"], upgraded["faults"]) == ({}, None, [], [])
+    assert results.RunResult.from_dict(data).metrics["censored"] == 3
+
+
+def test_a_version_it_does_not_know_is_refused_with_the_versions_it_reads():
+    import pytest
+
+    for version in (2, True, "1", None):
+        with pytest.raises(results.UnsupportedVersion, match=r"schema_version .* \(this tsobench reads 1\)"):
+            results.upgrade({"schema_version": version})
