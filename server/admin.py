@@ -70,6 +70,10 @@ class AdminClient:
         with grpc.insecure_channel(self.address) as channel:
             return getattr(admin_pb2_grpc.AdminStub(channel), method)(request, timeout=self.timeout_s)
 
+    def request(self, method: str, **fields: float):
+        """Any admin request by its name and fields (``request("Delay", duration_s=2, delay_ms=20)``)."""
+        return self._call(method, getattr(admin_pb2, f"{method}Request")(**fields))
+
     def abort_streams(self) -> int:
         """Abort every open Tso stream with UNAVAILABLE once; returns how many were open."""
         return self._call("AbortStreams", admin_pb2.AbortStreamsRequest()).streams

@@ -185,17 +185,13 @@ class ChildServer:
 
     # Faults, through the admin service (the config must have admin=True).
 
+    def admin(self, request: str, **fields: float) -> None:
+        """One admin request by name (``Stall``, duration_s=0.5): what a fault kind sends (``FaultKind.admin``)."""
+        AdminClient(self.address).request(request, **fields)
+
     def abort_streams(self) -> int:
         """Abort every open Tso stream with UNAVAILABLE once; returns how many were open."""
         return AdminClient(self.address).abort_streams()
-
-    def stall(self, duration_s: float) -> None:
-        """Answer nothing for duration_s, then everything queued, in order; returns at once."""
-        AdminClient(self.address).stall(duration_s)
-
-    def delay(self, duration_s: float, delay_ms: float) -> None:
-        """Delay every reply by delay_ms for duration_s; returns at once."""
-        AdminClient(self.address).delay(duration_s, delay_ms)
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         if self.proc and self.proc.poll() is None:

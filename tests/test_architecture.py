@@ -112,3 +112,41 @@ def test_one_shard_field_with_its_merge_rule_is_merged_by_that_rule():
     merged = ToyShardResult.merge(toys)  # no list of fields to extend: the declaration carries its rule
     assert merged.toy_peak == 9
     assert merged.requests_ok == sum(r.requests_ok for r in shards) > 0
+
+
+def test_one_fault_kind_registration_is_a_word_a_check_an_admin_request_and_a_recorded_kind():
+    import threading
+
+    from tsobench.bench.model import faults
+    from tsobench.bench.runs import injector
+
+    def fire(target: faults.FaultTarget, fault: faults.Fault) -> None:
+        target.admin("Stall", duration_s=fault.duration_s)
+        target.admin("AbortStreams")
+
+    toy = faults.FaultKind(
+        "toy-hiccup", ("duration",), "toy-hiccup@1s:200ms", fire, "a stall, then one UNAVAILABLE", admin="Stall"
+    )
+    faults.register(toy)
+    try:
+        fault = faults.Fault.parse("toy-hiccup@300ms:100ms")  # its word and arguments
+        assert fault.spec == "toy-hiccup@300ms:100ms" and fault.declared is toy
+        with pytest.raises(ConfigError, match="toy-hiccup is written like toy-hiccup@1s:200ms"):
+            faults.Fault.parse("toy-hiccup@1s")
+        assert RunConfig(strategy="pool", duration_s=2, faults=(fault,)).faults == (fault,)  # a single server
+        with pytest.raises(ConfigError, match="needs a single embedded server"):
+            RunConfig(strategy="pool", duration_s=2, server_members=3, faults=(fault,))
+
+        sent: list[tuple[str, dict[str, float]]] = []
+
+        class Server:  # what the injector drives: the requests it sends, as an embedded server gets them
+            def admin(self, request: str, **fields: float) -> None:
+                sent.append((request, fields))
+
+        target = injector._Target(Server(), threading.Event())  # type: ignore[arg-type]
+        fault.declared.fire(target, fault)
+        assert sent == [("Stall", {"duration_s": 0.1}), ("AbortStreams", {})]
+    finally:
+        faults.unregister("toy-hiccup")
+    with pytest.raises(ConfigError, match="unknown kind 'toy-hiccup'"):
+        faults.Fault.parse("toy-hiccup@300ms:100ms")

@@ -26,9 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from tsobench.bench.analysis.plots import log_axis
-from tsobench.bench.model.faults import KINDS
 
-FAULT_ORDER = tuple(KINDS)
 SAME_S = 0.05  # designs whose first successes are this close recovered alike ...
 BACKOFF_S = 0.5  # ... or this close after failures: a reconnect waits out a backoff of up to 500 ms, by chance
 
@@ -209,7 +207,9 @@ def recoveries(data: Sequence[Run]) -> list[Recovery]:
             key = (run.strategy, run.api, run.concurrency * run.processes, f["kind"])
             groups[key].append(f)
             said.setdefault(key, run)
-    rank = {k: i for i, k in enumerate(FAULT_ORDER)}
+    # Kinds in the order the results first recorded them (runs hold their faults in time order): read
+    # from the files, never from the live list of kinds.
+    rank = {kind: i for i, kind in enumerate(dict.fromkeys(f["kind"] for run in data for f in run.faults))}
     return [
         Recovery(
             *key,

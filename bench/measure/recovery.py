@@ -80,7 +80,10 @@ class Trace:
 
 def regions(faults: Sequence[Fault], horizon_s: float) -> list[tuple[int, int]]:
     """µs from the window's start: the spans whose requests ``outcomes`` needs, one per fault."""
-    return [(_us(f.at_s - BEFORE_S), _us(f.end_s + RESTART_S + horizon_s + AFTER_S)) for f in faults]
+    return [
+        (_us(f.at_s - BEFORE_S), _us(f.end_s + RESTART_S + horizon_s + f.declared.extra_horizon_s + AFTER_S))
+        for f in faults
+    ]
 
 
 def _p99(values: np.ndarray) -> int | None:
@@ -96,7 +99,8 @@ def outcomes(injected: Sequence[Injected], trace: Trace, window_s: float, horizo
     for i, f in enumerate(injected):
         start, end = _us(f.started_s), _us(f.ended_s)
         stop = _us(injected[i + 1].started_s) if i + 1 < len(injected) else _us(window_s)
-        lo, hi = np.searchsorted(failed, [start, max(start, min(stop, end + _us(horizon_s)))])
+        own_s = horizon_s + f.fault.declared.extra_horizon_s  # how long after it its failures are its own
+        lo, hi = np.searchsorted(failed, [start, max(start, min(stop, end + _us(own_s)))])
         settle_from = max(end, int(failed[hi - 1]) + 1) if hi > lo else end
         j = int(np.searchsorted(done, settle_from))
         recovered_at = int(done[j]) if j < len(done) and done[j] < stop and f.error is None else None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from tsobench.bench.model.faults import CLUSTER_KINDS, FAULT_HELP, Fault, check_faults
+from tsobench.bench.model.faults import Fault, check_faults, fault_help
 from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
 from tsobench.strategies.base import DEFAULT_POOL_SIZE, ClientOptions, client_option, client_values
@@ -169,7 +169,7 @@ class RunConfig:
     faults: tuple[Fault, ...] = field(
         default=(),
         metadata=option(
-            f"Embedded server fault, repeatable: {FAULT_HELP}. In a sweep, each point's faults joined by '+', "
+            f"Embedded server fault, repeatable: {fault_help()}. In a sweep, each point's faults joined by '+', "
             "or 'none'.",
             flag="fault",
             axis="faults",
@@ -231,8 +231,8 @@ class RunConfig:
         if self.target is not None:
             raise ConfigError("--fault needs the embedded server: faults cannot be injected into a --target")
         for fault in self.faults:
-            if (fault.kind in CLUSTER_KINDS) != (self.server_members > 1):
-                need = "--server-members 2 or more" if fault.kind in CLUSTER_KINDS else "a single embedded server"
+            if fault.declared.cluster != (self.server_members > 1):
+                need = "--server-members 2 or more" if fault.declared.cluster else "a single embedded server"
                 raise ConfigError(f"fault {fault} needs {need}")
         if self.window_s is None:
             raise ConfigError("--fault needs --duration (a fault has a time in the measured window)")

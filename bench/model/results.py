@@ -141,7 +141,7 @@ class IntervalEntry(TypedDict):
 class FaultOutcome(TypedDict):
     """One of ``faults``: a fault as it happened and how the callers recovered (see ``recovery``)."""
 
-    kind: Annotated[str, Doc("kill, abort, stall, delay, leader, kill-leader")]
+    kind: Annotated[str, Doc("its kind's word (`bench/model/faults.py` FAULT_KINDS: kill, abort, stall, ...)")]
     spec: Annotated[str, Doc("as given to --fault")]
     at_s: Annotated[float, Doc("when it was meant to start, s from the window's start")]
     duration_s: Annotated[float, Doc("as given")]

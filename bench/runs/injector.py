@@ -1,17 +1,55 @@
-"""Fires the run's faults at their times on the embedded server, from a thread of the parent."""
+"""Fires the run's faults at their times on the embedded server, from a thread of the parent.
+
+What each fault does is its kind's (``FaultKind.fire``, in ``bench/model/faults.py``); here only the
+schedule, and the server or cluster seen as a ``FaultTarget``."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from tsobench.bench.measure.errors import one_line
-from tsobench.bench.model.faults import CLUSTER_KINDS, LEADER_WAIT_S, Fault, Injected, in_time_order
+from tsobench.bench.model.faults import Fault, Injected, in_time_order
 
 if TYPE_CHECKING:
     from tsobench.server import ChildCluster, ChildServer
+
+
+class _Target:
+    """The embedded server or cluster as a fault sees it (``FaultTarget``); a kind that needs the other
+    (a leader fault on one server) is refused by RunConfig before it gets here."""
+
+    def __init__(self, server: ChildServer | ChildCluster, stop: threading.Event) -> None:
+        self._server, self._stop = server, stop
+
+    def _single(self) -> ChildServer:
+        return cast("ChildServer", self._server)  # RunConfig allows these kinds only with a single server
+
+    def _cluster(self) -> ChildCluster:
+        return cast("ChildCluster", self._server)  # ... and these only with members
+
+    def admin(self, request: str, **fields: float) -> None:
+        self._single().admin(request, **fields)
+
+    def kill(self) -> None:
+        self._single().kill()
+
+    def restart(self) -> None:
+        self._single().restart()
+
+    def transfer_leader(self) -> int:
+        return self._cluster().transfer_leader()[0]
+
+    def kill_leader(self) -> int:
+        return self._cluster().kill_leader()
+
+    def leader(self) -> int | None:
+        return self._cluster().leader()
+
+    def wait(self, seconds: float) -> bool:
+        return self._stop.wait(seconds)
 
 
 class FaultInjector:
@@ -25,6 +63,7 @@ class FaultInjector:
         self.server, self.faults, self.window_start = server, faults, window_start
         self.injected: list[Injected] = []
         self._stop = threading.Event()
+        self._target = _Target(server, self._stop)
         self._thread = threading.Thread(target=self._run, name="faults", daemon=True)
 
     def start(self) -> FaultInjector:
@@ -48,42 +87,8 @@ class FaultInjector:
                 return
             started, error = self._now_s(), None
             try:
-                self._fire(fault)
+                fault.declared.fire(self._target, fault)
             except Exception as exc:  # recorded with the fault: it did not (fully) happen
                 error = one_line(exc)
-            ended = self._now_s() if fault.kind in ("kill", *CLUSTER_KINDS) else started + fault.duration_s
+            ended = self._now_s() if fault.declared.lasts_until_back else started + fault.duration_s
             self.injected.append(Injected(fault, round(started, 6), round(ended, 6), error))
-
-    def _fire(self, fault: Fault) -> None:
-        from tsobench.server import ChildServer
-
-        if fault.kind in CLUSTER_KINDS:
-            self._move_leader(fault)
-            return
-        server = self.server
-        assert isinstance(server, ChildServer)  # RunConfig allows these only with a single server
-        if fault.kind == "kill":
-            server.kill()
-            if self._stop.wait(fault.duration_s):
-                raise InterruptedError("the run stopped while the server was down")
-            server.restart()
-        elif fault.kind == "abort":
-            server.abort_streams()
-        elif fault.kind == "stall":
-            server.stall(fault.duration_s)
-        else:
-            server.delay(fault.duration_s, fault.delay_ms)
-
-    def _move_leader(self, fault: Fault) -> None:
-        """Transfer or kill the leader, then wait until another member holds the lease."""
-        from tsobench.server import ChildCluster
-
-        cluster = self.server
-        assert isinstance(cluster, ChildCluster)  # RunConfig allows leader faults only with members
-        old = cluster.transfer_leader()[0] if fault.kind == "leader" else cluster.kill_leader()
-        deadline = time.monotonic() + LEADER_WAIT_S
-        while (leader := cluster.leader()) is None or leader == old:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no new leader within {LEADER_WAIT_S:g}s")
-            if self._stop.wait(0.01):
-                raise InterruptedError("the run stopped before a new leader was elected")

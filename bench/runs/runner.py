@@ -344,7 +344,7 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
 
 def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> ServerSummary | None:
     """The server's counters over the window; None when unknown, or after a kill (it counts from zero again)."""
-    restarted = any(f.kind == "kill" for f in config.faults)
+    restarted = any(f.declared.restarts_server for f in config.faults)
     if load.after is None or load.before is None or restarted:
         return None
     c = load.after - load.before

@@ -80,7 +80,7 @@ def test_stall_answers_nothing_for_its_span_then_everything_in_order(server):
     try:
         stream.ask()  # connected
         started = time.monotonic()
-        server.stall(0.5)
+        server.admin("Stall", duration_s=0.5)
         replies = pdpb_pb2_grpc.PDStub(stream.channel).Tso(iter([request(c) for c in (1, 2, 3, 4)]), timeout=TIMEOUT_S)
         first = next(replies)
         waited = time.monotonic() - started
@@ -97,7 +97,8 @@ def test_delay_slows_every_reply_within_its_span_only(server):
     stream = Stream(server.address)
     try:
         stream.ask()
-        server.delay(1.5, 600)  # long enough that a loaded host's hiccup cannot pass for it
+        # long enough that a loaded host's hiccup cannot pass for it
+        server.admin("Delay", duration_s=1.5, delay_ms=600)
         started = time.monotonic()
         stream.ask()
         stream.ask()
