@@ -20,18 +20,19 @@ from typing import cast
 import pandas as pd
 
 from tsobench.bench.analysis import harness
-from tsobench.bench.analysis.loader import BASELINE_MATCH, DISTANCE, LATENCY_KEYS, POINT, SERIES, flag, named
+from tsobench.bench.analysis.loader import BASELINE_MATCH, DERIVED, DISTANCE, LATENCY_KEYS, POINT, SERIES, flag, named
 from tsobench.bench.analysis.stats import RunFigures, estimate, point_samples
 from tsobench.bench.measure import latency
+from tsobench.bench.model import results
 from tsobench.bench.model.verdict import Judgement, Verdict
 
-# Figures of one point that are the same for every run of it, taken from the first.
-SAME: tuple[str, ...] = ("total_callers", "open_loop", "safe", "baseline", "reference", "settings")
-SAME += ("bound_in_flight", "bound_unit", "bound_why", "rtt_emulated_ms", "loopback")
-# Figures whose median over the repeats the point reports.
-MEDIANS: tuple[str, ...] = ("cpu_per_1k_ts", "rpcs_per_ts", "server_mean_batch", "client_cpu_s", "littles_law_ratio")
-MEDIANS += ("duration_s", "server_cpu_share", "server_cpu_us_per_ts", "server_threads", "measured_s", "rtt_ms")
-MEDIANS += ("mean_us", "batch_rpcs_per_s", "batch_mean_batch", "batch_rpc_us_mean", "batch_wait_us_mean")
+# The columns repeats of one point fold by their declared role (``results.Role``: the results fields'
+# ``Doc(role=...)``, the loader's derived columns): the same for every run of it (the first run's), or
+# compared across repeats (the median). The run length is an option, not part of the point: its median.
+RUN_LENGTH = ("duration_s",)
+_ROLES = {**results.roles(), **{c: d.role for c, d in DERIVED.items() if d.role is not None}}
+SAME: tuple[str, ...] = tuple(c for c, role in _ROLES.items() if role is results.SAME)
+MEDIANS: tuple[str, ...] = (*RUN_LENGTH, *(c for c, role in _ROLES.items() if role is results.MEDIAN))
 
 
 def with_series(df: pd.DataFrame, without: Sequence[str] = (), column: str = "series") -> pd.DataFrame:
@@ -91,7 +92,7 @@ def _fold(g: pd.DataFrame) -> dict[str, object]:
     row["jain"] = g["jain"].min()  # the least fair repeat
     row["min_per_caller"], row["max_per_caller"] = g["min_per_caller"].min(), g["max_per_caller"].max()
     row["cpu_count"] = g["cpu_count"].max()
-    row["server_rps"] = (g["server_rpcs"] / g["measured_s"]).median()
+    row["server_rps"] = (g[results.SERVER_RPCS] / g[results.MEASURED_S]).median()
     row["rtt_min_ms"] = g["rtt_min_ms"].min()  # the shortest round trip seen: what a bound may assume
     return row
 

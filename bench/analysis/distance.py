@@ -27,6 +27,7 @@ import pandas as pd
 
 from tsobench.bench.analysis.aggregate import where
 from tsobench.bench.analysis.loader import POINT, flag, number
+from tsobench.bench.model.results import BATCH_RPC_US_MEAN, BATCH_RPCS_PER_S, BATCH_WAIT_US_MEAN, MEAN_US
 
 # TiDB's documented mean latency per call, as a multiple of the RPC time, per RPCs in flight
 # (tidb_tso_client_rpc_mode DEFAULT, PARALLEL, PARALLEL-FAST).
@@ -137,7 +138,7 @@ def bound_of(r: pd.Series) -> BoundCheck | None:
         return None
     unit = str(r.get("bound_unit") or "requests")
     if unit == "batches":
-        achieved = next((float(r[c]) for c in ("batch_rpcs_per_s", "server_rps") if pd.notna(r.get(c))), math.nan)
+        achieved = next((float(r[c]) for c in (BATCH_RPCS_PER_S, "server_rps") if pd.notna(r.get(c))), math.nan)
     else:
         achieved = float(r["rps"])
     if not achieved > 0:
@@ -209,13 +210,11 @@ def parallel_trades(agg: pd.DataFrame) -> list[ParallelTrade]:
         steps = []
         for _, r in g.sort_values(RPC_CONCURRENCY).iterrows():
             rtt, n = round_trip_ms(r), int(r[RPC_CONCURRENCY])
-            rpcs, wait, rpc = (
-                number(r.get(c)) for c in ("batch_rpcs_per_s", "batch_wait_us_mean", "batch_rpc_us_mean")
-            )
+            rpcs, wait, rpc = (number(r.get(c)) for c in (BATCH_RPCS_PER_S, BATCH_WAIT_US_MEAN, BATCH_RPC_US_MEAN))
             against, time_us = ("the RPC time", rpc) if rpc else ("the round trip", rtt * 1e3 if rtt else None)
-            if not time_us or pd.isna(r["mean_us"]):
+            if not time_us or pd.isna(r[MEAN_US]):
                 continue
-            over = float(r["mean_us"]) / time_us
+            over = float(r[MEAN_US]) / time_us
             steps.append(ParallelStep(n, over, against, rpcs, DOCUMENTED_PARALLEL.get(n), wait, rpc))
         if len(steps) > 1:
             first = g.iloc[0]

@@ -36,7 +36,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
@@ -44,6 +44,7 @@ from tsobench.bench.analysis import harness
 from tsobench.bench.measure import latency
 from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
+from tsobench.bench.model.results import MEDIAN, SAME, SERVER_RPCS, SERVER_TIMESTAMPS, Role
 from tsobench.bench.model.verdict import judge, stored
 from tsobench.errors import one_line
 from tsobench.options import Spec, flatten, point_keys, specs, word, written
@@ -67,29 +68,40 @@ LATENCY_KEYS = tuple(typing.get_type_hints(results.LatencySummary))  # p50 ... m
 IDENTITY = {"source": "text", "path": "text", "run_id": "text", "started_at": "text", "status": "text"}
 CONFIG = {s.key: "text" if s.multiple else results.KIND_WORDS.get(s.kind, "text") for s in specs(RunConfig)}
 MEASURED = {column: kind for column, (kind, _) in results.columns().items()}
-DERIVED: dict[str, tuple[str, str]] = {  # column: (kind, what it is)
-    "total_callers": ("int", "concurrency x processes"),
-    "open_loop": ("flag", "a --rate was given"),
-    "cpu_per_1k_ts": ("float", "client CPU ms per 1,000 timestamps"),
-    "rpcs_per_ts": ("float", "server RPCs per timestamp (below 1: batched)"),
-    "rtt_ms": ("float", "the round trip measured before the load, median (network.rtt_ms)"),
-    "rtt_min_ms": ("float", "the same, the shortest"),
-    "rtt_emulated_ms": ("float", "the embedded server's emulated round trip (network.emulated)"),
-    "loopback": ("flag", "the target was on this machine"),
-    "safe": ("flag", "False: the negative control"),
-    "baseline": ("flag", "the harness's own ceiling (null)"),
-    "reference": ("flag", "a production client, shown for reference, never ranked"),
-    "settings": ("text", "the options that matter to the strategy, as it says"),
-    "bound_in_flight": ("int", "requests or batches the strategy can have in flight per process"),
-    "bound_unit": ("text", "requests | batches"),
-    "bound_why": ("text", "the bound's mechanism, in words"),
-    "verdict": ("text", "the stored verdict (verdict.stored)"),
-    "verdict_detail": ("text", "the numbers behind it"),
-    "clean": ("flag", "verdict clean"),
-    "dirty": ("flag", "not clean where clean was expected"),
-    "negative_control": ("flag", "failing is what it is for"),
-    "harness_bound": ("flag", "at least half of the null strategy's throughput at the same point"),
-    "harness_ceiling_tps": ("float", "the null strategy's throughput at the same point"),
+
+
+class Derived(NamedTuple):
+    """A column the analysis derives from a file (not a declared results field): its kind, what it is,
+    and its role when repeats fold (``results.Role``; None: the aggregate folds it its own way)."""
+
+    kind: str
+    help: str
+    role: Role | None = None
+
+
+DERIVED: dict[str, Derived] = {  # column: its kind, what it is, its role in the aggregate
+    "total_callers": Derived("int", "concurrency x processes", SAME),
+    "open_loop": Derived("flag", "a --rate was given", SAME),
+    "cpu_per_1k_ts": Derived("float", "client CPU ms per 1,000 timestamps", MEDIAN),
+    "rpcs_per_ts": Derived("float", "server RPCs per timestamp (below 1: batched)", MEDIAN),
+    "rtt_ms": Derived("float", "the round trip measured before the load, median (network.rtt_ms)", MEDIAN),
+    "rtt_min_ms": Derived("float", "the same, the shortest"),
+    "rtt_emulated_ms": Derived("float", "the embedded server's emulated round trip (network.emulated)", SAME),
+    "loopback": Derived("flag", "the target was on this machine", SAME),
+    "safe": Derived("flag", "False: the negative control", SAME),
+    "baseline": Derived("flag", "the harness's own ceiling (null)", SAME),
+    "reference": Derived("flag", "a production client, shown for reference, never ranked", SAME),
+    "settings": Derived("text", "the options that matter to the strategy, as it says", SAME),
+    "bound_in_flight": Derived("int", "requests or batches the strategy can have in flight per process", SAME),
+    "bound_unit": Derived("text", "requests | batches", SAME),
+    "bound_why": Derived("text", "the bound's mechanism, in words", SAME),
+    "verdict": Derived("text", "the stored verdict (verdict.stored)"),
+    "verdict_detail": Derived("text", "the numbers behind it"),
+    "clean": Derived("flag", "verdict clean"),
+    "dirty": Derived("flag", "not clean where clean was expected"),
+    "negative_control": Derived("flag", "failing is what it is for"),
+    "harness_bound": Derived("flag", "at least half of the null strategy's throughput at the same point"),
+    "harness_ceiling_tps": Derived("float", "the null strategy's throughput at the same point"),
 }
 RECORDS = ("histogram", "histogram_uncorrected", "config", "strategy_record", "timeline", "fault_outcomes", "command")
 ENV_FIELDS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
@@ -100,7 +112,7 @@ COLUMN_KINDS: dict[str, str] = {
     **IDENTITY,
     **CONFIG,
     **MEASURED,
-    **{c: kind for c, (kind, _) in DERIVED.items()},
+    **{c: d.kind for c, d in DERIVED.items()},
     **dict.fromkeys(RECORDS, "text"),  # the recorded dicts and lists, kept for the figures (no re-reading)
     **{k: "int" if k == "cpu_count" else "text" for k in ENV_FIELDS},
 }
@@ -322,7 +334,7 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         **{k: measured[k] or 0 for k in ("violations", "duplicates", "non_monotonic", "mismatched")},
         "total_callers": config["concurrency"] * config["processes"],
         "cpu_per_1k_ts": _per_1k(m.get("client_cpu_s"), m.get("timestamps")),
-        "rpcs_per_ts": _ratio(measured["server_rpcs"], measured["server_timestamps"]),
+        "rpcs_per_ts": _ratio(measured[SERVER_RPCS], measured[SERVER_TIMESTAMPS]),
         "rtt_ms": rtt.get("median"),
         "rtt_min_ms": rtt.get("min"),
         "rtt_emulated_ms": emulated.get("rtt_ms"),

@@ -22,6 +22,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NotRequired, Required, TypedDict
 
@@ -32,17 +33,29 @@ SCHEMA_VERSION = 1  # the version this tsobench writes
 DEFAULT_DIR = Path("results")
 
 
+class Role(Enum):
+    """A column's part when repeats of one point fold into one row (``analysis/aggregate.py``)."""
+
+    MEDIAN = "median"  # compared across repeats: the point reports the median of its runs
+    SAME = "same"  # the same for every run of the point: the first run's
+
+
 @dataclass(frozen=True)
 class Doc:
-    """What a results field means, and its column in the analysis's runs table.
+    """What a results field means, its column in the analysis's runs table and its role there.
 
     ``column`` names the column (``{key}`` is the field's name); for a field that
     holds a section (a TypedDict), it is the template of its fields' columns
     (``{key}_us`` makes ``latency_us.p99`` the column ``p99_us``). None: no column.
+    ``role``: how repeats of a point fold it (None: the aggregate folds it its own way, or not at all).
     """
 
     help: str
     column: str | None = "{key}"
+    role: Role | None = None
+
+
+MEDIAN, SAME = Role.MEDIAN, Role.SAME
 
 
 class LatencySummary(TypedDict):
@@ -53,7 +66,7 @@ class LatencySummary(TypedDict):
     p99: Annotated[int, Doc("99th percentile")]
     p999: Annotated[int, Doc("99.9th percentile")]
     max: Annotated[int, Doc("the longest")]
-    mean: Annotated[float, Doc("mean")]
+    mean: Annotated[float, Doc("mean", role=MEDIAN)]
 
 
 class ServerSummary(TypedDict):
@@ -62,13 +75,15 @@ class ServerSummary(TypedDict):
     rpcs: Annotated[int, Doc("Tso requests answered")]
     timestamps: Annotated[int, Doc("timestamps handed out")]
     streams: Annotated[int, Doc("Tso streams opened")]
-    mean_batch: Annotated[float, Doc("timestamps per request")]
+    mean_batch: Annotated[float, Doc("timestamps per request", role=MEDIAN)]
     errors: Annotated[int, Doc("requests refused or aborted")]
     cpu_s: Annotated[float | None, Doc("the server process's CPU (user+sys), s; null when it does not say")]
-    cpu_share: Annotated[float | None, Doc("cpu_s / measured_s: cores the server kept busy")]
+    cpu_share: Annotated[float | None, Doc("cpu_s / measured_s: cores the server kept busy", role=MEDIAN)]
     cpu_us_per_rpc: Annotated[float | None, Doc("server CPU per request, µs")]
-    cpu_us_per_ts: Annotated[float | None, Doc("server CPU per timestamp, µs")]
-    threads: Annotated[int | None, Doc("cores the server can use at most (1: the asyncio server); null: unknown")]
+    cpu_us_per_ts: Annotated[float | None, Doc("server CPU per timestamp, µs", role=MEDIAN)]
+    threads: Annotated[
+        int | None, Doc("cores the server can use at most (1: the asyncio server); null: unknown", role=MEDIAN)
+    ]
 
 
 class Batching(TypedDict):
@@ -76,11 +91,11 @@ class Batching(TypedDict):
 
     rpcs: Annotated[int, Doc("Tso requests it sent in the window")]
     requests: Annotated[int, Doc("callers' requests those carried")]
-    mean_batch: Annotated[float, Doc("callers' requests per RPC")]
-    rpcs_per_s: Annotated[float, Doc("RPCs per second of the window")]
-    rpc_us_mean: Annotated[float, Doc("per request, the mean time its batch's RPC took, µs")]
+    mean_batch: Annotated[float, Doc("callers' requests per RPC", role=MEDIAN)]
+    rpcs_per_s: Annotated[float, Doc("RPCs per second of the window", role=MEDIAN)]
+    rpc_us_mean: Annotated[float, Doc("per request, the mean time its batch's RPC took, µs", role=MEDIAN)]
     wait_us_mean: Annotated[
-        float, Doc("per request, the mean wait for its batch to leave: latency mean - RPC mean, µs")
+        float, Doc("per request, the mean wait for its batch to leave: latency mean - RPC mean, µs", role=MEDIAN)
     ]
 
 
@@ -99,7 +114,7 @@ class Metrics(TypedDict):
     requests_ok: Annotated[int, Doc("answered in the window")]
     requests_failed: Annotated[int, Doc("failed in the window (hung callers included)")]
     timestamps: Annotated[int, Doc("timestamps answered in the window")]
-    measured_s: Annotated[float, Doc("the measured window, s")]
+    measured_s: Annotated[float, Doc("the measured window, s", role=MEDIAN)]
     throughput_rps: Annotated[float, Doc("requests answered per second")]
     throughput_tps: Annotated[float, Doc("timestamps answered per second")]
     latency_us: Annotated[
@@ -115,10 +130,10 @@ class Metrics(TypedDict):
     callers: Annotated[int, Doc("concurrency x processes")]
     fairness: Annotated[Fairness, Doc("completions per caller in the window", "{key}")]
     censored: Annotated[int, Doc("requests in flight when the window closed; their waits so far are in the latency")]
-    littles_law_ratio: Annotated[float | None, Doc("closed loop: throughput x mean latency / callers")]
+    littles_law_ratio: Annotated[float | None, Doc("closed loop: throughput x mean latency / callers", role=MEDIAN)]
     reconnects: Annotated[int, Doc("streams reopened after a failure (the strategy's count)")]
     streams_opened: Annotated[int, Doc("Tso streams the clients opened")]
-    client_cpu_s: Annotated[float, Doc("client processes' CPU (user+sys), s")]
+    client_cpu_s: Annotated[float, Doc("client processes' CPU (user+sys), s", role=MEDIAN)]
     client_cpu_us_per_ts: Annotated[float | None, Doc("client CPU per timestamp, µs")]
     server: Annotated[ServerSummary | None, Doc("null when unknown, or after a kill fault", "server_{key}")]
     batching: Annotated[Batching | None, Doc("null unless the strategy batches and says so", "batch_{key}")]
@@ -410,6 +425,27 @@ def columns() -> dict[str, tuple[str, str]]:
     return out
 
 
+def roles() -> dict[str, Role]:
+    """The measured columns that declare a role in the aggregate, column -> role."""
+    out = {}
+    for name, section in SECTIONS.items():
+        for column, _, _, doc in _walk(section, "{key}", f"{name}."):
+            if doc.role is not None:
+                out[column] = doc.role
+    return out
+
+
+def column(path: str) -> str:
+    """The analysis's column of a declared results field (``metrics.batching.rpcs_per_s`` ->
+    ``batch_rpcs_per_s``): the analysis imports names made here, never joins them by hand; a path
+    nothing declares fails where it is written."""
+    section_name = path.partition(".")[0]
+    for c, p, _, _ in _walk(SECTIONS.get(section_name, dict), "{key}", f"{section_name}."):
+        if p == path:
+            return c
+    raise KeyError(f"{path!r} is no declared results field with a column")
+
+
 def row(data: dict[str, Any]) -> dict[str, Any]:
     """One results document's measured values by column (None where the file has no such field)."""
     out = {}
@@ -420,6 +456,16 @@ def row(data: dict[str, Any]) -> dict[str, Any]:
                 value = value.get(part) if isinstance(value, dict) else None
             out[column] = value
     return out
+
+
+# The columns the analysis names (from the declarations above: renaming a field renames them).
+BATCH_RPCS_PER_S = column("metrics.batching.rpcs_per_s")
+BATCH_RPC_US_MEAN = column("metrics.batching.rpc_us_mean")
+BATCH_WAIT_US_MEAN = column("metrics.batching.wait_us_mean")
+SERVER_RPCS = column("metrics.server.rpcs")
+SERVER_TIMESTAMPS = column("metrics.server.timestamps")
+MEASURED_S = column("metrics.measured_s")
+MEAN_US = column("metrics.latency_us.mean")
 
 
 def field_tables() -> str:
