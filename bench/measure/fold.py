@@ -27,7 +27,7 @@ import numpy as np
 from tsobench.bench.measure import latency, recovery
 from tsobench.bench.measure.checker import EMPTY, CallerOrder, RangeSet, RealTimeOrder
 from tsobench.bench.measure.intervals import Buckets
-from tsobench.bench.measure.measures import ShardResult
+from tsobench.bench.measure.measures import Closing, ShardResult
 from tsobench.bench.measure.recovery import NO_ANSWER, Trace
 
 if TYPE_CHECKING:
@@ -329,35 +329,18 @@ class Fold:
         if hung:
             errors["hung"] += hung
         counters = _delta(dict(self._counters()), self._counters_at_start or {})
-        return ShardResult(
-            index=self.shard.index,
-            requests_ok=self.ok,
-            requests_failed=sum(self.errors.values()) + hung,
-            timestamps=self.ok * run.count,
-            measured_s=max(0.0, (window_end - start) / 1e6),
-            cpu_s=cpu_s,
-            errors=dict(errors),
-            error_samples={**{k: v for r in self.records for k, v in r.samples.items()}, **samples},
-            crashes=sum(crashes.values()),
-            hung=hung,
-            censored=len(waits),
-            streams_opened=streams_opened,
-            counters=counters,
-            latency=latency.encode(self.corrected),
-            latency_uncorrected=latency.encode(self.uncorrected),
-            answered_us=self.answered_us,
-            checked=self.checked,
-            non_monotonic=self.out_of_order,
-            non_monotonic_per_caller=self.out_of_order_per_caller,
-            mismatched=self.mismatched,
-            ranges=self.ranges.ranges(),
-            completions=(self.completions[self.active] if self._open_loop else self.completions).tolist(),
-            interrupted=self.clock.stop.is_set(),
-            intervals=self.buckets.parts(),
-            trace=self._joined_trace() if run.faults else None,
-        )
+        window_s = max(0.0, (window_end - start) / 1e6)
+        closing = Closing(self, hung, waits, errors, crashes, samples, window_s, cpu_s, streams_opened, counters)
+        return ShardResult.produce(closing)  # each field as its declaration (measures.py) says
 
-    def _joined_trace(self) -> Trace:
+    def completions_per_caller(self) -> list[int]:
+        """Completions of each caller with a request due in the window (closed loop: every caller)."""
+        return (self.completions[self.active] if self._open_loop else self.completions).tolist()
+
+    def joined_trace(self) -> Trace | None:
+        """The requests around the faults, every caller's together (None: the run has no faults)."""
+        if not self.run.faults:
+            return None
         columns = list(zip(*self._trace, strict=True)) or [(), (), ()]
         intended, done, failed = (np.concatenate([EMPTY, *column]) for column in columns)
         order = np.argsort(done, kind="stable")

@@ -399,6 +399,13 @@ def _declared(section: type) -> list[tuple[str, Any, Doc]]:
     return out
 
 
+def required_keys(section: type) -> frozenset[str]:
+    """The keys every document of a TypedDict section holds (NotRequired ones aside; read from the hints,
+    as ``__required_keys__`` misses NotRequired under postponed annotations)."""
+    hints = typing.get_type_hints(section, include_extras=True)
+    return frozenset(k for k, hint in hints.items() if typing.get_origin(hint) is not NotRequired)
+
+
 def _is_section(kind: Any) -> bool:
     return isinstance(kind, type) and typing.is_typeddict(kind)
 

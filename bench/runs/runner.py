@@ -22,7 +22,8 @@ from tsobench import strategies
 from tsobench.bench.measure import intervals, latency, recovery
 from tsobench.bench.measure.checker import Correctness
 from tsobench.bench.measure.fairness import fairness, littles_law_ratio
-from tsobench.bench.measure.measures import ShardResult
+from tsobench.bench.measure.measures import ShardResult, metric_keys
+from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
 from tsobench.bench.model.faults import Injected
 from tsobench.bench.model.results import (
@@ -292,38 +293,37 @@ def _result(
 
 
 def _metrics(config: RunConfig, total: ShardResult, lost_callers: int, server: ServerSummary | None) -> Metrics:
+    """The run's metrics: every shard figure that declares its metrics key (``measures.measure(metric=...)``)
+    as merged, then what the run derives; a declared key produced by neither is an error."""
+    values: dict[str, Any] = {key: getattr(total, name) for name, key in metric_keys().items()}
     errors = Counter(total.errors)
     if lost_callers:
         errors["shard_failed"] += lost_callers
     measured_s, ok, timestamps = total.measured_s, total.requests_ok, total.timestamps
     callers = config.concurrency * config.processes
     summary = latency.summarize(latency.decode(total.latency))
-    metrics: Metrics = {
-        "requests_ok": ok,
+    values |= {
         "requests_failed": total.requests_failed + lost_callers,
-        "timestamps": timestamps,
         "measured_s": round(measured_s, 6),
         "throughput_rps": ok / measured_s if measured_s else 0.0,
         "throughput_tps": timestamps / measured_s if measured_s else 0.0,
         "latency_us": summary,
         "errors": dict(errors),
-        "error_samples": total.error_samples,
-        "crashes": total.crashes,
-        "hung": total.hung,
         "callers": callers,
         "fairness": fairness(total.completions),  # callers of a lost shard count as shard_failed, not here
-        "censored": total.censored,
         "littles_law_ratio": None if config.open_loop else littles_law_ratio(total.answered_us, measured_s, callers),
         "reconnects": total.counters.get("reconnects", 0),
-        "streams_opened": total.streams_opened,
         "client_cpu_s": round(total.cpu_s, 4),
         "client_cpu_us_per_ts": round(total.cpu_s * 1e6 / timestamps, 3) if timestamps else None,
         "server": server,
         "batching": _batching(total.counters, summary["mean"], ok, measured_s),
     }
     if config.open_loop:
-        metrics["latency_uncorrected_us"] = latency.summarize(latency.decode(total.latency_uncorrected))
-    return metrics
+        values["latency_uncorrected_us"] = latency.summarize(latency.decode(total.latency_uncorrected))
+    missing = results.required_keys(Metrics) - values.keys()
+    if missing:  # a declared metric nobody produces: an error here, never a file without it
+        raise RunError(f"no producer for the declared metrics {', '.join(sorted(missing))}")
+    return cast(Metrics, values)
 
 
 def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measured_s: float) -> Batching | None:
