@@ -1,5 +1,6 @@
-"""A newcomer adds a run option (one field), a results field (one declaration) or a shard figure
-(one field with its merge rule), and sees it everywhere it belongs: this is the proof, with toys.
+"""A newcomer adds a run option (one field), a client option (one ClientOptions field), a figure (a shard
+field with its merge rule, producer and metrics key, and its results declaration with its role) or a fault
+kind (one registration), and sees it everywhere it belongs: this is the proof, with toys.
 (A strategy is one module plus its registration: tests/strategies/test_registry.py runs a plugin
 package through every command.)"""
 
@@ -84,22 +85,62 @@ def test_one_client_option_declaration_is_the_client_s_field_and_the_run_s_flag_
         client_option("toy_lane", options=ToyClientOptions)  # misspelt: an error where it is written
 
 
-class ToyMetrics(results.Metrics):
-    """Metrics with one more declared field."""
-
-    toy_hops: Annotated[int, results.Doc("toy: hops per request")]
-
-
-def test_one_results_declaration_is_a_column_a_value_and_a_line_of_the_readme(monkeypatch):
-    monkeypatch.setitem(results.SECTIONS, "metrics", ToyMetrics)
-    assert results.columns()["toy_hops"] == ("int", "toy: hops per request")
-    assert results.row({"metrics": {"toy_hops": 4}, "correctness": {}})["toy_hops"] == 4
-    assert "| `toy_hops` | int | toy: hops per request |" in results.field_tables()
-
-
 @dataclass(frozen=True)
 class ToyShardResult(measures.ShardResult):
-    toy_peak: int = field(default=0, metadata=measures.measure(measures.Merge.MAX, "toy: the highest"))
+    """A shard figure added at the producer: how a shard produces it, its merge rule, its metrics key."""
+
+    toy_peak: int = field(
+        default=0,
+        metadata=measures.measure(
+            measures.Merge.MAX,
+            "toy: the most one caller completed",
+            lambda c: max(c.fold.completions_per_caller(), default=0),
+            metric="toy_peak",
+        ),
+    )
+
+
+class ToyMetrics(results.Metrics):
+    """The results' declaration of that figure: its key, what it means, its role when repeats fold."""
+
+    toy_peak: Annotated[int, results.Doc("toy: the most one caller completed", role=results.MEDIAN)]
+
+
+TOY_SECTIONS = {**results.SECTIONS, "metrics": ToyMetrics}
+
+
+def test_one_figure_flows_from_the_shard_to_the_file_the_loader_the_aggregate_and_the_readme(tmp_path):
+    """Nothing monkeypatched: the declarations are handed to each stage as the extension they are."""
+    from collections import Counter
+
+    from tsobench.bench.analysis import aggregate, loader
+    from tsobench.bench.measure.clock import Clock
+    from tsobench.bench.measure.fold import Fold, Record
+    from tsobench.bench.runs.runner import metrics_of
+
+    config = RunConfig(strategy="null", concurrency=2, duration_s=1.0, warmup_s=0)
+    shards = []
+    for index, answers in enumerate((3, 5)):  # two shards: one caller answers 3 (then 5) times in the window
+        records = [Record(open_loop=False) for _ in range(2)]
+        for i in range(answers):
+            records[0].lasts.append(index * 100 + i + 1)
+            records[0].sent.append(1_000 + i)
+            records[0].done.append(1_010 + i)
+        fold = Fold(ShardConfig(config, index, "", overrun_s=0.7), Clock(1_000, 1_000, 1_001_000), records)
+        shards.append(fold.finish(1_001_000, 1_001_000, 0.0, 0, Counter(), {}, result=ToyShardResult))
+    assert [s.toy_peak for s in shards] == [3, 5]  # the shard produced it
+    total = ToyShardResult.merge(shards)
+    assert total.toy_peak == 5  # by its merge rule
+    metrics = metrics_of(config, total, declared=ToyMetrics)
+    assert metrics["toy_peak"] == 5  # type: ignore[typeddict-item]  # the run's metrics, under its declared key
+    result = results.RunResult("run", "t0", "t1", [], config.to_dict(), {}, metrics, results.CorrectnessCounts(), {})
+    data = results.read(results.write(result, tmp_path / "run.json")).to_dict()
+    assert data["metrics"]["toy_peak"] == 5  # the results file holds it
+    assert loader.results_row(data, sections=TOY_SECTIONS)["toy_peak"] == 5  # the loader's column
+    assert results.columns(TOY_SECTIONS)["toy_peak"] == ("int", "toy: the most one caller completed")
+    assert "toy_peak" in aggregate.folded_by(results.MEDIAN, TOY_SECTIONS)  # repeats fold it by its median
+    assert "| `toy_peak` | int | toy: the most one caller completed |" in results.field_tables(TOY_SECTIONS)
+    assert "toy_peak" not in results.columns()  # the real declarations are untouched
 
 
 def test_one_shard_field_with_its_merge_rule_is_merged_by_that_rule():

@@ -30,9 +30,17 @@ from tsobench.bench.model.verdict import Judgement, Verdict
 # ``Doc(role=...)``, the loader's derived columns): the same for every run of it (the first run's), or
 # compared across repeats (the median). The run length is an option, not part of the point: its median.
 RUN_LENGTH = ("duration_s",)
-_ROLES = {**results.roles(), **{c: d.role for c, d in DERIVED.items() if d.role is not None}}
-SAME: tuple[str, ...] = tuple(c for c, role in _ROLES.items() if role is results.SAME)
-MEDIANS: tuple[str, ...] = (*RUN_LENGTH, *(c for c, role in _ROLES.items() if role is results.MEDIAN))
+
+
+def folded_by(role: results.Role, sections: Mapping[str, type] | None = None) -> tuple[str, ...]:
+    """The columns repeats fold by ``role``: declared results fields (``sections``: SECTIONS or an
+    extension of it), then the loader's derived columns."""
+    declared = {**results.roles(sections), **{c: d.role for c, d in DERIVED.items() if d.role is not None}}
+    return tuple(c for c, r in declared.items() if r is role)
+
+
+SAME: tuple[str, ...] = folded_by(results.SAME)
+MEDIANS: tuple[str, ...] = (*RUN_LENGTH, *folded_by(results.MEDIAN))
 
 
 def with_series(df: pd.DataFrame, without: Sequence[str] = (), column: str = "series") -> pd.DataFrame:

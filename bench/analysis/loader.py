@@ -298,7 +298,9 @@ def config_values(recorded: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str, Any]:
+def results_row(
+    data: dict[str, Any], path: PathLike | None = None, sections: Mapping[str, type] | None = None
+) -> dict[str, Any]:
     """One results document as one flat row; raises on anything it cannot read (an older
     version's document is read as the current schema: ``results.upgrade``).
 
@@ -313,7 +315,7 @@ def results_row(data: dict[str, Any], path: PathLike | None = None) -> dict[str,
         latency.decode(text)  # a corrupt histogram fails here, not halfway through a report
     answered = bool(m["requests_ok"])
     # nothing answered: no latency ("-"), never the 0 a histogram of nothing reports
-    measured = results.row(data if answered else {**data, "metrics": _without_latency(m)})
+    measured = results.row(data if answered else {**data, "metrics": _without_latency(m)}, sections)
     record = strategy_record(data)
     judgement = stored({**data, "strategy": record})  # a file without a stored verdict is judged once, whole
     # the harness's own ceiling never makes a point dirty, whatever an older stored verdict says

@@ -306,8 +306,10 @@ class Fold:
         streams_opened: int,
         crashes: Counter[str],
         samples: dict[str, dict[str, str]],
+        result: type[ShardResult] = ShardResult,
     ) -> ShardResult:
-        """Fold the rest, censor what is still waiting, and return the shard's result."""
+        """Fold the rest, censor what is still waiting, and return the shard's result (``result``:
+        ShardResult, or an extension of it: every field is produced by its declaration)."""
         self.fold(now_us, final=True)
         run, end = self.run, self.clock.end_us
         hung = 0
@@ -331,7 +333,7 @@ class Fold:
         counters = _delta(dict(self._counters()), self._counters_at_start or {})
         window_s = max(0.0, (window_end - start) / 1e6)
         closing = Closing(self, hung, waits, errors, crashes, samples, window_s, cpu_s, streams_opened, counters)
-        return ShardResult.produce(closing)  # each field as its declaration (measures.py) says
+        return result.produce(closing)  # each field as its declaration (measures.py) says
 
     def completions_per_caller(self) -> list[int]:
         """Completions of each caller with a request due in the window (closed loop: every caller)."""

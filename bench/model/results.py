@@ -423,19 +423,20 @@ def _walk(section: type, template: str, prefix: str) -> list[tuple[str, str, Any
     return out
 
 
-def columns() -> dict[str, tuple[str, str]]:
-    """The measured columns of the analysis's runs table: column -> (kind, help), from the declarations."""
+def columns(sections: Mapping[str, type] | None = None) -> dict[str, tuple[str, str]]:
+    """The measured columns of the analysis's runs table: column -> (kind, help), from the declarations
+    (``sections``: SECTIONS, or an extension of it)."""
     out = {}
-    for name, section in SECTIONS.items():
+    for name, section in (sections or SECTIONS).items():
         for column, _, kind, doc in _walk(section, "{key}", f"{name}."):
             out[column] = (KIND_WORDS.get(kind, "text"), doc.help)
     return out
 
 
-def roles() -> dict[str, Role]:
+def roles(sections: Mapping[str, type] | None = None) -> dict[str, Role]:
     """The measured columns that declare a role in the aggregate, column -> role."""
     out = {}
-    for name, section in SECTIONS.items():
+    for name, section in (sections or SECTIONS).items():
         for column, _, _, doc in _walk(section, "{key}", f"{name}."):
             if doc.role is not None:
                 out[column] = doc.role
@@ -453,10 +454,10 @@ def column(path: str) -> str:
     raise KeyError(f"{path!r} is no declared results field with a column")
 
 
-def row(data: dict[str, Any]) -> dict[str, Any]:
+def row(data: dict[str, Any], sections: Mapping[str, type] | None = None) -> dict[str, Any]:
     """One results document's measured values by column (None where the file has no such field)."""
     out = {}
-    for name, section in SECTIONS.items():
+    for name, section in (sections or SECTIONS).items():
         for column, path, _, _ in _walk(section, "{key}", f"{name}."):
             value: Any = data
             for part in path.split("."):
@@ -475,10 +476,10 @@ MEASURED_S = column("metrics.measured_s")
 MEAN_US = column("metrics.latency_us.mean")
 
 
-def field_tables() -> str:
+def field_tables(sections: Mapping[str, type] | None = None) -> str:
     """The field tables of results/README.md, from the declarations (a test keeps the README in step)."""
     lines = []
-    for name, section in {**SECTIONS, **ENTRIES}.items():
+    for name, section in {**(sections or SECTIONS), **ENTRIES}.items():
         lines += [
             f"`{name}`{' (one entry each)' if name in ENTRIES else ''}:",
             "",

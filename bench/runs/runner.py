@@ -251,7 +251,7 @@ def _result(
     total = ShardResult.merge(parts)
     lost_callers = len(shards.failures) * config.concurrency
     merged_intervals = intervals.merge(total.intervals)
-    metrics = _metrics(config, total, lost_callers, _server_summary(config, load, total.measured_s))
+    metrics = metrics_of(config, total, lost_callers, _server_summary(config, load, total.measured_s))
     faults: list[FaultOutcome] = []
     if config.faults:
         trace = total.trace or recovery.Trace.join(())
@@ -292,10 +292,16 @@ def _result(
     )
 
 
-def _metrics(config: RunConfig, total: ShardResult, lost_callers: int, server: ServerSummary | None) -> Metrics:
+def metrics_of(
+    config: RunConfig,
+    total: ShardResult,
+    lost_callers: int = 0,
+    server: ServerSummary | None = None,
+    declared: type = Metrics,
+) -> Metrics:
     """The run's metrics: every shard figure that declares its metrics key (``measures.measure(metric=...)``)
     as merged, then what the run derives; a declared key produced by neither is an error."""
-    values: dict[str, Any] = {key: getattr(total, name) for name, key in metric_keys().items()}
+    values: dict[str, Any] = {key: getattr(total, name) for name, key in metric_keys(type(total)).items()}
     errors = Counter(total.errors)
     if lost_callers:
         errors["shard_failed"] += lost_callers
@@ -320,7 +326,7 @@ def _metrics(config: RunConfig, total: ShardResult, lost_callers: int, server: S
     }
     if config.open_loop:
         values["latency_uncorrected_us"] = latency.summarize(latency.decode(total.latency_uncorrected))
-    missing = results.required_keys(Metrics) - values.keys()
+    missing = results.required_keys(declared) - values.keys()
     if missing:  # a declared metric nobody produces: an error here, never a file without it
         raise RunError(f"no producer for the declared metrics {', '.join(sorted(missing))}")
     return cast(Metrics, values)
