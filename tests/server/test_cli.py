@@ -256,6 +256,7 @@ def test_cli_refuses_a_corrupt_window_file(tmp_path):
 # --- knobs through the CLI ----------------------------------------------------------------------
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_child_delay_ms_adds_latency(tmp_path):
     config = ServerConfig(data_dir=str(tmp_path / "data"), metrics_port=None, delay_ms=150)
     with ChildServer(config) as child, grpc.insecure_channel(child.address) as channel:

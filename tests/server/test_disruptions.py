@@ -93,6 +93,7 @@ def test_stall_answers_nothing_for_its_span_then_everything_in_order(server):
     assert lasts == sorted(set(lasts))
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_delay_slows_every_reply_within_its_span_only(server):
     stream = Stream(server.address)
     try:

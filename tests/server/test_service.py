@@ -285,6 +285,7 @@ def test_reflection_lists_and_describes_pd(inprocess_server):
 # --- knobs and startup --------------------------------------------------------------------------
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_delay_ms_adds_latency_to_every_reply(start_inprocess_server, open_stub):
     delay_s = 0.15
     server = start_inprocess_server(delay_ms=delay_s * 1000)
@@ -303,6 +304,7 @@ def test_delay_ms_adds_latency_to_every_reply(start_inprocess_server, open_stub)
     stream.close()
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_no_delay_by_default_is_fast(pd_stub):
     tso(pd_stub, [1])
     started = time.monotonic()
@@ -310,6 +312,7 @@ def test_no_delay_by_default_is_fast(pd_stub):
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_rtt_delays_every_reply_without_holding_up_the_ones_behind(start_inprocess_server, open_stub):
     """Ten pipelined requests: each reply leaves a round trip after its request, not after the reply before."""
     rtt_s = 0.3

@@ -63,6 +63,7 @@ def test_async_clients_recover_after_errors(child_server, safe_strategies):
         asyncio.run(check(name))
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize("api", strategies.APIS)
 def test_a_stopped_server_gives_timeouts_not_hangs(stopped_server, safe_strategy, api):
     config = RunConfig(

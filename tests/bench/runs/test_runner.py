@@ -96,6 +96,7 @@ def test_embedded_server_run_records_everything_the_schema_names(tmp_path):
     assert data["metrics"]["client_cpu_s"] > 0
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize("api", ["thread", "asyncio"])
 def test_unsafe_shared_is_caught_and_the_harness_returns_within_its_limit(child_server, api):
     config = RunConfig(
