@@ -21,7 +21,7 @@ def test_a_name_loads_its_submodule_and_a_colon_renames():
 
 def test_an_unknown_name_is_an_attribute_error_naming_the_package():
     get = lazy_names("tsobench.bench", {})
-    with pytest.raises(AttributeError, match="module 'tsobench.bench' has no attribute 'nope'"):
+    with pytest.raises(AttributeError, match=r"module 'tsobench\.bench' has no attribute 'nope'"):
         get("nope")
 
 

@@ -12,7 +12,7 @@ def test_the_loop_selects_with_select_and_runs_timers_and_callbacks():
     loop = select_event_loop()
     try:
         assert isinstance(loop, asyncio.SelectorEventLoop)
-        assert isinstance(loop._selector, selectors.SelectSelector)  # noqa: SLF001  (the point of the module)
+        assert isinstance(loop._selector, selectors.SelectSelector)
 
         async def sleeper() -> str:
             await asyncio.sleep(0.001)

@@ -225,21 +225,6 @@ def test_a_fail_rate_of_a_fifth_fails_about_a_fifth_of_the_requests(failing_serv
     assert set(result.errors) <= {"UNAVAILABLE"}, result.errors
 
 
-def test_merging_shards_sums_counts_and_finds_duplicates_between_them(child_server):
-    """ShardResult.merge is what a run reports over its shards; overlaps across shards are duplicates."""
-    config = RunConfig(strategy="locked", concurrency=2, requests=50, warmup_s=0)
-    a = run_shard(ShardConfig(config, 0, child_server.address))
-    b = run_shard(ShardConfig(config, 1, child_server.address))
-    total = ShardResult.merge([a, b])
-    assert (total.requests_ok, total.checked) == (a.requests_ok + b.requests_ok, a.checked + b.checked)
-    assert total.completions == a.completions + b.completions
-    assert latency.decode(total.latency).get_total_count() == (
-        latency.decode(a.latency).get_total_count() + latency.decode(b.latency).get_total_count()
-    )
-    assert total.ranges.duplicates == 0  # one server: nothing handed out twice
-    assert ShardResult.merge([a, a]).ranges.duplicates == a.checked  # the same ranges twice: every one a duplicate
-
-
 NORMAL = ...  # what ``answer`` returns for a normal reply
 
 
