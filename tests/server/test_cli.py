@@ -331,13 +331,6 @@ def test_the_server_counts_its_own_cpu_time(tmp_path):
     assert any(line.startswith("process_cpu_seconds_total ") for line in text.splitlines())
 
 
-def test_counters_without_a_cpu_figure_subtract_and_add_to_none():
-    known, unknown = ServerCounters(rpcs=5, cpu_s=2.5), ServerCounters(rpcs=2, cpu_s=None)
-    assert known - ServerCounters(rpcs=1, cpu_s=0.5) == ServerCounters(rpcs=4, cpu_s=2.0)
-    assert (known - unknown).cpu_s is None and (known + unknown).cpu_s is None
-    assert (known + known).cpu_s == 5.0
-
-
 def test_restart_resets_counters_but_not_timestamps(tmp_path):
     with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"))) as child:
         highest = last_of(tso(child.address, [3])[0])
