@@ -24,7 +24,6 @@ from cryptography.x509.oid import NameOID
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, ServerCounters, compose
-from tsobench.server.app import ServerError
 from tsobench.server.oracle import GUARD_MS
 from tsobench.server.window import WindowFile
 
@@ -222,20 +221,6 @@ def test_the_server_raises_its_descriptor_limit_to_the_hard_limit(tmp_path):
     (line,) = [line for line in limits if line.startswith("Max open files")]
     soft = line.split()[3]
     assert soft == str(hard) or (soft == "unlimited" and hard == resource.RLIM_INFINITY), line
-
-
-def test_child_server_on_a_busy_port_raises_server_error(inprocess_server, tmp_path):
-    port = inprocess_server.server.port
-    child = ChildServer(ServerConfig(port=port, data_dir=str(tmp_path / "data"), metrics_port=None))
-    try:
-        with pytest.raises(ServerError, match=f"exited with 2.*cannot listen on 127.0.0.1:{port}"):
-            child.start()
-    finally:
-        child.close()
-    # The first server is untouched.
-    with grpc.insecure_channel(inprocess_server.address) as channel:
-        reply = pdpb_pb2_grpc.PDStub(channel).GetMembers(pdpb_pb2.GetMembersRequest(), timeout=TIMEOUT_S)
-    assert reply.header.cluster_id == DEFAULT_CLUSTER_ID
 
 
 def test_cli_refuses_a_corrupt_window_file(tmp_path):
