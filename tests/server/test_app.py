@@ -12,7 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from tsobench.protos import admin_pb2, admin_pb2_grpc, pdpb_pb2
+from tsobench.protos import pdpb_pb2
 from tsobench.server import DEFAULT_CLUSTER_ID, ServerConfig
 from tsobench.server.app import ServerError, TsoServer, describe_bind_error, new_event_loop
 
@@ -93,20 +93,6 @@ def test_first_server_still_serves_after_a_failed_second_bind(inprocess_server, 
     test_port_in_use_raises_server_error(inprocess_server, tmp_path)
     (reply,) = tso(pd_stub, [2])
     assert reply.count == 2
-
-
-def test_admin_is_served_only_when_asked(start_inprocess_server):
-    codes = {}
-    for admin in (False, True):
-        server = start_inprocess_server(admin=admin)
-        with grpc.insecure_channel(server.address) as channel:
-            try:
-                admin_pb2_grpc.AdminStub(channel).AbortStreams(admin_pb2.AbortStreamsRequest(), timeout=TIMEOUT_S)
-                codes[admin] = None
-            except grpc.RpcError as exc:
-                codes[admin] = exc.code()
-    assert codes[False] == grpc.StatusCode.UNIMPLEMENTED
-    assert codes[True] != grpc.StatusCode.UNIMPLEMENTED  # served (a token, where one is asked, is its own test)
 
 
 def test_an_emulated_round_trip_gets_the_microsecond_loop():
