@@ -22,7 +22,7 @@ from tsobench.options import ConfigError
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, ChildCluster, ServerConfig, compose
 from tsobench.server.oracle import UPDATE_INTERVAL_S
-from tsobench.server.window import DataDirLock, DataDirLocked, WindowFile
+from tsobench.server.window import DataDirLocked, WindowFile
 from tsobench.strategies.stream import tso_request
 
 TIMEOUT_S = 5.0
@@ -213,31 +213,6 @@ def test_a_lone_server_cannot_share_a_clusters_folder(tmp_path):
             ChildServer(ServerConfig(data_dir=str(tmp_path), metrics_port=None)).start()
         with pytest.raises(DataDirLocked):
             ChildCluster(ServerConfig(data_dir=str(tmp_path)), 2).start()
-
-
-def test_serve_members_writes_every_member_leader_first_and_stops_on_sigterm(tmp_path):
-    port_file = tmp_path / "ports"
-    command = [sys.executable, "-P", "-m", "tsobench.bench", "serve", "--members", "3"]
-    command += ["--data-dir", str(tmp_path / "data"), "--port-file", str(port_file)]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 60
-        while not port_file.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        addresses = Path(port_file).read_text().split()
-        assert len(addresses) == 3
-        ports = sorted(int(a.rsplit(":", 1)[1]) for a in addresses)
-        assert ports == list(range(ports[0], ports[0] + 3))  # consecutive
-        reply = members_of(addresses[1])
-        assert list(reply.leader.client_urls) == [f"http://{addresses[0]}"]
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 0, err
-    assert "member 0 listening on" in out and "--target " in out
-    DataDirLock(tmp_path / "data").acquire().release()  # every member is gone: the folder is free
 
 
 def test_run_with_server_members_records_the_cluster(tmp_path):
