@@ -4,7 +4,6 @@ are FIFO; a late reply fails with a deadline and the stream is reopened on its n
 from __future__ import annotations
 
 import asyncio
-import threading
 
 import pytest
 
@@ -19,23 +18,10 @@ def composed(ts) -> int:
 
 
 @pytest.mark.parametrize("streams", [1, 3])
-def test_many_threads_share_n_streams_and_the_server_sees_exactly_n(inprocess_server, streams):
-    before = inprocess_server.counters()
+def test_many_threads_share_n_streams_and_the_server_sees_exactly_n(inprocess_server, thread_load, streams):
     client = ThreadClient(ClientOptions(inprocess_server.address, timeout_s=5), streams=streams)
-    client.open()
-    seen: list[int] = []
-
-    def caller() -> None:
-        seen.extend(composed(client.get_ts(2)) for _ in range(50))
-
-    threads = [threading.Thread(target=caller) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    client.close()
-    done = inprocess_server.counters() - before
-    assert len(set(seen)) == 400 and (done.rpcs, done.timestamps) == (400, 800)
+    replies, done = thread_load(inprocess_server, client, threads=8, each=50, count=2)
+    assert len({composed(ts) for ts in replies}) == 400 and (done.rpcs, done.timestamps) == (400, 800)
     assert done.streams_opened == streams  # no reconnects on a healthy server: exactly its streams
     assert client.counters() == {"reconnects": 0}
 

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 from tsobench import strategies
 from tsobench.strategies import ClientOptions
 
 
-def test_concurrent_callers_go_through_one_stream(inprocess_server):
-    before = inprocess_server.counters()
+def test_concurrent_callers_go_through_one_stream(inprocess_server, thread_load):
     client = strategies.get("locked").thread(ClientOptions(inprocess_server.address, timeout_s=5))
-    client.open()
-    threads = [threading.Thread(target=lambda: [client.get_ts() for _ in range(25)]) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    client.close()
-    done = inprocess_server.counters() - before
-    assert (done.rpcs, done.streams_opened) == (150, 1)
+    replies, done = thread_load(inprocess_server, client, threads=6, each=25)
+    assert len(replies) == 150 and (done.rpcs, done.streams_opened) == (150, 1)
 
 
 def test_it_states_one_request_in_flight_whatever_the_callers():

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import threading
-
 from tsobench import strategies
 from tsobench.strategies import ClientOptions
 
 
-def test_the_pool_opens_its_size_in_streams_and_no_more(inprocess_server):
-    before = inprocess_server.counters()
+def test_the_pool_opens_its_size_in_streams_and_no_more(inprocess_server, thread_load):
     client = strategies.get("pool").thread(ClientOptions(inprocess_server.address, timeout_s=5, pool_size=3))
-    client.open()
-    threads = [threading.Thread(target=lambda: [client.get_ts() for _ in range(20)]) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    client.close()
-    done = inprocess_server.counters() - before
-    assert done.rpcs == 160 and done.streams_opened == 3
+    replies, done = thread_load(inprocess_server, client, threads=8, each=20)
+    assert len(replies) == 160 and (done.rpcs, done.streams_opened) == (160, 3)
 
 
 def test_its_bound_is_its_pool_size_and_it_takes_that_setting():

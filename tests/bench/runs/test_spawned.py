@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
 from tsobench.bench.model.config import RunConfig
 from tsobench.bench.runs.backend import RunError
 from tsobench.bench.runs.spawned import SpawnedShards
+
+
+@contextlib.contextmanager
+def loading(config: RunConfig, target: str) -> Iterator[SpawnedShards]:
+    """Shards started, ready and released; closed (every process gone) at the end."""
+    shards = SpawnedShards(config, target)
+    try:
+        shards.wait_ready()
+        shards.go(time.time())
+        yield shards
+    finally:
+        shards.close()
 
 
 def collect(shards: SpawnedShards, within_s: float = 60.0) -> None:
@@ -50,33 +64,25 @@ def test_a_shard_that_cannot_reach_its_target_fails_before_the_load(unused_addre
 
 
 def test_a_shard_killed_during_the_load_is_a_named_failure_not_a_hang(child_server):
-    config = RunConfig(strategy="locked", concurrency=1, duration_s=30, warmup_s=0)
-    shards = SpawnedShards(config, child_server.address)
-    try:
-        shards.wait_ready()
-        shards.go(time.time())
+    with loading(
+        RunConfig(strategy="locked", concurrency=1, duration_s=30, warmup_s=0), child_server.address
+    ) as shards:
         os.kill(shards.procs[0].pid, signal.SIGKILL)
         collect(shards)
-        assert shards.results == {}
-        why = shards.failures[0]  # the pipe closed, or the process was seen dead first: either names it
-        assert why in ("client process closed its pipe without a result", "client process exited with -9 and no result")
-    finally:
-        shards.close()
+    assert shards.results == {}
+    why = shards.failures[0]  # the pipe closed, or the process was seen dead first: either names it
+    assert why in ("client process closed its pipe without a result", "client process exited with -9 and no result")
 
 
 def test_a_stop_ends_the_load_and_the_shard_still_reports_what_it_measured(child_server):
-    config = RunConfig(strategy="locked", concurrency=1, duration_s=30, warmup_s=0)
-    shards = SpawnedShards(config, child_server.address)
-    try:
-        shards.wait_ready()
-        shards.go(time.time())
+    with loading(
+        RunConfig(strategy="locked", concurrency=1, duration_s=30, warmup_s=0), child_server.address
+    ) as shards:
         time.sleep(0.3)
         shards.stop()
         collect(shards)
-        (result,) = shards.results.values()
-        assert result.interrupted and result.requests_ok > 0
-    finally:
-        shards.close()
+    (result,) = shards.results.values()
+    assert result.interrupted and result.requests_ok > 0
 
 
 def test_shards_ignore_the_stop_signals_their_parent_handles(child_server):
