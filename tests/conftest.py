@@ -10,6 +10,23 @@ import pytest
 
 from tsobench.protos import pdpb_pb2_grpc
 from tsobench.server import ChildServer, InProcessServer, ServerConfig
+from tsobench.strategies import registry
+
+# The built-in strategies a test may hold to every safety promise (unsafe-shared breaks them on purpose; null
+# is a baseline that talks to no server): the one list the tests parametrize over.
+SAFE_STRATEGIES = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
+
+
+@pytest.fixture(params=SAFE_STRATEGIES)
+def safe_strategy(request: pytest.FixtureRequest) -> str:
+    """Each safe built-in strategy's name in turn: a test taking it runs once per strategy."""
+    return request.param
+
+
+@pytest.fixture
+def safe_strategies() -> list[str]:
+    """Every safe built-in strategy's name, for a test that loops over them in one run."""
+    return list(SAFE_STRATEGIES)
 
 
 @pytest.fixture

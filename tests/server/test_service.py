@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import errno
 import itertools
 import queue
 import random
@@ -12,12 +10,9 @@ import time
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from tsobench.protos import pdpb_pb2
 from tsobench.server import DEFAULT_CLUSTER_ID, LOGICAL_BITS, MAX_LOGICAL, ServerConfig, compose
-from tsobench.server.app import ServerError, TsoServer, describe_bind_error
 from tsobench.server.oracle import GUARD_MS
 from tsobench.server.service import LEADER_NAME
 
@@ -249,42 +244,10 @@ def test_get_members_reports_a_configured_cluster_id(start_inprocess_server, ope
     assert expect_error(stub, [1]).details() == f"mismatch cluster id, need 777 but got {DEFAULT_CLUSTER_ID}"
 
 
-def test_health_check(inprocess_server):
-    with grpc.insecure_channel(inprocess_server.address) as channel:
-        health = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "pdpb.PD"):
-            reply = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT_S)
-            assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
-        with pytest.raises(grpc.RpcError) as info:
-            health.Check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=TIMEOUT_S)
-        assert info.value.code() == grpc.StatusCode.NOT_FOUND
-
-
-def test_reflection_lists_and_describes_pd(inprocess_server):
-    with grpc.insecure_channel(inprocess_server.address) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-        requests = [
-            reflection_pb2.ServerReflectionRequest(list_services=""),
-            reflection_pb2.ServerReflectionRequest(file_containing_symbol="pdpb.PD"),
-        ]
-        listed, described = list(stub.ServerReflectionInfo(iter(requests), timeout=TIMEOUT_S))
-    names = {s.name for s in listed.list_services_response.service}
-    assert {"pdpb.PD", "grpc.health.v1.Health"} <= names
-    from google.protobuf import descriptor_pb2
-
-    files = [
-        descriptor_pb2.FileDescriptorProto.FromString(b)
-        for b in described.file_descriptor_response.file_descriptor_proto
-    ]
-    pdpb = next(f for f in files if f.package == "pdpb")
-    (service,) = pdpb.service
-    assert service.name == "PD"
-    assert {m.name for m in service.method} == {"Tso", "GetMembers"}
-
-
 # --- knobs and startup --------------------------------------------------------------------------
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_delay_ms_adds_latency_to_every_reply(start_inprocess_server, open_stub):
     delay_s = 0.15
     server = start_inprocess_server(delay_ms=delay_s * 1000)
@@ -303,6 +266,7 @@ def test_delay_ms_adds_latency_to_every_reply(start_inprocess_server, open_stub)
     stream.close()
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_no_delay_by_default_is_fast(pd_stub):
     tso(pd_stub, [1])
     started = time.monotonic()
@@ -310,6 +274,7 @@ def test_no_delay_by_default_is_fast(pd_stub):
     assert time.monotonic() - started < 1.0
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_rtt_delays_every_reply_without_holding_up_the_ones_behind(start_inprocess_server, open_stub):
     """Ten pipelined requests: each reply leaves a round trip after its request, not after the reply before."""
     rtt_s = 0.3
@@ -391,45 +356,9 @@ def test_fail_rate_zero_never_fails(start_inprocess_server, open_stub):
         assert tso(stub, [1])[0].count == 1
 
 
-def test_port_in_use_raises_server_error(inprocess_server, tmp_path):
-    port = inprocess_server.server.port
-    config = ServerConfig(port=port, data_dir=str(tmp_path / "second"), metrics_port=None)
-
-    async def start_second() -> None:
-        second = TsoServer(config)
-        try:
-            await second.start()
-        finally:
-            await second.stop(0)
-
-    with pytest.raises(ServerError, match=f"cannot listen on 127.0.0.1:{port}: address in use"):
-        asyncio.run(start_second())
-
-
-@pytest.mark.parametrize(
-    ("code", "words"),
-    [
-        (errno.EACCES, "permission denied"),
-        (errno.EPERM, "permission denied"),
-        (errno.EADDRINUSE, "address in use"),
-        (errno.EADDRNOTAVAIL, "address not available"),
-        (errno.ENOMEM, "Cannot allocate memory"),
-        (None, "unknown cause"),
-    ],
-)
-def test_bind_errors_name_their_cause(code, words):
-    assert words in describe_bind_error(code)
-
-
 def test_an_empty_host_is_refused():
     with pytest.raises(ValueError, match="host must not be empty"):
         ServerConfig(host="")
-
-
-def test_first_server_still_serves_after_a_failed_second_bind(inprocess_server, pd_stub, tmp_path):
-    test_port_in_use_raises_server_error(inprocess_server, tmp_path)
-    (reply,) = tso(pd_stub, [2])
-    assert reply.count == 2
 
 
 def test_timestamps_fit_the_pd_layout(pd_stub):

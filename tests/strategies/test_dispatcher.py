@@ -28,21 +28,9 @@ def test_dispatcher_split_refuses_a_reply_of_the_wrong_size():
         split(batch, pdpb_pb2.TsoResponse(count=1, timestamp=pdpb_pb2.Timestamp(physical=1, logical=1)))
 
 
-def test_dispatcher_respects_max_batch(child_server):
+def test_dispatcher_respects_max_batch(child_server, thread_load):
     options = strategies.ClientOptions(child_server.address, max_batch=4, batch_wait_us=2000)
-    client = strategies.get("dispatcher").thread(options)
-    client.open()
-    before = child_server.counters()
-    try:
-        threads = [threading.Thread(target=lambda: [client.get_ts() for _ in range(20)]) for _ in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(30)
-    finally:
-        client.close()
-    after = child_server.counters()
-    done = after - before
+    _, done = thread_load(child_server, strategies.get("dispatcher").thread(options), threads=16, each=20)
     assert done.timestamps == 320
     assert done.rpcs >= 320 / 4
 

@@ -287,6 +287,7 @@ def test_stopping_tsobench_run_saves_what_it_measured_and_leaves_nothing(tmp_pat
                 os.kill(pid, signal.SIGKILL)
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 def test_an_output_that_cannot_be_written_is_refused_before_the_load(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

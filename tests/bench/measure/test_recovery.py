@@ -1,4 +1,4 @@
-"""Recovery figures from request times, and the verdict of a run with faults (pure units)."""
+"""Recovery figures from request times (pure units)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 
 from tsobench.bench.measure.recovery import NO_ANSWER, Trace, outcomes, unrecovered_callers
 from tsobench.bench.model.faults import Fault, Injected
-from tsobench.bench.model.verdict import Verdict, judge
 
 MS = 1000
 
@@ -61,32 +60,3 @@ def test_callers_without_an_answer_after_the_recovery_are_unrecovered():
     late = Trace(t.intended_us, t.done_us, t.failed_us, np.array([2_995_000, NO_ANSWER])).shifted(3_000)
     assert late.last_ok_us.tolist() == [2_998_000, NO_ANSWER]  # a shard that started late: "none" stays none
     assert unrecovered_callers(outcomes(injected, late, 3.0, 5.0), late) == 1
-
-
-def result(failed: int, faults: list[dict], unrecovered: int = 0, starved: int = 0) -> dict:
-    return {
-        "status": "completed",
-        "strategy": {"name": "pool", "safe": True},
-        "correctness": {"violations": 0, "checked": 10},
-        "metrics": {
-            "requests_failed": failed,
-            "errors": {"UNAVAILABLE": failed},
-            "callers": 4,
-            "fairness": {"starved_callers": starved},
-            "unrecovered_callers": unrecovered,
-        },
-        "faults": faults,
-    }
-
-
-def fault(failed: int, recovered: bool = True) -> dict:
-    return {"spec": "kill@1s:300ms", "failed_requests": failed, "recovered": recovered, "error": None}
-
-
-def test_the_verdict_expects_the_failures_of_recovered_faults():
-    assert judge(result(7, [fault(7)])).verdict is Verdict.CLEAN
-    assert judge(result(7, [fault(7, recovered=False)])).verdict is Verdict.UNRECOVERED
-    assert judge(result(7, [fault(7)], unrecovered=1)).verdict is Verdict.STARVED
-    errors = judge(result(9, [fault(7)]))
-    assert errors.verdict is Verdict.ERRORS and "2 failed" in errors.detail
-    assert judge(result(7, [])).verdict is Verdict.ERRORS  # without faults every failure is an error

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tsobench.bench.measure import measures
 from tsobench.bench.model import results
 
 README = Path(__file__).parents[3] / "results" / "README.md"
@@ -29,12 +28,6 @@ def test_a_row_reads_every_column_and_none_where_an_old_file_lacks_it():
     row = results.row(data)
     assert set(row) == set(results.columns())
     assert (row["requests_ok"], row["p99_us"], row["server_rpcs"], row["violations"]) == (5, 10, None, None)
-
-
-def test_every_shard_field_declares_how_shards_merge():
-    declared = measures.declared()
-    assert set(declared) == {f.name for f in measures.dataclasses.fields(measures.ShardResult)}
-    assert declared["requests_ok"][0] is measures.Merge.SUM and declared["latency"][0] is measures.Merge.HISTOGRAM
 
 
 FIXTURE = Path(__file__).parents[3] / "results" / "fixtures" / "locked-thread-c4.json"

@@ -11,11 +11,10 @@ from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
 from tsobench.bench.model.faults import Fault
 from tsobench.bench.runs.runner import run
-from tsobench.strategies import APIS, registry
+from tsobench.strategies import APIS
 
 pytestmark = pytest.mark.serial  # recovery times and tails under faults: run alone, after the parallel phase
 
-SAFE = [s.name for s in registry.BUILTIN if s.safe and not s.baseline]
 # A restarted server takes a second or so to listen on a busy 2-core machine, and the callers'
 # reconnect backoff (and gRPC's) up to another: the window leaves room for both.
 KILL = RunConfig(
@@ -49,9 +48,8 @@ def assert_recovered(data: dict, kinds: list[str]) -> None:
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("strategy", SAFE)
-def test_every_safe_strategy_recovers_from_a_kill_and_restart(strategy, api, tmp_path):
-    data = run_and_save(replace(KILL, strategy=strategy, api=api), tmp_path)
+def test_every_safe_strategy_recovers_from_a_kill_and_restart(safe_strategy, api, tmp_path):
+    data = run_and_save(replace(KILL, strategy=safe_strategy, api=api), tmp_path)
     assert_recovered(data, ["kill"])
     kill = data["faults"][0]
     assert kill["failed_requests"] > 0  # the callers noticed
@@ -61,9 +59,8 @@ def test_every_safe_strategy_recovers_from_a_kill_and_restart(strategy, api, tmp
 
 
 @pytest.mark.parametrize("api", APIS)
-@pytest.mark.parametrize("strategy", SAFE)
-def test_every_safe_strategy_recovers_from_an_abort_and_a_stall(strategy, api, tmp_path):
-    data = run_and_save(replace(ABORT_AND_STALL, strategy=strategy, api=api), tmp_path)
+def test_every_safe_strategy_recovers_from_an_abort_and_a_stall(safe_strategy, api, tmp_path):
+    data = run_and_save(replace(ABORT_AND_STALL, strategy=safe_strategy, api=api), tmp_path)
     assert_recovered(data, ["abort", "stall"])
     stall = data["faults"][1]
     assert stall["failed_requests"] == 0  # a stall only delays

@@ -9,8 +9,6 @@ from tsobench.bench.measure import latency
 from tsobench.bench.measure.fairness import fairness
 from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
-from tsobench.bench.model.verdict import Verdict, judge
-from tsobench.bench.runs.environment import hosts_section
 from tsobench.bench.runs.runner import run
 
 
@@ -96,6 +94,7 @@ def test_embedded_server_run_records_everything_the_schema_names(tmp_path):
     assert data["metrics"]["client_cpu_s"] > 0
 
 
+@pytest.mark.serial  # timing: runs alone, after the parallel phase
 @pytest.mark.parametrize("api", ["thread", "asyncio"])
 def test_unsafe_shared_is_caught_and_the_harness_returns_within_its_limit(child_server, api):
     config = RunConfig(
@@ -129,20 +128,3 @@ def test_fairness_merges_across_processes():
     assert result.metrics["fairness"] == fairness(per_shard[0] + per_shard[1])
     assert result.metrics["callers"] == 6
     assert result.judgement.clean
-
-
-def test_hosts_that_differ_are_warned_about():
-    same = {"python": "3.11.7", "grpcio": "1.85.3", "cpu_count": 16}
-    assert hosts_section("tcp://s:8786", {"a": same, "b": dict(same)})["warnings"] == []
-    env = hosts_section("tcp://s:8786", {"a": same, "b": {**same, "grpcio": "1.70.0", "cpu_count": 8}})
-    assert env["scheduler"] == "tcp://s:8786"
-    assert env["warnings"] == [
-        "grpcio differs between hosts: a 1.85.3, b 1.70.0",
-        "cpu_count differs between hosts: a 16, b 8",
-    ]
-
-
-def test_a_shard_failure_reads_from_error_and_from_the_older_failure_key():
-    for key in ("error", "failure"):
-        judgement = judge({"status": "failed", "shards": [{"index": 0, key: "worker lost"}]})
-        assert judgement.verdict is Verdict.FAILED and judgement.detail == "worker lost"

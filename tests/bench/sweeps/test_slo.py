@@ -82,25 +82,38 @@ def test_bad_input_is_refused_with_the_options_own_message() -> None:
         assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
 
 
-def test_a_fast_search_finds_a_rate_for_each_design_against_one_server(tmp_path: Path) -> None:
+def test_a_fast_search_runs_each_design_against_one_server_and_judges_each_step_by_its_file(tmp_path: Path) -> None:
+    """Whether a step meets p99 <= 50 ms depends on the machine's load: this test holds only what load cannot
+    change (the steps asked, one server for all, each step judged by what its own results file recorded)."""
     out = tmp_path / "slo"
     # two callers: at 50/s each expects 12 requests in a 0.5 s step (16 would expect 1.6, some none: "starved")
     argv = ["slo", "--strategies", "null,locked", "-c", "2", "--p99-ms", "50", "--rate", "50", "--max-steps", "2"]
     argv += SHORT
     result = CliRunner().invoke(main, [*argv, "--server-delay-ms", "2", "-q", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    assert "Sustainable ts/s at p99 <= 50 ms" in result.output and "null/thread step 1: 50/s offered" in result.output
     manifest = json.loads((out / "slo.json").read_text())
+    found = [d["found"] for d in manifest["designs"]]
+    assert result.exit_code == (0 if all(found) else 3), result.output
+    assert "Sustainable ts/s at p99 <= 50 ms" in result.output and "null/thread step 1: 50/s offered" in result.output
     assert manifest["status"] == "completed" and manifest["server"]["embedded"]["delay_ms"] == 2.0
-    assert [(d["strategy"], d["found"]) for d in manifest["designs"]] == [("null", True), ("locked", True)]
+    assert [d["strategy"] for d in manifest["designs"]] == ["null", "locked"]
     for d in manifest["designs"]:
-        assert d["bracket"]["passing"] == d["sustainable_rate"] and d["steps"][0]["rate"] == 50
-        for step in d["steps"]:
+        steps = d["steps"]
+        assert [s["rate"] for s in steps] == [50, 100 if steps[0]["passed"] else 25]  # doubling or halving, 2 steps
+        passing = [s["rate"] for s in steps if s["passed"]]
+        assert d["found"] == bool(passing) and d["bracket"]["passing"] == (max(passing) if passing else None)
+        assert d["sustainable_rate"] == d["bracket"]["passing"]
+        for step in steps:
             run = json.loads((out / step["result"]).read_text())
             assert run["config"]["rate"] == step["rate"]
             # every step against the one embedded server, its knobs recorded as the run's own
             assert run["config"]["cluster"]["leader"] == manifest["server"]["address"]
             assert run["config"]["target"] is None and run["config"]["server"]["delay_ms"] == 2.0
+            # the step's judgement is its own file's: a clean verdict and p99 within the target
+            m = run["metrics"]
+            clean_and_fast = (
+                run["verdict"]["verdict"] == "clean" and m["requests_ok"] and m["latency_us"]["p99"] <= 50e3
+            )
+            assert step["passed"] == clean_and_fast, (step, run["verdict"])
 
 
 def test_a_target_nothing_meets_exits_3(tmp_path: Path) -> None:
