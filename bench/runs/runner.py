@@ -330,7 +330,7 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
     if not rpcs or not requests:
         return None
     rpc_us = counters.get("rpc_us_total", 0) / requests
-    return {
+    batching: Batching = {
         "rpcs": rpcs,
         "requests": requests,
         "mean_batch": round(requests / rpcs, 3),
@@ -338,6 +338,13 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
         "rpc_us_mean": round(rpc_us, 1),
         "wait_us_mean": round(max(0.0, latency_mean_us - rpc_us), 1) if ok else 0.0,
     }
+    for key, total, n in (
+        ("send_gap_us_mean", "send_gap_us_total", "sends_timed"),
+        ("wake_us_mean", "wake_us_total", "wakes_timed"),
+    ):
+        if counters.get(n):  # the client's own turn-around, where the strategy times it (the dispatcher)
+            batching[key] = round(counters.get(total, 0) / counters[n], 1)
+    return batching
 
 
 def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> ServerSummary | None:
