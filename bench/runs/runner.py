@@ -338,12 +338,11 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
         "rpc_us_mean": round(rpc_us, 1),
         "wait_us_mean": round(max(0.0, latency_mean_us - rpc_us), 1) if ok else 0.0,
     }
-    for key, total, n in (
-        ("send_gap_us_mean", "send_gap_us_total", "sends_timed"),
-        ("wake_us_mean", "wake_us_total", "wakes_timed"),
-    ):
-        if counters.get(n):  # the client's own turn-around, where the strategy times it (the dispatcher)
-            batching[key] = round(counters.get(total, 0) / counters[n], 1)
+    # The client's own turn-around, where the strategy times it (the dispatcher: per batch)
+    if sends := counters.get("sends_timed", 0):
+        batching["send_gap_us_mean"] = round(counters.get("send_gap_us_total", 0) / sends, 1)
+    if wakes := counters.get("wakes_timed", 0):
+        batching["wake_us_mean"] = round(counters.get("wake_us_total", 0) / wakes, 1)
     return batching
 
 
