@@ -296,14 +296,26 @@ class _ThreadLane(_Lane):
 
 
 def _answer(batch: Batch, reply: pdpb_pb2.TsoResponse) -> None:
-    try:
-        timestamps = split(batch, reply)
-    except ReplyMismatch as exc:
-        _fail(batch, exc)
+    """Hand each waiter its slice (``split``'s, without its list: this runs on the reply path, once a request)."""
+    if reply.count != batch.total:
+        _fail(batch, ReplyMismatch(f"batch asked for {batch.total} timestamps, reply carries {reply.count}"))
         return
-    for (_, answer), ts in zip(batch.waiters, timestamps, strict=True):
-        if not (isinstance(answer, asyncio.Future) and answer.done()):  # a cancelled caller
-            answer.set_result(ts)
+    physical, logical = reply.timestamp.physical, reply.timestamp.logical - batch.total
+    for count, answer in batch.waiters:
+        logical += count
+        answer.set_result(Timestamp(physical, logical, count))
+
+
+def _answer_futures(batch: Batch, reply: pdpb_pb2.TsoResponse) -> None:
+    """``_answer`` for asyncio's futures, where a cancelled caller's future is done already."""
+    if reply.count != batch.total:
+        _fail(batch, ReplyMismatch(f"batch asked for {batch.total} timestamps, reply carries {reply.count}"))
+        return
+    physical, logical = reply.timestamp.physical, reply.timestamp.logical - batch.total
+    for count, future in batch.waiters:
+        logical += count
+        if not future.done():
+            future.set_result(Timestamp(physical, logical, count))
 
 
 def _fail(batch: Batch, exc: BaseException) -> None:
@@ -461,7 +473,7 @@ class _AsyncLane(_Lane):
                 self.answered(batch, at)
                 self.slots.release()
                 self.backoff.succeeded()
-                _answer(batch, reply)
+                _answer_futures(batch, reply)
                 self.loop.call_soon(self.woke, at)  # runs after the wake-ups _answer queued
         except (Exception, asyncio.CancelledError) as exc:
             if self.stream is stream:

@@ -23,6 +23,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from time import perf_counter_ns  # now_us's clock, read inline in the callers' loops (a call less per request)
 from typing import Any
 
 from tsobench import strategies
@@ -31,6 +32,7 @@ from tsobench.bench.measure.errors import error_kind, one_line
 from tsobench.bench.measure.fold import IDLE, Folder, Record
 from tsobench.bench.model.config import GRACE_S, ShardConfig
 from tsobench.loops import select_event_loop
+from tsobench.strategies.base import LOGICAL_BITS, Timestamp
 
 DRAIN_S = 2.0  # at most this long after the window for in-flight requests to finish
 PLUGIN_ERROR = "plugin_error"
@@ -210,17 +212,18 @@ def _thread_caller(
     last_log, sent_log, done_log = r.lasts.append, r.sent.append, r.done.append
     schedule = c.arrivals(clock.start_us)
     intended_log = r.intended.append if schedule else None
+    quota = c.quota
     n, limit, t = 0, FOREVER_US, now_us()
     while (intended := schedule() if schedule else t) < clock.end_us:
-        if limit == FOREVER_US and c.quota is not None:
+        if limit == FOREVER_US and quota is not None:
             limit = c.limit(clock, n, intended)
         if n >= limit:
             break
         n += 1
         r.pending = intended
-        if schedule and (delay := intended - now_us()) > 0:
+        if schedule and (delay := intended - perf_counter_ns() // 1000) > 0:
             time.sleep(delay / 1e6)
-        sent = now_us() if schedule else intended
+        sent = perf_counter_ns() // 1000 if schedule else intended
         try:
             ts = get_ts(count)
         except Exception as exc:
@@ -228,14 +231,18 @@ def _thread_caller(
                 return
             t = c.failed(intended, exc)
             continue
-        t = now_us()
+        t = perf_counter_ns() // 1000
         if r.abandoned:
             return
-        try:
-            last, got = ts.last, ts.count
-        except Exception:
-            t = c.bad_reply(intended, ts, get_ts)
-            continue
+        if type(ts) is Timestamp:  # the built-ins' reply: its fields, without a property call
+            physical, logical, got = ts
+            last = physical << LOGICAL_BITS | logical
+        else:
+            try:
+                last, got = ts.last, ts.count
+            except Exception:
+                t = c.bad_reply(intended, ts, get_ts)
+                continue
         if got != count:
             r.odd.append((last, got))
         if intended_log:
@@ -327,17 +334,18 @@ async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]]
     last_log, sent_log, done_log = r.lasts.append, r.sent.append, r.done.append
     schedule = c.arrivals(clock.start_us)
     intended_log = r.intended.append if schedule else None
+    quota = c.quota
     n, limit, t = 0, FOREVER_US, now_us()
     while (intended := schedule() if schedule else t) < clock.end_us:
-        if limit == FOREVER_US and c.quota is not None:
+        if limit == FOREVER_US and quota is not None:
             limit = c.limit(clock, n, intended)
         if n >= limit:
             break
         n += 1
         r.pending = intended
-        if schedule and (delay := intended - now_us()) > 0:
+        if schedule and (delay := intended - perf_counter_ns() // 1000) > 0:
             await asyncio.sleep(delay / 1e6)
-        sent = now_us() if schedule else intended
+        sent = perf_counter_ns() // 1000 if schedule else intended
         try:
             ts = await get_ts(count)
         except Exception as exc:
@@ -345,14 +353,18 @@ async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]]
                 return
             t = c.failed(intended, exc)
             continue
-        t = now_us()
+        t = perf_counter_ns() // 1000
         if r.abandoned:
             return
-        try:
-            last, got = ts.last, ts.count
-        except Exception:
-            t = c.bad_reply(intended, ts, get_ts)
-            continue
+        if type(ts) is Timestamp:  # the built-ins' reply: its fields, without a property call
+            physical, logical, got = ts
+            last = physical << LOGICAL_BITS | logical
+        else:
+            try:
+                last, got = ts.last, ts.count
+            except Exception:
+                t = c.bad_reply(intended, ts, get_ts)
+                continue
         if got != count:
             r.odd.append((last, got))
         if intended_log:
