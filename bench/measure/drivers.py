@@ -32,7 +32,6 @@ from tsobench.bench.measure.errors import error_kind, one_line
 from tsobench.bench.measure.fold import IDLE, Folder, Record
 from tsobench.bench.model.config import GRACE_S, ShardConfig
 from tsobench.loops import select_event_loop
-from tsobench.strategies.base import LOGICAL_BITS, Timestamp
 
 DRAIN_S = 2.0  # at most this long after the window for in-flight requests to finish
 PLUGIN_ERROR = "plugin_error"
@@ -234,15 +233,11 @@ def _thread_caller(
         t = perf_counter_ns() // 1000
         if r.abandoned:
             return
-        if type(ts) is Timestamp:  # the built-ins' reply: its fields, without a property call
-            physical, logical, got = ts
-            last = physical << LOGICAL_BITS | logical
-        else:
-            try:
-                last, got = ts.last, ts.count
-            except Exception:
-                t = c.bad_reply(intended, ts, get_ts)
-                continue
+        try:
+            last, got = ts.last, ts.count
+        except Exception:
+            t = c.bad_reply(intended, ts, get_ts)
+            continue
         if got != count:
             r.odd.append((last, got))
         if intended_log:
@@ -356,15 +351,11 @@ async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]]
         t = perf_counter_ns() // 1000
         if r.abandoned:
             return
-        if type(ts) is Timestamp:  # the built-ins' reply: its fields, without a property call
-            physical, logical, got = ts
-            last = physical << LOGICAL_BITS | logical
-        else:
-            try:
-                last, got = ts.last, ts.count
-            except Exception:
-                t = c.bad_reply(intended, ts, get_ts)
-                continue
+        try:
+            last, got = ts.last, ts.count
+        except Exception:
+            t = c.bad_reply(intended, ts, get_ts)
+            continue
         if got != count:
             r.odd.append((last, got))
         if intended_log:
