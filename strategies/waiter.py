@@ -10,7 +10,7 @@ Used by the dispatcher (a reader answers a batch's callers) and the hand-off
 from __future__ import annotations
 
 import threading
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .deadline import IDLE
 
@@ -18,12 +18,13 @@ T = TypeVar("T")
 
 
 class ThreadWaiter(Generic[T]):
-    __slots__ = ("error", "lock", "since", "value")
+    __slots__ = ("error", "lock", "since", "value", "woke")
 
     def __init__(self, since: int = IDLE) -> None:
         self.since = since  # the watchdog tick it started waiting at, where a deadline covers the wait
         self.value: T | None = None
         self.error: BaseException | None = None
+        self.woke: Any = None  # the dispatcher's mark on the last caller of a batch: (lane, reply's arrival)
         self.lock = threading.Lock()
         self.lock.acquire()
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tsobench.bench.analysis import recovery_report
+from tsobench.bench.analysis import recovery_report, turnaround
 from tsobench.bench.analysis.aggregate import designs, where
 from tsobench.bench.analysis.distance import (
     bound_of,
@@ -128,6 +128,7 @@ def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -
         *(t.sentence() for t in parallel_trades(runs)),
         *_references(runs),
         _littles(df[df["source"] == "tsobench"]),
+        *turnaround.notes(df[df["source"] == "tsobench"]),
         *_recovery(df),
     ]
     return Findings(tuple(summary), header, tuple(rows), tuple(notes), tuple(_caveats(df, runs, skipped)))

@@ -23,6 +23,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from time import perf_counter_ns  # now_us's clock, read inline in the callers' loops (a call less per request)
 from typing import Any
 
 from tsobench import strategies
@@ -210,17 +211,18 @@ def _thread_caller(
     last_log, sent_log, done_log = r.lasts.append, r.sent.append, r.done.append
     schedule = c.arrivals(clock.start_us)
     intended_log = r.intended.append if schedule else None
+    quota = c.quota
     n, limit, t = 0, FOREVER_US, now_us()
     while (intended := schedule() if schedule else t) < clock.end_us:
-        if limit == FOREVER_US and c.quota is not None:
+        if limit == FOREVER_US and quota is not None:
             limit = c.limit(clock, n, intended)
         if n >= limit:
             break
         n += 1
         r.pending = intended
-        if schedule and (delay := intended - now_us()) > 0:
+        if schedule and (delay := intended - perf_counter_ns() // 1000) > 0:
             time.sleep(delay / 1e6)
-        sent = now_us() if schedule else intended
+        sent = perf_counter_ns() // 1000 if schedule else intended
         try:
             ts = get_ts(count)
         except Exception as exc:
@@ -228,7 +230,7 @@ def _thread_caller(
                 return
             t = c.failed(intended, exc)
             continue
-        t = now_us()
+        t = perf_counter_ns() // 1000
         if r.abandoned:
             return
         try:
@@ -327,17 +329,18 @@ async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]]
     last_log, sent_log, done_log = r.lasts.append, r.sent.append, r.done.append
     schedule = c.arrivals(clock.start_us)
     intended_log = r.intended.append if schedule else None
+    quota = c.quota
     n, limit, t = 0, FOREVER_US, now_us()
     while (intended := schedule() if schedule else t) < clock.end_us:
-        if limit == FOREVER_US and c.quota is not None:
+        if limit == FOREVER_US and quota is not None:
             limit = c.limit(clock, n, intended)
         if n >= limit:
             break
         n += 1
         r.pending = intended
-        if schedule and (delay := intended - now_us()) > 0:
+        if schedule and (delay := intended - perf_counter_ns() // 1000) > 0:
             await asyncio.sleep(delay / 1e6)
-        sent = now_us() if schedule else intended
+        sent = perf_counter_ns() // 1000 if schedule else intended
         try:
             ts = await get_ts(count)
         except Exception as exc:
@@ -345,7 +348,7 @@ async def _async_caller(get_ts: Callable[[int], Awaitable[strategies.Timestamp]]
                 return
             t = c.failed(intended, exc)
             continue
-        t = now_us()
+        t = perf_counter_ns() // 1000
         if r.abandoned:
             return
         try:

@@ -97,6 +97,24 @@ class Batching(TypedDict):
     wait_us_mean: Annotated[
         float, Doc("per request, the mean wait for its batch to leave: latency mean - RPC mean, µs", role=MEDIAN)
     ]
+    send_gap_us_mean: NotRequired[
+        Annotated[
+            float,
+            Doc(
+                "per RPC, the client's own turn-around before it: from when its batch could leave (the reply "
+                "that freed its slot, its first caller, the end of its collection) to its send, µs"
+            ),
+        ]
+    ]
+    wake_us_mean: NotRequired[
+        Annotated[
+            float,
+            Doc(
+                "per RPC, the client's own turn-around after it: from its reply's arrival to its last caller "
+                "running again, µs"
+            ),
+        ]
+    ]
 
 
 class Fairness(TypedDict):

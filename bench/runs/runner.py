@@ -338,7 +338,7 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
     if not rpcs or not requests:
         return None
     rpc_us = counters.get("rpc_us_total", 0) / requests
-    return {
+    batching: Batching = {
         "rpcs": rpcs,
         "requests": requests,
         "mean_batch": round(requests / rpcs, 3),
@@ -346,6 +346,12 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
         "rpc_us_mean": round(rpc_us, 1),
         "wait_us_mean": round(max(0.0, latency_mean_us - rpc_us), 1) if ok else 0.0,
     }
+    # The client's own turn-around, where the strategy times it (the dispatcher: per batch)
+    if sends := counters.get("sends_timed", 0):
+        batching["send_gap_us_mean"] = round(counters.get("send_gap_us_total", 0) / sends, 1)
+    if wakes := counters.get("wakes_timed", 0):
+        batching["wake_us_mean"] = round(counters.get("wake_us_total", 0) / wakes, 1)
+    return batching
 
 
 def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> ServerSummary | None:

@@ -106,6 +106,11 @@ def test_the_counters_count_every_answered_batch_and_its_callers(child_server, a
     assert counters["rpcs"] == done.rpcs
     assert counters["rpc_us_total"] > 0
     assert counters["reconnects"] == 0
+    # The turn-around, per batch: every answered batch's wake-up, every send but the stream's first
+    # (a new stream's wait is the connection's).
+    assert counters["wakes_timed"] == counters["rpcs"]
+    assert counters["wake_us_total"] > 0
+    assert counters["sends_timed"] == counters["rpcs"] - 1
 
 
 def _stalled_lane(stopped_server, rpc_concurrency: int, max_inflight: int, callers: int) -> int:
