@@ -82,10 +82,11 @@ class RunConfig:
     duration_s: float | None = field(
         default=None,
         metadata=option(
-            "Measured seconds.",
+            "Measured time (2s, 500ms, 2m; a plain number is seconds).",
             flag="duration",
+            unit="s",
             positive=True,
-            default_text=f"{DEFAULT_DURATION_S:g}",
+            default_text=f"{DEFAULT_DURATION_S:g}s",
             sweep_default=5.0,
             point=False,
         ),
@@ -94,7 +95,7 @@ class RunConfig:
         default=None, metadata=option("Measured requests in total (instead of --duration).", min=1, point=False)
     )
     warmup_s: float = field(
-        default=1.0, metadata=option("Seconds excluded from figures.", flag="warmup", min=0, point=False)
+        default=1.0, metadata=option("Time excluded from figures, s.", flag="warmup", min=0, point=False, unit="s")
     )
     rate: float | None = field(
         default=None,
@@ -149,7 +150,9 @@ class RunConfig:
         ),
     )
     connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
-    timeout_s: float = field(default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True))
+    timeout_s: float = field(
+        default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True, unit="s")
+    )
     cluster_id: int | None = field(
         default=None,
         metadata=option(
@@ -192,7 +195,11 @@ class RunConfig:
     interval_s: float = field(
         default=1.0,
         metadata=option(
-            "The timeline's interval, s (results' timeline and .hlog).", flag="interval", min=0.01, point=False
+            "The timeline's interval, s (results' timeline, .hlog and the interval lines).",
+            flag="interval",
+            min=0.01,
+            point=False,
+            unit="s",
         ),
     )
     faults: tuple[Fault, ...] = field(

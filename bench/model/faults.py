@@ -1,7 +1,8 @@
 """Faults on the embedded server: the ``--fault`` value type and the thread that fires them.
 
 A spec is ``KIND@AT[:DURATION[:DELAY]]``, times counted from the start of the
-measured window, each a number with ``s`` or ``ms`` (a bare number is seconds):
+measured window, each a duration as the time flags take it (``500ms``, ``3s``, ``1m``; a bare
+number is seconds):
 
 - ``kill@3s:1s``: SIGKILL the server at 3 s, start it again (same port, same data
   dir) 1 s later: a crash and a restart;
@@ -20,11 +21,10 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tsobench.options import ConfigError
+from tsobench.options import ConfigError, parse_duration
 
 FAULT_HELP = (
     "kill@3s:1s, abort@3s, stall@3s:500ms or delay@3s:2s:20ms; with --server-members, leader@3s or "
@@ -40,16 +40,11 @@ KINDS = {  # kind: the parts after AT it takes, and an example
 }
 CLUSTER_KINDS = frozenset({"leader", "kill-leader"})  # need --server-members; the others need one server
 LEADER_WAIT_S = 15.0  # at most this long for a new leader after a leader fault
-_TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*$")
 
 
 def parse_seconds(text: str) -> float:
-    """``3s``, ``1.5``, ``500ms`` → seconds."""
-    match = _TIME.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a time (like 3s, 1.5s or 500ms)")
-    value = float(match.group(1))
-    return value / 1000 if match.group(2) == "ms" else value
+    """``3s``, ``1.5``, ``500ms`` → seconds: the time flags' parser (``tsobench.options.parse_duration``)."""
+    return parse_duration(text)
 
 
 def _seconds_text(seconds: float) -> str:
