@@ -8,7 +8,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tsobench.bench.sweeps.sweep import Point, PointOutcome, Sweep, SweepPlan
 
 PIPED_WIDTH = 200
+PROGRESS_MODES = ("lines", "bar", "none")  # tsobench run --progress (summary.RunProgress)
 
 
 class _Group(click.Group):
@@ -267,18 +268,39 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
 
 
+def progress_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--progress lines|bar|none`` and ``-q`` (none): what a run shows on stderr while it goes."""
+    f = click.option("--quiet", "-q", is_flag=True, help="Show nothing while it runs (--progress none).")(f)
+    return click.option(
+        "--progress",
+        type=click.Choice(PROGRESS_MODES),
+        default="lines",
+        show_default=True,
+        help="While it runs, on stderr: a line per --interval that stays (with a status line under them "
+        "on a terminal), the status line alone, or nothing.",
+    )(f)
+
+
+def json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--json", "as_json", is_flag=True, help=f"{what} as one JSON document on stdout (the rest goes to stderr)."
+    )
+
+
 @main.command("run")
 @click_options(RunConfig)
 @click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-def run_command(output: str | None, quiet: bool, **options: Any) -> None:
+@progress_option
+@json_option("The run's figures and verdict")
+def run_command(output: str | None, quiet: bool, progress: str, as_json: bool, **options: Any) -> None:
     """Run one strategy under load and check every timestamp.
 
     Exit 0: clean; 3: completed with correctness violations, errors or starved
     callers (results saved); 130: interrupted (what was measured is saved); 2:
     bad options; 1: the run could not start.
     """
-    from tsobench.bench.cli.summary import print_run, progress_line
+    from tsobench.bench.cli.output import emit_json, run_document
+    from tsobench.bench.cli.summary import RunProgress, print_run
     from tsobench.bench.runs.runner import RunError, run
 
     try:
@@ -292,9 +314,9 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
     err = make_console(stderr=True)
     with stop_signals():
         try:
-            with err.status("starting", spinner="dots") as status:
-                on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
-                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
+            with RunProgress(err, config, "none" if quiet else progress) as shown:
+                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=shown.update)
+                shown.finish(result)
         except RunError as exc:
             err.print(f"[bold red]error:[/] {exc}")
             sys.exit(EXIT_FAILED)
@@ -303,7 +325,9 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
             sys.exit(EXIT_INTERRUPTED)
     with signals_ignored():  # what was measured is being saved: a late signal must not lose it
         saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
-        print_run(result, str(saved) if saved else None, make_console())
+        print_run(result, str(saved) if saved else None, err if as_json else make_console())
+        if as_json:
+            emit_json(run_document(result, saved))
     sys.exit(exit_code(result))
 
 

@@ -317,3 +317,26 @@ def test_results_that_cannot_be_written_at_the_end_go_to_a_named_fallback(tmp_pa
     said = console.export_text()
     assert "could not write" in said and str(saved) in said
     assert not [p for p in tmp_path.rglob("*.tmp")], "temp files left behind"
+
+
+def test_a_piped_run_leaves_a_line_per_interval_on_stderr_and_json_alone_on_stdout(tmp_path):
+    """``run --interval 1 --duration 4`` into a file: the interval lines stay (each with ts/s and p99),
+    and with --json stdout is one JSON document with the figures."""
+    out = tsobench(
+        "run", "-s", "null", "-c", "2", "--interval", "1", "--duration", "4s", "--warmup", "500ms",
+        "-o", str(tmp_path) + "/", "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "ts/s" in line and "p99" in line and " ms" in line]
+    assert len([line for line in lines if "warmup" not in line]) >= 3, out.stderr
+    document = json.loads(out.stdout)
+    assert document["throughput_tps"] > 0 and document["verdict"] == "clean"
+    assert document["results_file"] == str(next(tmp_path.glob("*.json")))
+    assert document["metrics"]["latency_us"]["p99"] == document["p99_us"]
+
+
+def test_progress_none_and_quiet_show_no_interval_lines(tmp_path):
+    for flag in (["--progress", "none"], ["-q"]):
+        out = tsobench("run", "-s", "null", "-c", "1", "--duration", "1", "--warmup", "0", "-o", f"{tmp_path}/", *flag)
+        assert out.returncode == 0, out.stderr
+        assert "ts/s" not in out.stderr and "throughput" in out.stdout
