@@ -1,5 +1,6 @@
 """The human output: interval lines, units, the run table."""
 
+import dataclasses
 from pathlib import Path
 
 from tsobench.bench.cli.summary import interval_line, ms, run_table, timeline_intervals
@@ -29,7 +30,10 @@ def test_a_warmup_interval_says_so_and_no_answers_show_no_latency():
 
 
 def test_the_timeline_gives_back_every_interval_of_a_run():
-    result = next(r for r in map(results.read, sorted(FIXTURES.glob("*.json"))) if len(r.timeline) > 2)
+    base = results.read(FIXTURES / "dispatcher-asyncio-c4.json")
+    entry = {"ok": 10, "failed": 0, "tps": 10.0, "p50_us": 5, "p99_us": 9, "max_us": 9}
+    timeline = [{**entry, "t_s": t, "warmup": t < 0, "ok": 10 + i} for i, t in enumerate((-0.5, 0.0, 1.0, 2.0))]
+    result = dataclasses.replace(base, config={**base.config, "interval_s": 1.0}, timeline=timeline)
     lines = timeline_intervals(result)
     assert len(lines) == len(result.timeline)
     assert [i.requests for i in lines] == [e["ok"] for e in result.timeline]
@@ -45,3 +49,11 @@ def test_latency_is_shown_in_ms_everywhere_in_the_run_table():
     text = console.export_text()
     assert "latency ms" in text and f"p99 {ms(result.metrics['latency_us']['p99'])}" in text
     assert "latency µs" not in text
+
+
+def test_the_timeline_intervals_keep_their_index_and_span():
+    base = results.read(FIXTURES / "dispatcher-asyncio-c4.json")
+    entry = {"ok": 1, "failed": 0, "tps": 1.0, "p50_us": 5, "p99_us": 9, "max_us": 9}
+    timeline = [{**entry, "t_s": t, "warmup": t < 0} for t in (-0.25, 0.0, 0.5)]
+    result = dataclasses.replace(base, config={**base.config, "interval_s": 0.5}, timeline=timeline)
+    assert [(i.index, i.start_s, i.end_s) for i in timeline_intervals(result)][:2] == [(-1, -0.25, 0.0), (0, 0.0, 0.5)]
