@@ -21,7 +21,7 @@ from tsobench.bench.analysis import plots, recovery_report
 from tsobench.bench.analysis.aggregate import per_series, repeats, where
 from tsobench.bench.analysis.distance import distance_key, round_trip_ms
 from tsobench.bench.analysis.findings import Findings, find
-from tsobench.bench.analysis.loader import ENV_FIELDS, PathLike, Skipped, load, skipped
+from tsobench.bench.analysis.loader import ENV_FIELDS, RECORDS, PathLike, Skipped, load, skipped
 from tsobench.bench.analysis.usl import SeriesFit, fit_cells, fit_series, littles_law
 from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 from tsobench.bench.model.verdict import error_list
@@ -401,6 +401,7 @@ class Report:
     blocks: tuple[Block, ...]
     title: str
     findings: Findings
+    points: pd.DataFrame  # one row per point (``aggregate.repeats``): what points.csv holds
 
     @property
     def images(self) -> tuple[Image, ...]:
@@ -516,7 +517,7 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         Heading("Commands that produced the data"),
         *commands_section(df),
     ]
-    return Report(tuple(blocks), title, found)
+    return Report(tuple(blocks), title, found, agg)
 
 
 def findings_section(found: Findings) -> list[Block]:
@@ -536,7 +537,7 @@ def default_dir(paths: Sequence[PathLike]) -> Path:
 
 @dataclass(frozen=True)
 class Written:
-    paths: list[Path]  # report.md, report.html, the PNGs
+    paths: list[Path]  # report.md, report.html, the PNGs, runs.csv, points.csv
     skipped: list[Skipped]  # files that could not be read (left out of the report)
     findings: Findings
 
@@ -558,4 +559,28 @@ def write_report(paths: Sequence[PathLike], out_dir: PathLike | None = None, con
         written.append(write_atomically(out / image.name, image.data))
     written.append(write_atomically(out / "report.md", to_markdown(report.blocks).encode()))
     written.append(write_atomically(out / "report.html", to_html(report.blocks, report.title).encode()))
+    written.append(write_atomically(out / "runs.csv", runs_csv(df).encode()))
+    written.append(write_atomically(out / "points.csv", points_csv(report.points).encode()))
     return Written(written, skipped(df), report.findings)
+
+
+def runs_csv(df: pd.DataFrame) -> str:
+    """One row per run, the loader's columns (``strategy``, ``throughput_tps``, ``p99_us``, ...) but the
+    recorded dicts and lists (histograms, config, timeline), which a spreadsheet cannot hold."""
+    return df[[c for c in df.columns if c not in RECORDS]].to_csv(index=False)
+
+
+POINT_ESTIMATES = {"tps_est": "tps", "p99_est": "p99_us"}  # PointEstimates fields -> the CSV's column stem
+
+
+def points_csv(agg: pd.DataFrame) -> str:
+    """One row per point: its axes, runs, verdict, the medians with their min-max spread and the
+    confidence interval of throughput and p99 (``tps_low``/``tps_high``, ``p99_us_low``/``p99_us_high``;
+    empty where the samples were too few to give one); no histograms, no sample lists."""
+    rows = agg.drop(columns=[c for c in ("samples", "histogram", "tps_est", "p99_est") if c in agg.columns])
+    for column, stem in POINT_ESTIMATES.items():
+        if column in agg.columns:
+            rows[f"{stem}_low"] = [e.low for e in agg[column]]
+            rows[f"{stem}_high"] = [e.high for e in agg[column]]
+            rows[f"{stem}_confidence"] = [e.confidence if e.known else None for e in agg[column]]
+    return rows.to_csv(index=False)

@@ -82,6 +82,25 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
 
 
+def progress_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--progress lines|bar|none`` and ``-q`` (none): what a run shows on stderr while it goes."""
+    f = click.option("--quiet", "-q", is_flag=True, help="Show nothing while it runs (--progress none).")(f)
+    return click.option(
+        "--progress",
+        type=click.Choice(PROGRESS_MODES),
+        default="lines",
+        show_default=True,
+        help="While it runs, on stderr: a line per --interval that stays (with a status line under them "
+        "on a terminal), the status line alone, or nothing.",
+    )(f)
+
+
+def json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--json", "as_json", is_flag=True, help=f"{what} as one JSON document on stdout (the rest goes to stderr)."
+    )
+
+
 main.add_command(serve_command)
 
 
@@ -110,8 +129,15 @@ def strategies_command() -> None:
     "skipping points already measured.",
 )
 @click.option("--report", is_flag=True, help="Write the report into <output>/report/ when the sweep ends.")
+@json_option("Every point's outcome")
 def sweep_command(
-    plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **settings: Any
+    plan_file: str | None,
+    output: str | None,
+    name: str | None,
+    resume: bool,
+    report: bool,
+    as_json: bool,
+    **settings: Any,
 ) -> None:
     """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
 
@@ -129,13 +155,14 @@ def sweep_command(
         plan = None if resume else SweepPlan.from_dict(given)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report))
+    sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report, as_json=as_json))
 
 
 @main.command("quickstart")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
-def quickstart_command(output: str | None, resume: bool) -> None:
+@json_option("Every point's outcome")
+def quickstart_command(output: str | None, resume: bool, as_json: bool) -> None:
     """Every strategy on both APIs at a few concurrency levels, and the null baseline to know the harness's
     own ceiling (about three minutes on 2 cores), then the report with its findings."""
     from tsobench.bench.sweeps.sweep import SweepPlan
@@ -152,7 +179,7 @@ def quickstart_command(output: str | None, resume: bool) -> None:
             interval_s=0.25,  # 6 intervals a run
         )
     )
-    sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True))
+    sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True, as_json=as_json))
 
 
 def _refuse(message: str) -> NoReturn:
@@ -169,6 +196,7 @@ def _run_sweep(
     given: Mapping[str, Any] | None = None,
     prefix: str = "sweep",
     report: bool = False,
+    as_json: bool = False,
 ) -> int:
     """Start ``plan`` into ``output``, or (``resume``) continue the sweep recorded there: the folder
     checked and locked before any point runs."""
@@ -194,11 +222,25 @@ def _run_sweep(
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
         resume_with = ["tsobench", prefix, "--resume", *(["--report"] if report and prefix == "sweep" else [])]
-        return _sweep(sweep, [*resume_with, "-o", str(out)], report=report, findings=prefix == "quickstart")
+        resume_with += ["-o", str(out), *(["--json"] if as_json else [])]
+        return _sweep(sweep, resume_with, report=report, findings=prefix == "quickstart", as_json=as_json)
 
 
-def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -> int:
-    """Run a sweep with its progress, then its table, the report and the exit code."""
+def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool, as_json: bool = False) -> int:
+    """Run a sweep with its progress, then its table, the report and the exit code
+    (with ``as_json``, the people's part on stderr and the outcomes as JSON on stdout)."""
+    code, html = _sweep_shown(sweep, resume_with, report, findings, make_console(stderr=as_json))
+    if as_json:
+        from tsobench.bench.cli.output import emit_json, sweep_document
+        from tsobench.bench.sweeps.sweep import dirty_points
+
+        emit_json(sweep_document(sweep, dirty_points(sweep), html))
+    return code
+
+
+def _sweep_shown(
+    sweep: Sweep, resume_with: list[str], report: bool, findings: bool, console: Console
+) -> tuple[int, Path | None]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -212,7 +254,6 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
     from tsobench.bench.sweeps.sweep import MANIFEST, dirty_points, estimate_s
 
     out = sweep.out
-    console = make_console()
     resuming = "resuming: " if sweep.resuming else ""
     console.print(f"{resuming}{len(sweep.points)} points into {out}/ (about {estimate_s(sweep.plan) / 60:.1f} min)")
     columns = (
@@ -239,18 +280,17 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
             soft_wrap=True,
             highlight=False,
         )
-        return EXIT_INTERRUPTED
-    if report:
-        _report_after_sweep(out, console, findings=findings)
+        return EXIT_INTERRUPTED, None
+    html = _report_after_sweep(out, console, findings=findings) if report else None
     dirty = dirty_points(sweep)
     if dirty:
         console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
-        return EXIT_DIRTY
+        return EXIT_DIRTY, html
     console.print("[green]every safe point clean[/] (a failing negative control is expected)")
-    return EXIT_OK
+    return EXIT_OK, html
 
 
-def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
+def _report_after_sweep(out: Path, console: Console, findings: bool) -> Path | None:
     from tsobench.bench.analysis.report import write_report
 
     with console.status("writing the report"):
@@ -258,7 +298,7 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
             written = write_report([out])
         except ValueError as exc:
             console.print(f"[yellow]no report:[/] {escape(str(exc))}")
-            return
+            return None
     for skipped in written.skipped:
         console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
     if findings:
@@ -266,25 +306,7 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
         for line in written.findings.lines():
             console.print(escape(line), highlight=False, soft_wrap=True)
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
-
-
-def progress_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--progress lines|bar|none`` and ``-q`` (none): what a run shows on stderr while it goes."""
-    f = click.option("--quiet", "-q", is_flag=True, help="Show nothing while it runs (--progress none).")(f)
-    return click.option(
-        "--progress",
-        type=click.Choice(PROGRESS_MODES),
-        default="lines",
-        show_default=True,
-        help="While it runs, on stderr: a line per --interval that stays (with a status line under them "
-        "on a terminal), the status line alone, or nothing.",
-    )(f)
-
-
-def json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option(
-        "--json", "as_json", is_flag=True, help=f"{what} as one JSON document on stdout (the rest goes to stderr)."
-    )
+    return written.html
 
 
 @main.command("run")
@@ -366,8 +388,9 @@ def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
     default=None,
     help="Per-process concurrency of the percentile spectrum.",
 )
-def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None) -> None:
-    """Write report.md, a self-contained report.html and the plots (PNG) from results.
+@json_option("The files written, those left out and the findings")
+def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None, as_json: bool) -> None:
+    """Write report.md, a self-contained report.html, the plots (PNG), runs.csv and points.csv from results.
 
     PATHS are results files or folders (searched recursively), and pytest-benchmark JSON.
     A file that cannot be read is left out with a warning. Exit 0: written; 3: written,
@@ -383,10 +406,15 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
         written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
         _refuse(str(exc))
-    for path in written.paths:
-        click.echo(path)
     for skipped in written.skipped:
         err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    if as_json:
+        from tsobench.bench.cli.output import emit_json, report_document
+
+        emit_json(report_document(written))
+    else:
+        for path in written.paths:
+            click.echo(path)
     sys.exit(EXIT_DIRTY if written.skipped else EXIT_OK)
 
 
@@ -487,12 +515,14 @@ def compare_command(
 @click.option("--max-steps", type=int, default=None, help="Steps per design at most.  [default: 20]")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/slo-<time>/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line while a step runs.")
+@json_option("Each design's search")
 def slo_command(
     p99_ms: float,
     strategies: str | None,
     apis: str | None,
     output: str | None,
     quiet: bool,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Search the highest open-loop rate whose p99 stays within --p99-ms with no errors.
@@ -518,7 +548,7 @@ def slo_command(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     out = Path(output) if output else DEFAULT_DIR / f"slo-{time.strftime('%Y%m%d-%H%M%S')}"
-    console, err = make_console(), make_console(stderr=True)
+    console, err = make_console(stderr=as_json), make_console(stderr=True)
     console.print(f"{len(configs)} design(s), p99 <= {p99_ms:g} ms, steps into {out}/")
     with stop_signals(), err.status("starting", spinner="dots") as status:  # SIGTERM, SIGHUP stop it like Ctrl-C
 
@@ -544,6 +574,10 @@ def slo_command(
     for o in outcomes:
         console.print(escape(o.line()), highlight=False, soft_wrap=True)
     console.print(f"steps and manifest: {out}/  ({out / 'slo.json'})")
+    if as_json:
+        from tsobench.bench.cli.output import emit_json, slo_document
+
+        emit_json(slo_document(outcomes, p99_ms, out))
     if any(o.interrupted for o in outcomes):
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if all(o.best for o in outcomes) else EXIT_DIRTY)

@@ -10,13 +10,18 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tsobench.bench.sweeps.sweep import MANIFEST
+
 if TYPE_CHECKING:
+    from tsobench.bench.analysis.report import Written
     from tsobench.bench.model.results import RunResult
+    from tsobench.bench.sweeps.slo import Outcome
+    from tsobench.bench.sweeps.sweep import Sweep
 
 DOCUMENT_VERSION = 1
 
@@ -70,6 +75,45 @@ def run_document(result: RunResult, path: Path | None) -> dict[str, Any]:
     }
 
 
-def dataclass_rows(rows: Any) -> list[dict[str, Any]]:
-    """Frozen dataclasses (an outcome per point, a step per rate) as plain dicts."""
-    return [asdict(r) for r in rows]
+def sweep_document(sweep: Sweep, dirty: list[str], report: Path | None) -> dict[str, Any]:
+    """``tsobench sweep --json``: each point's outcome (status, results file, summary) as the
+    manifest holds it, and the points that make the sweep exit 3."""
+    return {
+        "document": "tsobench-sweep",
+        "version": DOCUMENT_VERSION,
+        "name": sweep.name,
+        "output": str(sweep.out),
+        "manifest": str(sweep.out / MANIFEST),
+        "interrupted": sweep.interrupted,
+        "stopped_by": sweep.stop_signal,
+        "points": [asdict(o) for p in sweep.points if (o := sweep.outcomes.get(p.key)) is not None],
+        "dirty": dirty,
+        "report": str(report) if report else None,
+    }
+
+
+def report_document(written: Written) -> dict[str, Any]:
+    """``tsobench report --json``: where each file went, the files left out (and why), the findings."""
+    by_suffix = {p.name: str(p) for p in written.paths}
+    return {
+        "document": "tsobench-report",
+        "version": DOCUMENT_VERSION,
+        "html": by_suffix.get("report.html"),
+        "markdown": by_suffix.get("report.md"),
+        "runs_csv": by_suffix.get("runs.csv"),
+        "points_csv": by_suffix.get("points.csv"),
+        "files": [str(p) for p in written.paths],
+        "skipped": [{"path": s.path, "reason": s.reason} for s in written.skipped],
+        "findings": asdict(written.findings),
+    }
+
+
+def slo_document(outcomes: Sequence[Outcome], p99_ms: float, out: Path) -> dict[str, Any]:
+    """``tsobench slo --json``: each design's search as ``slo.json`` holds it."""
+    return {
+        "document": "tsobench-slo",
+        "version": DOCUMENT_VERSION,
+        "p99_ms": p99_ms,
+        "output": str(out),
+        "designs": [o.to_dict() for o in outcomes],
+    }
