@@ -16,6 +16,7 @@ and the key ``server_delay_ms``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import re
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+import click.shell_completion
 
 T = TypeVar("T")
 METADATA_KEY = "tsobench.option"
@@ -78,6 +80,7 @@ class Option:
     point: bool = True  # part of what a measured point is (False: how long or how it was recorded, e.g. duration)
     locates: bool = False  # says where a run went (an address, a file path), not what it did: compare ignores it
     unit: str | None = None  # a time: the unit the field holds ("s" or "ms"); a word may carry its own (2m, 500ms)
+    complete: Callable[[], Sequence[str]] | None = None  # shell completion's words where there are no choices
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,16 @@ class Spec:
                 raise ConfigError(f"{name} must be {_kind_word(self.kind)} (got {v!r}{hint})")
             choices = self.choices()
             if choices is not None and v not in choices:
-                raise ConfigError(f"unknown {name} {v!r}; choose from {', '.join(choices)}")
+                raise ConfigError(
+                    f"unknown {name} {v!r}{did_you_mean(str(v), choices)}; choose from {', '.join(choices)}"
+                )
             _check_bounds(self.option, name, v)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'pool'?)`` when one of ``known`` is close to ``word`` (a typo), else nothing."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _plain(text: str) -> bool:
@@ -378,6 +389,23 @@ class _Value(click.ParamType):
         metavar = "duration" if spec.option.unit else _METAVARS.get(spec.kind, spec.kind.__name__.lower())
         self.name = "list" if many else metavar
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        """The choices in the help (``--api [thread|asyncio]``), asked when the help is shown."""
+        choices = self.spec.choices()
+        if choices is None or self.many:
+            return None
+        return f"[{'|'.join(choices)}]"
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[click.shell_completion.CompletionItem]:
+        """The values that fit: a choice (strategies with plugins, APIs, loops) or a declared word (fault
+        kinds); a sweep axis completes the element after its last comma."""
+        words = self.spec.choices() or (self.spec.option.complete() if self.spec.option.complete else ())
+        head, _, tail = incomplete.rpartition(",") if self.many else ("", "", incomplete)
+        prefix = f"{head}," if head else ""
+        return [click.shell_completion.CompletionItem(prefix + w) for w in words if w.startswith(tail)]
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
@@ -443,6 +471,7 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
             decorators.append(
                 click.option(
                     spec.sweep_flag,
+                    *([spec.option.short] if spec.option.short else []),  # -s, -c, -p as on tsobench run
                     spec.axis_key,
                     type=_Value(spec, many=True),
                     default=None,

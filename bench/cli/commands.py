@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shlex
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -30,7 +31,7 @@ from tsobench.bench.model.exits import (
 from tsobench.bench.runs.stops import on_stop_signals
 from tsobench.bench.sweeps.slo import click_options as _slo_options
 from tsobench.files import check_writable
-from tsobench.options import ConfigError, build, click_options, sweep_click_options
+from tsobench.options import ConfigError, build, click_options, did_you_mean, sweep_click_options
 from tsobench.server.cli import serve_command
 
 if TYPE_CHECKING:
@@ -41,17 +42,61 @@ PROGRESS_MODES = ("lines", "bar", "none")  # tsobench run --progress (summary.Ru
 
 
 class _Group(click.Group):
-    """Lists each command with its whole first sentence (click cuts them at 45 characters)."""
+    """Lists each command with its whole first sentence (click cuts them at 45 characters), offers the
+    close command for a typo, and says a usage error's reason first."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)
             if command is not None and not command.hidden:
-                rows.append((name, (command.help or "").split("\n\n")[0].replace("\n", " ").strip()))
+                rows.append((name, " ".join((command.help or "").split("\n\n")[0].split())))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise click.UsageError(f"no command {name!r}{did_you_mean(name, self.list_commands(ctx))}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's own, but a usage error reads: the reason first, then where to look."""
+        run = functools.partial(super().main, args, prog_name, complete_var, standalone_mode=False, **extra)
+        if not standalone_mode:
+            return run()
+        try:
+            code: Any = run()
+        except click.UsageError as exc:
+            _usage_error(exc)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """``error: <why>`` on the first line, then the command's usage and its --help: one glance says
+    what is wrong (click opens with the usage and puts the reason three lines down)."""
+    err = make_console(stderr=True)
+    err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+    if exc.ctx is not None:
+        usage = exc.ctx.get_usage().removeprefix("Usage: ")
+        err.print(f"usage: {escape(usage)}   (more: {exc.ctx.command_path} --help)", highlight=False, soft_wrap=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -102,6 +147,23 @@ def json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 main.add_command(serve_command)
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+@main.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_command(shell: str) -> None:
+    """Print the shell completion script (commands, options and their values: strategies, APIs, faults).
+
+    Install it once, e.g. for bash: tsobench completion bash > ~/.local/share/bash-completion/completions/tsobench
+    (zsh: into a folder on $fpath as _tsobench; fish: ~/.config/fish/completions/tsobench.fish).
+    """
+    from click.shell_completion import get_completion_class
+
+    shell_class = get_completion_class(shell)
+    assert shell_class is not None  # click knows every shell in SHELLS
+    click.echo(shell_class(main, {}, "tsobench", "_TSOBENCH_COMPLETE").source())
 
 
 @main.command("strategies")

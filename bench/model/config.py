@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from tsobench.bench.model.faults import CLUSTER_KINDS, FAULT_HELP, Fault, check_faults
+from tsobench.bench.model.faults import CLUSTER_KINDS, FAULT_HELP, KINDS, Fault, check_faults
 from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
 from tsobench.strategies.backoff import LONGEST_S as LONGEST_BACKOFF_S
@@ -44,6 +44,11 @@ def _designs() -> list[str]:
     from tsobench.strategies import all_strategies
 
     return [s.name for s in all_strategies().values() if not s.baseline]
+
+
+def _fault_words() -> list[str]:
+    """What a shell completes for --fault: each kind, up to its @ (the time comes next)."""
+    return [f"{kind}@" for kind in KINDS]
 
 
 def _apis() -> tuple[str, ...]:
@@ -209,6 +214,7 @@ class RunConfig:
             "or 'none'.",
             flag="fault",
             axis="faults",
+            complete=_fault_words,
         ),
     )
 

@@ -340,3 +340,42 @@ def test_progress_none_and_quiet_show_no_interval_lines(tmp_path):
         out = tsobench("run", "-s", "null", "-c", "1", "--duration", "1", "--warmup", "0", "-o", f"{tmp_path}/", *flag)
         assert out.returncode == 0, out.stderr
         assert "ts/s" not in out.stderr and "throughput" in out.stdout
+
+
+def complete(words: str) -> list[str]:
+    """What bash gets for the last word of ``words``, as click's completion protocol gives it."""
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    out = tsobench(env={**env, "_TSOBENCH_COMPLETE": "bash_complete"})
+    assert out.returncode == 0, out.stderr
+    return [line.split(",", 1)[1] for line in out.stdout.splitlines()]
+
+
+def test_values_complete_in_the_shell():
+    assert complete("tsobench run --api ") == ["thread", "asyncio"]
+    assert "dispatcher" in complete("tsobench run -s d") and "pool" not in complete("tsobench run -s d")
+    assert complete("tsobench run --loop uv") == ["uvloop"]
+    assert "kill@" in complete("tsobench run --fault k")
+    assert complete("tsobench sweep --strategies pool,disp") == ["pool,dispatcher"]
+
+
+def test_completion_prints_each_shells_script():
+    for shell, mark in (("bash", "complete -o"), ("zsh", "#compdef tsobench"), ("fish", "complete --no-files")):
+        out = tsobench("completion", shell)
+        assert out.returncode == 0 and mark in out.stdout and "_TSOBENCH_COMPLETE" in out.stdout, shell
+
+
+def test_help_shows_choices_and_sweep_takes_runs_short_flags():
+    assert "--api [thread|asyncio]" in tsobench("run", "--help").stdout
+    sweep = tsobench("sweep", "--help").stdout
+    assert "-s, --strategies" in sweep and "-c, --concurrency" in sweep and "-p, --processes" in sweep
+    assert "harness's own ceiling" in tsobench("--help").stdout
+
+
+def test_a_usage_error_says_why_first_and_offers_the_close_match():
+    out = tsobench("run", "-s", "pol")
+    assert out.returncode == 2
+    first = out.stderr.splitlines()[0]
+    assert first.startswith("error: unknown strategy 'pol' (did you mean 'pool'?)"), out.stderr
+    assert "tsobench run --help" in out.stderr
+    out = tsobench("rn")
+    assert out.returncode == 2 and out.stderr.startswith("error: no command 'rn' (did you mean 'run'?)")
