@@ -98,7 +98,7 @@ def test_sweep_points_read_back_as_the_same_config():
         argv = point.argv("out.json")
         assert argv[:2] == ["tsobench", "run"]
         ctx = run_command.make_context("run", argv[2:])
-        options = {k: v for k, v in ctx.params.items() if k not in ("output", "quiet")}
+        options = {k: v for k, v in ctx.params.items() if k not in ("output", "quiet", "progress", "as_json")}
         assert build(RunConfig, options) == point.config, argv
 
 
