@@ -251,18 +251,40 @@ def print_run(result: RunResult, path: str | None, console: Console | None = Non
 STATUS_STYLE = {"ok": "green", "dirty": "yellow", "failed": "bold red", "interrupted": "yellow", "skipped": "dim"}
 
 
+DONE_EARLIER = "done earlier"  # a resumed sweep's point whose result was already in the folder
+
+
+def shown_status(outcome: PointOutcome) -> str:
+    """The point's status as a person reads it: a dirty point by its verdict (``starved``, ``errors``,
+    ``violations``, ...), a resumed one as done earlier, one not runnable here as skipped."""
+    s = outcome.summary or {}
+    if outcome.status == "skipped":
+        return DONE_EARLIER if outcome.result else "skipped"
+    if outcome.status == "dirty" and s.get("verdict"):
+        return str(s["verdict"])
+    return outcome.status
+
+
 def point_line(key: str, outcome: PointOutcome) -> str:
+    status = shown_status(outcome)
     style = STATUS_STYLE.get(outcome.status, "")
     figures = ""
     if outcome.summary:
         s = outcome.summary
-        p99 = ms(s["p99_us"] if s.get("requests_ok") else None, 8)  # no answers, no latency
-        figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {p99} ms"
+        if not s.get("measured_s") and outcome.status == "interrupted":
+            figures = "stopped before its measured window opened: nothing measured"
+        else:
+            p99 = ms(s["p99_us"] if s.get("requests_ok") else None, 8)  # no answers, no latency
+            figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {p99} ms"
+            if outcome.status == "interrupted":
+                figures += f"  (in {s['measured_s']:.1f}s measured before the stop)"
         if s["violations"] or s["requests_failed"]:
             figures += f"  violations {s['violations']}  failed {s['requests_failed']}"
+        if outcome.status == "dirty" and s.get("detail"):
+            figures += f"  {escape(str(s['detail']))}"
     elif outcome.error:
-        figures = outcome.error
-    return f"[{style}]{outcome.status:<11}[/] {key:<42} {figures}  ({outcome.wall_s:.1f}s)"
+        figures = escape(outcome.error)
+    return f"[{style}]{status:<12}[/] {key:<42} {figures}  ({outcome.wall_s:.1f}s)"
 
 
 def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
@@ -283,9 +305,9 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
         if outcome is None:
             continue
         s = outcome.summary or {}
-        verdict = outcome.status
-        if outcome.status == "skipped":  # resumed (its result is in the folder) or not runnable here
-            verdict = "ok (resumed)" if outcome.result else f"skipped: {escape(outcome.error or '')}"
+        verdict = shown_status(outcome)
+        if outcome.status == "skipped" and not outcome.result:  # not runnable here
+            verdict = f"skipped: {escape(outcome.error or '')}"
         if s.get("violations"):
             verdict = f"[bold red]{s['violations']} violations[/]"
         elif s.get("requests_failed") and outcome.status != "ok":  # a fault run's failures can be expected

@@ -3,10 +3,11 @@
 import dataclasses
 from pathlib import Path
 
-from tsobench.bench.cli.summary import interval_line, ms, run_table, timeline_intervals
+from tsobench.bench.cli.summary import interval_line, ms, point_line, run_table, timeline_intervals
 from tsobench.bench.model import results
 from tsobench.bench.model.faults import Fault
 from tsobench.bench.runs.runner import LiveInterval
+from tsobench.bench.sweeps.sweep import PointOutcome
 
 FIXTURES = Path(__file__).parents[3] / "results" / "fixtures"
 
@@ -57,3 +58,21 @@ def test_the_timeline_intervals_keep_their_index_and_span():
     timeline = [{**entry, "t_s": t, "warmup": t < 0} for t in (-0.25, 0.0, 0.5)]
     result = dataclasses.replace(base, config={**base.config, "interval_s": 0.5}, timeline=timeline)
     assert [(i.index, i.start_s, i.end_s) for i in timeline_intervals(result)][:2] == [(-1, -0.25, 0.0), (0, 0.0, 0.5)]
+
+
+def _outcome(status: str, result: str | None = "r.json", **summary: object) -> PointOutcome:
+    base = {"throughput_tps": 1234.0, "p99_us": 1500, "requests_ok": 10, "violations": 0, "requests_failed": 0}
+    return PointOutcome("k", status, result, 0, 1.0, summary={**base, **summary} if summary is not None else None)
+
+
+def test_a_dirty_point_is_shown_by_its_verdict_and_its_reason():
+    line = point_line("k", _outcome("dirty", verdict="starved", detail="3 of 64 callers starved", measured_s=1.0))
+    assert "starved" in line and "3 of 64 callers starved" in line and "dirty" not in line
+
+
+def test_a_resumed_point_is_done_earlier_and_an_interrupted_one_shows_what_it_measured():
+    assert "done earlier" in point_line("k", _outcome("skipped", measured_s=1.0))
+    line = point_line("k", _outcome("interrupted", measured_s=2.5))
+    assert "1,234 ts/s" in line and "2.5s measured before the stop" in line
+    nothing = point_line("k", _outcome("interrupted", measured_s=0.0, throughput_tps=0.0, requests_ok=0))
+    assert "nothing measured" in nothing and "0 ts/s" not in nothing
