@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 
@@ -10,6 +11,17 @@ import pytest
 
 from tsobench.protos import pdpb_pb2_grpc
 from tsobench.server import ChildServer, InProcessServer, ServerConfig
+
+TEST_TIMEOUT_S = 120.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test at most TEST_TIMEOUT_S where pytest-timeout is installed (the test extra), unless
+    --timeout or PYTEST_TIMEOUT says otherwise; a plain install runs without it and without a warning."""
+    given = config.getoption("timeout", None) is not None or os.environ.get("PYTEST_TIMEOUT")
+    if config.pluginmanager.hasplugin("timeout") and not given:
+        config.option.timeout = TEST_TIMEOUT_S
 
 
 @pytest.fixture

@@ -230,6 +230,9 @@ def quickstart_command(output: str | None, resume: bool, as_json: bool) -> None:
     from tsobench.bench.sweeps.sweep import SweepPlan
     from tsobench.strategies import names
 
+    if not resume:
+        for line in reference_left_out():
+            make_console(stderr=as_json).print(f"[yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
     plan = (
         None
         if resume
@@ -242,6 +245,19 @@ def quickstart_command(output: str | None, resume: bool, as_json: bool) -> None:
         )
     )
     sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True, as_json=as_json))
+
+
+def reference_left_out() -> list[str]:
+    """A line per reference client the quickstart leaves out (its package is not installed), and how to add it."""
+    from tsobench.strategies import registry
+
+    missing = registry.problems()
+    return [
+        f"{s.name} (the production client, a reference) is left out: {missing[s.name]}; "
+        "add it with: pip install 'tsobench[reference]'"
+        for s in registry.REFERENCE
+        if s.name in missing
+    ]
 
 
 def _refuse(message: str) -> NoReturn:

@@ -379,3 +379,14 @@ def test_a_usage_error_says_why_first_and_offers_the_close_match():
     assert "tsobench run --help" in out.stderr
     out = tsobench("rn")
     assert out.returncode == 2 and out.stderr.startswith("error: no command 'rn' (did you mean 'run'?)")
+
+
+def test_the_quickstart_says_which_reference_client_it_leaves_out(monkeypatch):
+    from tsobench.bench.cli.commands import reference_left_out
+    from tsobench.strategies import registry
+
+    monkeypatch.setattr(registry, "problems", lambda: {"tikv-client": "ModuleNotFoundError: tikv_client"})
+    (line,) = reference_left_out()
+    assert line.startswith("tikv-client") and "tikv_client" in line and "pip install 'tsobench[reference]'" in line
+    monkeypatch.setattr(registry, "problems", dict)
+    assert reference_left_out() == []
