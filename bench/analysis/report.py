@@ -49,6 +49,7 @@ class Text:
 class Table:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    wrap: bool = False  # its words wrap to the page (the findings); else a wide table scrolls in its own box
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,17 @@ def _md_inline(text: str) -> str:
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222; }
-.table { overflow-x: auto; margin: 1em 0; }
+body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222;
+       box-sizing: border-box; overflow-wrap: anywhere; }
+.table { overflow-x: auto; max-width: 100%; margin: 1em 0; border: 1px solid #eee; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
 td.num { text-align: right; } td:last-child { white-space: normal; min-width: 18em; }
+.table.wrap td { white-space: normal; min-width: 6em; } .table.wrap td.num { white-space: nowrap; min-width: 0; }
+.table.wrap table { width: 100%; }
 th { background: #f3f3f3; white-space: normal; }
-img { max-width: 100%; } figcaption { font-style: italic; color: #555; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+figure { margin: 1em 0; } img { max-width: 100%; height: auto; } figcaption { font-style: italic; color: #555; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; max-width: 100%; white-space: pre; }
 """
 
 
@@ -131,11 +135,12 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 out.append(f"<h{level}>{e(text)}</h{level}>")
             case Text(text):
                 out.append(f"<p>{_inline(text)}</p>")
-            case Table(header, rows):
+            case Table(header, rows, wrap):
                 head = "".join(f"<th>{e(h)}</th>" for h in header)
                 body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
                 table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                out.append(f"<div class='table'>{table}</div>")  # a wide table scrolls, its cells do not wrap
+                # a wide table scrolls in its own box, its cells do not wrap; the findings' words wrap
+                out.append(f"<div class='table{' wrap' if wrap else ''}'>{table}</div>")
             case Image(_, caption, data):
                 uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
                 img = f"<img src='{uri}' alt='{html.escape(caption)}'>"
@@ -343,11 +348,18 @@ def commands_section(df: pd.DataFrame) -> list[Block]:
 def time_and_faults(runs: Sequence[recovery_report.Run]) -> list[Block]:
     """timeline.png, and with faults the recovery table (which design recovers fastest is a finding)."""
     fig = recovery_report.figure(runs)
-    if fig is None:
+    if fig is None and not runs:
         return [Text("No results with a timeline (`--interval`): no timeline plot.")]
     faults = any(r.faults for r in runs)
     caption = "Timestamps/s and p99 per interval, per strategy and API" + ("; fault spans shaded" if faults else "")
-    blocks: list[Block] = [Image("timeline.png", caption, plots.png(fig))]
+    blocks: list[Block] = [
+        Image("timeline.png", caption, plots.png(fig))
+        if fig is not None
+        else Text(
+            "Every run measured a single interval (its `--interval` as long as its window): a timeline of one "
+            "value per run says nothing over time, so none is drawn (a shorter `--interval`, e.g. 250ms, draws one)."
+        )
+    ]
     header, rows = recovery_report.recovery_table(runs)
     if rows:
         blocks.append(
@@ -462,6 +474,20 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             "p50 and p99 latency vs concurrency, log scale",
             "No closed-loop runs with throughput: no latency plot.",
         ),
+        Heading("Latency vs throughput (closed loop)"),
+        figure(
+            "tradeoff.png",
+            plots.closed_tradeoff(agg, palette, shapes),
+            "p99 against throughput, a point per concurrency level (closed loop)",
+            "No closed-loop runs with answers: no latency-vs-throughput plot.",
+        ),
+        Heading("Latency CDF per design"),
+        figure(
+            "latency_cdf.png",
+            plots.cdfs(agg),
+            "Share of requests at or below each latency, a line per concurrency level, a panel per design",
+            "No closed-loop runs with histograms: no latency CDFs.",
+        ),
         Heading("Latency vs throughput (open loop)"),
         figure(
             "hockey_stick.png",
@@ -491,7 +517,8 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             "correctness.png",
             plots.correctness(series),
             "Failed requests and correctness violations per strategy",
-            "No runs.",
+            "No request failed and no correctness violation was found in any run: nothing to draw "
+            "(each strategy's verdict is in the table below).",
         ),
         correctness_table(series),
         Heading("Time and faults"),
@@ -523,7 +550,7 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
 def findings_section(found: Findings) -> list[Block]:
     blocks: list[Block] = [Heading("Findings"), *(Text(t) for t in found.summary)]
     if found.rows:
-        blocks.append(Table(found.header, found.rows))
+        blocks.append(Table(found.header, found.rows, wrap=True))
     blocks += [Text(n) for n in found.notes]
     blocks += [Heading("Caveats", 3), *(Text(c) for c in found.caveats)]
     return blocks

@@ -19,7 +19,15 @@ from tsobench.bench.analysis.report import build, config_table, write_report
 from tsobench.bench.cli.commands import main
 
 FIXTURES = Path(__file__).resolve().parents[3] / "results" / "fixtures"
-PNGS = ("throughput.png", "latency.png", "hockey_stick.png", "percentile_spectrum.png", "correctness.png")
+PNGS = (
+    "throughput.png",
+    "latency.png",
+    "tradeoff.png",
+    "latency_cdf.png",
+    "hockey_stick.png",
+    "percentile_spectrum.png",
+    "correctness.png",
+)
 
 
 @pytest.fixture(scope="module")
