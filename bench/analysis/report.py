@@ -108,8 +108,8 @@ def _md_inline(text: str) -> str:
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222;
-       box-sizing: border-box; overflow-wrap: anywhere; }
-.table { overflow-x: auto; max-width: 100%; margin: 1em 0; border: 1px solid #eee; }
+       box-sizing: border-box; overflow-wrap: break-word; }
+.table { overflow-x: auto; width: fit-content; max-width: 100%; margin: 1em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
 td.num { text-align: right; } td:last-child { white-space: normal; min-width: 18em; }
@@ -308,13 +308,13 @@ def littles_section(df: pd.DataFrame) -> list[Block]:
             f"{r['strategy']}/{r['api']}",
             _int(r["total_callers"]),
             _int(r["throughput_rps"]),
-            _num(r["mean_us"], 1),
+            _num(r["mean_us"] / 1e3, 3),  # ms, the one unit of latency in human output
             _num(r["implied_callers"], 2),
             f"{r['ratio']:.3f}",
         )
         for _, r in check.sort_values(["strategy", "api", "total_callers"]).iterrows()
     )
-    header = ("strategy/api", "callers", "req/s", "mean µs", "req/s × mean", "ratio")
+    header = ("strategy/api", "callers", "req/s", "mean ms", "req/s × mean", "ratio")
     return [Text(summary), Table(header, rows)]
 
 
