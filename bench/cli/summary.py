@@ -35,13 +35,14 @@ def progress_line(p: RunState) -> str:
     return line
 
 
-def interval_line(i: LiveInterval, warmup_s: float, faults: Sequence[Fault] = ()) -> str:
-    """One interval as it ends, a line that stays: when it ended (from the start of the load), ts/s,
-    requests and errors in it, p50 and p99 in ms, and the faults acting in it."""
+def interval_line(i: LiveInterval, faults: Sequence[Fault] = ()) -> str:
+    """One interval as it ends, a line that stays: its span from the measured window's start (the clock of
+    the faults, the timeline and the report; the warm-up before 0), ts/s, requests and errors in it, p50 and
+    p99 in ms, and the faults acting in it."""
     answered = i.requests > 0
     line = (
-        f"{warmup_s + i.end_s:7.2f}s {'warmup' if i.warmup else '':<6} {i.tps:>12,.0f} ts/s {i.requests:>10,} req "
-        f"{i.errors:>7,} err   p50 {ms(i.p50_us if answered else None, 8)} ms"
+        f"{i.start_s:7.2f}–{i.end_s:.2f}s {'warmup' if i.warmup else '':<6} {i.tps:>12,.0f} ts/s "
+        f"{i.requests:>10,} req {i.errors:>7,} err   p50 {ms(i.p50_us if answered else None, 8)} ms"
         f"  p99 {ms(i.p99_us if answered else None, 8)} ms"
     )
     acting = [f.spec for f in faults if _overlaps(f, i.start_s, i.end_s)]
@@ -99,7 +100,7 @@ class RunProgress:
     def _line(self, interval: LiveInterval) -> None:
         if interval.index > self._last:
             self._last = interval.index
-            line = interval_line(interval, self.config.warmup_s, self.config.faults)
+            line = interval_line(interval, self.config.faults)
             self.console.print(escape(line), highlight=False, soft_wrap=True)
 
     def finish(self, result: RunResult) -> None:
