@@ -390,3 +390,17 @@ def test_the_quickstart_says_which_reference_client_it_leaves_out(monkeypatch):
     assert line.startswith("tikv-client") and "tikv_client" in line and "pip install 'tsobench[reference]'" in line
     monkeypatch.setattr(registry, "problems", dict)
     assert reference_left_out() == []
+
+
+def test_sweep_and_slo_json_are_one_document_on_stdout(tmp_path):
+    out = tsobench("sweep", "-s", "null", "-c", "1,2", "--apis", "thread", "--duration", "300ms", "--warmup", "0",
+                   "-o", str(tmp_path / "sweep"), "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert document["document"] == "tsobench-sweep" and [p["status"] for p in document["points"]] == ["ok", "ok"]
+    assert all(p["summary"]["throughput_tps"] > 0 for p in document["points"]) and document["dirty"] == []
+    out = tsobench("slo", "-s", "null", "--p99-ms", "50", "--duration", "300ms", "--warmup", "0", "--rate", "500",
+                   "--max-steps", "1", "-o", str(tmp_path / "slo"), "--json")  # fmt: skip
+    assert out.returncode in (0, 3), out.stderr
+    document = json.loads(out.stdout)
+    assert document["document"] == "tsobench-slo" and len(document["designs"][0]["steps"]) == 1
