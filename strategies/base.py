@@ -73,7 +73,9 @@ class ClientOptions:
         ),
     )
     connections: int = field(default=1, metadata=option("Distinct channels (TCP connections).", min=1))
-    timeout_s: float = field(default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True))
+    timeout_s: float = field(
+        default=5.0, metadata=option("Per-request deadline, s.", flag="timeout", positive=True, unit="s")
+    )
     cluster_id: int | None = field(
         default=None,
         metadata=option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 
@@ -27,6 +28,18 @@ def safe_strategy(request: pytest.FixtureRequest) -> str:
 def safe_strategies() -> list[str]:
     """Every safe built-in strategy's name, for a test that loops over them in one run."""
     return list(SAFE_STRATEGIES)
+
+
+TEST_TIMEOUT_S = 120.0
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each test at most TEST_TIMEOUT_S where pytest-timeout is installed (the test extra), unless
+    --timeout or PYTEST_TIMEOUT says otherwise; a plain install runs without it and without a warning."""
+    given = config.getoption("timeout", None) is not None or os.environ.get("PYTEST_TIMEOUT")
+    if config.pluginmanager.hasplugin("timeout") and not given:
+        config.option.timeout = TEST_TIMEOUT_S
 
 
 @pytest.fixture

@@ -16,7 +16,10 @@ and the key ``server_delay_ms``).
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
+import math
+import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
+import click.shell_completion
 
 T = TypeVar("T")
 METADATA_KEY = "tsobench.option"
@@ -31,6 +35,28 @@ METADATA_KEY = "tsobench.option"
 
 class ConfigError(ValueError):
     """Bad options: the message is for the person who typed them."""
+
+
+_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(us|µs|ms|s|m|h)?")
+DURATION_WORDS = "like 500ms, 2s, 2m, 1h or 1m30s; a plain number is seconds"
+
+
+def parse_duration(text: str) -> float:
+    """``250ms``, ``2s``, ``2m``, ``1h``, ``1m30s`` or a plain number (seconds) -> seconds.
+
+    One parser for every time a person types: the time flags, TOML plans and the fault words,
+    so ``--duration 2m`` and ``--fault kill@3s:1s`` read their units alike."""
+    written = text.strip()
+    parts = list(_DURATION_PART.finditer(written))
+    if not written or "".join(m.group(0) for m in parts) != written.replace(" ", ""):
+        raise ConfigError(f"{text!r} is not a duration ({DURATION_WORDS})")
+    if len(parts) > 1 and any(m.group(2) is None for m in parts):
+        raise ConfigError(f"{text!r} is not a duration: give every part its unit ({DURATION_WORDS})")
+    seconds = sum(float(m.group(1)) * _UNITS[m.group(2) or "s"] for m in parts)
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{text!r} is not a duration ({DURATION_WORDS})")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,8 @@ class Option:
     # that does not vary it keeps the keys it had before the axis existed)
     point: bool = True  # part of what a measured point is (False: how long or how it was recorded, e.g. duration)
     locates: bool = False  # says where a run went (an address, a file path), not what it did: compare ignores it
+    unit: str | None = None  # a time: the unit the field holds ("s" or "ms"); a word may carry its own (2m, 500ms)
+    complete: Callable[[], Sequence[str]] | None = None  # shell completion's words where there are no choices
 
 
 @dataclass(frozen=True)
@@ -128,12 +156,26 @@ class Spec:
         parse = getattr(self.kind, "parse", None)
         if parse is not None:
             return parse(value)  # a value type that reads its own words (and says what is wrong)
+        if self.option.unit is not None:
+            return self._time(value)
         try:
             if self.kind is bool:
                 return {"true": True, "false": False}[value.lower()]
             return self.kind(value)
         except (KeyError, ValueError):
             raise ConfigError(f"{self.name} must be {_kind_word(self.kind)} (got {value!r})") from None
+
+    def _time(self, value: str) -> float:
+        """A time in the field's unit: a plain number is already in it (seconds or ms, as the flag
+        says), a word with a unit is converted (``--server-rtt-ms 1s`` is 1000)."""
+        try:
+            if not _plain(value):
+                return parse_duration(value) / _UNITS[self.option.unit or "s"]
+            if not math.isfinite(number := float(value)):
+                raise ConfigError(f"{value!r} is not a duration ({DURATION_WORDS})")
+            return number
+        except ConfigError as exc:
+            raise ConfigError(f"{self.name}: {exc}") from None
 
     def parse_value(self, value: Any) -> Any:
         """A whole value, as a sweep axis takes it: a repeatable option's elements in one
@@ -159,8 +201,24 @@ class Spec:
                 raise ConfigError(f"{name} must be {_kind_word(self.kind)} (got {v!r}{hint})")
             choices = self.choices()
             if choices is not None and v not in choices:
-                raise ConfigError(f"unknown {name} {v!r}; choose from {', '.join(choices)}")
+                raise ConfigError(
+                    f"unknown {name} {v!r}{did_you_mean(str(v), choices)}; choose from {', '.join(choices)}"
+                )
             _check_bounds(self.option, name, v)
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'pool'?)`` when one of ``known`` is close to ``word`` (a typo), else nothing."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _plain(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 _KIND_WORDS = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
@@ -328,7 +386,25 @@ class _Value(click.ParamType):
 
     def __init__(self, spec: Spec, many: bool = False) -> None:
         self.spec, self.many = spec, many
-        self.name = "list" if many else _METAVARS.get(spec.kind, spec.kind.__name__.lower())
+        metavar = "duration" if spec.option.unit else _METAVARS.get(spec.kind, spec.kind.__name__.lower())
+        self.name = "list" if many else metavar
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        """The choices in the help (``--api [thread|asyncio]``), asked when the help is shown."""
+        choices = self.spec.choices()
+        if choices is None or self.many:
+            return None
+        return f"[{'|'.join(choices)}]"
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[click.shell_completion.CompletionItem]:
+        """The values that fit: a choice (strategies with plugins, APIs, loops) or a declared word (fault
+        kinds); a sweep axis completes the element after its last comma."""
+        words = self.spec.choices() or (self.spec.option.complete() if self.spec.option.complete else ())
+        head, _, tail = incomplete.rpartition(",") if self.many else ("", "", incomplete)
+        prefix = f"{head}," if head else ""
+        return [click.shell_completion.CompletionItem(prefix + w) for w in words if w.startswith(tail)]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
@@ -351,7 +427,7 @@ def _default_text(spec: Spec) -> str | None:
         return spec.option.default_text
     if spec.default is None or spec.default is REQUIRED or spec.default is False:
         return None
-    return written(spec, spec.default)
+    return written(spec, spec.default) + (spec.option.unit or "")
 
 
 def click_option(spec: Spec) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -395,6 +471,7 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
             decorators.append(
                 click.option(
                     spec.sweep_flag,
+                    *([spec.option.short] if spec.option.short else []),  # -s, -c, -p as on tsobench run
                     spec.axis_key,
                     type=_Value(spec, many=True),
                     default=None,
@@ -403,7 +480,9 @@ def sweep_click_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..
             )
         else:
             sweep_default = spec.option.sweep_default
-            run_default = word(sweep_default) if sweep_default is not None else _default_text(spec)
+            run_default = (
+                word(sweep_default) + (spec.option.unit or "") if sweep_default is not None else _default_text(spec)
+            )
             kind = {"is_flag": True} if spec.kind is bool else {"type": _Value(spec), "multiple": spec.multiple}
             decorators.append(click.option(spec.flag, spec.key, default=None, help=_help(spec, run_default), **kind))
     return _apply(decorators)

@@ -216,7 +216,10 @@ def _lead(top: pd.Series, runner: pd.Series | None, how: str, base: pd.DataFrame
     if len(base) and top["strategy"] != BASELINE:
         text += f"; against {BASELINE}: {factor(top, base.iloc[0])}"
     if how == "unknown":
-        text += " (one run per point without a timeline: no interval, so no difference is established)"
+        text += (
+            " (one run per point and fewer than two measured intervals to sample: no interval, so no difference "
+            "is established)"
+        )
     return text + "."
 
 
@@ -471,8 +474,8 @@ def _spread(runs: pd.DataFrame) -> str:
                 widths.append((name, (est.high - est.low) / 2 / est.median, r))
     if not widths:
         return (
-            "One run per point and no timeline to sample: the spread is unknown and no difference between "
-            "points is established (`--repeat 3` measures it)."
+            "One run per point and fewer than two measured intervals a run to sample: the spread is unknown and no "
+            "difference between points is established (`--repeat 3`, or a shorter `--interval`, measures it)."
         )
     parts = []
     for name in ("ts/s", "p99"):

@@ -17,6 +17,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from tsobench.bench.analysis.aggregate import where, with_series
@@ -191,13 +192,83 @@ def _usl_curve(ax, fit, color: str) -> None:
     ax.plot(beyond, fit.predict(beyond), color=color, linestyle="--", linewidth=1, alpha=0.6)
 
 
+def one_level(data: pd.DataFrame) -> bool:
+    """Every point at one number of callers: a line against concurrency would be one dot per series."""
+    return data["total_callers"].nunique() == 1
+
+
+def _point_label(r: pd.Series, g: pd.DataFrame) -> str:
+    return role_label(r["series"], g) + (f" p={r['processes']:g}" if r["processes"] > 1 else "")
+
+
+def _bars(
+    ax, data: pd.DataFrame, col: str, bounds: tuple[str, str], palette: dict[str, str], scale: float, fmt
+) -> None:
+    """One level: a bar per series at its value, whiskers min-max of the repeats, the value written on it;
+    a point that is not clean hatched with an X, one with no value an empty slot that says so."""
+    data = data.sort_values(["series", "processes"]).reset_index(drop=True)
+    for i, r in data.iterrows():
+        value, color = r[col] / scale, palette[r["series"]]
+        if not (pd.notna(value) and value > 0):
+            ax.text(i, 0, " no value", rotation=90, ha="center", va="bottom", fontsize=8, color="dimgrey")
+            continue
+        clean = bool(r["clean"])
+        ax.bar(i, value, color=color, alpha=0.85 if clean else 0.45, hatch=None if clean else "xx",
+               edgecolor="black" if not clean else color)  # fmt: skip
+        low, high = r[bounds[0]] / scale, r[bounds[1]] / scale
+        if pd.notna(low) and pd.notna(high) and high > low:
+            ax.errorbar(i, value, yerr=[[max(0.0, value - low)], [max(0.0, high - value)]], color="black", capsize=4)
+        ax.annotate(fmt(value), (i, value), ha="center", va="bottom", xytext=(0, 3), textcoords="offset points",
+                    fontsize=8)  # fmt: skip
+    labels = [_point_label(r, data[data["series"] == r["series"]]) for _, r in data.iterrows()]
+    ax.set_xticks(range(len(data)), labels, rotation=30, ha="right")
+    ax.set_xlim(-0.6, len(data) - 0.4)
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.12)  # room for the values written on the bars
+    ax.grid(True, axis="y", alpha=0.3)
+
+
+_NOT_CLEAN_BAR = Patch(facecolor="lightgrey", edgecolor="black", hatch="xx",
+                       label="not clean (errors, violations, starved): its value")  # fmt: skip
+
+
+def _bar_figure(data: pd.DataFrame, panels: list[tuple[Any, ...]], palette: dict[str, str], title: str) -> Figure:
+    """One level of callers: a bar chart per panel (``(column, bounds, scale, format, y label, title)``)."""
+    fig = _figure(6.5 * len(panels), 5.0)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (col, bounds, scale, fmt, ylabel, panel_title) in zip(axes, panels, strict=True):
+        _bars(ax, data, col, bounds, palette, scale, fmt)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _, fmt=fmt: fmt(v) if v else "0"))
+        ax.set_ylabel(ylabel)
+        ax.set_title(panel_title)
+    values = data[[p[0] for p in panels]]
+    if (~data["clean"] & (values.notna() & (values > 0)).all(axis=1)).any():  # a hatched bar is drawn
+        fig.legend(handles=[_NOT_CLEAN_BAR], loc="upper center", bbox_to_anchor=(0.5, 0.0), frameon=False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def throughput(
     agg: pd.DataFrame, fits: Sequence[SeriesFit], palette: dict[str, str], shapes: dict[str, str]
 ) -> Figure | None:
-    """Timestamps/s on a log axis; requests/s beside it only when a request asks for more than one."""
+    """Timestamps/s on a log axis; requests/s beside it only when a request asks for more than one.
+    At one level of callers, a bar per series (a line through one dot says nothing)."""
     data = _closed(agg)
     if data.empty:
         return None
+    if one_level(data):
+        callers = int(data["total_callers"].iloc[0])
+        panels: list[tuple[Any, ...]] = [
+            ("tps", ("tps_min", "tps_max"), 1, _si, "timestamps per second", "Timestamps/s")
+        ]
+        if (data["count"].fillna(1) != 1).any():
+            panels.append(("rps", ("rps_min", "rps_max"), 1, _si, "requests per second", "Requests/s"))
+        return _bar_figure(
+            data,
+            panels,
+            palette,
+            f"Throughput at {callers} callers — closed loop, median of repeats, whiskers: min-max",
+        )
     by_series = {f.series: f.fit for f in fits}
     both = (data["count"].fillna(1) != 1).any()
     fig = _figure(13 if both else 10, 5.5)
@@ -230,9 +301,19 @@ def throughput(
 
 
 def latency(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
+    """p50 and p99 against concurrency (log); at one level of callers, a bar per series."""
     data = _closed(agg)
     if data.empty:
         return None
+    if one_level(data):
+        callers = int(data["total_callers"].iloc[0])
+        panels: list[tuple[Any, ...]] = [
+            (f"{k}_us", (f"{k}_min_us", f"{k}_max_us"), 1e3, lambda v: f"{v:.3g}", "latency (ms)", f"{k} latency")
+            for k in ("p50", "p99")
+        ]
+        return _bar_figure(
+            data, panels, palette, f"Latency at {callers} callers — merged HDR histograms, whiskers: min-max of runs"
+        )
     fig = _figure(13, 5.5)
     axes = fig.subplots(1, 2, sharey=True)
     for series, g in data.groupby("series", sort=True):
@@ -252,6 +333,14 @@ def latency(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) 
     return fig
 
 
+DODGE = 0.06  # log2 units between neighbouring series: a few percent of a doubling
+
+
+def dodge(index: int, count: int) -> float:
+    """The factor moving series ``index`` of ``count`` sideways on a log2 axis, centred on the true value."""
+    return float(2 ** ((index - (count - 1) / 2) * DODGE))
+
+
 def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
     """Jain's index, and the least and most served caller against the mean, per strategy."""
     data = _closed(agg)
@@ -260,23 +349,30 @@ def fairness(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str])
         return None
     fig = _figure(13, 5.5)
     ax_j, ax_r = fig.subplots(1, 2)
+    names = sorted(set(data["series"]))
     for series, g in data.groupby("series", sort=True):
-        g = g.sort_values(["total_callers", "processes"])
+        g = g.sort_values(["total_callers", "processes"]).copy()
+        # each series a little apart on the log axis, so equal values (a Jain's index of 1) do not hide each other
+        g["x"] = g["total_callers"] * dodge(names.index(series), len(names))
         color, marker = palette[series], shapes[series]
-        ax_j.plot(g["total_callers"], g["jain"], color=color, marker=marker, label=role_label(series, g))
+        ax_j.plot(g["x"], g["jain"], color=color, marker=marker, label=role_label(series, g),
+                  markerfacecolor="none", markersize=7, alpha=0.9)  # fmt: skip
         if not g["safe"].all():
             continue  # the negative control's callers crash: its spread would flatten every design into one line
         # completions count answered and failed requests alike, as min/max_per_caller do
         completions = g["requests_ok"] + g["requests_failed"].fillna(0)
         mean = completions / g["callers"].where(g["callers"] > 0, g["total_callers"])
-        ax_r.plot(g["total_callers"], g["min_per_caller"] / mean, color=color, marker=marker)
-        ax_r.plot(g["total_callers"], g["max_per_caller"] / mean, color=color, marker=marker, linestyle="--",
+        ax_r.plot(g["x"], g["min_per_caller"] / mean, color=color, marker=marker)
+        ax_r.plot(g["x"], g["max_per_caller"] / mean, color=color, marker=marker, linestyle="--",
                   markerfacecolor="none")  # fmt: skip
         starved = g[g["starved_callers"].fillna(0) > 0]
         if len(starved):
-            ax_r.scatter(starved["total_callers"], [0] * len(starved), color=color, **NOT_CLEAN)
+            ax_r.scatter(starved["x"], [0] * len(starved), color=color, **NOT_CLEAN)
     for ax in (ax_j, ax_r):
         _callers_axis(ax, data["total_callers"])
+        if one_level(data):
+            ax.set_xlim(data["total_callers"].iloc[0] / 1.6, data["total_callers"].iloc[0] * 1.6)
+        ax.set_xlabel("concurrent callers (concurrency x processes; series drawn a little apart)")
     ax_j.set_ylim(0, 1.05)
     ax_j.set_ylabel("Jain's index of completions per caller (1 = equal)")
     ax_j.set_title("Fairness between callers")
@@ -323,6 +419,98 @@ def hockey_stick(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, s
     return fig
 
 
+def closed_tradeoff(agg: pd.DataFrame, palette: dict[str, str], shapes: dict[str, str]) -> Figure | None:
+    """Closed loop, p99 against the throughput it bought: a point per concurrency, labelled with its callers,
+    joined in order per series (one process); the designs' trade-off on one page."""
+    data = _closed(agg)
+    data = data[(data["tps"] > 0) & data["p99_us"].notna() & (data["p99_us"] > 0)]
+    if data.empty:
+        return None
+    fig = _figure(12, 5.5)
+    ax = fig.subplots()
+    for series, g in data.groupby("series", sort=True):
+        g = g.sort_values(["processes", "total_callers"])
+        color, marker = palette[series], shapes[series]
+        one = g[g["processes"] == 1]
+        ax.plot(one["tps"], one["p99_us"] / 1e3, color=color, marker=marker, label=role_label(series, g))
+        many = g[g["processes"] > 1]
+        if len(many):
+            ax.plot(many["tps"], many["p99_us"] / 1e3, color=color, marker=marker, linestyle="none",
+                    markerfacecolor="none")  # fmt: skip
+        dirty = g[~g["clean"]]
+        if len(dirty):
+            ax.scatter(dirty["tps"], dirty["p99_us"] / 1e3, color=color, **NOT_CLEAN)
+        for _, r in g.iterrows():
+            text = f"c={r['total_callers']:g}" + (f" (p={r['processes']:g})" if r["processes"] > 1 else "")
+            ax.annotate(text, (r["tps"], r["p99_us"] / 1e3), fontsize=7, alpha=0.8, xytext=(4, 3),
+                        textcoords="offset points", color=color)  # fmt: skip
+    log_axis(ax, _si, which="x")
+    log_axis(ax)
+    ax.set_xlabel("throughput (timestamps/s, log scale)")
+    ax.set_ylabel("p99 latency (ms, log scale)")
+    handles, _ = ax.get_legend_handles_labels()
+    if (~data["clean"]).any():
+        handles.append(_NOT_CLEAN_HANDLE)
+    if (data["processes"] > 1).any():
+        handles.append(Line2D([], [], color="grey", marker="o", markerfacecolor="none", linestyle="",
+                              label="> 1 client process"))  # fmt: skip
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.set_title("p99 vs throughput — closed loop, a point per concurrency (labels: callers); lower right is better")
+    fig.tight_layout()
+    return fig
+
+
+CDF_PERCENTILES = np.concatenate([np.linspace(0, 99, 199), 100 - np.logspace(0, -3, 40)[1:]])
+
+
+def cdfs(agg: pd.DataFrame) -> Figure | None:
+    """A panel per design: the latency CDF of all its requests at each concurrency (closed loop, merged
+    histograms), a line per level coloured from few callers (light) to many (dark)."""
+    data = _closed(agg)
+    data = data[data["histogram"].notna() & (data["requests_ok"].fillna(0) > 0)]
+    if data.empty:
+        return None
+    designs = sorted(set(data["series"]))
+    levels = sorted({float(c) for c in data["total_callers"]})
+    cmap = matplotlib.colormaps["viridis"]
+    shade = {
+        c: cmap(0.85 - 0.75 * i / (len(levels) - 1)) if len(levels) > 1 else cmap(0.35) for i, c in enumerate(levels)
+    }
+    columns = min(3, len(designs))
+    rows = -(-len(designs) // columns)
+    fig = _figure(5.2 * columns, 3.6 * rows + 1.2)
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False, sharex=True, sharey=True)).ravel()
+    for ax, series in zip(axes, designs, strict=False):
+        g = data[data["series"] == series].sort_values(["total_callers", "processes"])
+        for _, r in g.iterrows():
+            h = hdr.decode(r["histogram"])
+            values = np.array([h.get_value_at_percentile(q) for q in CDF_PERCENTILES]) / 1e3
+            style = "-" if r["processes"] == 1 else "--"
+            ax.plot(values, CDF_PERCENTILES / 100, color=shade[float(r["total_callers"])], linestyle=style,
+                    drawstyle="steps-post")  # fmt: skip
+        ax.set_title(role_label(series, g) + ("" if g["clean"].all() else " (not clean)"), fontsize=10)
+        ax.set_xscale("log")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes[len(designs) :]:
+        ax.set_visible(False)
+    for ax in axes[::columns]:
+        ax.set_ylabel("share of requests at or below")
+    for i, ax in enumerate(axes[: len(designs)]):
+        if i + columns >= len(designs):  # no panel below it: it carries the x axis
+            ax.set_xlabel("latency (ms, log scale)")
+            ax.xaxis.set_tick_params(labelbottom=True)
+    log_axis(axes[0], which="x")
+    axes[0].set_ylim(0, 1.01)
+    handles = [Line2D([], [], color=shade[c], label=f"{c:g} callers") for c in levels]
+    if (data["processes"] > 1).any():
+        handles.append(Line2D([], [], color="grey", linestyle="--", label="> 1 client process"))
+    fig.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(6, len(handles)),
+               frameon=False)  # fmt: skip
+    fig.suptitle("Latency CDF per design — closed loop, every request of a point (merged histograms)")
+    fig.tight_layout()
+    return fig
+
+
 def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Figure | None:
     data = _closed(agg)
     data = data[(data["concurrency"] == concurrency) & data["safe"] & data["clean"] & data["histogram"].notna()]
@@ -358,6 +546,14 @@ def spectrum(agg: pd.DataFrame, concurrency: int, palette: dict[str, str]) -> Fi
 VIOLATION_COLOR, CLEAN_COLOR = "#d6604d", "#1a9850"
 
 
+def nothing_failed(by_series: pd.DataFrame) -> bool:
+    """Every series clean, no failed request and no violation anywhere: a correctness figure would be an
+    empty axis saying "clean" (a starved series fails nothing, yet its verdict is worth the figure)."""
+    failed = by_series["requests_failed"].fillna(0).sum() + by_series["violations"].fillna(0).sum()
+    errors = any(sum(e.values()) for e in by_series["errors"] if isinstance(e, dict))
+    return bool(by_series["clean"].all() and failed == 0 and not errors)
+
+
 def correctness(by_series: pd.DataFrame) -> Figure | None:
     """One row per series: failed requests as a share, stacked by error kind
     (every kind, thread crashes included), and the violations panel only when
@@ -366,7 +562,7 @@ def correctness(by_series: pd.DataFrame) -> Figure | None:
     Colours mean error kinds here (not the series): the point is to see the
     negative control fail and everything else stay clean.
     """
-    if by_series.empty:
+    if by_series.empty or nothing_failed(by_series):
         return None
     data = by_series.sort_values("series", ascending=False)
     y = np.arange(len(data))

@@ -101,8 +101,8 @@ def figure(data: Sequence[Run]) -> Figure | None:
     """Per strategy x API, timestamps/s above and p99 below, one line per run. Each run's
     faults are shaded lightly across both and drawn in its own lane along the top, where
     the wait from a fault's end to the first success is hatched."""
-    if not data:
-        return None
+    if not data or all(len(r.timeline) < 2 for r in data):
+        return None  # one interval a run: a flat line across the panel, which says nothing over time
     series = sorted({r.series for r in data})
     faults = any(r.faults for r in data)
     labels = list(dict.fromkeys(r.label(faults) for r in sorted(data, key=lambda r: (r.callers, r.label(faults)))))
@@ -153,14 +153,21 @@ LANE = 0.06  # height of a run's fault lane, as a fraction of the axes
 
 
 def _draw(run: Run, ax_tps, ax_p99, colour, lane: int, instant: float) -> None:
-    t = [e["t_s"] for e in run.timeline]
-    end = max(t[-1], min(t[-1] + run.interval_s, run.measured_s))  # a short last interval ends with the window
-    x = np.array([*t, end])  # steps: each value holds for its interval
-    tps = np.array([e["tps"] for e in run.timeline] + [run.timeline[-1]["tps"]]) / 1e3
-    p99 = np.array([np.nan if e["p99_us"] is None else e["p99_us"] for e in run.timeline] + [np.nan]) / 1e3
-    p99[-1] = p99[-2]
-    ax_tps.step(x, tps, where="post", color=colour, linewidth=1.4)
-    ax_p99.step(x, p99, where="post", color=colour, linewidth=1.4)
+    if len(run.timeline) == 1:  # beside runs with a timeline: its one value as a mark mid-window, not a line
+        (e,) = run.timeline
+        middle = min(e["t_s"] + run.interval_s, run.measured_s) / 2 + e["t_s"] / 2
+        ax_tps.plot([middle], [e["tps"] / 1e3], color=colour, marker="o")
+        if e["p99_us"] is not None:
+            ax_p99.plot([middle], [e["p99_us"] / 1e3], color=colour, marker="o")
+    else:
+        t = [e["t_s"] for e in run.timeline]
+        end = max(t[-1], min(t[-1] + run.interval_s, run.measured_s))  # a short last interval ends with the window
+        x = np.array([*t, end])  # steps: each value holds for its interval
+        tps = np.array([e["tps"] for e in run.timeline] + [run.timeline[-1]["tps"]]) / 1e3
+        p99 = np.array([np.nan if e["p99_us"] is None else e["p99_us"] for e in run.timeline] + [np.nan]) / 1e3
+        p99[-1] = p99[-2]
+        ax_tps.step(x, tps, where="post", color=colour, linewidth=1.4)
+        ax_p99.step(x, p99, where="post", color=colour, linewidth=1.4)
     top, bottom = 1 - lane * LANE, 1 - (lane + 1) * LANE + 0.01
     for f in run.faults:
         start, end = f["started_s"], max(f["ended_s"], f["started_s"] + instant)  # an abort is an instant

@@ -21,7 +21,7 @@ from tsobench.bench.analysis import plots, recovery_report
 from tsobench.bench.analysis.aggregate import per_series, repeats, where
 from tsobench.bench.analysis.distance import distance_key, round_trip_ms
 from tsobench.bench.analysis.findings import Findings, find
-from tsobench.bench.analysis.loader import ENV_FIELDS, PathLike, Skipped, load, skipped
+from tsobench.bench.analysis.loader import ENV_FIELDS, RECORDS, PathLike, Skipped, load, skipped
 from tsobench.bench.analysis.usl import SeriesFit, fit_cells, fit_series, littles_law
 from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 from tsobench.bench.model.verdict import error_list
@@ -49,6 +49,7 @@ class Text:
 class Table:
     header: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
+    wrap: bool = False  # its words wrap to the page (the findings); else a wide table scrolls in its own box
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,17 @@ def _md_inline(text: str) -> str:
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222; }
-.table { overflow-x: auto; margin: 1em 0; }
+body { font-family: system-ui, sans-serif; max-width: 1300px; margin: 2em auto; padding: 0 1em; color: #222;
+       box-sizing: border-box; overflow-wrap: break-word; }
+.table { overflow-x: auto; width: fit-content; max-width: 100%; margin: 1em 0; }
 table { border-collapse: collapse; font-size: 0.85em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: left; white-space: nowrap; }
 td.num { text-align: right; } td:last-child { white-space: normal; min-width: 18em; }
+.table.wrap td { white-space: normal; min-width: 6em; } .table.wrap td.num { white-space: nowrap; min-width: 0; }
+.table.wrap table { width: 100%; }
 th { background: #f3f3f3; white-space: normal; }
-img { max-width: 100%; } figcaption { font-style: italic; color: #555; }
-pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; }
+figure { margin: 1em 0; } img { max-width: 100%; height: auto; } figcaption { font-style: italic; color: #555; }
+pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; max-width: 100%; white-space: pre; }
 """
 
 
@@ -131,11 +135,12 @@ def to_html(blocks: Sequence[Block], title: str) -> str:
                 out.append(f"<h{level}>{e(text)}</h{level}>")
             case Text(text):
                 out.append(f"<p>{_inline(text)}</p>")
-            case Table(header, rows):
+            case Table(header, rows, wrap):
                 head = "".join(f"<th>{e(h)}</th>" for h in header)
                 body = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in rows)
                 table = f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-                out.append(f"<div class='table'>{table}</div>")  # a wide table scrolls, its cells do not wrap
+                # a wide table scrolls in its own box, its cells do not wrap; the findings' words wrap
+                out.append(f"<div class='table{' wrap' if wrap else ''}'>{table}</div>")
             case Image(_, caption, data):
                 uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
                 img = f"<img src='{uri}' alt='{html.escape(caption)}'>"
@@ -303,13 +308,13 @@ def littles_section(df: pd.DataFrame) -> list[Block]:
             f"{r['strategy']}/{r['api']}",
             _int(r["total_callers"]),
             _int(r["throughput_rps"]),
-            _num(r["mean_us"], 1),
+            _num(r["mean_us"] / 1e3, 3),  # ms, the one unit of latency in human output
             _num(r["implied_callers"], 2),
             f"{r['ratio']:.3f}",
         )
         for _, r in check.sort_values(["strategy", "api", "total_callers"]).iterrows()
     )
-    header = ("strategy/api", "callers", "req/s", "mean µs", "req/s × mean", "ratio")
+    header = ("strategy/api", "callers", "req/s", "mean ms", "req/s × mean", "ratio")
     return [Text(summary), Table(header, rows)]
 
 
@@ -343,11 +348,18 @@ def commands_section(df: pd.DataFrame) -> list[Block]:
 def time_and_faults(runs: Sequence[recovery_report.Run]) -> list[Block]:
     """timeline.png, and with faults the recovery table (which design recovers fastest is a finding)."""
     fig = recovery_report.figure(runs)
-    if fig is None:
+    if fig is None and not runs:
         return [Text("No results with a timeline (`--interval`): no timeline plot.")]
     faults = any(r.faults for r in runs)
     caption = "Timestamps/s and p99 per interval, per strategy and API" + ("; fault spans shaded" if faults else "")
-    blocks: list[Block] = [Image("timeline.png", caption, plots.png(fig))]
+    blocks: list[Block] = [
+        Image("timeline.png", caption, plots.png(fig))
+        if fig is not None
+        else Text(
+            "Every run measured a single interval (its `--interval` as long as its window): a timeline of one "
+            "value per run says nothing over time, so none is drawn (a shorter `--interval`, e.g. 250ms, draws one)."
+        )
+    ]
     header, rows = recovery_report.recovery_table(runs)
     if rows:
         blocks.append(
@@ -401,6 +413,7 @@ class Report:
     blocks: tuple[Block, ...]
     title: str
     findings: Findings
+    points: pd.DataFrame  # one row per point (``aggregate.repeats``): what points.csv holds
 
     @property
     def images(self) -> tuple[Image, ...]:
@@ -461,6 +474,20 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             "p50 and p99 latency vs concurrency, log scale",
             "No closed-loop runs with throughput: no latency plot.",
         ),
+        Heading("Latency vs throughput (closed loop)"),
+        figure(
+            "tradeoff.png",
+            plots.closed_tradeoff(agg, palette, shapes),
+            "p99 against throughput, a point per concurrency level (closed loop)",
+            "No closed-loop runs with answers: no latency-vs-throughput plot.",
+        ),
+        Heading("Latency CDF per design"),
+        figure(
+            "latency_cdf.png",
+            plots.cdfs(agg),
+            "Share of requests at or below each latency, a line per concurrency level, a panel per design",
+            "No closed-loop runs with histograms: no latency CDFs.",
+        ),
         Heading("Latency vs throughput (open loop)"),
         figure(
             "hockey_stick.png",
@@ -490,7 +517,8 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
             "correctness.png",
             plots.correctness(series),
             "Failed requests and correctness violations per strategy",
-            "No runs.",
+            "No request failed and no correctness violation was found in any run: nothing to draw "
+            "(each strategy's verdict is in the table below).",
         ),
         correctness_table(series),
         Heading("Time and faults"),
@@ -516,13 +544,13 @@ def build(df: pd.DataFrame, concurrency: int | None = None, sources: Iterable[Pa
         Heading("Commands that produced the data"),
         *commands_section(df),
     ]
-    return Report(tuple(blocks), title, found)
+    return Report(tuple(blocks), title, found, agg)
 
 
 def findings_section(found: Findings) -> list[Block]:
     blocks: list[Block] = [Heading("Findings"), *(Text(t) for t in found.summary)]
     if found.rows:
-        blocks.append(Table(found.header, found.rows))
+        blocks.append(Table(found.header, found.rows, wrap=True))
     blocks += [Text(n) for n in found.notes]
     blocks += [Heading("Caveats", 3), *(Text(c) for c in found.caveats)]
     return blocks
@@ -536,7 +564,7 @@ def default_dir(paths: Sequence[PathLike]) -> Path:
 
 @dataclass(frozen=True)
 class Written:
-    paths: list[Path]  # report.md, report.html, the PNGs
+    paths: list[Path]  # report.md, report.html, the PNGs, runs.csv, points.csv
     skipped: list[Skipped]  # files that could not be read (left out of the report)
     findings: Findings
 
@@ -558,4 +586,28 @@ def write_report(paths: Sequence[PathLike], out_dir: PathLike | None = None, con
         written.append(write_atomically(out / image.name, image.data))
     written.append(write_atomically(out / "report.md", to_markdown(report.blocks).encode()))
     written.append(write_atomically(out / "report.html", to_html(report.blocks, report.title).encode()))
+    written.append(write_atomically(out / "runs.csv", runs_csv(df).encode()))
+    written.append(write_atomically(out / "points.csv", points_csv(report.points).encode()))
     return Written(written, skipped(df), report.findings)
+
+
+def runs_csv(df: pd.DataFrame) -> str:
+    """One row per run, the loader's columns (``strategy``, ``throughput_tps``, ``p99_us``, ...) but the
+    recorded dicts and lists (histograms, config, timeline), which a spreadsheet cannot hold."""
+    return df[[c for c in df.columns if c not in RECORDS]].to_csv(index=False)
+
+
+POINT_ESTIMATES = {"tps_est": "tps", "p99_est": "p99_us"}  # PointEstimates fields -> the CSV's column stem
+
+
+def points_csv(agg: pd.DataFrame) -> str:
+    """One row per point: its axes, runs, verdict, the medians with their min-max spread and the
+    confidence interval of throughput and p99 (``tps_low``/``tps_high``, ``p99_us_low``/``p99_us_high``;
+    empty where the samples were too few to give one); no histograms, no sample lists."""
+    rows = agg.drop(columns=[c for c in ("samples", "histogram", "tps_est", "p99_est") if c in agg.columns])
+    for column, stem in POINT_ESTIMATES.items():
+        if column in agg.columns:
+            rows[f"{stem}_low"] = [e.low for e in agg[column]]
+            rows[f"{stem}_high"] = [e.high for e in agg[column]]
+            rows[f"{stem}_confidence"] = [e.confidence if e.known else None for e in agg[column]]
+    return rows.to_csv(index=False)

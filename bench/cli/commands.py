@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shlex
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -30,27 +31,72 @@ from tsobench.bench.model.exits import (
 from tsobench.bench.runs.stops import on_stop_signals
 from tsobench.bench.sweeps.slo import click_options as _slo_options
 from tsobench.files import check_writable
-from tsobench.options import ConfigError, build, click_options, sweep_click_options
+from tsobench.options import ConfigError, build, click_options, did_you_mean, sweep_click_options
 from tsobench.server.cli import serve_command
 
 if TYPE_CHECKING:
     from tsobench.bench.sweeps.sweep import Point, PointOutcome, Sweep, SweepPlan
 
 PIPED_WIDTH = 200
+PROGRESS_MODES = ("lines", "bar", "none")  # tsobench run --progress (summary.RunProgress)
 
 
 class _Group(click.Group):
-    """Lists each command with its whole first sentence (click cuts them at 45 characters)."""
+    """Lists each command with its whole first sentence (click cuts them at 45 characters), offers the
+    close command for a typo, and says a usage error's reason first."""
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
         for name in self.list_commands(ctx):
             command = self.get_command(ctx, name)
             if command is not None and not command.hidden:
-                rows.append((name, (command.help or "").split("\n\n")[0].replace("\n", " ").strip()))
+                rows.append((name, " ".join((command.help or "").split("\n\n")[0].split())))
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise click.UsageError(f"no command {name!r}{did_you_mean(name, self.list_commands(ctx))}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """click's own, but a usage error reads: the reason first, then where to look."""
+        run = functools.partial(super().main, args, prog_name, complete_var, standalone_mode=False, **extra)
+        if not standalone_mode:
+            return run()
+        try:
+            code: Any = run()
+        except click.UsageError as exc:
+            _usage_error(exc)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(EXIT_FAILED)
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def _usage_error(exc: click.UsageError) -> NoReturn:
+    """``error: <why>`` on the first line, then the command's usage and its --help: one glance says
+    what is wrong (click opens with the usage and puts the reason three lines down)."""
+    err = make_console(stderr=True)
+    err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+    if exc.ctx is not None:
+        usage = exc.ctx.get_usage().removeprefix("Usage: ")
+        err.print(f"usage: {escape(usage)}   (more: {exc.ctx.command_path} --help)", highlight=False, soft_wrap=True)
+    sys.exit(exc.exit_code)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120})
@@ -81,7 +127,43 @@ def make_console(stderr: bool = False) -> Console:
     return Console(stderr=stderr, width=None if stream.isatty() else PIPED_WIDTH)
 
 
+def progress_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--progress lines|bar|none`` and ``-q`` (none): what a run shows on stderr while it goes."""
+    f = click.option("--quiet", "-q", is_flag=True, help="Show nothing while it runs (--progress none).")(f)
+    return click.option(
+        "--progress",
+        type=click.Choice(PROGRESS_MODES),
+        default="lines",
+        show_default=True,
+        help="While it runs, on stderr: a line per --interval that stays (with a status line under them "
+        "on a terminal), the status line alone, or nothing.",
+    )(f)
+
+
+def json_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--json", "as_json", is_flag=True, help=f"{what} as one JSON document on stdout (the rest goes to stderr)."
+    )
+
+
 main.add_command(serve_command)
+
+SHELLS = ("bash", "zsh", "fish")
+
+
+@main.command("completion")
+@click.argument("shell", type=click.Choice(SHELLS))
+def completion_command(shell: str) -> None:
+    """Print the shell completion script (commands, options and their values: strategies, APIs, faults).
+
+    Install it once, e.g. for bash: tsobench completion bash > ~/.local/share/bash-completion/completions/tsobench
+    (zsh: into a folder on $fpath as _tsobench; fish: ~/.config/fish/completions/tsobench.fish).
+    """
+    from click.shell_completion import get_completion_class
+
+    shell_class = get_completion_class(shell)
+    assert shell_class is not None  # click knows every shell in SHELLS
+    click.echo(shell_class(main, {}, "tsobench", "_TSOBENCH_COMPLETE").source())
 
 
 @main.command("strategies")
@@ -109,8 +191,15 @@ def strategies_command() -> None:
     "skipping points already measured.",
 )
 @click.option("--report", is_flag=True, help="Write the report into <output>/report/ when the sweep ends.")
+@json_option("Every point's outcome")
 def sweep_command(
-    plan_file: str | None, output: str | None, name: str | None, resume: bool, report: bool, **settings: Any
+    plan_file: str | None,
+    output: str | None,
+    name: str | None,
+    resume: bool,
+    report: bool,
+    as_json: bool,
+    **settings: Any,
 ) -> None:
     """Run many points (strategy x api x concurrency x processes x rate x delay), one `tsobench run` each.
 
@@ -128,18 +217,22 @@ def sweep_command(
         plan = None if resume else SweepPlan.from_dict(given)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
-    sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report))
+    sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report, as_json=as_json))
 
 
 @main.command("quickstart")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
-def quickstart_command(output: str | None, resume: bool) -> None:
+@json_option("Every point's outcome")
+def quickstart_command(output: str | None, resume: bool, as_json: bool) -> None:
     """Every strategy on both APIs at a few concurrency levels, and the null baseline to know the harness's
     own ceiling (about three minutes on 2 cores), then the report with its findings."""
     from tsobench.bench.sweeps.sweep import SweepPlan
     from tsobench.strategies import names
 
+    if not resume:
+        for line in reference_left_out():
+            make_console(stderr=as_json).print(f"[yellow]note:[/] {escape(line)}", highlight=False, soft_wrap=True)
     plan = (
         None
         if resume
@@ -151,7 +244,20 @@ def quickstart_command(output: str | None, resume: bool) -> None:
             interval_s=0.25,  # 6 intervals a run
         )
     )
-    sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True))
+    sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True, as_json=as_json))
+
+
+def reference_left_out() -> list[str]:
+    """A line per reference client the quickstart leaves out (its package is not installed), and how to add it."""
+    from tsobench.strategies import registry
+
+    missing = registry.problems()
+    return [
+        f"{s.name} (the production client, a reference) is left out: {missing[s.name]}; "
+        "add it with: pip install 'tsobench[reference]'"
+        for s in registry.REFERENCE
+        if s.name in missing
+    ]
 
 
 def _refuse(message: str) -> NoReturn:
@@ -168,6 +274,7 @@ def _run_sweep(
     given: Mapping[str, Any] | None = None,
     prefix: str = "sweep",
     report: bool = False,
+    as_json: bool = False,
 ) -> int:
     """Start ``plan`` into ``output``, or (``resume``) continue the sweep recorded there: the folder
     checked and locked before any point runs."""
@@ -193,11 +300,25 @@ def _run_sweep(
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
         resume_with = ["tsobench", prefix, "--resume", *(["--report"] if report and prefix == "sweep" else [])]
-        return _sweep(sweep, [*resume_with, "-o", str(out)], report=report, findings=prefix == "quickstart")
+        resume_with += ["-o", str(out), *(["--json"] if as_json else [])]
+        return _sweep(sweep, resume_with, report=report, findings=prefix == "quickstart", as_json=as_json)
 
 
-def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -> int:
-    """Run a sweep with its progress, then its table, the report and the exit code."""
+def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool, as_json: bool = False) -> int:
+    """Run a sweep with its progress, then its table, the report and the exit code
+    (with ``as_json``, the people's part on stderr and the outcomes as JSON on stdout)."""
+    code, html = _sweep_shown(sweep, resume_with, report, findings, make_console(stderr=as_json))
+    if as_json:
+        from tsobench.bench.cli.output import emit_json, sweep_document
+        from tsobench.bench.sweeps.sweep import dirty_points
+
+        emit_json(sweep_document(sweep, dirty_points(sweep), html))
+    return code
+
+
+def _sweep_shown(
+    sweep: Sweep, resume_with: list[str], report: bool, findings: bool, console: Console
+) -> tuple[int, Path | None]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -211,7 +332,6 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
     from tsobench.bench.sweeps.sweep import MANIFEST, dirty_points, estimate_s
 
     out = sweep.out
-    console = make_console()
     resuming = "resuming: " if sweep.resuming else ""
     console.print(f"{resuming}{len(sweep.points)} points into {out}/ (about {estimate_s(sweep.plan) / 60:.1f} min)")
     columns = (
@@ -238,18 +358,17 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
             soft_wrap=True,
             highlight=False,
         )
-        return EXIT_INTERRUPTED
-    if report:
-        _report_after_sweep(out, console, findings=findings)
+        return EXIT_INTERRUPTED, None
+    html = _report_after_sweep(out, console, findings=findings) if report else None
     dirty = dirty_points(sweep)
     if dirty:
         console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
-        return EXIT_DIRTY
+        return EXIT_DIRTY, html
     console.print("[green]every safe point clean[/] (a failing negative control is expected)")
-    return EXIT_OK
+    return EXIT_OK, html
 
 
-def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
+def _report_after_sweep(out: Path, console: Console, findings: bool) -> Path | None:
     from tsobench.bench.analysis.report import write_report
 
     with console.status("writing the report"):
@@ -257,7 +376,7 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
             written = write_report([out])
         except ValueError as exc:
             console.print(f"[yellow]no report:[/] {escape(str(exc))}")
-            return
+            return None
     for skipped in written.skipped:
         console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
     if findings:
@@ -265,20 +384,23 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
         for line in written.findings.lines():
             console.print(escape(line), highlight=False, soft_wrap=True)
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
+    return written.html
 
 
 @main.command("run")
 @click_options(RunConfig)
 @click.option("--output", "-o", default=None, help="Results file or folder [default: results/<run_id>.json].")
-@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
-def run_command(output: str | None, quiet: bool, **options: Any) -> None:
+@progress_option
+@json_option("The run's figures and verdict")
+def run_command(output: str | None, quiet: bool, progress: str, as_json: bool, **options: Any) -> None:
     """Run one strategy under load and check every timestamp.
 
     Exit 0: clean; 3: completed with correctness violations, errors or starved
     callers (results saved); 130: interrupted (what was measured is saved); 2:
     bad options; 1: the run could not start.
     """
-    from tsobench.bench.cli.summary import print_run, progress_line
+    from tsobench.bench.cli.output import emit_json, run_document
+    from tsobench.bench.cli.summary import RunProgress, print_run
     from tsobench.bench.runs.runner import RunError, run
 
     try:
@@ -292,9 +414,9 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
     err = make_console(stderr=True)
     with stop_signals():
         try:
-            with err.status("starting", spinner="dots") as status:
-                on_progress = None if quiet else (lambda p: status.update(progress_line(p)))
-                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=on_progress)
+            with RunProgress(err, config, "none" if quiet else progress) as shown:
+                result = run(config, command=["tsobench", *sys.argv[1:]], on_progress=shown.update)
+                shown.finish(result)
         except RunError as exc:
             err.print(f"[bold red]error:[/] {exc}")
             sys.exit(EXIT_FAILED)
@@ -303,7 +425,9 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
             sys.exit(EXIT_INTERRUPTED)
     with signals_ignored():  # what was measured is being saved: a late signal must not lose it
         saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
-        print_run(result, str(saved) if saved else None, make_console())
+        print_run(result, str(saved) if saved else None, err if as_json else make_console())
+        if as_json:
+            emit_json(run_document(result, saved))
     sys.exit(exit_code(result))
 
 
@@ -342,8 +466,9 @@ def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
     default=None,
     help="Per-process concurrency of the percentile spectrum.",
 )
-def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None) -> None:
-    """Write report.md, a self-contained report.html and the plots (PNG) from results.
+@json_option("The files written, those left out and the findings")
+def report_command(paths: tuple[str, ...], output: str | None, concurrency: int | None, as_json: bool) -> None:
+    """Write report.md, a self-contained report.html, the plots (PNG), runs.csv and points.csv from results.
 
     PATHS are results files or folders (searched recursively), and pytest-benchmark JSON.
     A file that cannot be read is left out with a warning. Exit 0: written; 3: written,
@@ -359,10 +484,15 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
         written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
         _refuse(str(exc))
-    for path in written.paths:
-        click.echo(path)
     for skipped in written.skipped:
         err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
+    if as_json:
+        from tsobench.bench.cli.output import emit_json, report_document
+
+        emit_json(report_document(written))
+    else:
+        for path in written.paths:
+            click.echo(path)
     sys.exit(EXIT_DIRTY if written.skipped else EXIT_OK)
 
 
@@ -463,12 +593,14 @@ def compare_command(
 @click.option("--max-steps", type=int, default=None, help="Steps per design at most.  [default: 20]")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/slo-<time>/].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line while a step runs.")
+@json_option("Each design's search")
 def slo_command(
     p99_ms: float,
     strategies: str | None,
     apis: str | None,
     output: str | None,
     quiet: bool,
+    as_json: bool,
     **options: Any,
 ) -> None:
     """Search the highest open-loop rate whose p99 stays within --p99-ms with no errors.
@@ -494,7 +626,7 @@ def slo_command(
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     out = Path(output) if output else DEFAULT_DIR / f"slo-{time.strftime('%Y%m%d-%H%M%S')}"
-    console, err = make_console(), make_console(stderr=True)
+    console, err = make_console(stderr=as_json), make_console(stderr=True)
     console.print(f"{len(configs)} design(s), p99 <= {p99_ms:g} ms, steps into {out}/")
     with stop_signals(), err.status("starting", spinner="dots") as status:  # SIGTERM, SIGHUP stop it like Ctrl-C
 
@@ -520,6 +652,10 @@ def slo_command(
     for o in outcomes:
         console.print(escape(o.line()), highlight=False, soft_wrap=True)
     console.print(f"steps and manifest: {out}/  ({out / 'slo.json'})")
+    if as_json:
+        from tsobench.bench.cli.output import emit_json, slo_document
+
+        emit_json(slo_document(outcomes, p99_ms, out))
     if any(o.interrupted for o in outcomes):
         sys.exit(EXIT_INTERRUPTED)
     sys.exit(EXIT_OK if all(o.best for o in outcomes) else EXIT_DIRTY)

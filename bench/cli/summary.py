@@ -2,28 +2,112 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 from tsobench.bench.model.config import RunConfig
+from tsobench.bench.model.faults import Fault
 from tsobench.bench.model.results import FaultOutcome, Metrics, RunResult
 from tsobench.bench.model.verdict import Verdict, error_list, shard_error
-from tsobench.bench.runs.runner import Progress
+from tsobench.bench.runs.runner import LiveInterval
+from tsobench.bench.runs.runner import Progress as RunState
 from tsobench.bench.sweeps.slo import Outcome, Step
 from tsobench.bench.sweeps.sweep import PointOutcome, Sweep
 from tsobench.options import specs, word, written
 
 
-def progress_line(p: Progress) -> str:
+def ms(us: float | None, width: int = 0) -> str:
+    """A latency for people: milliseconds, three decimals (µs resolution), the one unit of every human output."""
+    return f"{'-':>{width}}" if us is None else f"{us / 1000:>{width},.3f}"
+
+
+def progress_line(p: RunState) -> str:
     line = f"{p.phase:<9} {p.elapsed_s:5.1f}s / ~{p.expected_s:.0f}s  {p.done:>10,} requests"
-    if p.interval_tps is not None:
-        p99 = f"{p.interval_p99_us / 1000:,.2f} ms" if p.interval_p99_us else "-"
-        line += f"  last interval {p.interval_tps:>10,.0f} ts/s  p99 {p99}"
+    if p.interval is not None:
+        p99 = f"{ms(p.interval.p99_us)} ms" if p.interval.requests else "-"
+        line += f"  last interval {p.interval.tps:>10,.0f} ts/s  p99 {p99}"
     return line
+
+
+def interval_line(i: LiveInterval, faults: Sequence[Fault] = ()) -> str:
+    """One interval as it ends, a line that stays: its span from the measured window's start (the clock of
+    the faults, the timeline and the report; the warm-up before 0), ts/s, requests and errors in it, p50 and
+    p99 in ms, and the faults acting in it."""
+    answered = i.requests > 0
+    line = (
+        f"{i.start_s:7.2f}–{i.end_s:.2f}s {'warmup' if i.warmup else '':<6} {i.tps:>12,.0f} ts/s "
+        f"{i.requests:>10,} req {i.errors:>7,} err   p50 {ms(i.p50_us if answered else None, 8)} ms"
+        f"  p99 {ms(i.p99_us if answered else None, 8)} ms"
+    )
+    acting = [f.spec for f in faults if _overlaps(f, i.start_s, i.end_s)]
+    return line + (f"  [fault {', '.join(acting)}]" if acting else "")
+
+
+def _overlaps(f: Fault, start_s: float, end_s: float) -> bool:
+    """Whether fault ``f`` acts in [start, end) (an instant fault, such as abort, at its instant)."""
+    return start_s <= f.at_s < end_s if f.end_s == f.at_s else f.at_s < end_s and f.end_s > start_s
+
+
+def timeline_intervals(result: RunResult) -> list[LiveInterval]:
+    """The results' timeline as interval lines: what the live lines missed (the last interval,
+    or intervals shorter than the poll) is printed from here once the run is over."""
+    step = float(result.config.get("interval_s") or 1.0)  # files before the option: 1 s
+    out = []
+    for e in result.timeline:
+        index = math.floor(e["t_s"] / step + 1e-9)
+        start, end = e["t_s"], (index + 1) * step
+        if index >= 0:
+            end = min(end, max(result.metrics["measured_s"], start))
+        p50, p99 = e["p50_us"] or 0, e["p99_us"] or 0
+        out.append(LiveInterval(index, start, end, e["ok"], e["failed"], e["tps"], p50, p99))
+    return out
+
+
+class RunProgress:
+    """What a run shows on stderr while it goes (``--progress``): ``lines``, a line per interval that
+    stays, under them (on a terminal) a status line to the end; ``bar``, the status line alone;
+    ``none``, nothing. Piped, only the lines are written: a status line is for a person watching."""
+
+    def __init__(self, console: Console, config: RunConfig, mode: str) -> None:
+        self.console, self.config, self.mode = console, config, mode
+        self._last = -(1 << 62)
+        columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        self._bar = Progress(*columns, console=console, transient=True) if mode != "none" else None
+        self._task = self._bar.add_task("starting", total=config.expected_seconds()) if self._bar else None
+
+    def __enter__(self) -> RunProgress:
+        if self._bar is not None:
+            self._bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+    def update(self, p: RunState) -> None:
+        if self._bar is None or self._task is None:
+            return
+        if self.mode == "lines" and p.interval is not None:
+            self._line(p.interval)
+        self._bar.update(self._task, description=progress_line(p), completed=p.elapsed_s, total=p.expected_s)
+
+    def _line(self, interval: LiveInterval) -> None:
+        if interval.index > self._last:
+            self._last = interval.index
+            line = interval_line(interval, self.config.faults)
+            self.console.print(escape(line), highlight=False, soft_wrap=True)
+
+    def finish(self, result: RunResult) -> None:
+        """The intervals the live lines did not show (the last one ends with the run)."""
+        if self.mode == "lines":
+            for interval in timeline_intervals(result):
+                self._line(interval)
 
 
 VERDICT_STYLE = {
@@ -75,12 +159,12 @@ def run_table(result: RunResult) -> Table:
         f"   ({m['requests_ok']:,} ok in {m['measured_s']:.2f}s)",
     )
     if m["requests_ok"]:
-        table.add_row("latency µs", "  ".join(f"{k} {lat[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
+        table.add_row("latency ms", "  ".join(f"{k} {ms(lat[k])}" for k in ("p50", "p90", "p99", "p999", "max")))
     else:
-        table.add_row("latency µs", "- (no successful replies)")
+        table.add_row("latency ms", "- (no successful replies)")
     if "latency_uncorrected_us" in m:
         u = m["latency_uncorrected_us"]
-        table.add_row("uncorrected", "  ".join(f"{k} {u[k]:,}" for k in ("p50", "p90", "p99", "p999", "max")))
+        table.add_row("uncorrected", "  ".join(f"{k} {ms(u[k])}" for k in ("p50", "p90", "p99", "p999", "max")))
     table.add_row("errors", error_list(m["errors"]))
     for kind, sample in (m.get("error_samples") or {}).items():
         table.add_row("", escape(f"{kind}: {sample.get('message', '')} ({sample.get('where', '?')})"))
@@ -92,7 +176,7 @@ def run_table(result: RunResult) -> Table:
         table.add_row(
             "batching",
             f"{b['rpcs_per_s']:,.0f} RPCs/s, mean batch {b['mean_batch']:,.2f}; per request: "
-            f"{b['wait_us_mean']:,.0f} µs waiting for its batch + {b['rpc_us_mean']:,.0f} µs its RPC",
+            f"{ms(b['wait_us_mean'])} ms waiting for its batch + {ms(b['rpc_us_mean'])} ms its RPC",
         )
     if m.get("reconnects"):
         table.add_row("reconnects", f"{m['reconnects']:,} streams reopened after a failure")
@@ -105,10 +189,10 @@ def run_table(result: RunResult) -> Table:
         cpu = ""
         if s.get("cpu_us_per_rpc") is not None:
             cpu = f"  cpu {s['cpu_share']:.0%} of a core, {s['cpu_us_per_rpc']:,.1f} µs per rpc"
+        opened = f"{s['streams']:,} streams opened in the window" if s["streams"] else "no stream opened in the window"
         table.add_row(
             "server",
-            f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  {s['streams']:,} streams  mean batch {s['mean_batch']:.2f}"
-            + cpu,
+            f"{s['rpcs']:,} rpcs  {s['timestamps']:,} ts  mean batch {s['mean_batch']:.2f}{cpu}  ({opened})",
         )
     table.add_row("distance", distance(result))
     for fault in result.faults:
@@ -168,18 +252,40 @@ def print_run(result: RunResult, path: str | None, console: Console | None = Non
 STATUS_STYLE = {"ok": "green", "dirty": "yellow", "failed": "bold red", "interrupted": "yellow", "skipped": "dim"}
 
 
+DONE_EARLIER = "done earlier"  # a resumed sweep's point whose result was already in the folder
+
+
+def shown_status(outcome: PointOutcome) -> str:
+    """The point's status as a person reads it: a dirty point by its verdict (``starved``, ``errors``,
+    ``violations``, ...), a resumed one as done earlier, one not runnable here as skipped."""
+    s = outcome.summary or {}
+    if outcome.status == "skipped":
+        return DONE_EARLIER if outcome.result else "skipped"
+    if outcome.status == "dirty" and s.get("verdict"):
+        return str(s["verdict"])
+    return outcome.status
+
+
 def point_line(key: str, outcome: PointOutcome) -> str:
+    status = shown_status(outcome)
     style = STATUS_STYLE.get(outcome.status, "")
     figures = ""
     if outcome.summary:
         s = outcome.summary
-        p99 = f"{s['p99_us']:>8,}" if s.get("requests_ok") else "       -"  # no answers, no latency
-        figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {p99} µs"
+        if not s.get("measured_s") and outcome.status == "interrupted":
+            figures = "stopped before its measured window opened: nothing measured"
+        else:
+            p99 = ms(s["p99_us"] if s.get("requests_ok") else None, 8)  # no answers, no latency
+            figures = f"{s['throughput_tps']:>10,.0f} ts/s  p99 {p99} ms"
+            if outcome.status == "interrupted":
+                figures += f"  (in {s['measured_s']:.1f}s measured before the stop)"
         if s["violations"] or s["requests_failed"]:
             figures += f"  violations {s['violations']}  failed {s['requests_failed']}"
+        if outcome.status == "dirty" and s.get("detail"):
+            figures += f"  {escape(str(s['detail']))}"
     elif outcome.error:
-        figures = outcome.error
-    return f"[{style}]{outcome.status:<11}[/] {key:<42} {figures}  ({outcome.wall_s:.1f}s)"
+        figures = escape(outcome.error)
+    return f"[{style}]{status:<12}[/] {key:<42} {figures}  ({outcome.wall_s:.1f}s)"
 
 
 def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
@@ -193,16 +299,16 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
     table = Table(title=f"sweep {sweep.name}", title_justify="left")
     for spec in varied:
         table.add_column(spec.name, justify="right" if spec.kind in (int, float) else "left")
-    for col in ("ts/s", "p99 µs", "verdict"):
+    for col in ("ts/s", "p99 ms", "verdict"):
         table.add_column(col, justify="left" if col == "verdict" else "right")
     for point in sweep.points:
         outcome = outcomes.get(point.key)
         if outcome is None:
             continue
         s = outcome.summary or {}
-        verdict = outcome.status
-        if outcome.status == "skipped":  # resumed (its result is in the folder) or not runnable here
-            verdict = "ok (resumed)" if outcome.result else f"skipped: {escape(outcome.error or '')}"
+        verdict = shown_status(outcome)
+        if outcome.status == "skipped" and not outcome.result:  # not runnable here
+            verdict = f"skipped: {escape(outcome.error or '')}"
         if s.get("violations"):
             verdict = f"[bold red]{s['violations']} violations[/]"
         elif s.get("requests_failed") and outcome.status != "ok":  # a fault run's failures can be expected
@@ -210,7 +316,7 @@ def sweep_table(sweep: Sweep, outcomes: dict[str, PointOutcome]) -> Table:
         table.add_row(
             *(escape(written(spec, spec.get(point.config))) for spec in varied),
             f"{s['throughput_tps']:,.0f}" if s else "-",
-            f"{s['p99_us']:,}" if s.get("requests_ok") else "-",
+            ms(s["p99_us"]) if s.get("requests_ok") else "-",
             verdict,
         )
     return table

@@ -372,7 +372,7 @@ class FoldTicker:
         fold: Fold,
         now_us: Callable[[], int],
         progress: Callable[[int], None] | None = None,
-        interval: Callable[[int, int, int], None] | None = None,
+        interval: Callable[[int, int, int, int, int], None] | None = None,
     ) -> None:
         self._fold, self._now, self._progress, self._interval = fold, now_us, progress, interval
         self.error: BaseException | None = None

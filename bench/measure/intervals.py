@@ -24,6 +24,8 @@ from hdrh.histogram import HdrHistogram
 from tsobench.bench.measure import latency
 from tsobench.bench.model.results import IntervalEntry
 
+# (index, answered, failed, p50 µs, p99 µs) of one interval as it ends: the live interval lines' figures
+LiveFigures = tuple[int, int, int, int, int]
 WARMUP_TAG = "warmup"  # the .hlog tag of warm-up intervals (untagged: the measured window)
 HLOG_VERSION = "1.3"
 
@@ -78,17 +80,18 @@ class Buckets:
             (ok, failed), histogram = self._open.pop(index)
             self._sealed[index] = IntervalPart(index, ok, failed, latency.encode(histogram))
 
-    def last_whole(self, now_us: int) -> tuple[int, int, int] | None:
-        """(index, answered, p99 µs) of the last interval that is over, for the progress line."""
+    def last_whole(self, now_us: int) -> LiveFigures | None:
+        """(index, answered, failed, p50 µs, p99 µs) of the last interval that is over, for the interval lines."""
         index = (now_us - self.origin_us) // self.interval_us - 1
         if index in self._open:
-            (ok, _), histogram = self._open[index]
+            (ok, failed), histogram = self._open[index]
         elif index in self._sealed:
             part = self._sealed[index]
-            ok, histogram = part.ok, latency.decode(part.histogram)
+            ok, failed, histogram = part.ok, part.failed, latency.decode(part.histogram)
         else:
             return None
-        return index, ok, histogram.get_value_at_percentile(99) if ok else 0
+        p50, p99 = (histogram.get_value_at_percentile(q) if ok else 0 for q in (50, 99))
+        return index, ok, failed, p50, p99
 
     def parts(self) -> list[IntervalPart]:
         self.seal(1 << 62)

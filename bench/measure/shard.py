@@ -41,7 +41,8 @@ class Hooks:
     )
     started: Callable[[Clock], None] = _nothing  # the load's clock, e.g. for a stop signal to interrupt
     progress: Callable[[int], None] | None = None  # requests finished so far, a few times a second
-    interval: Callable[[int, int, int], None] | None = None  # (index, answered, p99 µs) of each interval once over
+    # (index, answered, failed, p50 µs, p99 µs) of each interval once over
+    interval: Callable[[int, int, int, int, int], None] | None = None
 
 
 MMAP_AT_BYTES = 1 << 20  # glibc: arrays this large are mapped, and unmapped when freed

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from tsobench.bench.model.faults import Fault, check_faults, fault_help
+from tsobench.bench.model.faults import FAULT_KINDS, Fault, check_faults, fault_help
 from tsobench.options import ConfigError, nested, option, specs, validate
 from tsobench.server.config import ServerKnobs
 from tsobench.strategies.base import DEFAULT_POOL_SIZE, ClientOptions, client_option, client_values
@@ -40,6 +40,11 @@ def _designs() -> list[str]:
     from tsobench.strategies import all_strategies
 
     return [s.name for s in all_strategies().values() if not s.baseline]
+
+
+def _fault_words() -> list[str]:
+    """What a shell completes for --fault: each kind, up to its @ (the time comes next)."""
+    return [f"{kind}@" for kind in FAULT_KINDS]
 
 
 def _apis() -> tuple[str, ...]:
@@ -80,10 +85,11 @@ class RunConfig:
     duration_s: float | None = field(
         default=None,
         metadata=option(
-            "Measured seconds.",
+            "Measured time (2s, 500ms, 2m; a plain number is seconds).",
             flag="duration",
+            unit="s",
             positive=True,
-            default_text=f"{DEFAULT_DURATION_S:g}",
+            default_text=f"{DEFAULT_DURATION_S:g}s",
             sweep_default=5.0,
             point=False,
         ),
@@ -92,7 +98,7 @@ class RunConfig:
         default=None, metadata=option("Measured requests in total (instead of --duration).", min=1, point=False)
     )
     warmup_s: float = field(
-        default=1.0, metadata=option("Seconds excluded from figures.", flag="warmup", min=0, point=False)
+        default=1.0, metadata=option("Time excluded from figures, s.", flag="warmup", min=0, point=False, unit="s")
     )
     rate: float | None = field(
         default=None,
@@ -163,7 +169,11 @@ class RunConfig:
     interval_s: float = field(
         default=1.0,
         metadata=option(
-            "The timeline's interval, s (results' timeline and .hlog).", flag="interval", min=0.01, point=False
+            "The timeline's interval, s (results' timeline, .hlog and the interval lines).",
+            flag="interval",
+            min=0.01,
+            point=False,
+            unit="s",
         ),
     )
     faults: tuple[Fault, ...] = field(
@@ -173,6 +183,7 @@ class RunConfig:
             "or 'none'.",
             flag="fault",
             axis="faults",
+            complete=_fault_words,
         ),
     )
 

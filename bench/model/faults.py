@@ -3,7 +3,8 @@ its word, arguments, the admin request that disrupts the server, what a client s
 its failures count as its own) and the ``--fault`` value type.
 
 A spec is ``KIND@AT[:DURATION[:DELAY]]``, times counted from the start of the
-measured window, each a number with ``s`` or ``ms`` (a bare number is seconds):
+measured window, each a duration as the time flags take it (``500ms``, ``3s``, ``1m``; a bare
+number is seconds):
 
 - ``kill@3s:1s``: SIGKILL the server at 3 s, start it again (same port, same data
   dir) 1 s later: a crash and a restart;
@@ -22,13 +23,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from tsobench.options import ConfigError
+from tsobench.options import ConfigError, parse_duration
 
 LEADER_WAIT_S = 15.0  # at most this long for a new leader after a leader fault
 
@@ -188,16 +188,11 @@ register(
         lasts_until_back=True,
     )
 )
-_TIME = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s)?\s*$")
 
 
 def parse_seconds(text: str) -> float:
-    """``3s``, ``1.5``, ``500ms`` → seconds."""
-    match = _TIME.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a time (like 3s, 1.5s or 500ms)")
-    value = float(match.group(1))
-    return value / 1000 if match.group(2) == "ms" else value
+    """``3s``, ``1.5``, ``500ms`` → seconds: the time flags' parser (``tsobench.options.parse_duration``)."""
+    return parse_duration(text)
 
 
 def _seconds_text(seconds: float) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from tsobench.bench.measure.intervals import LiveFigures
     from tsobench.bench.measure.shard import ShardResult
 
 READY_TIMEOUT_S = 60.0  # every shard must have opened its client by then
@@ -32,8 +33,8 @@ class ShardBackend(Protocol):
     def done(self) -> int:
         """Requests finished so far, all shards (for progress)."""
 
-    def last_interval(self) -> tuple[int, int, int] | None:
-        """(index, answered, p99 µs) of the last interval the shards have reported (for progress)."""
+    def last_interval(self) -> LiveFigures | None:
+        """(index, answered, failed, p50 µs, p99 µs) of the last interval the shards have reported (for progress)."""
 
     def stop(self) -> None:
         """Ask every shard to end its load now and report what it measured (Ctrl-C)."""

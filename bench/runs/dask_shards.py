@@ -26,6 +26,7 @@ import distributed
 
 from tsobench.bench.measure.clock import Clock
 from tsobench.bench.measure.errors import one_line
+from tsobench.bench.measure.intervals import LiveFigures
 from tsobench.bench.measure.measures import ShardResult
 from tsobench.bench.measure.shard import Hooks, run_shard
 from tsobench.bench.model.config import LOCAL_SCHEDULER, RunConfig, ShardConfig
@@ -235,7 +236,7 @@ class DaskShards:
                 self._progress[index] = max(count, self._progress.get(index, 0))
         return sum(self._progress.values())
 
-    def last_interval(self) -> tuple[int, int, int] | None:
+    def last_interval(self) -> LiveFigures | None:
         """Not published through Dask: the progress line shows counts only."""
         return None
 

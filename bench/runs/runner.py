@@ -12,6 +12,7 @@ stop gives up on shards that have not reported.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -53,13 +54,38 @@ SERVER_THREADS = 1  # the embedded server is one asyncio loop: one core at most
 
 
 @dataclass(frozen=True)
+class LiveInterval:
+    """The last whole interval the shards reported, as the interval lines show it."""
+
+    index: int  # from the measured window's start; negative: the warm-up
+    start_s: float  # from the window's start (negative in the warm-up)
+    end_s: float
+    requests: int  # answered in it, all shards
+    errors: int  # failed in it
+    tps: float
+    p50_us: int  # the largest of the shards' (exact with one process)
+    p99_us: int
+
+    @property
+    def warmup(self) -> bool:
+        return self.index < 0
+
+
+@dataclass(frozen=True)
 class Progress:
     phase: str  # starting | warmup | measuring | draining
     done: int  # requests finished so far, all shards
     elapsed_s: float
     expected_s: float
-    interval_tps: float | None = None  # the last whole interval (all shards)
-    interval_p99_us: int | None = None  # the largest of the shards' p99 in it
+    interval: LiveInterval | None = None  # the last whole interval (all shards)
+
+    @property
+    def interval_tps(self) -> float | None:
+        return None if self.interval is None else self.interval.tps
+
+    @property
+    def interval_p99_us(self) -> int | None:
+        return None if self.interval is None else self.interval.p99_us
 
 
 @dataclass
@@ -226,9 +252,17 @@ def _progress(config: RunConfig, shards: ShardBackend, t0: float) -> Progress:
         phase = "measuring"
     else:
         phase = "draining"
+    return Progress(phase, shards.done(), max(0.0, elapsed), config.expected_seconds(), _live(config, shards))
+
+
+def _live(config: RunConfig, shards: ShardBackend) -> LiveInterval | None:
     last = shards.last_interval()
-    tps, p99 = (last[1] * config.count / config.interval_s, last[2]) if last else (None, None)
-    return Progress(phase, shards.done(), max(0.0, elapsed), config.expected_seconds(), tps, p99)
+    if last is None:
+        return None
+    index, ok, failed, p50, p99 = last
+    start, end = intervals.span(index, config.interval_s, config.warmup_s, math.inf)
+    tps = ok * config.count / (end - start) if end > start else 0.0
+    return LiveInterval(index, start, end, ok, failed, tps, p50, p99)
 
 
 def strategy_record(config: RunConfig) -> StrategyRecord:

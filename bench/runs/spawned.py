@@ -26,6 +26,7 @@ from typing import Any
 
 from tsobench.bench.measure.clock import Clock
 from tsobench.bench.measure.errors import one_line
+from tsobench.bench.measure.intervals import LiveFigures
 from tsobench.bench.measure.measures import ShardResult
 from tsobench.bench.measure.shard import Hooks, run_shard
 from tsobench.bench.model.config import RunConfig, ShardConfig
@@ -46,11 +47,11 @@ class SpawnedShards:
         self.procs: list[Any] = []
         self.conns: list[Connection] = []
         self.progress: list[Any] = []
-        self.intervals: list[Any] = []  # per shard: [index, answered, p99_us] of its last whole interval
+        self.intervals: list[Any] = []  # per shard: LiveFigures of its last whole interval
         for i in range(config.processes):
             parent, child = ctx.Pipe()
             counter = ctx.Value("q", 0, lock=False)
-            interval = ctx.Array("q", [NO_INTERVAL, 0, 0], lock=False)
+            interval = ctx.Array("q", [NO_INTERVAL, 0, 0, 0, 0], lock=False)
             proc = ctx.Process(
                 target=shard_main,
                 args=(ShardConfig(config, i, target), child, counter, self._stop, interval),
@@ -72,14 +73,21 @@ class SpawnedShards:
     def done(self) -> int:
         return sum(c.value for c in self.progress)
 
-    def last_interval(self) -> tuple[int, int, int] | None:
-        """(index, answered, p99 µs) of the latest interval every shard has reported (p99: the shards' largest)."""
+    def last_interval(self) -> LiveFigures | None:
+        """(index, answered, failed, p50 µs, p99 µs) of the latest interval every shard has reported
+        (the percentiles: the shards' largest)."""
         reported = [tuple(a[:]) for a in self.intervals]
         index = min(r[0] for r in reported)
         if index == NO_INTERVAL:
             return None
         latest = [r for r in reported if r[0] == index]
-        return index, sum(r[1] for r in latest), max(r[2] for r in latest)
+        return (
+            index,
+            sum(r[1] for r in latest),
+            sum(r[2] for r in latest),
+            max(r[3] for r in latest),
+            max(r[4] for r in latest),
+        )
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -182,8 +190,8 @@ def shard_main(
     def set_progress(done: int) -> None:
         progress.value = done
 
-    def set_interval(index: int, answered: int, p99_us: int) -> None:
-        interval[:] = [index, answered, p99_us]
+    def set_interval(index: int, answered: int, failed: int, p50_us: int, p99_us: int) -> None:
+        interval[:] = [index, answered, failed, p50_us, p99_us]
 
     try:
         result = run_shard(shard, Hooks(ready, watch_stop, set_progress, set_interval))

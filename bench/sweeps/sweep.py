@@ -214,6 +214,9 @@ def _summary(r: results.RunResult) -> dict[str, Any]:
         "requests_ok": m["requests_ok"],
         "violations": r.correctness["violations"],
         "requests_failed": m["requests_failed"],
+        "measured_s": m["measured_s"],
+        "verdict": r.judgement.verdict.value,  # the console names it (starved, errors, ...) rather than "dirty"
+        "detail": r.judgement.detail,
     }
 
 

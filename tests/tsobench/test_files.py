@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tsobench.files import write_atomically
 
 SECONDS = 2.0
@@ -74,3 +76,11 @@ def test_writers_of_one_file_never_fail_and_readers_never_see_a_torn_file(tmp_pa
     assert failures == []
     assert counts["writes"] > 100 and counts["reads"] > 100  # they did race
     assert [p.name for p in tmp_path.iterdir()] == ["sweep.json"]  # no temporary file left behind
+
+
+@pytest.mark.skipif(not Path("/proc/self/mounts").is_file(), reason="Linux's /proc")
+def test_an_unwritable_folder_gets_its_true_reason():
+    from tsobench.files import check_writable
+
+    assert check_writable("/proc") == "cannot write into /proc: /proc is on proc, a file system that takes no new files"
+    assert "/proc is on proc" in (check_writable("/proc/tsobench-x") or "")

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from tsobench.bench.cli.commands import main, run_command
 from tsobench.bench.model.config import ConfigError, RunConfig, ServerKnobs
 from tsobench.bench.sweeps.sweep import SweepPlan, read_plan
-from tsobench.options import build, specs
+from tsobench.options import build, parse_duration, specs
 from tsobench.server import ChildServer, ServerConfig
 from tsobench.server.cli import serve_command
 
@@ -98,7 +98,7 @@ def test_sweep_points_read_back_as_the_same_config():
         argv = point.argv("out.json")
         assert argv[:2] == ["tsobench", "run"]
         ctx = run_command.make_context("run", argv[2:])
-        options = {k: v for k, v in ctx.params.items() if k not in ("output", "quiet")}
+        options = {k: v for k, v in ctx.params.items() if k not in ("output", "quiet", "progress", "as_json")}
         assert build(RunConfig, options) == point.config, argv
 
 
@@ -149,3 +149,33 @@ def test_top_level_help_shows_whole_command_descriptions():
     for command in main.commands.values():
         first = " ".join((command.help or "").split("\n\n")[0].split())
         assert first in text, command.name
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("250ms", 0.25), ("2s", 2.0), ("2m", 120.0), ("1h", 3600.0), ("1.5", 1.5), ("1m30s", 90.0), ("500us", 5e-4)],
+)
+def test_a_duration_reads_its_unit_and_a_plain_number_is_seconds(text, seconds):
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("text", ["", "soon", "2x", "-1s", "1m30", "inf", "s"])
+def test_a_word_that_is_no_duration_is_refused_saying_how_one_is_written(text):
+    with pytest.raises(ConfigError, match="is not a duration"):
+        parse_duration(text)
+
+
+def test_time_flags_and_plans_take_units(tmp_path):
+    config = build(RunConfig, {"strategy": "pool", "duration_s": "2m", "warmup_s": "500ms", "timeout_s": "2s"})
+    assert (config.duration_s, config.warmup_s, config.timeout_s) == (120.0, 0.5, 2.0)
+    assert build(RunConfig, {"strategy": "pool", "interval_s": "250ms"}).interval_s == 0.25
+    plan = tmp_path / "plan.toml"
+    plan.write_text("strategies = ['pool']\nduration_s = '2s'\nwarmup_s = '500ms'\n")
+    point = read_plan(plan)[0].points()[0]
+    assert (point.config.duration_s, point.config.warmup_s) == (2.0, 0.5)
+
+
+def test_a_bad_duration_flag_is_one_line_naming_the_flag():
+    out = invoke("run", "-s", "pool", "--duration", "10 parsecs")
+    assert out.exit_code == 2 and "duration: '10 parsecs' is not a duration" in out.output
+    assert "Traceback" not in out.output

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 from matplotlib.collections import PathCollection
 
 from tsobench.bench.analysis import plots
@@ -68,9 +69,13 @@ def test_latency_draws_no_value_under_the_axis_and_a_real_value_where_it_is(tmp_
         data["metrics"]["latency_us"].update(p50=2, p99=2)
         data["metrics"].update(requests_failed=9, errors={"ValueError": 9})
 
+    def at_c8(data: dict[str, Any]) -> None:
+        data["config"]["concurrency"] = 8
+
     copy_one("unsafe-shared-asyncio-c4.json", tmp_path)
     copy_one("locked-thread-c4.json", tmp_path, tiny)
     copy_one("pool-thread-c4.json", tmp_path)
+    copy_one("pool-thread-c4.json", tmp_path, at_c8, "pool-thread-c8.json")  # two levels: lines, not bars
     agg = repeats(load_results(tmp_path))
     fig = plots.latency(agg, *style_of(agg))
     ax = fig.axes[0]
@@ -91,3 +96,45 @@ def test_the_points_table_keeps_its_verdicts_on_one_line() -> None:
     verdicts = {row[-1] for row in table.rows}
     assert verdicts <= {"clean", "errors (control)"}  # a word; the details are in the correctness table
     assert "white-space: nowrap" in STYLE
+
+
+def test_one_level_of_callers_is_a_bar_per_series_with_its_value(tmp_path: Path, copy_one) -> None:
+    copy_one("pool-thread-c4.json", tmp_path)
+    copy_one("locked-thread-c4.json", tmp_path)
+    agg = repeats(load_results(tmp_path))
+    for fig, col, scale in (
+        (plots.throughput(agg, [], *style_of(agg)), "tps", 1),
+        (plots.latency(agg, *style_of(agg)), "p50_us", 1e3),
+    ):
+        ax = fig.axes[0]
+        heights = sorted(p.get_height() for p in ax.patches)
+        assert heights == pytest.approx(sorted(agg[col] / scale))
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["locked/thread", "pool/thread"]
+
+
+def test_a_closed_loop_tradeoff_labels_each_concurrency(tmp_path: Path, copy_one) -> None:
+    for c in (4, 8):
+
+        def edit(data: dict[str, Any], c: int = c) -> None:
+            data["config"]["concurrency"] = c
+
+        copy_one("pool-thread-c4.json", tmp_path, edit, f"pool-c{c}.json")
+    agg = repeats(load_results(tmp_path))
+    fig = plots.closed_tradeoff(agg, *style_of(agg))
+    assert sorted(t.get_text() for t in fig.axes[0].texts) == ["c=4", "c=8"]
+    cdf = plots.cdfs(agg)
+    (panel,) = [ax for ax in cdf.axes if ax.get_visible()]
+    assert len(panel.get_lines()) == 2
+    for line in panel.get_lines():
+        assert line.get_ydata()[0] == 0 and line.get_ydata()[-1] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_fairness_draws_equal_values_apart_and_correctness_nothing_when_all_clean(tmp_path: Path, copy_one) -> None:
+    copy_one("pool-thread-c4.json", tmp_path, fair(1.0, 500, 500, 0))
+    copy_one("locked-thread-c4.json", tmp_path, fair(1.0, 500, 500, 0))
+    agg = repeats(load_results(tmp_path))
+    lines = plots.fairness(agg, *style_of(agg)).axes[0].get_lines()
+    xs = [line.get_xdata()[0] for line in lines]
+    assert len(set(xs)) == 2 and all(3.5 < x < 4.5 for x in xs)  # apart, and still at 4 callers
+    clean = per_series(load_results(tmp_path))
+    assert plots.nothing_failed(clean) and plots.correctness(clean) is None  # an empty axis saying "clean": none

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -18,7 +19,15 @@ from tsobench.bench.analysis.report import build, config_table, write_report
 from tsobench.bench.cli.commands import main
 
 FIXTURES = Path(__file__).resolve().parents[3] / "results" / "fixtures"
-PNGS = ("throughput.png", "latency.png", "hockey_stick.png", "percentile_spectrum.png", "correctness.png")
+PNGS = (
+    "throughput.png",
+    "latency.png",
+    "tradeoff.png",
+    "latency_cdf.png",
+    "hockey_stick.png",
+    "percentile_spectrum.png",
+    "correctness.png",
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +43,46 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_report_writes_every_file(report_dir: Path) -> None:
-    assert sorted(p.name for p in report_dir.iterdir()) == sorted([*PNGS, "report.md", "report.html"])
+    assert sorted(p.name for p in report_dir.iterdir()) == sorted(
+        [*PNGS, "report.md", "report.html", "runs.csv", "points.csv"]
+    )
+
+
+def test_runs_csv_has_a_row_per_run_with_the_loaders_columns(report_dir: Path) -> None:
+    import pandas as pd
+
+    runs = pd.read_csv(report_dir / "runs.csv")
+    results = [f for f in FIXTURES.glob("*.json") if not f.name.startswith("pytest-benchmark")]
+    assert len(runs[runs["source"] == "tsobench"]) == len(results)
+    assert {"strategy", "throughput_tps", "p99_us", "verdict"} <= set(runs.columns)
+    assert "histogram" not in runs.columns and "timeline" not in runs.columns
+    row = runs[runs["path"].str.endswith("pool-thread-c4.json")].iloc[0]
+    recorded = json.loads((FIXTURES / "pool-thread-c4.json").read_text())
+    assert row["throughput_tps"] == pytest.approx(recorded["metrics"]["throughput_tps"])
+    assert row["p99_us"] == recorded["metrics"]["latency_us"]["p99"]
+
+
+def test_points_csv_has_a_row_per_point_with_medians_and_intervals(report_dir: Path) -> None:
+    import pandas as pd
+
+    points = pd.read_csv(report_dir / "points.csv")
+    runs = pd.read_csv(report_dir / "runs.csv")
+    assert len(points) < len(runs)  # repeats fold into one point
+    assert {"tps", "tps_low", "tps_high", "p99_us", "p99_us_low", "p99_us_high", "runs"} <= set(points.columns)
+    repeated = points[points["runs"] > 1]
+    assert (
+        len(repeated)
+        and (repeated["tps_low"] <= repeated["tps"]).all()
+        and (repeated["tps"] <= repeated["tps_high"]).all()
+    )
+
+
+def test_report_json_is_one_document_naming_the_files(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["report", str(FIXTURES), "-o", str(tmp_path), "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["runs_csv"] == str(tmp_path / "runs.csv") and document["html"] == str(tmp_path / "report.html")
+    assert document["findings"]["summary"]
 
 
 @pytest.mark.parametrize("name", PNGS)

@@ -318,3 +318,90 @@ def test_results_that_cannot_be_written_at_the_end_go_to_a_named_fallback(tmp_pa
     said = console.export_text()
     assert "could not write" in said and str(saved) in said
     assert not [p for p in tmp_path.rglob("*.tmp")], "temp files left behind"
+
+
+def test_a_piped_run_leaves_a_line_per_interval_on_stderr_and_json_alone_on_stdout(tmp_path):
+    """``run --interval 1 --duration 4`` into a file: the interval lines stay (each with ts/s and p99),
+    and with --json stdout is one JSON document with the figures."""
+    out = tsobench(
+        "run", "-s", "null", "-c", "2", "--interval", "1", "--duration", "4s", "--warmup", "500ms",
+        "-o", str(tmp_path) + "/", "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    lines = [line for line in out.stderr.splitlines() if "ts/s" in line and "p99" in line and " ms" in line]
+    assert len([line for line in lines if "warmup" not in line]) >= 3, out.stderr
+    document = json.loads(out.stdout)
+    assert document["throughput_tps"] > 0 and document["verdict"] == "clean"
+    assert document["results_file"] == str(next(tmp_path.glob("*.json")))
+    assert document["metrics"]["latency_us"]["p99"] == document["p99_us"]
+
+
+def test_progress_none_and_quiet_show_no_interval_lines(tmp_path):
+    for flag in (["--progress", "none"], ["-q"]):
+        out = tsobench("run", "-s", "null", "-c", "1", "--duration", "1", "--warmup", "0", "-o", f"{tmp_path}/", *flag)
+        assert out.returncode == 0, out.stderr
+        assert "ts/s" not in out.stderr and "throughput" in out.stdout
+
+
+def complete(words: str) -> list[str]:
+    """What bash gets for the last word of ``words``, as click's completion protocol gives it."""
+    env = {**os.environ, "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+    out = tsobench(env={**env, "_TSOBENCH_COMPLETE": "bash_complete"})
+    assert out.returncode == 0, out.stderr
+    return [line.split(",", 1)[1] for line in out.stdout.splitlines()]
+
+
+def test_values_complete_in_the_shell():
+    assert complete("tsobench run --api ") == ["thread", "asyncio"]
+    assert "dispatcher" in complete("tsobench run -s d") and "pool" not in complete("tsobench run -s d")
+    assert complete("tsobench run --loop uv") == ["uvloop"]
+    assert "kill@" in complete("tsobench run --fault k")
+    assert complete("tsobench sweep --strategies pool,disp") == ["pool,dispatcher"]
+
+
+def test_completion_prints_each_shells_script():
+    for shell, mark in (("bash", "complete -o"), ("zsh", "#compdef tsobench"), ("fish", "complete --no-files")):
+        out = tsobench("completion", shell)
+        assert out.returncode == 0 and mark in out.stdout and "_TSOBENCH_COMPLETE" in out.stdout, shell
+
+
+def test_help_shows_choices_and_sweep_takes_runs_short_flags():
+    assert "--api [thread|asyncio]" in tsobench("run", "--help").stdout
+    sweep = tsobench("sweep", "--help").stdout
+    assert "-s, --strategies" in sweep and "-c, --concurrency" in sweep and "-p, --processes" in sweep
+    assert "harness's own ceiling" in tsobench("--help").stdout
+
+
+def test_a_usage_error_says_why_first_and_offers_the_close_match():
+    out = tsobench("run", "-s", "pol")
+    assert out.returncode == 2
+    first = out.stderr.splitlines()[0]
+    assert first.startswith("error: unknown strategy 'pol' (did you mean 'pool'?)"), out.stderr
+    assert "tsobench run --help" in out.stderr
+    out = tsobench("rn")
+    assert out.returncode == 2 and out.stderr.startswith("error: no command 'rn' (did you mean 'run'?)")
+
+
+def test_the_quickstart_says_which_reference_client_it_leaves_out(monkeypatch):
+    from tsobench.bench.cli.commands import reference_left_out
+    from tsobench.strategies import registry
+
+    monkeypatch.setattr(registry, "problems", lambda: {"tikv-client": "ModuleNotFoundError: tikv_client"})
+    (line,) = reference_left_out()
+    assert line.startswith("tikv-client") and "tikv_client" in line and "pip install 'tsobench[reference]'" in line
+    monkeypatch.setattr(registry, "problems", dict)
+    assert reference_left_out() == []
+
+
+def test_sweep_and_slo_json_are_one_document_on_stdout(tmp_path):
+    out = tsobench("sweep", "-s", "null", "-c", "1,2", "--apis", "thread", "--duration", "300ms", "--warmup", "0",
+                   "-o", str(tmp_path / "sweep"), "--json")  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    document = json.loads(out.stdout)
+    assert document["document"] == "tsobench-sweep" and [p["status"] for p in document["points"]] == ["ok", "ok"]
+    assert all(p["summary"]["throughput_tps"] > 0 for p in document["points"]) and document["dirty"] == []
+    out = tsobench("slo", "-s", "null", "--p99-ms", "50", "--duration", "300ms", "--warmup", "0", "--rate", "500",
+                   "--max-steps", "1", "-o", str(tmp_path / "slo"), "--json")  # fmt: skip
+    assert out.returncode in (0, 3), out.stderr
+    document = json.loads(out.stdout)
+    assert document["document"] == "tsobench-slo" and len(document["designs"][0]["steps"]) == 1
