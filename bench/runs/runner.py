@@ -38,17 +38,16 @@ from tsobench.bench.model.results import (
     new_run_id,
     utc_now,
 )
+from tsobench.bench.runs import server_metrics
 from tsobench.bench.runs.backend import RunError, ShardBackend
 from tsobench.bench.runs.environment import environment
 from tsobench.bench.runs.injector import FaultInjector
 from tsobench.bench.runs.network import network
 from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCounters
-from tsobench.server.embedded import fetch_counters
 from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints, find_leader
 
 START_SLACK_S = 0.2  # from the go to the shared start instant: every shard is awake by then
 POLL_S = 0.1
-SERVER_THREADS = 1  # the embedded server is one asyncio loop: one core at most
 
 
 @dataclass(frozen=True)
@@ -109,7 +108,9 @@ def serving(config: RunConfig) -> Iterator[Served]:
     """The ``--target``, or the embedded server with the config's knobs, started here and stopped after."""
     if config.target is not None:
         url = config.target_metrics
-        yield Served(config.target, (lambda: fetch_counters(url)) if url else (lambda: None), None)
+        if url:
+            server_metrics.check(url, config)
+        yield Served(config.target, (lambda: server_metrics.fetch(url, config)) if url else (lambda: None), None)
         return
     # The knobs pass through whole: a knob added to ServerKnobs reaches the embedded server by itself.
     server_config = ServerConfig(
@@ -250,7 +251,9 @@ def _result(
     total = ShardResult.merge(parts)
     lost_callers = len(shards.failures) * config.concurrency
     merged_intervals = intervals.merge(total.intervals)
-    metrics = _metrics(config, total, lost_callers, _server_summary(config, load, total.measured_s))
+    run_rpcs = total.counters.get("rpcs") or (total.requests_ok + total.requests_failed)
+    server = server_metrics.summary(config, load.before, load.after, total.measured_s, run_rpcs, total.timestamps)
+    metrics = _metrics(config, total, lost_callers, server)
     faults: list[FaultOutcome] = []
     if config.faults:
         trace = total.trace or recovery.Trace.join(())
@@ -337,27 +340,6 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
         "rpcs_per_s": round(rpcs / measured_s, 1) if measured_s else 0.0,
         "rpc_us_mean": round(rpc_us, 1),
         "wait_us_mean": round(max(0.0, latency_mean_us - rpc_us), 1) if ok else 0.0,
-    }
-
-
-def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> ServerSummary | None:
-    """The server's counters over the window; None when unknown, or after a kill (it counts from zero again)."""
-    restarted = any(f.kind == "kill" for f in config.faults)
-    if load.after is None or load.before is None or restarted:
-        return None
-    c = load.after - load.before
-    cpu = c.cpu_s  # None: the server does not say
-    return {
-        "rpcs": c.rpcs,
-        "timestamps": c.timestamps,
-        "streams": c.streams_opened,
-        "mean_batch": round(c.mean_batch, 3),
-        "errors": c.errors,
-        "cpu_s": None if cpu is None else round(cpu, 4),
-        "cpu_share": None if cpu is None or not measured_s else round(cpu / measured_s, 4),
-        "cpu_us_per_rpc": None if cpu is None or not c.rpcs else round(cpu * 1e6 / c.rpcs, 3),
-        "cpu_us_per_ts": None if cpu is None or not c.timestamps else round(cpu * 1e6 / c.timestamps, 4),
-        "threads": SERVER_THREADS if config.target is None else None,
     }
 
 
