@@ -18,11 +18,13 @@ import ssl
 import threading
 from collections.abc import Callable
 
+from tsobench import pd_metrics
+
 BACKLOG = 128
 READ_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 512
 MAX_REQUEST_BYTES = 8192
-CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = pd_metrics.CONTENT_TYPE.encode()
 
 
 def tls_context(cert: str, key: str, client_ca: str | None) -> ssl.SSLContext:

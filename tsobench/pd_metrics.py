@@ -26,7 +26,9 @@ E05 = tuple(0.0005 * 2**i for i in range(13))  # ExponentialBuckets(0.0005, 2, 1
 E1 = tuple(float(2**i) for i in range(13))  # ExponentialBuckets(1, 2, 13): batch sizes
 CB = (1, 2, 4, 8, 10, 14, 18, 22, 26, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 110, 120, 140, 160, 180, 200, 500, 1000)
 CLIENT_BATCH = tuple(float(b) for b in CB)  # the Go client's batch-size list
+OWN_LATENCY = (5e-05, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 OWN_BATCH = tuple(float(1 << i) for i in range(18))  # tsobench's own tso_batch_size
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text exposition format
 GROUP = "0"  # PD's built-in allocator's keyspace group
 TSO_EVENT_TYPES = (
     "sync",
@@ -203,7 +205,7 @@ FAMILIES: tuple[Family, ...] = (
         "Request latency from its intended start, s",
         "client",
         "tsobench",
-        buckets=E05,
+        buckets=OWN_LATENCY,
     ),
 )
 BY_NAME: Mapping[str, Family] = {f.name: f for f in FAMILIES}

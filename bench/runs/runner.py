@@ -41,6 +41,7 @@ from tsobench.bench.model.results import (
 from tsobench.bench.runs import server_metrics
 from tsobench.bench.runs.backend import RunError, ShardBackend
 from tsobench.bench.runs.environment import environment
+from tsobench.bench.runs.exporter import ClientExporter
 from tsobench.bench.runs.injector import FaultInjector
 from tsobench.bench.runs.network import network
 from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCounters
@@ -96,9 +97,15 @@ def run(
         cluster = _find_cluster(config, s.address)
         measured_network = network(config, cluster["leader"])
         shards = _backend(config, s.address)
+        exporter = None
         try:
+            exporter = _exporter(config, shards, cluster["leader"])
             load = _drive(config, shards, s.counters, s.server, on_progress)
+            if exporter is not None:
+                exporter.push()  # the final figures: every shard has published its last fold
         finally:
+            if exporter is not None:
+                exporter.close()
             shards.close()
     return _result(config, record, started_at, command or [], shards, load, cluster, measured_network).judged()
 
@@ -130,6 +137,17 @@ def serving(config: RunConfig) -> Iterator[Served]:
         yield Served(server.address, server.counters, server)
     finally:
         server.close()
+
+
+def _exporter(config: RunConfig, shards: ShardBackend, leader: str) -> ClientExporter | None:
+    """--metrics-port / --pushgateway: what the spawned shards publish, summed by this process."""
+    read = getattr(shards, "client_metrics", None)
+    if not config.client_metrics or read is None:
+        return None
+    try:
+        return ClientExporter(config, read, f"{leader}-0").start()
+    except OSError as exc:
+        raise RunError(f"--metrics-port {config.metrics_port}: {exc.strerror or exc}") from None
 
 
 def _find_cluster(config: RunConfig, target: str) -> dict[str, Any]:
