@@ -56,6 +56,8 @@ def exposition(vector: Sequence[int], labels: Mapping[str, str], stream: str) ->
     by_family: dict[str, list[tuple[Mapping[str, str], Sequence[int], float]]] = {}
     for name, key, own in HISTOGRAMS:
         counts, total = observed.histogram(vector, key)
+        if own and not sum(counts):
+            continue  # as client_golang: a labelled family's series exists once something was observed in it
         by_family.setdefault(name, []).append(({**own, **labels}, counts, total))
     for name, series in by_family.items():
         out.append(pd.render_histogram(_with(pd.family(name), extra), series))
