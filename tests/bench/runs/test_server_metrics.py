@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import threading
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,7 @@ def exporter():
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = served["text"].encode()
+            body = (served["source"]() if served.get("source") else served["text"]).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -89,3 +90,28 @@ def test_others_load_beyond_the_margin_is_recorded():
     assert (s["others_rpcs"], s["timestamps"], s["timestamps_from"]) == (10_000, None, "unknown")
     within = server_metrics.summary(config, *window(10_300, 10_300, 0.5), 1.0, run_rpcs=10_000, run_timestamps=1)
     assert within is not None and within["others_rpcs"] is None and within["timestamps_from"] == "server"
+
+
+def test_a_run_against_an_endpoint_with_only_v85_pd_names(tmp_path, exporter):
+    """The server's RPCs and CPU from PD's names alone, the timestamps from the run (and it says so)."""
+    from tsobench.bench.runs.runner import run
+    from tsobench.server import ChildServer, ServerConfig
+
+    served, url = exporter
+    with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"), pd_version="8.5")) as server:
+
+        def pd_only() -> str:  # what a v8.5 PD serves: none of tsobench's own tso_* names
+            with urllib.request.urlopen(server.metrics_url or "", timeout=5) as r:
+                text = r.read().decode()
+            own = ("tso_rpcs", "tso_timestamps", "tso_streams", "tso_errors", "tso_batch_size")
+            return "".join(line + "\n" for line in text.splitlines() if not any(n in line for n in own))
+
+        served["source"] = pd_only
+        config = RunConfig(
+            strategy="pool", concurrency=4, duration_s=1.0, warmup_s=0.2, target=server.address, target_metrics=url
+        )
+        result = run(config)
+    s = result.metrics["server"]
+    assert s is not None and s["metrics_source"] == "pd v8.5" and s["timestamps_from"] == "run"
+    assert s["rpcs"] > 0 and s["timestamps"] == result.metrics["timestamps"] and s["cpu_us_per_ts"] is not None
+    assert s["others_rpcs"] is None
