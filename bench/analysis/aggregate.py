@@ -32,6 +32,7 @@ SAME += ("bound_in_flight", "bound_unit", "bound_why", "rtt_emulated_ms", "loopb
 MEDIANS: tuple[str, ...] = ("cpu_per_1k_ts", "rpcs_per_ts", "server_mean_batch", "client_cpu_s", "littles_law_ratio")
 MEDIANS += ("duration_s", "server_cpu_share", "server_cpu_us_per_ts", "server_threads", "measured_s", "rtt_ms")
 MEDIANS += ("mean_us", "batch_rpcs_per_s", "batch_mean_batch", "batch_rpc_us_mean", "batch_wait_us_mean")
+MEDIANS += ("server_others_rpcs",)  # RPCs a --target answered beyond the run's own: others' load
 
 
 def with_series(df: pd.DataFrame, without: Sequence[str] = (), column: str = "series") -> pd.DataFrame:
