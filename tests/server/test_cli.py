@@ -3,7 +3,6 @@ kill -9, clean SIGTERM, port file, CLI errors and the Prometheus endpoint."""
 
 from __future__ import annotations
 
-import datetime
 import os
 import resource
 import signal
@@ -17,10 +16,8 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, MAX_LOGICAL, ChildServer, ServerConfig, ServerCounters, compose
@@ -377,22 +374,11 @@ def test_a_second_server_on_the_same_data_dir_refuses_to_start(child_config):
 
 
 @pytest.fixture(scope="module")
-def tls_files(tmp_path_factory) -> Path:
+def tls_files(tmp_path_factory, self_signed_certificate) -> Path:
     """cert.pem with its key.pem; other-key.pem (not its key), encrypted-key.pem, garbage.pem."""
     folder = tmp_path_factory.mktemp("tls")
     key, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tsobench-server")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    cert = self_signed_certificate(key)
     (folder / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pkcs8 = serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8
     (folder / "key.pem").write_bytes(key.private_bytes(*pkcs8, serialization.NoEncryption()))

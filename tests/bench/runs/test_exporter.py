@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import shutil
 import subprocess
 import threading
@@ -16,35 +15,14 @@ from tsobench.bench.runs import exporter
 from tsobench.bench.runs.runner import run
 
 
-@pytest.fixture
-def pushgateway():
-    """A stand-in Pushgateway that keeps what was PUT where."""
-    pushed: list[tuple[str, str, bytes]] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_PUT(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            pushed.append((self.path, self.headers["Content-Type"], body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield pushed, f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-
-
-def test_live_metrics_while_it_runs_and_the_final_push(child_server, pushgateway):
-    pushed, url = pushgateway
+def test_live_metrics_while_it_runs_and_the_final_push(child_server, http_stub):
+    pushed, url = http_stub.pushed, http_stub.url
     config = RunConfig(
         strategy="pool",
         api="asyncio",
         concurrency=4,
         processes=2,
-        duration_s=2.0,
+        duration_s=3.0,
         warmup_s=0.2,
         target=child_server.address,
         metrics_port=0,
@@ -53,15 +31,16 @@ def test_live_metrics_while_it_runs_and_the_final_push(child_server, pushgateway
     scraped: list[str] = []
 
     def scrape_while_running() -> None:
-        port = None
-        for _ in range(100):
-            time.sleep(0.05)
+        """Until a scrape shows RPCs (a labelled series exists once something was observed in it)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not scraped:
+            time.sleep(0.2)
             port = next((t.port for t in _exporters() if t is not None), None)
             if port:
-                break
-        time.sleep(1.0)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-            scraped.append(response.read().decode())
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                    text = response.read().decode()
+                if "pd_client_request_handle_requests_duration_seconds_count" in text:
+                    scraped.append(text)
 
     threading.Thread(target=scrape_while_running, daemon=True).start()
     result = run(config)

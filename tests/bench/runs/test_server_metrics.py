@@ -5,8 +5,6 @@ names, labels and buckets of tikv/pd v8.5.7 and v26.3.4); no live PD runs here."
 
 from __future__ import annotations
 
-import http.server
-import threading
 import urllib.request
 from pathlib import Path
 
@@ -37,34 +35,12 @@ def test_an_endpoint_with_none_of_them_is_one_line():
     assert "\n" not in str(caught.value)
 
 
-@pytest.fixture
-def exporter():
-    """An HTTP endpoint serving a file's text (what a PD's /metrics answers)."""
-    served = {"text": ""}
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = (served["source"]() if served.get("source") else served["text"]).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield served, f"http://127.0.0.1:{server.server_port}/metrics"
-    server.shutdown()
-
-
-def test_fetch_and_check_through_http(exporter):
-    served, url = exporter
+def test_fetch_and_check_through_http(http_stub):
+    url = f"{http_stub.url}/metrics"
     config = RunConfig(strategy="pool", target="127.0.0.1:1", target_metrics=url)
-    served["text"] = (DATA / "pd-v26.metrics").read_text()
+    http_stub.text = (DATA / "pd-v26.metrics").read_text
     assert server_metrics.fetch(url, config).timestamps == 412345
-    served["text"] = "up 1\n"
+    http_stub.text = lambda: "up 1\n"
     with pytest.raises(RunError, match=r"--target-metrics .* serves none of the TSO metrics"):
         server_metrics.check(url, config)
 
@@ -92,12 +68,12 @@ def test_others_load_beyond_the_margin_is_recorded():
     assert within is not None and within["others_rpcs"] is None and within["timestamps_from"] == "server"
 
 
-def test_a_run_against_an_endpoint_with_only_v85_pd_names(tmp_path, exporter):
+def test_a_run_against_an_endpoint_with_only_v85_pd_names(tmp_path, http_stub):
     """The server's RPCs and CPU from PD's names alone, the timestamps from the run (and it says so)."""
     from tsobench.bench.runs.runner import run
     from tsobench.server import ChildServer, ServerConfig
 
-    served, url = exporter
+    url = f"{http_stub.url}/metrics"
     with ChildServer(ServerConfig(data_dir=str(tmp_path / "data"), pd_version="8.5")) as server:
 
         def pd_only() -> str:  # what a v8.5 PD serves: none of tsobench's own tso_* names
@@ -106,7 +82,7 @@ def test_a_run_against_an_endpoint_with_only_v85_pd_names(tmp_path, exporter):
             own = ("tso_rpcs", "tso_timestamps", "tso_streams", "tso_errors", "tso_batch_size")
             return "".join(line + "\n" for line in text.splitlines() if not any(n in line for n in own))
 
-        served["source"] = pd_only
+        http_stub.text = pd_only
         config = RunConfig(
             strategy="pool", concurrency=4, duration_s=1.0, warmup_s=0.2, target=server.address, target_metrics=url
         )
