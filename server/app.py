@@ -13,13 +13,11 @@ import ssl
 import sys
 import threading
 from pathlib import Path
-from wsgiref.simple_server import WSGIServer
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
-from prometheus_client import start_http_server
 
 from tsobench.files import write_atomically
 from tsobench.loops import select_event_loop
@@ -30,6 +28,7 @@ from .config import ServerConfig
 from .disruptions import Disruptions
 from .leadership import Member, Solo
 from .metrics import ServerMetrics
+from .metrics_http import MetricsHTTP, tls_context
 from .oracle import UPDATE_INTERVAL_S
 from .service import PDService
 from .window import DataDirLock
@@ -67,7 +66,7 @@ class ServerError(RuntimeError):
 class TsoServer:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.metrics = ServerMetrics()
+        self.metrics = ServerMetrics(config.pd_version, config.cluster_id)
         self._lock = DataDirLock(config.data_dir).acquire(shared=bool(config.member_addresses))
         try:
             self.role = self._role(config)
@@ -77,7 +76,7 @@ class TsoServer:
         self.port = 0
         self.metrics_port: int | None = None
         self._server: grpc.aio.Server | None = None
-        self._http: WSGIServer | None = None
+        self._http: MetricsHTTP | None = None
         self._ticker: asyncio.Task[None] | None = None
 
     @staticmethod
@@ -132,15 +131,15 @@ class TsoServer:
         reflection.enable_server_reflection(services, server)
         # The first tick before the first request: a lone server's window saves off the loop from here
         # on, and a cluster's first member takes the lease it was handed before it says "listening".
-        await self.role.tick()
+        await self.metrics.tick(self.role)
         await server.start()
         for name in ("", SERVICE_NAME):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if self.config.metrics_port is not None:
-            self._http, _ = start_http_server(
-                self.config.metrics_port, addr=self.config.host, registry=self.metrics.registry
-            )
-            self.metrics_port = self._http.server_port
+        c = self.config
+        if c.metrics_port is not None:  # behind the gRPC port's door: its TLS, its client CA
+            tls = tls_context(c.tls_cert, c.tls_key, c.tls_client_ca) if c.tls_cert and c.tls_key else None
+            self._http = MetricsHTTP(self.metrics.text, c.host, c.metrics_port, tls).start()
+            self.metrics_port = self._http.port
         self._server = server
         self._ticker = asyncio.create_task(self._tick_forever())
 
@@ -148,7 +147,7 @@ class TsoServer:
         """PD's update loop (the roles say what went wrong, and go on)."""
         while True:
             await asyncio.sleep(UPDATE_INTERVAL_S)
-            await self.role.tick()
+            await self.metrics.tick(self.role)  # the role's tick, and PD's events in it
 
     async def stop(self, grace_s: float = 1.0) -> None:
         if self._ticker:
@@ -156,8 +155,7 @@ class TsoServer:
         if self._server:
             await self._server.stop(grace_s)
         if self._http:
-            self._http.shutdown()
-            self._http.server_close()
+            self._http.close()
         await self.role.resign()
         self._lock.release()
 
@@ -280,7 +278,8 @@ async def serve(
         write_atomically(port_file, f"{server.port}\n")
     announce(f"listening on {server.address}", flush=True)
     if server.metrics_port is not None:
-        announce(f"metrics on http://{config.host}:{server.metrics_port}/metrics", flush=True)
+        scheme = "https" if config.tls_cert else "http"
+        announce(f"metrics on {scheme}://{config.host}:{server.metrics_port}/metrics", flush=True)
     orphaned = asyncio.Event()
     if exit_with_parent:
         threading.Thread(target=_set_on_stdin_eof, args=(loop, orphaned), daemon=True, name="parent-watch").start()

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from tsobench.options import ConfigError, option, validate
+from tsobench.pd_metrics import NEWEST, PD_VERSIONS
 
 DEFAULT_CLUSTER_ID = 6_942_217_112_589_713_401  # any 64-bit id; PD's are random
 MIN_ELECTION_TIMEOUT_S = 0.2  # four lease renewals of a 50 ms tick
@@ -78,6 +79,14 @@ class ServerConfig(ServerKnobs):
         default=0,
         metadata=option(
             "Prometheus /metrics port; 0 picks a free one, -1 disables it.", min=0, max=MAX_PORT, none=("-1",)
+        ),
+    )
+    pd_version: str = field(
+        default=NEWEST,
+        metadata=option(
+            'The PD release whose metric labels /metrics serves: 8.5 (dc="global" on allocator series, no '
+            "batch-size histogram) or 26 (v26.3 and later).",
+            choices=PD_VERSIONS,
         ),
     )
     seed: int | None = field(default=None, metadata=option("Seed for jitter and failures.", default_text="random"))

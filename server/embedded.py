@@ -105,7 +105,7 @@ class ChildServer:
     def metrics_url(self) -> str | None:
         if self.metrics_port is None:
             return None
-        return f"http://{self.config.host}:{self.metrics_port}/metrics"
+        return f"{self.config.scheme}://{self.config.host}:{self.metrics_port}/metrics"  # TLS: behind the same door
 
     def _argv(self, port_file: str, metrics_port_file: str) -> list[str]:
         """``python -m tsobench.server`` with every option of the config (the current folder never shadows it)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 
@@ -111,6 +112,14 @@ class PDService(pdpb_pb2_grpc.PDServicer):
     async def _answer(self, request: pdpb_pb2.TsoRequest, epoch: int) -> pdpb_pb2.TsoResponse:
         """One request's reply, after the server's own time for it; Refused ends the stream."""
         self._validate(request)
+        self.metrics.asked(request.count)  # PD observes the count before generating, the time whatever happens
+        started = time.perf_counter()
+        try:
+            return await self._generate(request, epoch)
+        finally:
+            self.metrics.handled(time.perf_counter() - started)
+
+    async def _generate(self, request: pdpb_pb2.TsoRequest, epoch: int) -> pdpb_pb2.TsoResponse:
         if self.disruptions.stalled:
             await self.disruptions.pass_stall()
         if self.disruptions.abort_epoch != epoch:
@@ -189,8 +198,12 @@ class PDService(pdpb_pb2_grpc.PDServicer):
         """From the oracle while this server leads; None when this millisecond's logical part is used up."""
         oracle = self.role.oracle()
         if oracle is None:
+            self.metrics.event("not_leader")
             raise Refused(grpc.StatusCode.UNAVAILABLE, NOT_LEADER)
-        return oracle.allocate(count)
+        allocation = oracle.allocate(count)
+        if allocation is None:
+            self.metrics.event("logical_overflow")
+        return allocation
 
     def _validate(self, request: pdpb_pb2.TsoRequest) -> None:
         cluster_id = request.header.cluster_id

@@ -41,6 +41,8 @@ async def serve_cluster(
             )
         for i, address in enumerate(addresses):
             announce(f"member {i} listening on {address}" + (" (leader)" if i == leader else ""), flush=True)
+            if (url := cluster.members[i].metrics_url) is not None:
+                announce(f"member {i} metrics on {url}", flush=True)  # each member's own: scrape them all
         announce(f"--target {cluster.address}", flush=True)
         await _watch(cluster, leader, stop, orphaned, announce)
     finally:

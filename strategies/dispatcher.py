@@ -46,9 +46,11 @@ import math
 import queue
 import threading
 import time
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Any
 
+from tsobench.pd_metrics import CLIENT_BATCH, E05, E1
 from tsobench.protos import pdpb_pb2
 
 from .backoff import Backoff
@@ -136,6 +138,11 @@ class _Lane:
         self.sends_timed = 0
         self.wake_us_total = 0
         self.wakes_timed = 0
+        # Per RPC, in the Go client's buckets (run --metrics-port): its time, and the requests it carried.
+        self.rpc_us_sum = 0
+        self.rpc_seconds = [0] * (len(E05) + 1)
+        self.rpc_batches = [0] * (len(CLIENT_BATCH) + 1)
+        self.rpc_best = [0] * (len(E1) + 1)
 
     def started(self) -> float:
         """When collecting a batch began (parallel RPCs time batches from it; otherwise no clock read)."""
@@ -167,6 +174,10 @@ class _Lane:
         self.rpcs += 1
         self.batched_requests += requests
         self.rpc_us_total += requests * int(rpc_s * 1e6)
+        self.rpc_us_sum += int(rpc_s * 1e6)
+        self.rpc_seconds[bisect_left(E05, rpc_s)] += 1
+        self.rpc_batches[bisect_left(CLIENT_BATCH, requests)] += 1
+        self.rpc_best[bisect_left(E1, requests)] += 1
         if self.rpc_concurrency > 1:
             self.estimate.add(batch.sent, rpc_s)
         self.freed_at = at
@@ -553,7 +564,16 @@ def _counters(lanes: list[_ThreadLane] | list[_AsyncLane]) -> dict[str, int]:
         "sends_timed": sum(lane.sends_timed for lane in lanes),
         "wake_us_total": sum(lane.wake_us_total for lane in lanes),
         "wakes_timed": sum(lane.wakes_timed for lane in lanes),
+        "rpc_us_sum": sum(lane.rpc_us_sum for lane in lanes),
+        **_buckets("rpc_seconds_le_", [lane.rpc_seconds for lane in lanes]),
+        **_buckets("rpc_batch_le_", [lane.rpc_batches for lane in lanes]),
+        **_buckets("rpc_best_le_", [lane.rpc_best for lane in lanes]),
     }
+
+
+def _buckets(prefix: str, per_lane: list[list[int]]) -> dict[str, int]:
+    """Bucket counts summed over the lanes, as counters named ``prefix<i>``."""
+    return {f"{prefix}{i}": sum(column) for i, column in enumerate(zip(*per_lane, strict=True))}
 
 
 def _bound(options: ClientOptions, callers: int) -> Bound:

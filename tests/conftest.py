@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Iterator
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from tsobench.protos import pdpb_pb2_grpc
 from tsobench.server import ChildServer, InProcessServer, ServerConfig
@@ -99,3 +105,27 @@ def unused_address() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(scope="session")
+def self_signed_certificate() -> Callable[[ec.EllipticCurvePrivateKey], x509.Certificate]:
+    """``self_signed_certificate(key)``: see ``_self_signed``."""
+    return _self_signed
+
+
+def _self_signed(key: ec.EllipticCurvePrivateKey, name: str = "tsobench-server") -> x509.Certificate:
+    """A day-long certificate for 127.0.0.1, its own CA (serves as server, client and CA certificate in tests)."""
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )

@@ -76,6 +76,9 @@ def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
     else:
         kind, ceiling = None, None
         why = UNKNOWN_FROM + NO_CPU
+    others = number(row.get("server_others_rpcs"))
+    if others and cost is not None:
+        why += f"; its server cost includes others' load (the server answered {others:,.0f} RPCs beyond the run's)"
     return ServerSide(ceiling, kind, why, lower, lower_from, share, threads, cost)
 
 

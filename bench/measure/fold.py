@@ -180,6 +180,7 @@ class Fold:
         self._odd: list[list[tuple[int, int]]] = [[] for _ in records]  # noted, their replies not yet taken
         self.folded = 0  # requests finished and folded, window or not
         self._counters_at_start: dict[str, int] | None = None
+        self.observer: Callable[[_Taken], None] | None = None  # run --metrics-port: sees what each fold took
 
     # ------------------------------------------------------------ folding
 
@@ -192,6 +193,8 @@ class Fold:
             pending = [r.pending for r in self.records]  # read before the arrays: see _forget
             taken = _Taken(self.records, self._open_loop, max(1, FOLD_MAX // len(self.records)))
             behind = taken.behind
+            if self.observer is not None:
+                self.observer(taken)
             self.folded += len(taken.done) + len(taken.failed_done)
             self._fold(taken, final and not behind)
             self._forget(pending, final and not behind)

@@ -23,6 +23,7 @@ from tsobench.bench.measure.clock import Clock, now_us
 from tsobench.bench.measure.drivers import Caller, Crashes, driver_for
 from tsobench.bench.measure.fold import Fold, FoldTicker
 from tsobench.bench.measure.measures import ShardResult
+from tsobench.bench.measure.observed import Observer
 from tsobench.bench.model.config import ShardConfig
 from tsobench.strategies.registry import is_builtin
 from tsobench.strategies.stream import streams_opened
@@ -43,6 +44,7 @@ class Hooks:
     progress: Callable[[int], None] | None = None  # requests finished so far, a few times a second
     # (index, answered, failed, p50 µs, p99 µs) of each interval once over
     interval: Callable[[int, int, int, int, int], None] | None = None
+    observed: Callable[[list[int]], None] | None = None  # run --metrics-port: the cumulative vector after each fold
 
 
 MMAP_AT_BYTES = 1 << 20  # glibc: arrays this large are mapped, and unmapped when freed
@@ -72,6 +74,10 @@ def run_shard(shard: ShardConfig, hooks: Hooks = Hooks()) -> ShardResult:
         plugin = not is_builtin(strategy)
         callers = [Caller(shard, i, plugin) for i in range(shard.run.concurrency)]
         fold = Fold(shard, clock, [c.record for c in callers], driver.counters)
+        if hooks.observed is not None:
+            fold.observer = Observer(
+                shard.run.count, fold.records, driver.counters, hooks.observed, rpcs=not strategy.baseline
+            )
         cpu_start = time.process_time()
         folder = FoldTicker(fold, now_us, hooks.progress, hooks.interval)
         with Crashes() as crashes:

@@ -125,7 +125,33 @@ class RunConfig:
     cert: str | None = client_option("cert")
     key: str | None = client_option("key")
     target_metrics: str | None = field(
-        default=None, metadata=option("Prometheus URL of the target's tso_* counters.", point=False)
+        default=None,
+        metadata=option(
+            "Prometheus URL of the target's /metrics: a PD's (v8.5 or v26), the TSO microservice's or tsobench's.",
+            point=False,
+        ),
+    )
+    metrics_port: int | None = field(
+        default=None,
+        metadata=option(
+            "Serve the run's live client metrics (the Go PD client's TSO names and tsobench's own) on "
+            "http://127.0.0.1:PORT/metrics while it runs; 0 picks a free port.",
+            min=0,
+            max=65535,
+            default_text="off",
+            point=False,
+            locates=True,
+        ),
+    )
+    pushgateway: str | None = field(
+        default=None,
+        metadata=option(
+            "Push the run's final client metrics to this Prometheus Pushgateway (http://HOST:9091), as a batch "
+            "job does (job tsobench).",
+            default_text="off",
+            point=False,
+            locates=True,
+        ),
     )
     seed: int = field(default=0, metadata=option("Seeds arrivals, jitter, failures.", point=False))
     pool_size: int | None = client_option("pool_size", default=None)  # None: min(concurrency, 8)
@@ -199,7 +225,20 @@ class RunConfig:
             raise ConfigError(f"target must be HOST:PORT[,HOST:PORT...] (got {self.target!r})")
         self._check_cluster()
         self._check_placement()
+        self._check_metrics()
         self._check_faults()
+
+    def _check_metrics(self) -> None:
+        """Live client metrics come from spawned shards, whose parent sums what they publish."""
+        if (self.metrics_port is not None or self.pushgateway) and self.scheduler is not None:
+            raise ConfigError("--metrics-port and --pushgateway need spawned shards, not --scheduler")
+        if self.pushgateway is not None and urlsplit(self.pushgateway).scheme not in ("http", "https"):
+            raise ConfigError(f"--pushgateway must be an http:// or https:// URL (got {self.pushgateway!r})")
+
+    @property
+    def client_metrics(self) -> bool:
+        """The shards publish what they observe (for --metrics-port or --pushgateway)."""
+        return self.metrics_port is not None or self.pushgateway is not None
 
     def _check_placement(self) -> None:
         """Shards on other machines need a server they can reach."""

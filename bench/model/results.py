@@ -73,7 +73,7 @@ class ServerSummary(TypedDict):
     """The server's counters over the measured window (read by the parent when the warm-up ends and after the load)."""
 
     rpcs: Annotated[int, Doc("Tso requests answered")]
-    timestamps: Annotated[int, Doc("timestamps handed out")]
+    timestamps: Annotated[int | None, Doc("timestamps handed out; null when neither the server nor the run can tell")]
     streams: Annotated[int, Doc("Tso streams opened")]
     mean_batch: Annotated[float, Doc("timestamps per request", role=MEDIAN)]
     errors: Annotated[int, Doc("requests refused or aborted")]
@@ -83,6 +83,28 @@ class ServerSummary(TypedDict):
     cpu_us_per_ts: Annotated[float | None, Doc("server CPU per timestamp, µs", role=MEDIAN)]
     threads: Annotated[
         int | None, Doc("cores the server can use at most (1: the asyncio server); null: unknown", role=MEDIAN)
+    ]
+    metrics_source: NotRequired[
+        Annotated[str, Doc("the names the counters were read from: tsobench, pd v26, pd v8.5, pd tso microservice")]
+    ]
+    timestamps_from: NotRequired[
+        Annotated[
+            str,
+            Doc(
+                "server: its own count; run: the run's own count stood in (a v8.5 PD or the TSO microservice has no "
+                "batch-size histogram), as the run was its only client; unknown: others' load too"
+            ),
+        ]
+    ]
+    others_rpcs: NotRequired[
+        Annotated[
+            int | None,
+            Doc(
+                "RPCs the server answered in the window beyond the run's own, where more than 5 % (plus two per "
+                "caller): others' load, which its CPU figures include; null: within the margin",
+                role=MEDIAN,
+            ),
+        ]
     ]
 
 

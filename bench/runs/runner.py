@@ -40,17 +40,17 @@ from tsobench.bench.model.results import (
     new_run_id,
     utc_now,
 )
+from tsobench.bench.runs import server_metrics
 from tsobench.bench.runs.backend import RunError, ShardBackend
 from tsobench.bench.runs.environment import environment
+from tsobench.bench.runs.exporter import ClientExporter
 from tsobench.bench.runs.injector import FaultInjector
 from tsobench.bench.runs.network import network
 from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCounters
-from tsobench.server.embedded import fetch_counters
 from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints, find_leader
 
 START_SLACK_S = 0.2  # from the go to the shared start instant: every shard is awake by then
 POLL_S = 0.1
-SERVER_THREADS = 1  # the embedded server is one asyncio loop: one core at most
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,15 @@ def run(
         cluster = _find_cluster(config, s.address)
         measured_network = network(config, cluster["leader"])
         shards = _backend(config, s.address)
+        exporter = None
         try:
+            exporter = _exporter(config, shards, cluster["leader"])
             load = _drive(config, shards, s.counters, s.server, on_progress)
+            if exporter is not None:
+                exporter.push()  # the final figures: every shard has published its last fold
         finally:
+            if exporter is not None:
+                exporter.close()
             shards.close()
     return _result(config, record, started_at, command or [], shards, load, cluster, measured_network).judged()
 
@@ -136,7 +142,9 @@ def serving(config: RunConfig) -> Iterator[Served]:
     """The ``--target``, or the embedded server with the config's knobs, started here and stopped after."""
     if config.target is not None:
         url = config.target_metrics
-        yield Served(config.target, (lambda: fetch_counters(url)) if url else (lambda: None), None)
+        if url:
+            server_metrics.check(url, config)
+        yield Served(config.target, (lambda: server_metrics.fetch(url, config)) if url else (lambda: None), None)
         return
     # The knobs pass through whole: a knob added to ServerKnobs reaches the embedded server by itself.
     server_config = ServerConfig(
@@ -156,6 +164,17 @@ def serving(config: RunConfig) -> Iterator[Served]:
         yield Served(server.address, server.counters, server)
     finally:
         server.close()
+
+
+def _exporter(config: RunConfig, shards: ShardBackend, leader: str) -> ClientExporter | None:
+    """--metrics-port / --pushgateway: what the spawned shards publish, summed by this process."""
+    read = getattr(shards, "client_metrics", None)
+    if not config.client_metrics or read is None:
+        return None
+    try:
+        return ClientExporter(config, read, f"{leader}-0").start()
+    except OSError as exc:
+        raise RunError(f"--metrics-port {config.metrics_port}: {exc.strerror or exc}") from None
 
 
 def _find_cluster(config: RunConfig, target: str) -> dict[str, Any]:
@@ -285,7 +304,9 @@ def _result(
     total = ShardResult.merge(parts)
     lost_callers = len(shards.failures) * config.concurrency
     merged_intervals = intervals.merge(total.intervals)
-    metrics = metrics_of(config, total, lost_callers, _server_summary(config, load, total.measured_s))
+    run_rpcs = total.counters.get("rpcs") or (total.requests_ok + total.requests_failed)
+    server = server_metrics.summary(config, load.before, load.after, total.measured_s, run_rpcs, total.timestamps)
+    metrics = metrics_of(config, total, lost_callers, server)
     faults: list[FaultOutcome] = []
     if config.faults:
         trace = total.trace or recovery.Trace.join(())
@@ -386,27 +407,6 @@ def _batching(counters: dict[str, int], latency_mean_us: float, ok: int, measure
     if wakes := counters.get("wakes_timed", 0):
         batching["wake_us_mean"] = round(counters.get("wake_us_total", 0) / wakes, 1)
     return batching
-
-
-def _server_summary(config: RunConfig, load: _Load, measured_s: float) -> ServerSummary | None:
-    """The server's counters over the window; None when unknown, or after a kill (it counts from zero again)."""
-    restarted = any(f.declared.restarts_server for f in config.faults)
-    if load.after is None or load.before is None or restarted:
-        return None
-    c = load.after - load.before
-    cpu = c.cpu_s  # None: the server does not say
-    return {
-        "rpcs": c.rpcs,
-        "timestamps": c.timestamps,
-        "streams": c.streams_opened,
-        "mean_batch": round(c.mean_batch, 3),
-        "errors": c.errors,
-        "cpu_s": None if cpu is None else round(cpu, 4),
-        "cpu_share": None if cpu is None or not measured_s else round(cpu / measured_s, 4),
-        "cpu_us_per_rpc": None if cpu is None or not c.rpcs else round(cpu * 1e6 / c.rpcs, 3),
-        "cpu_us_per_ts": None if cpu is None or not c.timestamps else round(cpu * 1e6 / c.timestamps, 4),
-        "threads": SERVER_THREADS if config.target is None else None,
-    }
 
 
 def _where(shards: ShardBackend, index: int) -> Placement:

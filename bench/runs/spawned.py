@@ -28,6 +28,7 @@ from tsobench.bench.measure.clock import Clock
 from tsobench.bench.measure.errors import one_line
 from tsobench.bench.measure.intervals import LiveFigures
 from tsobench.bench.measure.measures import ShardResult
+from tsobench.bench.measure.observed import SIZE as OBSERVED_SIZE
 from tsobench.bench.measure.shard import Hooks, run_shard
 from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.bench.runs.backend import READY_TIMEOUT_S, RunError
@@ -48,13 +49,18 @@ class SpawnedShards:
         self.conns: list[Connection] = []
         self.progress: list[Any] = []
         self.intervals: list[Any] = []  # per shard: LiveFigures of its last whole interval
+        self.observed: list[Any] = []  # per shard, with --metrics-port: [sequence, *vector] (observed.SIZE)
+        self._last_observed: list[list[int]] = []
         for i in range(config.processes):
             parent, child = ctx.Pipe()
             counter = ctx.Value("q", 0, lock=False)
             interval = ctx.Array("q", [NO_INTERVAL, 0, 0, 0, 0], lock=False)
+            observed = ctx.Array("q", OBSERVED_SIZE + 1, lock=False) if config.client_metrics else None
+            self.observed.append(observed)
+            self._last_observed.append([0] * OBSERVED_SIZE)
             proc = ctx.Process(
                 target=shard_main,
-                args=(ShardConfig(config, i, target), child, counter, self._stop, interval),
+                args=(ShardConfig(config, i, target), child, counter, self._stop, interval, observed),
                 name=f"tsobench-shard-{i}",
                 daemon=True,
             )
@@ -88,6 +94,13 @@ class SpawnedShards:
             max(r[3] for r in latest),
             max(r[4] for r in latest),
         )
+
+    def client_metrics(self) -> list[int]:
+        """Every shard's published vector, summed (each as last read whole: a counter never goes back)."""
+        for i, shared in enumerate(self.observed):
+            if shared is not None and (read := read_published(shared)) is not None:
+                self._last_observed[i] = read
+        return [sum(column) for column in zip(*self._last_observed, strict=True)] if self._last_observed else []
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -163,8 +176,32 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
 
 
+def publish(shared: SynchronizedArray, vector: list[int]) -> None:
+    """A sequence lock: odd while writing, so the parent never reads half a vector."""
+    sequence = shared[0]
+    shared[0] = sequence + 1
+    shared[1:] = vector
+    shared[0] = sequence + 2
+
+
+def read_published(shared: SynchronizedArray, tries: int = 100) -> list[int] | None:
+    for _ in range(tries):
+        before = shared[0]
+        if before % 2 == 0:
+            vector = shared[1:]
+            if shared[0] == before:
+                return list(vector)
+        time.sleep(0.0001)
+    return None
+
+
 def shard_main(
-    shard: ShardConfig, conn: Connection, progress: Synchronized, stop: Synchronized, interval: SynchronizedArray
+    shard: ShardConfig,
+    conn: Connection,
+    progress: Synchronized,
+    stop: Synchronized,
+    interval: SynchronizedArray,
+    observed: SynchronizedArray | None = None,
 ) -> None:
     """The body of one shard process."""
     for sig in IGNORED:  # the parent decides what a signal means
@@ -194,7 +231,8 @@ def shard_main(
         interval[:] = [index, answered, failed, p50_us, p99_us]
 
     try:
-        result = run_shard(shard, Hooks(ready, watch_stop, set_progress, set_interval))
+        observe = (lambda vector: publish(observed, vector)) if observed is not None else None
+        result = run_shard(shard, Hooks(ready, watch_stop, set_progress, set_interval, observe))
         conn.send(("result", result))
     except BaseException as exc:  # report, never hang the parent
         conn.send(("error", one_line(exc)))

@@ -42,3 +42,24 @@ def test_the_lower_bound_is_the_most_rpcs_seen_times_the_batching_or_the_points_
     unbatched = server_side(point(count=2), server_rps=3_600.0)  # batching not measured: count per RPC
     assert unbatched.lower_bound_tps == 10_000.0  # 7,200 from the server, below the point's own rate
     assert "assuming no batching" in unbatched.lower_bound_from
+
+
+def row(others: float | None) -> pd.Series:
+    return pd.Series(
+        {
+            "tps": 10_000.0,
+            "server_cpu_share": 0.2,
+            "server_cpu_us_per_ts": 20.0,
+            "server_threads": 1,
+            "rpcs_per_ts": 1.0,
+            "count": 1,
+            "server_others_rpcs": others,
+        }
+    )
+
+
+def test_others_load_is_named_in_the_ceilings_reason():
+    shared = server_side(row(5_000.0), 12_000.0)
+    assert "includes others' load" in shared.ceiling_from and "5,000 RPCs" in shared.ceiling_from
+    alone = server_side(row(float("nan")), 12_000.0)
+    assert "others' load" not in alone.ceiling_from
