@@ -131,6 +131,11 @@ def sweep_command(
     sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report))
 
 
+# Four levels: a USL fit has three parameters and needs more levels than that to say anything (usl.MIN_LEVELS),
+# so the plan's one-process ceiling exists after the quickstart.
+QUICKSTART_CONCURRENCY = (1, 4, 16, 64)
+
+
 @main.command("quickstart")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
@@ -145,10 +150,10 @@ def quickstart_command(output: str | None, resume: bool) -> None:
         if resume
         else SweepPlan.of(
             strategies=names(),
-            concurrency=(1, 8, 64),
-            duration_s=1.5,
-            warmup_s=0.5,
-            interval_s=0.25,  # 6 intervals a run
+            concurrency=QUICKSTART_CONCURRENCY,
+            duration_s=1.0,
+            warmup_s=0.4,
+            interval_s=0.25,  # 4 intervals a run
         )
     )
     sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True))
