@@ -236,29 +236,25 @@ def fit(runs: pd.DataFrame, key: tuple[str, ...]) -> Fit:
     _, singular, vt = np.linalg.svd(xs, full_matrices=False)
     weak = singular < CONFOUNDED * singular[0]
     null = tuple(tuple(float(v) for v in vt[i]) for i in np.flatnonzero(weak))
-    values = nnls(xs, y)[0] / scales
+    keep = _without_outliers(xs, y)  # a run predicted badly is named and left out of the fit
+    values = nnls(xs[keep], y[keep])[0] / scales
     predicted = x @ values
+    resid = y - predicted
     rng = np.random.default_rng(SEED)
+    inside = np.flatnonzero(keep)
     draws = []
     for _ in range(RESAMPLES):
-        pick = rng.integers(0, len(y), size=len(y))
+        pick = inside[rng.integers(0, len(inside), size=len(inside))]
         draws.append(tuple(float(v) for v in nnls(xs[pick], y[pick])[0] / scales))
     bounds = [_percentiles(np.array([d[i] for d in draws])) for i in range(len(TERMS))]
     costs = tuple(
         Cost(t, float(values[i]), min(bounds[i][0], values[i]), max(bounds[i][1], values[i]))
         for i, t in enumerate(TERMS)
     )
-    resid = y - predicted
-    sst = float(np.sum((y - y.mean()) ** 2))
-    spread = 1.4826 * float(np.median(np.abs(resid)))
+    fitted_y, fitted_resid = y[keep], resid[keep]
+    sst = float(np.sum((fitted_y - fitted_y.mean()) ** 2))
     residuals = tuple(
-        Residual(
-            str(r["run_id"]),
-            _setting(r),
-            float(y[i]),
-            float(predicted[i]),
-            abs(resid[i]) > BAD_SPREADS * spread and abs(resid[i]) > BAD_SHARE * max(y[i], 1e-9),
-        )
+        Residual(str(r["run_id"]), _setting(r), float(y[i]), float(predicted[i]), not bool(keep[i]))
         for i, (_, r) in enumerate(runs.iterrows())
     )
     return Fit(
@@ -267,7 +263,7 @@ def fit(runs: pd.DataFrame, key: tuple[str, ...]) -> Fit:
         runs=len(runs),
         threads=threads,
         costs=costs,
-        r2=1 - float(np.sum(resid**2)) / sst if sst > 0 else None,
+        r2=1 - float(np.sum(fitted_resid**2)) / sst if sst > 0 else None,
         residuals=residuals,
         confounded=_groups(null),
         why="",
@@ -275,6 +271,22 @@ def fit(runs: pd.DataFrame, key: tuple[str, ...]) -> Fit:
         null=null,
         scales=tuple(float(s) for s in scales),
     )
+
+
+def _without_outliers(xs: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which runs the fit keeps: the worst-predicted run is left out while its residual is beyond
+    ``BAD_SPREADS`` robust spreads (1.4826 x the median absolute residual) and ``BAD_SHARE`` of its CPU,
+    refitting each time (one wild run drags the fit, so its neighbours would look bad too); at most a
+    quarter of the runs, and never below ``MIN_RUNS``."""
+    keep = np.ones(len(y), dtype=bool)
+    while keep.sum() > max(MIN_RUNS, len(y) * 3 // 4):
+        resid = y - xs @ nnls(xs[keep], y[keep])[0]
+        spread = 1.4826 * float(np.median(np.abs(resid[keep])))
+        bad = keep & (np.abs(resid) > BAD_SPREADS * spread) & (np.abs(resid) > BAD_SHARE * np.maximum(y, 1e-9))
+        if not bad.any():
+            break
+        keep[int(np.argmax(np.where(bad, np.abs(resid), -1.0)))] = False
+    return keep
 
 
 def _groups(null: tuple[tuple[float, ...], ...]) -> tuple[tuple[str, ...], ...]:
@@ -314,5 +326,5 @@ def summary(f: Fit) -> str:
         names = ", ".join(
             f"{r.run_id} ({r.setting}: {r.observed_s:.3f} s measured, {r.predicted_s:.3f} s fitted)" for r in f.bad
         )
-        text += f" Predicted badly: {names}."
+        text += f" Predicted badly, left out of the fit: {names}."
     return text

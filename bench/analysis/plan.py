@@ -36,6 +36,7 @@ import shlex
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
@@ -80,6 +81,7 @@ class Candidate:
     measured_tps: float  # all processes together
     per_process_tps: float
     per_process_interval: tuple[float, float] | None  # the median's interval (stats), per process
+    per_process_spread: tuple[float, float] | None  # where one new measurement is expected (the samples' 95 %)
     p99_ms: float
     rpcs_per_ts: float | None
     ts_per_rpc: float  # at the planned rate
@@ -384,6 +386,16 @@ def rate_interval(row: pd.Series) -> tuple[float, float] | None:
     return (est.low, est.high) if est.low is not None and est.high is not None else None
 
 
+def rate_spread(row: pd.Series) -> tuple[float, float] | None:
+    """Where one new measurement of the point is expected: the middle 95 % of its samples (repeats, or one
+    run's intervals, each noisier than a whole run), not the median's interval."""
+    tps = getattr(row.get("samples"), "tps", None)
+    if not isinstance(tps, Samples) or len(tps.values) < 2:
+        return None
+    low, high = np.percentile(np.asarray(tps.values, dtype=float), [2.5, 97.5])
+    return float(low), float(high)
+
+
 def _option(
     r: pd.Series,
     target: float,
@@ -433,6 +445,7 @@ def _option(
     else:
         limit, reachable = "client side", True
     rate = rate_interval(r)
+    spread = rate_spread(r)
     per_interval = (rate[0] / measured_processes, rate[1] / measured_processes) if rate else None
     span = None
     if per_interval and per_interval[0] > 0 and limit not in ("server side", "p99"):
@@ -454,6 +467,7 @@ def _option(
         measured_tps=float(r["tps"]),
         per_process_tps=per_process,
         per_process_interval=per_interval,
+        per_process_spread=(spread[0] / measured_processes, spread[1] / measured_processes) if spread else None,
         p99_ms=p99,
         rpcs_per_ts=rpcs_per_ts,
         ts_per_rpc=batch.ts_per_rpc,
@@ -787,3 +801,106 @@ def print_cost_model(model: costmodel.Fit, console: Console) -> None:
             "[red]predicted badly[/]" if r.bad else "",
         )
     console.print(table)
+
+
+# --- confirming a plan --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the confirming sweep should measure at ``processes``, and the sweep."""
+
+    setting: str
+    strategy: str
+    api: str
+    concurrency: int
+    processes: int  # what is confirmed
+    recommended: int  # what the plan needs
+    why: str  # why fewer than recommended, or ""
+    tps: float
+    low: float
+    high: float
+    command: str
+
+
+def prediction(p: Plan, most: int, scheduler: str | None = None) -> Prediction | None:
+    """The plan's row (its recommendation, else its focus) at the most processes this machine (``most``) or
+    ``scheduler`` can hold: that many times its per-process rate, within the per-process spread, never above
+    the server ceiling's high end. None when the plan has no row to confirm."""
+    o = p.recommendation or p.focus
+    if o is None or o.processes is None:
+        return None
+    k = o.processes if scheduler else max(1, min(o.processes, most))
+    why = "" if k == o.processes else f"this machine holds {k} client process(es) beside the server, not {o.processes}"
+    low, high = o.per_process_spread or o.per_process_interval or (o.per_process_tps, o.per_process_tps)
+    cap = o.server_ceiling_interval[1] if o.server_ceiling_interval else math.inf
+    command = confirm_command(o, k)
+    if scheduler:
+        command += " " + shlex.join(["--scheduler", scheduler])
+    return Prediction(
+        o.setting(),
+        o.strategy,
+        o.api,
+        o.concurrency,
+        k,
+        o.processes,
+        why,
+        min(k * o.per_process_tps, cap),
+        min(k * low, cap),
+        min(k * high, cap),
+        command,
+    )
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    predicted: Prediction
+    measured_tps: float | None
+    measured_low: float | None
+    measured_high: float | None
+    p99_ms: float | None
+    held: bool
+
+    def sentence(self) -> str:
+        pr = self.predicted
+        text = (
+            f"Predicted {pr.tps:,.0f} ts/s [{pr.low:,.0f}, {pr.high:,.0f}] at {pr.processes} process(es) ({pr.setting})"
+        )
+        if pr.why:
+            text += f"; {pr.why}, so {pr.processes} are confirmed"
+        if self.measured_tps is None:
+            return text + "; nothing was measured at that count."
+        measured = f"{self.measured_tps:,.0f} ts/s"
+        if self.measured_low is not None and self.measured_high is not None:
+            measured += f" [{self.measured_low:,.0f}, {self.measured_high:,.0f}]"
+        p99 = f", p99 {self.p99_ms:.2f} ms" if self.p99_ms is not None else ""
+        verdict = "within the prediction's interval" if self.held else "OUTSIDE the prediction's interval"
+        return f"{text}; measured {measured}{p99}: {verdict}."
+
+    def to_dict(self) -> dict[str, object]:
+        return {**asdict(self), "sentence": self.sentence()}
+
+
+def confirmation(predicted: Prediction, df: pd.DataFrame) -> Confirmation:
+    """The confirming sweep's point at the predicted process count, against the prediction."""
+    agg = repeats(df) if not df.empty else df
+    if not agg.empty:
+        pr = predicted
+        same = (agg["strategy"] == pr.strategy) & (agg["api"] == pr.api) & (agg["concurrency"] == pr.concurrency)
+        rows = agg[same & (agg["processes"] == pr.processes)]
+    else:
+        rows = agg
+    if rows.empty:
+        return Confirmation(predicted, None, None, None, None, False)
+    r = rows.iloc[0]
+    tps = float(r["tps"])
+    interval = rate_interval(r)
+    held = bool(r["clean"]) and predicted.low <= tps <= predicted.high
+    return Confirmation(
+        predicted,
+        tps,
+        interval[0] if interval else None,
+        interval[1] if interval else None,
+        float(r["p99_us"]) / 1e3 if pd.notna(r["p99_us"]) else None,
+        held,
+    )
