@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from tsobench.bench.analysis.costmodel import Fit, separating_sweep
+from tsobench.bench.analysis.costmodel import Fit, confounded_text, separating_sweep
 
 SATURATED_SHARE = 0.9  # of the server's cores busy in the window: measured at saturation
 DEFAULT_THREADS = 1  # the asyncio server runs one thread; a file that does not say is read as that
@@ -117,9 +117,9 @@ def server_side(row: pd.Series, model: Fit | None, batch: Batch, seen_tps: float
     rpcs_per_ts = 1 / batch.ts_per_rpc
     ceiling = model.ceiling(rpcs_per_ts, batch.streams_per_rpc * rpcs_per_ts)
     if ceiling is None:
-        groups = "; ".join(" and ".join(g) for g in model.confounded if g) or "its terms"
         why = (
-            f"{UNKNOWN_FROM}the runs of {model.server} cannot separate {groups}, and this setting's cost depends "
+            f"{UNKNOWN_FROM}the runs of {model.server} cannot {confounded_text(model.confounded)}, and this "
+            "setting's cost depends "
             f"on telling them apart; the sweep that would: {separating_sweep(model.key)}"
         )
         return ServerSide(None, None, None, why, None, **common)

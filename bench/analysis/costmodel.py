@@ -294,6 +294,16 @@ def _groups(null: tuple[tuple[float, ...], ...]) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(t for t, v in zip(TERMS, direction, strict=True) if abs(v) > 0.2) for direction in null)
 
 
+def confounded_text(groups: tuple[tuple[str, ...], ...]) -> str:
+    """``separate rpcs and timestamps; measure streams (it never varied)``."""
+    parts = [
+        f"separate {' and '.join(g)}" if len(g) > 1 else f"measure the cost of {g[0]} (it never varied)"
+        for g in groups
+        if g
+    ]
+    return "; ".join(parts) or "separate its terms"
+
+
 def _setting(r: pd.Series) -> str:
     text = f"{r['strategy']}/{r['api']} c={int(r['concurrency'])}"
     if pd.notna(r.get("rate")):
@@ -320,8 +330,7 @@ def summary(f: Fit) -> str:
     r2 = f", R² {f.r2:.3f}" if f.r2 is not None else ""
     text = f"Server cost model of {f.server}, {f.runs} runs{r2}: {costs}."
     if f.confounded:
-        groups = "; ".join(" and ".join(g) for g in f.confounded if g)
-        text += f" The runs cannot separate {groups}: {separating_sweep(f.key)} would."
+        text += f" The runs cannot {confounded_text(f.confounded)}: {separating_sweep(f.key)} would."
     if f.bad:
         names = ", ".join(
             f"{r.run_id} ({r.setting}: {r.observed_s:.3f} s measured, {r.predicted_s:.3f} s fitted)" for r in f.bad

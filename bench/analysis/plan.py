@@ -582,16 +582,13 @@ def _message(
             )
         elif focus.limit == "server at this batch":
             server = (
-                f"At the batch this setting would have, the server answers at most {_ceiling(focus)} "
-                f"({focus.server_ceiling_from}); batching more per RPC would allow up to "
+                f"At the batch this setting would have, the {focus.server_ceiling_from}; batching more per RPC "
+                "would allow up to "
                 f"{focus.server_best_tps or 0:,.0f} ts/s, which a higher rate per stream (more callers per "
                 "process, fewer streams) would need measuring."
             )
         else:
-            server = (
-                f"The target lies inside the server ceiling's interval: {_ceiling(focus)} "
-                f"({focus.server_ceiling_from})."
-            )
+            server = f"The target lies inside the server ceiling's interval: the {focus.server_ceiling_from}."
         return (
             f"UNKNOWN beyond what was measured: {need}. Reachable as far as measured{within}: {best_text} "
             f"{server} If the server keeps up, {setting} would give {focus.processes * focus.per_process_tps:,.0f} "
@@ -612,8 +609,8 @@ def _message(
     return (
         f"REACHABLE WITH MORE CLIENT PROCESSES (extrapolated; the client side is the limit): {need}: {setting} "
         f"would give {focus.processes * focus.per_process_tps:,.0f} ts/s if each process keeps its measured "
-        f"{focus.per_process_tps:,.0f} ts/s; the server side allows {_ceiling(focus)} "
-        f"({focus.server_ceiling_from}); {client}. p99 {focus.p99_ms:.2f} ms is as measured at "
+        f"{focus.per_process_tps:,.0f} ts/s; the {focus.server_ceiling_from}; {client}. p99 "
+        f"{focus.p99_ms:.2f} ms is as measured at "
         f"{focus.measured_processes} process(es). Confirm with: {focus.command}" + _context(focus)
     )
 

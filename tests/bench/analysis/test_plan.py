@@ -16,7 +16,18 @@ from rich.console import Console
 
 from tsobench.bench.analysis.ceilings import FITTED, SATURATED
 from tsobench.bench.analysis.loader import load_results
-from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, confirm_command, plan, print_plan, shown
+from tsobench.bench.analysis.plan import (
+    MORE_PROCESSES,
+    REACHABLE,
+    UNKNOWN,
+    UNREACHABLE,
+    confirm_command,
+    confirmation,
+    plan,
+    prediction,
+    print_plan,
+    shown,
+)
 from tsobench.bench.analysis.usl import SeriesFit, fit_usl
 from tsobench.bench.cli.commands import main
 
@@ -278,3 +289,152 @@ def test_cli_exit_codes_and_json(tmp_path: Path, copies, with_cpu) -> None:
     shutil.copy(FIXTURES / "unsafe-shared-thread-c4.json", only_unsafe)
     none = runner.invoke(main, ["plan", str(only_unsafe), "--target-tps", "100"])
     assert none.exit_code == 3 and "no safe, clean measured point" in " ".join(none.output.split())
+
+
+# --- the server's fitted cost, sustainable rates, distance, the whole answer --------------------------------
+
+# SYNTHETIC: one server that spends 100 µs per RPC, 2 µs per timestamp, 300 µs per stream opened and 0.05 of its
+# one core idling (2 % noise); a dispatcher's RPC takes 400 µs, so it batches rate x 400 µs per RPC.
+COSTS = (100e-6, 2e-6, 300e-6, 0.05)
+RPC_US = 400.0
+
+
+def synthetic(
+    folder: Path, strategy: str, concurrency: int, tps: float, p99_ms: float, rate: float | None = None
+) -> None:
+    """One results file, written from a real fixture with the figures of this hand-made server."""
+    template = {"dispatcher": "dispatcher-asyncio-c16.json", "pool": "pool-thread-c4.json"}
+    template["per-request"] = "per-request-thread-c4.json"
+    data = json.loads((FIXTURES / template[strategy]).read_text())
+    name = f"{strategy}-c{concurrency}" + (f"-r{rate:g}" if rate else "")
+    seconds = 1.0
+    batch = max(1.0, (rate or tps) * RPC_US / 1e6) if strategy == "dispatcher" else 1.0
+    rpcs = tps * seconds / batch
+    streams = rpcs if strategy == "per-request" else 0.0
+    noise = 1 + 0.02 * math.sin(len(name) * 7.0 + concurrency)  # deterministic "noise"
+    cpu = (COSTS[0] * rpcs + COSTS[1] * tps * seconds + COSTS[2] * streams + COSTS[3] * seconds) * noise
+    data["run_id"] = name
+    data["config"].update(concurrency=concurrency, rate=rate, api="asyncio")
+    m = data["metrics"]
+    m.update(throughput_tps=tps, throughput_rps=tps, measured_s=seconds)
+    m["latency_us"].update(p99=int(p99_ms * 1e3), p999=int(p99_ms * 1.2e3), max=int(p99_ms * 1.5e3))
+    m["server"].update(rpcs=int(rpcs), timestamps=int(tps * seconds), streams=int(streams), mean_batch=batch)
+    m["server"].update(cpu_s=cpu, cpu_share=cpu / seconds, cpu_us_per_ts=cpu * 1e6 / (tps * seconds), threads=1)
+    if strategy == "dispatcher":
+        m["batching"] = {
+            "rpcs": int(rpcs),
+            "requests": int(tps),
+            "mean_batch": batch,
+            "rpcs_per_s": rpcs / seconds,
+            "rpc_us_mean": RPC_US,
+            "wait_us_mean": RPC_US / 2,
+        }
+    data.pop("histograms", None)
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def slo_folder(folder: Path) -> Path:
+    """A `tsobench slo` search of the dispatcher at p99 <= 5 ms: 8,000/s held, 16,000/s did not."""
+    folder.mkdir()
+    for rate, p99 in ((1000, 1.0), (2000, 1.2), (4000, 1.5), (8000, 3.0), (16000, 12.0), (12000, 7.0)):
+        synthetic(folder, "dispatcher", 8, rate * 0.99, p99, rate=rate)
+    return folder
+
+
+def sweep_folder(folder: Path) -> Path:
+    """A closed-loop sweep of per-request, pool and the dispatcher against the same server."""
+    folder.mkdir()
+    for c, tps, p99 in ((1, 3000, 0.5), (4, 11000, 1.0), (16, 18000, 3.0), (64, 40000, 9.0)):
+        synthetic(folder, "dispatcher", c, tps, p99)
+    for c, tps, p99 in ((1, 3000, 0.4), (4, 5000, 1.2), (16, 6000, 4.0), (64, 6200, 15.0)):
+        synthetic(folder, "pool", c, tps, p99)
+    for c, tps, p99 in ((1, 800, 1.5), (4, 1000, 5.0)):
+        synthetic(folder, "per-request", c, tps, p99)
+    return folder
+
+
+def test_the_server_ceiling_comes_from_the_fitted_cost_at_the_planned_batch(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    answer = plan(df, target_tps=10 * 40_000, p99_ms=5)
+    (model,) = answer.cost_models
+    rpc, _, _, idle = (c.value for c in model.costs)
+    assert rpc == pytest.approx(100e-6, rel=0.2) and idle == pytest.approx(0.05, abs=0.03)
+    pool = next(o for o in answer.options if o.strategy == "pool" and o.concurrency == 4)
+    assert pool.server_ceiling_kind == FITTED
+    low, high = pool.server_ceiling_interval
+    assert low <= pool.server_ceiling_tps <= high
+    assert pool.server_ceiling_tps == pytest.approx(0.95 / (102e-6), rel=0.15)  # one RPC per timestamp
+    assert pool.pd_rpcs_per_s == pytest.approx(400_000)  # the load on the server: RPCs/s at its batch
+    dispatcher = next(o for o in answer.options if o.strategy == "dispatcher" and o.concurrency == 16)
+    assert dispatcher.ts_per_rpc > 1 and "RPC 400 µs" in dispatcher.batch_from  # predicted, not carried
+    assert dispatcher.server_ceiling_tps > pool.server_ceiling_tps  # batching costs the server less
+    assert answer.answer != UNREACHABLE or answer.focus.server_best_tps < answer.required_tps
+
+
+def test_a_plan_with_p99_uses_the_sustained_rate_and_marks_closed_loop(tmp_path: Path) -> None:
+    df = load_results([slo_folder(tmp_path / "slo"), sweep_folder(tmp_path / "sweep")])
+    answer = plan(df, target_tps=20_000, p99_ms=5)
+    dispatcher = [o for o in answer.options if o.strategy == "dispatcher"]
+    assert dispatcher and all(o.rate is not None for o in dispatcher)  # its closed loop is not planned from
+    top = max((o for o in dispatcher if o.meets_p99), key=lambda o: o.per_process_tps)
+    assert top.basis.startswith("sustained") and top.rate == 8000  # the highest rate that held p99 <= 5 ms
+    pool = [o for o in answer.options if o.strategy == "pool"]
+    assert pool and all("no sustainable rate" in o.basis for o in pool)  # closed loop only where nothing better
+    assert answer.runner_up is not None and answer.runner_up.series != answer.focus.series
+    assert answer.focus.processes_range is None or answer.focus.processes_range[0] <= answer.focus.processes
+    assert "Runner-up" in answer.message and "RPCs/s on the server" in answer.message
+
+
+@pytest.mark.parametrize("target", [5_000, 20_000, 50_000, 100_000, 300_000, 500_000, 2_000_000])
+def test_plans_from_the_same_servers_folders_agree(tmp_path: Path, target: int) -> None:
+    """An SLO folder, a sweep folder and both: never unreachable in one and reachable in another."""
+    slo, sweep = slo_folder(tmp_path / "slo"), sweep_folder(tmp_path / "sweep")
+    answers = {
+        name: plan(load_results(paths), target_tps=target, p99_ms=5).answer
+        for name, paths in (("slo", [slo]), ("sweep", [sweep]), ("both", [slo, sweep]))
+    }
+    reachable = {n for n, a in answers.items() if a in (REACHABLE, MORE_PROCESSES)}
+    unreachable = {n for n, a in answers.items() if a == UNREACHABLE}
+    assert not (reachable and unreachable), answers
+
+
+def test_rtt_ms_on_a_loopback_folder_says_what_it_cannot_know_and_the_sweep_that_would(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    loopback = df.assign(loopback=True, rtt_ms=0.05, rtt_min_ms=0.04)
+    answer = plan(loopback, target_tps=20_000, p99_ms=5, rtt_ms=1)
+    assert answer.answer == UNKNOWN and answer.limit == "distance" and not answer.options
+    at = answer.at_distance
+    assert at is not None and at.near == 0 and "--server-rtt-ms 1" in at.sweep
+    assert "nothing was measured near a 1 ms round trip" in answer.message and at.sweep in answer.message
+    assert any(b.startswith("dispatcher/asyncio") for b in at.bounds)
+    near = plan(loopback, target_tps=20_000, p99_ms=5, rtt_ms=0.05)  # at the distance it was measured: a plan
+    assert near.options and near.at_distance is not None and near.at_distance.near > 0
+
+
+def test_rtt_ms_plans_only_from_points_measured_near_it(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    far = df["strategy"] == "pool"
+    df = df.assign(rtt_ms=[1.1 if f else 0.05 for f in far], loopback=[not f for f in far])
+    answer = plan(df, target_tps=2_000, rtt_ms=1)
+    assert answer.options and all(o.strategy == "pool" for o in answer.options)
+    assert answer.at_distance.sweep is not None and "dispatcher" in answer.at_distance.sweep  # the rest, at 1 ms
+
+
+def test_a_confirmation_holds_within_the_predictions_interval_and_not_outside(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    answer = plan(df, target_tps=2_000)
+    predicted = prediction(answer, most=1)
+    assert predicted is not None and predicted.processes == 1 and predicted.low <= predicted.tps <= predicted.high
+    assert predicted.command.startswith("tsobench sweep")
+    same = df[
+        (df["strategy"] == predicted.strategy)
+        & (df["concurrency"] == predicted.concurrency)
+        & (df["processes"] == 1)
+        & (df["api"] == predicted.api)
+    ]
+    held = confirmation(predicted, same)
+    assert held.held and held.measured_tps == pytest.approx(predicted.tps)
+    assert "within the prediction's interval" in held.sentence()
+    faster = same.assign(throughput_tps=same["throughput_tps"] * 3)
+    assert not confirmation(predicted, faster).held
+    assert not confirmation(predicted, df.iloc[0:0]).held
