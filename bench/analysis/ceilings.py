@@ -102,18 +102,23 @@ def server_side(row: pd.Series, model: Fit | None, batch: Batch, seen_tps: float
     lower = max(seen_tps, tps)
     lower_from = f"server side at least {lower:,.0f} ts/s: seen answering this design ({seen_at}); not a ceiling"
     cores = f"{threads} core{'s' if threads > 1 else ''}"
-    common = {"lower_bound_tps": lower, "lower_bound_from": lower_from, "cpu_share": share, "threads": threads}
+
+    def side(
+        ceiling: float | None, interval: tuple[float, float] | None, kind: str | None, why: str, best: float | None
+    ) -> ServerSide:
+        return ServerSide(ceiling, interval, kind, why, best, lower, lower_from, share, threads)
+
     if share is not None and share >= SATURATED_SHARE * threads:
         low, high = _interval(row, tps)
         why = (
             f"server side {SATURATED}: its CPU was {share:.2f} of the {cores} it can use while it answered "
             f"{tps:,.0f} ts/s [{low:,.0f}, {high:,.0f}] at this setting"
         )
-        return ServerSide(tps, (low, high), SATURATED, why, tps, **common)
+        return side(tps, (low, high), SATURATED, why, tps)
     if model is None:
-        return ServerSide(None, None, None, UNKNOWN_FROM + NO_CPU, None, **common)
+        return side(None, None, None, UNKNOWN_FROM + NO_CPU, None)
     if not model.fitted:
-        return ServerSide(None, None, None, f"{UNKNOWN_FROM}no cost model: {model.why}", None, **common)
+        return side(None, None, None, f"{UNKNOWN_FROM}no cost model: {model.why}", None)
     rpcs_per_ts = 1 / batch.ts_per_rpc
     ceiling = model.ceiling(rpcs_per_ts, batch.streams_per_rpc * rpcs_per_ts)
     if ceiling is None:
@@ -122,7 +127,7 @@ def server_side(row: pd.Series, model: Fit | None, batch: Batch, seen_tps: float
             "setting's cost depends "
             f"on telling them apart; the sweep that would: {separating_sweep(model.key)}"
         )
-        return ServerSide(None, None, None, why, None, **common)
+        return side(None, None, None, why, None)
     cap = _number(row.get("max_batch")) if _number(row.get("batch_rpc_us_mean")) else batch.ts_per_rpc
     best = model.ceiling(1 / (cap or batch.ts_per_rpc), batch.streams_per_rpc / (cap or batch.ts_per_rpc))
     if ceiling.high < tps and batch.ts_per_rpc <= (batch.measured_ts_per_rpc or batch.ts_per_rpc):
@@ -131,15 +136,13 @@ def server_side(row: pd.Series, model: Fit | None, batch: Batch, seen_tps: float
             f"{UNKNOWN_FROM}the cost model of {model.server} allows at most {ceiling.high:,.0f} ts/s at "
             f"{batch.ts_per_rpc:,.1f} ts per RPC, less than the {tps:,.0f} ts/s this point answered"
         )
-        return ServerSide(None, None, None, why, None, **common)
+        return side(None, None, None, why, None)
     why = (
         f"server side from its fitted cost ({model.server}, {model.runs} runs): {ceiling.cost_us_per_ts:,.2f} µs "
         f"of server CPU per timestamp at {batch.how}, {ceiling.idle_cores:.2f} core(s) idle work → {cores} "
         f"answer at most {ceiling.tps:,.0f} ts/s [{ceiling.low:,.0f}, {ceiling.high:,.0f}]"
     )
-    return ServerSide(
-        ceiling.tps, (ceiling.low, ceiling.high), FITTED, why, best.high if best else ceiling.high, **common
-    )
+    return side(ceiling.tps, (ceiling.low, ceiling.high), FITTED, why, best.high if best else ceiling.high)
 
 
 def _interval(row: pd.Series, value: float) -> tuple[float, float]:

@@ -242,9 +242,9 @@ def plan(
     seen = _seen(points, per_point)
     options = sorted(
         (
-            _option(r, target_tps, headroom, p99_ms, bases[i], by_series.get(r["series"]), models, per_point, seen)
+            _option(r, target_tps, headroom, p99_ms, basis, by_series.get(r["series"]), models, per_point, seen)
             for i, r in points.iterrows()
-            if bases[i] is not None
+            if (basis := bases[i]) is not None
         ),
         key=_rank,
     )
