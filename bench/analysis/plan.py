@@ -348,20 +348,22 @@ def _at_distance(points: pd.DataFrame, near: pd.DataFrame, rtt_ms: float) -> AtD
 
 
 def _bases(points: pd.DataFrame, p99_ms: float | None) -> dict[Any, str | None]:
-    """What each point's rate stands for. With ``p99_ms``: a design with open-loop points that held it is
-    planned from those (the highest is what it sustains), its closed-loop points dropped; a design without any
-    is planned from its closed loop, marked. Without ``p99_ms`` every point is what it is."""
+    """What each point's rate stands for. With ``p99_ms``: a design with open-loop points is planned from
+    those (the highest that held it is what it sustains; none held: it sustains nothing at that p99), its
+    closed-loop points dropped; a design without any is planned from its closed loop, marked. Without
+    ``p99_ms`` every point is what it is."""
     out: dict[Any, str | None] = {}
     for _, g in points.groupby("design", sort=False):
         held = g[g["open_loop"] & (g["p99_us"] / 1e3 <= p99_ms)] if p99_ms is not None else g.iloc[0:0]
         top = held["tps"].idxmax() if not held.empty else None
+        offered = bool(g["open_loop"].any())  # arrivals were offered: what it sustains is known, held or not
         for i, r in g.iterrows():
             if p99_ms is None:
                 out[i] = OPEN if r["open_loop"] else CLOSED
-            elif not held.empty:
+            elif offered:
                 out[i] = (SUSTAINED if i == top else OPEN) if r["open_loop"] else None
             else:
-                out[i] = OPEN if r["open_loop"] else CLOSED_ONLY
+                out[i] = CLOSED_ONLY
     return out
 
 

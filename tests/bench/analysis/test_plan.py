@@ -383,6 +383,9 @@ def test_a_plan_with_p99_uses_the_sustained_rate_and_marks_closed_loop(tmp_path:
     assert answer.runner_up is not None and answer.runner_up.series != answer.focus.series
     assert answer.focus.processes_range is None or answer.focus.processes_range[0] <= answer.focus.processes
     assert "Runner-up" in answer.message and "RPCs/s on the server" in answer.message
+    # no step held 0.5 ms: the dispatcher sustains nothing there, whatever its closed loop answered
+    strict = plan(df, target_tps=2_000, p99_ms=0.5)
+    assert not [o for o in strict.options if o.strategy == "dispatcher" and o.rate is None]
 
 
 @pytest.mark.parametrize("target", [5_000, 20_000, 50_000, 100_000, 300_000, 500_000, 2_000_000])
