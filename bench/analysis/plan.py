@@ -820,6 +820,7 @@ class Prediction:
     low: float
     high: float
     command: str
+    p99_ms: float | None = None  # the plan's objective: a confirmation must meet it too
 
 
 def prediction(p: Plan, most: int, scheduler: str | None = None) -> Prediction | None:
@@ -848,6 +849,7 @@ def prediction(p: Plan, most: int, scheduler: str | None = None) -> Prediction |
         min(k * low, cap),
         min(k * high, cap),
         command,
+        p.p99_ms,
     )
 
 
@@ -874,6 +876,8 @@ class Confirmation:
             measured += f" [{self.measured_low:,.0f}, {self.measured_high:,.0f}]"
         p99 = f", p99 {self.p99_ms:.2f} ms" if self.p99_ms is not None else ""
         verdict = "within the prediction's interval" if self.held else "OUTSIDE the prediction's interval"
+        if pr.p99_ms is not None and (self.p99_ms is None or self.p99_ms > pr.p99_ms):
+            verdict = f"p99 above the plan's {pr.p99_ms:g} ms"
         return f"{text}; measured {measured}{p99}: {verdict}."
 
     def to_dict(self) -> dict[str, object]:
@@ -894,12 +898,14 @@ def confirmation(predicted: Prediction, df: pd.DataFrame) -> Confirmation:
     r = rows.iloc[0]
     tps = float(r["tps"])
     interval = rate_interval(r)
-    held = bool(r["clean"]) and predicted.low <= tps <= predicted.high
+    p99 = float(r["p99_us"]) / 1e3 if pd.notna(r["p99_us"]) else None
+    within_p99 = predicted.p99_ms is None or (p99 is not None and p99 <= predicted.p99_ms)
+    held = bool(r["clean"]) and predicted.low <= tps <= predicted.high and within_p99
     return Confirmation(
         predicted,
         tps,
         interval[0] if interval else None,
         interval[1] if interval else None,
-        float(r["p99_us"]) / 1e3 if pd.notna(r["p99_us"]) else None,
+        p99,
         held,
     )

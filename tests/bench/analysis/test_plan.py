@@ -441,3 +441,22 @@ def test_a_confirmation_holds_within_the_predictions_interval_and_not_outside(tm
     faster = same.assign(throughput_tps=same["throughput_tps"] * 3)
     assert not confirmation(predicted, faster).held
     assert not confirmation(predicted, df.iloc[0:0]).held
+    slow = same.assign(p99_us=same["p99_us"] * 100)  # as fast, but the plan's objective is missed
+    strict = dataclasses.replace(predicted, p99_ms=5.0)
+    assert confirmation(strict, same).held and not confirmation(strict, slow).held
+    assert "p99 above the plan's 5 ms" in confirmation(strict, slow).sentence()
+
+
+def test_cli_rtt_ms_and_confirm_without_a_row_exit_4(tmp_path: Path) -> None:
+    runner = CliRunner()
+    far = runner.invoke(main, ["plan", str(FIXTURES), "--target-tps", "1000", "--rtt-ms", "1", "--json"])
+    assert far.exit_code == 4, far.output
+    data = json.loads(far.output)
+    assert data["limit"] == "distance" and "--server-rtt-ms 1" in data["at_distance"]["sweep"]
+    only_unsafe = tmp_path / "unsafe"
+    only_unsafe.mkdir()
+    shutil.copy(FIXTURES / "unsafe-shared-thread-c4.json", only_unsafe)
+    nothing = runner.invoke(main, ["plan", str(only_unsafe), "--target-tps", "100", "--confirm"])
+    assert nothing.exit_code == 4 and "nothing to confirm" in " ".join(nothing.output.split())
+    bad = runner.invoke(main, ["plan", str(FIXTURES), "--target-tps", "100", "--rtt-ms", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
