@@ -384,17 +384,9 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
 )
 @click.option("--headroom", type=float, default=0.3, show_default=True, help="Share of capacity kept free.")
 @click.option(
-    "--rtt-ms",
-    type=click.FloatRange(0, min_open=True),
-    default=None,
-    help="Plan for clients this round trip from the server: only points measured near it.",
+    "--rtt-ms", type=click.FloatRange(0, min_open=True), help="Plan for clients this round trip (ms) from the server."
 )
-@click.option(
-    "--confirm",
-    is_flag=True,
-    help="Run the confirming sweep the plan prints (as many processes as this machine or --scheduler holds) "
-    "and compare: exit 0 within the prediction's interval, 3 outside it.",
-)
+@click.option("--confirm", is_flag=True, help="Run the confirming sweep it prints: exit 0 as predicted, 3 not.")
 @click.option("--scheduler", default=None, help="With --confirm: run the confirming sweep's shards on Dask here.")
 @click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
 def plan_command(
