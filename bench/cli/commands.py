@@ -152,7 +152,7 @@ def quickstart_command(output: str | None, resume: bool) -> None:
             strategies=names(),
             concurrency=QUICKSTART_CONCURRENCY,
             duration_s=1.0,
-            warmup_s=0.4,
+            warmup_s=0.3,
             interval_s=0.25,  # 4 intervals a run
         )
     )
