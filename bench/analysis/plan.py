@@ -45,7 +45,7 @@ from rich.table import Table
 from tsobench.bench.analysis import costmodel
 from tsobench.bench.analysis.aggregate import designs, repeats
 from tsobench.bench.analysis.ceilings import UNKNOWN_FROM, Batch, ServerSide, planned_batch, server_side
-from tsobench.bench.analysis.distance import distance_text, round_trip_ms
+from tsobench.bench.analysis.distance import distance_key, distance_text, round_trip_ms
 from tsobench.bench.analysis.loader import BY_KEY, POINT, flag, named
 from tsobench.bench.analysis.stats import Samples, median_ci
 from tsobench.bench.analysis.usl import SeriesFit, fit_cells, fit_series, littles_law
@@ -330,18 +330,21 @@ def _near(r: pd.Series, rtt_ms: float) -> bool:
 def _at_distance(points: pd.DataFrame, near: pd.DataFrame, rtt_ms: float) -> AtDistance:
     """Each design's bound at ``rtt_ms`` (its stated requests or batches in flight per round trip, per
     process) and, where no point of it was measured near that round trip, the sweep that would."""
-    measured = tuple(sorted({distance_text(r) for _, r in points.iterrows()}))
+    measured = _distances(points)
     bounds = []
     missing: dict[str, set[str]] = {}
     for design, g in points.groupby("design", sort=True):
         first = g.iloc[0]
-        in_flight, unit = first.get("bound_in_flight"), str(first.get("bound_unit") or "requests")
+        most = g.loc[g["bound_in_flight"].fillna(0).astype(float).idxmax()]  # its largest measured in-flight
+        in_flight, unit = most.get("bound_in_flight"), str(most.get("bound_unit") or "requests")
         if in_flight is not None and pd.notna(in_flight) and in_flight > 0:
             per_s = float(in_flight) / (rtt_ms / 1e3)
+            at = f" c={int(most['concurrency'])}" if g["bound_in_flight"].nunique() > 1 else ""  # it varies with c
             what = "RPCs" if unit == "batches" else "requests"
+            one = unit.removesuffix("es" if unit == "batches" else "s") if in_flight == 1 else unit
             bounds.append(
-                f"{design}: at most {per_s:,.0f} {what}/s per process at {rtt_ms:g} ms ({int(in_flight)} {unit} in "
-                f"flight per round trip"
+                f"{design}{at}: at most {per_s:,.0f} {what}/s per process ({int(in_flight)} "
+                f"{one} in flight per round trip"
                 + (", each batch carrying every caller that queued)" if unit == "batches" else ")")
             )
         else:
@@ -357,6 +360,18 @@ def _at_distance(points: pd.DataFrame, near: pd.DataFrame, rtt_ms: float) -> AtD
         argv += ["-o", f"results/rtt-{rtt_ms:g}ms", "--report"]
         sweep = shlex.join(argv)
     return AtDistance(rtt_ms, len(near), measured, tuple(bounds), sweep)
+
+
+def _distances(points: pd.DataFrame) -> tuple[str, ...]:
+    """The distances measured, each once: ``loopback (round trips measured 0.05-0.96 ms)``, ``2 ms emulated``."""
+    out = []
+    for key, g in points.groupby([distance_key(r) for _, r in points.iterrows()], sort=True):
+        rtts = [x for x in (round_trip_ms(r) for _, r in g.iterrows()) if x is not None]
+        span = (
+            f"{min(rtts):.2f}-{max(rtts):.2f}" if rtts and min(rtts) != max(rtts) else f"{rtts[0]:.2f}" if rtts else ""
+        )
+        out.append(f"{key} (round trips measured {span} ms)" if span else str(key))
+    return tuple(out)
 
 
 def _bases(points: pd.DataFrame, p99_ms: float | None) -> dict[Any, str | None]:
