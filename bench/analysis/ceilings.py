@@ -86,7 +86,8 @@ class ServerSide:
     ceiling_interval: tuple[float, float] | None
     ceiling_kind: str | None  # SATURATED | FITTED | None
     ceiling_from: str
-    best_tps: float | None  # the ceiling at the most this design can batch (--max-batch): what UNREACHABLE needs
+    best_tps: float | None  # the ceiling at the most this design can batch (--max-batch): what UNREACHABLE needs;
+    # None where the runs cannot tell the cost at that batch (a timestamp's cost apart from an RPC's)
     lower_bound_tps: float  # the most this design was seen answering against this server: at least this
     lower_bound_from: str
     cpu_share: float | None  # cores busy in the window (None: not recorded)
@@ -140,9 +141,13 @@ def server_side(row: pd.Series, model: Fit | None, batch: Batch, seen_tps: float
     why = (
         f"server side from its fitted cost ({model.server}, {model.runs} runs): {ceiling.cost_us_per_ts:,.2f} µs "
         f"of server CPU per timestamp at {batch.how}, {ceiling.idle_cores:.2f} core(s) idle work → {cores} "
-        f"answer at most {ceiling.tps:,.0f} ts/s [{ceiling.low:,.0f}, {ceiling.high:,.0f}]"
+        f"answer at most {ceiling.tps:,.0f} ts/s [{ceiling.low:,.0f}, {_tps(ceiling.high)}]"
     )
-    return side(ceiling.tps, (ceiling.low, ceiling.high), FITTED, why, best.high if best else ceiling.high)
+    return side(ceiling.tps, (ceiling.low, ceiling.high), FITTED, why, best.high if best else None)
+
+
+def _tps(value: float) -> str:
+    return f"{value:,.0f}" if math.isfinite(value) else "no upper end: the runs do not bound the cost from below"
 
 
 def _interval(row: pd.Series, value: float) -> tuple[float, float]:

@@ -12,10 +12,13 @@ fitted to what it did in that window (``server_rpcs``, ``server_timestamps``,
 per-request (a stream per RPC), pool (an RPC per timestamp) and dispatcher (many
 timestamps per RPC) runs pin down the other three. Costs cannot be negative, so
 the fit is non-negative least squares; each cost's interval is a bootstrap over
-the runs (the runs resampled with replacement and fitted again).
+the runs (the runs resampled with replacement and fitted again, unconstrained,
+so an interval reaching below zero shows a cost the runs do not pin down, and a
+ceiling that rests on it has no upper end).
 
 Where the runs cannot tell two terms apart (only per-request runs: a stream,
-an RPC and a timestamp each time), the fit says which, and a prediction that
+an RPC and a timestamp each time; batches that all carried about as many
+timestamps: an SLO search at low rates), the fit says which, and a prediction that
 depends on telling them apart is refused rather than made up (``estimable``);
 ``SEPARATING_SWEEP`` is the sweep that would separate them. A build recorded
 as ``<commit>-dirty`` counts as its commit: the server's code is rarely what a
@@ -52,6 +55,8 @@ CONFOUNDED = 0.02  # a direction of the costs whose singular value is below this
 ESTIMABLE = 0.05  # a prediction leaning this much on an unmeasured direction cannot be made
 BAD_SPREADS = 3.0  # a run whose residual exceeds this many robust spreads of the residuals...
 BAD_SHARE = 0.2  # ...and this share of its CPU is predicted badly
+BATCH_SPAN = 4.0  # runs whose batches span less than this factor cannot tell an RPC's cost from a timestamp's...
+NEAR_BATCH = 1.5  # ...so they predict only batches within this factor of those measured
 SEPARATING_STRATEGIES = ("per-request", "pool", "dispatcher")  # a stream per RPC, an RPC per timestamp, batches
 SEPARATING_CONCURRENCY = (1, 8, 64)  # a light load pins the idle work
 
@@ -115,6 +120,12 @@ class Fit:
     draws: tuple[tuple[float, ...], ...]  # the bootstrap's fitted costs, one tuple per resample
     null: tuple[tuple[float, ...], ...]  # the directions of the (scaled) costs no run measured
     scales: tuple[float, ...]
+    batches: tuple[float, float] = (1.0, 1.0)  # the fewest and most timestamps per RPC the runs measured
+
+    @property
+    def batches_apart(self) -> bool:
+        """Whether the runs' batches differ enough to tell an RPC's cost from a timestamp's."""
+        return self.batches[1] >= BATCH_SPAN * self.batches[0]
 
     @property
     def fitted(self) -> bool:
@@ -136,6 +147,9 @@ class Fit:
         mix = (rpcs_per_ts, 1.0, streams_per_ts, 0.0)
         if not self.fitted or not self.estimable(mix) or not self.estimable((0, 0, 0, 1)):
             return None
+        low, high = self.batches
+        if not self.batches_apart and not (low / NEAR_BATCH <= 1 / rpcs_per_ts <= high * NEAR_BATCH):
+            return None  # a batch unlike any measured needs the two costs apart
         values = [c.value for c in self.costs]
         point = _ceiling(values, mix, self.threads)
         draws = np.array([_ceiling(d, mix, self.threads) for d in self.draws])
@@ -175,9 +189,11 @@ def _ceiling(costs: Sequence[float], mix: Sequence[float], threads: int) -> floa
 
 
 def _percentiles(draws: np.ndarray) -> tuple[float, float]:
+    """The middle ``CONFIDENCE`` of the draws, each end a draw itself (an unbounded ceiling stays unbounded)."""
     tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return float(low), float(high)
+    low = float(np.percentile(draws, tail, method="lower"))
+    high = float(np.percentile(draws, 100 - tail, method="higher"))
+    return low, high
 
 
 def server_key(row: pd.Series) -> tuple[str, ...]:
@@ -245,7 +261,9 @@ def fit(runs: pd.DataFrame, key: tuple[str, ...]) -> Fit:
     draws = []
     for _ in range(RESAMPLES):
         pick = inside[rng.integers(0, len(inside), size=len(inside))]
-        draws.append(tuple(float(v) for v in nnls(xs[pick], y[pick])[0] / scales))
+        # Unconstrained: clamping at zero would hide how little the runs say about a cost (a timestamp's
+        # apart from an RPC's when every batch was about one), and a ceiling at a large batch rests on it.
+        draws.append(tuple(float(v) for v in np.linalg.lstsq(xs[pick], y[pick], rcond=None)[0] / scales))
     bounds = [_percentiles(np.array([d[i] for d in draws])) for i in range(len(TERMS))]
     costs = tuple(
         Cost(t, float(values[i]), min(bounds[i][0], values[i]), max(bounds[i][1], values[i]))
@@ -257,6 +275,12 @@ def fit(runs: pd.DataFrame, key: tuple[str, ...]) -> Fit:
         Residual(str(r["run_id"]), _setting(r), float(y[i]), float(predicted[i]), not bool(keep[i]))
         for i, (_, r) in enumerate(runs.iterrows())
     )
+    answered = x[:, 0] > 0
+    batch = x[answered, 1] / x[answered, 0]
+    batches = (float(batch.min()), float(batch.max())) if len(batch) else (1.0, 1.0)
+    confounded = _groups(null)
+    if batches[1] < BATCH_SPAN * batches[0] and not any({"rpcs", "timestamps"} <= set(g) for g in confounded):
+        confounded += (("rpcs", "timestamps"),)
     return Fit(
         server=describe(key),
         key=key,
@@ -265,11 +289,12 @@ def fit(runs: pd.DataFrame, key: tuple[str, ...]) -> Fit:
         costs=costs,
         r2=1 - float(np.sum(fitted_resid**2)) / sst if sst > 0 else None,
         residuals=residuals,
-        confounded=_groups(null),
+        confounded=confounded,
         why="",
         draws=tuple(draws),
         null=null,
         scales=tuple(float(s) for s in scales),
+        batches=batches,
     )
 
 

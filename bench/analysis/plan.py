@@ -191,9 +191,20 @@ class Plan:
 
 
 def _option_dict(option: Candidate | None) -> dict[str, object] | None:
+    """An option as JSON: an unbounded figure (a ceiling the runs set no upper end to) as null."""
     if option is None:
         return None
-    return {"setting": option.setting(), **asdict(option)}
+    return {"setting": option.setting(), **_finite(asdict(option))}
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 REACHABLE, MORE_PROCESSES, UNKNOWN, UNREACHABLE = "reachable", "reachable with more processes", "unknown", "unreachable"
@@ -465,7 +476,7 @@ def _option(
         limit, reachable = "measured", True
     elif server.ceiling_tps is None or interval is None:
         limit, reachable = "server unknown", None  # beyond what was measured, and nothing says how far it goes
-    elif required > (server.best_tps or interval[1]):
+    elif server.best_tps is not None and required > server.best_tps:
         limit, reachable = "server side", False  # above the ceiling even at the most this design batches
     elif required > interval[1]:
         limit, reachable = "server at this batch", None  # a larger batch would lift it: not known either way
@@ -597,7 +608,7 @@ def _message(
         return (
             f"UNREACHABLE: {need}. The highest server-side ceiling of any safe point{within} is "
             f"{_ceiling(focus)} ({focus.setting()}; {focus.server_ceiling_from}), and at most "
-            f"{focus.server_best_tps or 0:,.0f} ts/s at the most it can batch. More client processes cannot take "
+            f"{_tps(focus.server_best_tps or 0)} ts/s at the most it can batch. More client processes cannot take "
             f"the server past it. Best measured{within}: {best_text} Scale the TSO server (more cores or servers), "
             "or lower the target or the headroom." + _context(focus)
         )
@@ -612,9 +623,8 @@ def _message(
         elif focus.limit == "server at this batch":
             server = (
                 f"At the batch this setting would have, the {focus.server_ceiling_from}; batching more per RPC "
-                "would allow up to "
-                f"{focus.server_best_tps or 0:,.0f} ts/s, which a higher rate per stream (more callers per "
-                "process, fewer streams) would need measuring."
+                f"would allow up to {_best(focus)}, which a higher rate per stream (more callers per process, fewer "
+                "streams) would need measuring."
             )
         else:
             server = f"The target lies inside the server ceiling's interval: the {focus.server_ceiling_from}."
@@ -648,10 +658,21 @@ def _ceiling(o: Candidate) -> str:
     """``80,000 ts/s [71,000, 90,000] (fitted cost)``."""
     if o.server_ceiling_tps is None:
         return "unknown"
-    text = f"{o.server_ceiling_tps:,.0f} ts/s"
+    text = f"{_tps(o.server_ceiling_tps)} ts/s"
     if o.server_ceiling_interval is not None:
-        text += f" [{o.server_ceiling_interval[0]:,.0f}, {o.server_ceiling_interval[1]:,.0f}]"
+        text += f" [{_tps(o.server_ceiling_interval[0])}, {_tps(o.server_ceiling_interval[1])}]"
     return f"{text} ({o.server_ceiling_kind})"
+
+
+def _best(o: Candidate) -> str:
+    if o.server_best_tps is None:
+        return "an unknown rate (the runs cannot tell a timestamp's cost apart)"
+    return f"{_tps(o.server_best_tps)} ts/s"
+
+
+def _tps(value: float) -> str:
+    """``80,000``, or ``no upper end`` where the runs set none."""
+    return f"{value:,.0f}" if math.isfinite(value) else "no upper end"
 
 
 def _context(o: Candidate) -> str:

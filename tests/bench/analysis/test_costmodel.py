@@ -112,3 +112,14 @@ def test_runs_against_another_server_or_without_cpu_are_kept_apart() -> None:
     fits = costmodel.fit_all(pd.concat([df, other, no_cpu], ignore_index=True))
     assert len(fits) == 2 and all(f.runs == 9 for f in fits.values())
     assert {f.server.split(" (")[0] for f in fits.values()} == {"the embedded server", "server pd:2379"}
+
+
+def test_batches_of_about_one_size_cannot_tell_an_rpc_from_a_timestamp() -> None:
+    """An SLO search at low rates: every batch about one timestamp. Its fit must not claim what a batch of 64
+    would cost (the SLO folder's UNREACHABLE came from that)."""
+    slo = runs([("dispatcher", r, 1.0 + r / 20_000) for r in (250, 500, 1000, 2000, 3000, 4000)])
+    (fit,) = costmodel.fit_all(slo).values()
+    assert fit.fitted and ("rpcs", "timestamps") in fit.confounded and not fit.batches_apart
+    assert fit.ceiling(1 / 1.1, 0.0) is not None  # within the batches measured
+    assert fit.ceiling(1 / 64, 0.0) is None and fit.ceiling(1e-4, 0.0) is None
+    assert "separate rpcs and timestamps" in costmodel.summary(fit)
