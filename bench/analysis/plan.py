@@ -280,6 +280,8 @@ def plan(
     message = _message(answer, target_tps, required, headroom, p99_ms, focus, best, at_distance)
     if runner_up is not None:
         message += f" Runner-up: {_runner_up(runner_up)}."
+    if options and at_distance is not None and at_distance.sweep is not None:
+        message += f" Designs not measured near {at_distance.rtt_ms:g} ms are left out; {at_distance.sweep} would."
     return Plan(
         target_tps=target_tps,
         p99_ms=p99_ms,

@@ -422,6 +422,7 @@ def test_rtt_ms_plans_only_from_points_measured_near_it(tmp_path: Path) -> None:
     answer = plan(df, target_tps=2_000, rtt_ms=1)
     assert answer.options and {o.strategy for o in answer.options} == {"pool", "per-request"}
     assert answer.at_distance.sweep is not None and "dispatcher" in answer.at_distance.sweep  # the rest, at 1 ms
+    assert "Designs not measured near 1 ms are left out" in answer.message
 
 
 def test_a_confirmation_holds_within_the_predictions_interval_and_not_outside(tmp_path: Path) -> None:
