@@ -669,7 +669,9 @@ def _ceiling(o: Candidate) -> str:
 def _best(o: Candidate) -> str:
     if o.server_best_tps is None:
         return "an unknown rate (the runs cannot tell a timestamp's cost apart)"
-    return f"{_tps(o.server_best_tps)} ts/s"
+    if not math.isfinite(o.server_best_tps):
+        return "a rate the runs set no upper end to"
+    return f"{o.server_best_tps:,.0f} ts/s"
 
 
 def _tps(value: float) -> str:
