@@ -378,7 +378,8 @@ def _at_distance(points: pd.DataFrame, near: pd.DataFrame, rtt_ms: float) -> AtD
 def _distances(points: pd.DataFrame) -> tuple[str, ...]:
     """The distances measured, each once: ``loopback (round trips measured 0.05-0.96 ms)``, ``2 ms emulated``."""
     out = []
-    for key, g in points.groupby([distance_key(r) for _, r in points.iterrows()], sort=True):
+    keys = pd.Series([distance_key(r) for _, r in points.iterrows()], index=points.index, dtype=object)
+    for key, g in points.groupby(keys, sort=True):
         rtts = [x for x in (round_trip_ms(r) for _, r in g.iterrows()) if x is not None]
         span = (
             f"{min(rtts):.2f}-{max(rtts):.2f}" if rtts and min(rtts) != max(rtts) else f"{rtts[0]:.2f}" if rtts else ""

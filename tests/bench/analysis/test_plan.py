@@ -409,6 +409,7 @@ def test_rtt_ms_on_a_loopback_folder_says_what_it_cannot_know_and_the_sweep_that
     at = answer.at_distance
     assert at is not None and at.near == 0 and "--server-rtt-ms 1" in at.sweep
     assert "nothing was measured near a 1 ms round trip" in answer.message and at.sweep in answer.message
+    assert at.measured == ("loopback (round trips measured 0.80 ms)",)  # each distance once, in words
     assert any(b.startswith("dispatcher/asyncio") for b in at.bounds)
     near = plan(loopback, target_tps=20_000, p99_ms=5, rtt_ms=0.1)  # at loopback's distance: a plan
     assert near.options and near.at_distance is not None and near.at_distance.near > 0
