@@ -1,101 +1,162 @@
-"""The server side of a capacity plan: a ceiling only where one can be defended, a lower bound otherwise.
+"""The server side of a capacity plan: a ceiling only where one can be defended, with its interval.
 
-The most the server was ever seen answering says what it can do at least, not
-at most: the quickstart's server answered 3,600 RPCs/s while sharing 2 cores
-with the clients, with nothing to show it was saturated. A ceiling needs the
-server's own cost (``metrics.server.cpu_us_per_ts``, its CPU in the measured
-window per timestamp): the cores it can use (``threads``: the asyncio server
-runs one thread, so one core) divided by that cost. When the server was
-measured at saturation (its CPU at 90 % or more of those cores) the measured
-rate is the ceiling itself. Each figure says which of the two it is and where
-it came from; without the server's CPU (a ``--target`` without
-``--target-metrics``, files written before the server recorded its CPU) the
-ceiling is unknown, and the plan says so instead of calling the target
-unreachable. So is a cost-based figure below what the server was seen to
-manage (a light load's cost per timestamp includes the server's idle work).
+Two kinds, the strongest first:
+
+- measured at saturation: the server's CPU was at 90 % or more of the cores it
+  can use (``threads``: the asyncio server runs one thread, so one core) while
+  it answered the point's rate: that rate is the ceiling, its interval the
+  point's own (``stats``);
+- fitted cost: the server's cost model (``costmodel``, fitted on every run
+  against the same server) at the batch the setting would have at the planned
+  rate (``planned_batch``), on the server's cores, its interval from the
+  model's bootstrap.
+
+Without the server's CPU, or where the runs cannot separate the costs this
+setting's mix needs, the ceiling is unknown and says why. What the server was
+seen answering is the most THIS design was measured at against it: a lower
+bound, never a ceiling, and never a figure computed from another design's
+RPCs (the pool's RPCs/s times the dispatcher's batch was seen by nobody).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
 
+from tsobench.bench.analysis.costmodel import Fit, confounded_text, separating_sweep
 from tsobench.bench.analysis.loader import number
 
 SATURATED_SHARE = 0.9  # of the server's cores busy in the window: measured at saturation
 DEFAULT_THREADS = 1  # the asyncio server runs one thread; a file that does not say is read as that
-CPU_COST, SATURATED = "cpu cost", "measured at saturation"
+FITTED, SATURATED = "fitted cost", "measured at saturation"
 NO_CPU = "no server CPU recorded in these runs (a --target without --target-metrics, or older files)"
 UNKNOWN_FROM = "server side unknown: "  # how an unknown ceiling's ``ceiling_from`` begins; the reason follows
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Timestamps per RPC a setting would have at the planned rate, and how that was found."""
+
+    ts_per_rpc: float
+    streams_per_rpc: float  # streams the server sees opened per RPC (per-request: one each)
+    measured_ts_per_rpc: float | None
+    how: str
+
+
+def planned_batch(row: pd.Series, requests_per_s_per_process: float, streams_per_rpc: float) -> Batch:
+    """A batching design's batch follows its rate: the requests that queue on a stream while its RPC is out
+    (rate per stream x RPC time, over the batches in flight per stream), at least one request, at most
+    ``--max-batch`` timestamps. A design that does not batch keeps the batch it was measured at.
+    ``streams_per_rpc``: the streams the server saw opened per RPC at this point (per-request: one each)."""
+    count = number(row.get("count")) or 1.0
+    rpcs_per_ts = number(row.get("rpcs_per_ts"))
+    measured = 1 / rpcs_per_ts if rpcs_per_ts and rpcs_per_ts > 0 else None
+    rpc_us = number(row.get("batch_rpc_us_mean"))
+    if rpc_us is None or rpc_us <= 0:
+        if measured is None:
+            return Batch(count, streams_per_rpc, None, f"{count:g} timestamp(s) per RPC (batching not measured)")
+        return Batch(
+            measured,
+            streams_per_rpc,
+            measured,
+            f"{measured:,.1f} ts per RPC as measured (no RPC time recorded to predict it from)",
+        )
+    lanes = (number(row.get("streams")) or 1.0) * (number(row.get("rpc_concurrency")) or 1.0)
+    queued = requests_per_s_per_process / lanes * rpc_us / 1e6
+    cap = number(row.get("max_batch")) or math.inf
+    ts = min(max(queued, 1.0) * count, cap)
+    return Batch(
+        ts,
+        streams_per_rpc,
+        measured,
+        f"{ts:,.1f} ts per RPC at the planned {requests_per_s_per_process:,.0f} requests/s per process "
+        f"({lanes:g} lane(s), RPC {rpc_us:,.0f} µs"
+        + (f", capped by --max-batch {cap:g}" if ts == cap else "")
+        + (f"; measured {measured:,.1f})" if measured else ")"),
+    )
+
+
+@dataclass(frozen=True)
 class ServerSide:
-    """What a measured point tells about the server's capacity at that point's batching."""
+    """What the runs tell about the server's capacity for one setting at the planned rate."""
 
     ceiling_tps: float | None  # None: unknown
-    ceiling_kind: str | None  # CPU_COST | SATURATED | None
+    ceiling_interval: tuple[float, float] | None
+    ceiling_kind: str | None  # SATURATED | FITTED | None
     ceiling_from: str
-    lower_bound_tps: float  # the most it was seen answering at this batching: at least this, not at most
+    best_tps: float | None  # the ceiling at the most this design can batch (--max-batch): what UNREACHABLE needs;
+    # None where the runs cannot tell the cost at that batch (a timestamp's cost apart from an RPC's)
+    lower_bound_tps: float  # the most this design was seen answering against this server: at least this
     lower_bound_from: str
     cpu_share: float | None  # cores busy in the window (None: not recorded)
     threads: int  # cores it can use
-    cpu_us_per_ts: float | None
 
 
-def server_side(row: pd.Series, server_rps: float | None) -> ServerSide:
-    """The server side of one aggregated point; ``server_rps`` is the most RPCs/s any clean run against
-    the same server measured (None: no server counters)."""
+def server_side(row: pd.Series, model: Fit | None, batch: Batch, seen_tps: float, seen_at: str) -> ServerSide:
+    """The server side of one aggregated point (``row``) at the planned ``batch``; ``seen_tps`` is the most
+    the same design was measured answering against the same server (``seen_at`` its setting)."""
     tps = float(row["tps"])
-    share, cost = number(row.get("server_cpu_share")), number(row.get("server_cpu_us_per_ts"))
-    threads = int(number(row.get("server_threads")) or DEFAULT_THREADS)
-    lower, lower_from = _lower_bound(row, tps, server_rps)
+    share = number(row.get("server_cpu_share"))
+    threads = int(number(row.get("server_threads")) or (model.threads if model else DEFAULT_THREADS))
+    lower = max(seen_tps, tps)
+    lower_from = f"server side at least {lower:,.0f} ts/s: seen answering this design ({seen_at}); not a ceiling"
     cores = f"{threads} core{'s' if threads > 1 else ''}"
+    others = number(row.get("server_others_rpcs"))
+
+    def side(
+        ceiling: float | None, interval: tuple[float, float] | None, kind: str | None, why: str, best: float | None
+    ) -> ServerSide:
+        if others:
+            why += f"; its server cost includes others' load (the server answered {others:,.0f} RPCs beyond the run's)"
+        return ServerSide(ceiling, interval, kind, why, best, lower, lower_from, share, threads)
+
     if share is not None and share >= SATURATED_SHARE * threads:
-        kind, ceiling = SATURATED, tps
+        low, high = _interval(row, tps)
         why = (
             f"server side {SATURATED}: its CPU was {share:.2f} of the {cores} it can use while it answered "
-            f"{tps:,.0f} ts/s at this setting"
+            f"{tps:,.0f} ts/s [{low:,.0f}, {high:,.0f}] at this setting"
         )
-    elif cost is not None and cost > 0 and threads * 1e6 / cost < lower:
-        # At a light load the cost per timestamp carries the server's idle work (its clock tick, saves):
-        # an estimate the server was seen to beat is no ceiling.
-        kind, ceiling = None, None
+        return side(tps, (low, high), SATURATED, why, tps)
+    if model is None:
+        return side(None, None, None, UNKNOWN_FROM + NO_CPU, None)
+    if not model.fitted:
+        return side(None, None, None, f"{UNKNOWN_FROM}no cost model: {model.why}", None)
+    rpcs_per_ts = 1 / batch.ts_per_rpc
+    ceiling = model.ceiling(rpcs_per_ts, batch.streams_per_rpc * rpcs_per_ts)
+    if ceiling is None:
         why = (
-            f"{UNKNOWN_FROM}its CPU cost here ({cost:,.2f} µs per timestamp) would allow "
-            f"{threads * 1e6 / cost:,.0f} ts/s, less than the {lower:,.0f} ts/s it was seen to manage"
+            f"{UNKNOWN_FROM}the runs of {model.server} cannot {confounded_text(model.confounded)}, and this "
+            "setting's cost depends "
+            f"on telling them apart; the sweep that would: {separating_sweep(model.key)}"
         )
-    elif cost is not None and cost > 0:
-        kind, ceiling = CPU_COST, threads * 1e6 / cost
-        busy = f", {share:.2f} of {cores} busy" if share is not None else ""
+        return side(None, None, None, why, None)
+    cap = number(row.get("max_batch")) if number(row.get("batch_rpc_us_mean")) else batch.ts_per_rpc
+    best = model.ceiling(1 / (cap or batch.ts_per_rpc), batch.streams_per_rpc / (cap or batch.ts_per_rpc))
+    if ceiling.high < tps and batch.ts_per_rpc <= (batch.measured_ts_per_rpc or batch.ts_per_rpc):
+        # the fit is refuted here: at no more batching than measured, this point answered more than it allows
         why = (
-            f"server side from its CPU cost: {cost:,.2f} µs of server CPU per timestamp at this batching"
-            f"{busy} → {cores} answer at most {ceiling:,.0f} ts/s"
+            f"{UNKNOWN_FROM}the cost model of {model.server} allows at most {ceiling.high:,.0f} ts/s at "
+            f"{batch.ts_per_rpc:,.1f} ts per RPC, less than the {tps:,.0f} ts/s this point answered"
         )
-    else:
-        kind, ceiling = None, None
-        why = UNKNOWN_FROM + NO_CPU
-    others = number(row.get("server_others_rpcs"))
-    if others and cost is not None:
-        why += f"; its server cost includes others' load (the server answered {others:,.0f} RPCs beyond the run's)"
-    return ServerSide(ceiling, kind, why, lower, lower_from, share, threads, cost)
-
-
-def _lower_bound(row: pd.Series, tps: float, server_rps: float | None) -> tuple[float, str]:
-    """The most RPCs/s the server was measured answering x this point's timestamps per RPC (or the
-    point's own rate, whichever is more)."""
-    rpcs_per_ts = number(row.get("rpcs_per_ts"))
-    if server_rps is None:
-        return tps, f"server side at least {tps:,.0f} ts/s: this point's own measured rate (no server counters)"
-    batching = "at this batching"
-    if rpcs_per_ts is None or rpcs_per_ts <= 0:  # this point's batching was not measured: assume count per RPC
-        batching = "assuming no batching (not measured for this point)"
-        ts_per_rpc = number(row.get("count")) or 1.0
-    else:
-        ts_per_rpc = 1 / rpcs_per_ts
-    bound = max(server_rps * ts_per_rpc, tps)
-    return bound, (
-        f"server side at least {bound:,.0f} ts/s: {server_rps:,.0f} RPCs/s (the most measured) x "
-        f"{ts_per_rpc:,.1f} ts per RPC {batching}; seen, not a ceiling"
+        return side(None, None, None, why, None)
+    why = (
+        f"server side from its fitted cost ({model.server}, {model.runs} runs): {ceiling.cost_us_per_ts:,.2f} µs "
+        f"of server CPU per timestamp at {batch.how}, {ceiling.idle_cores:.2f} core(s) idle work → {cores} "
+        f"answer at most {ceiling.tps:,.0f} ts/s [{ceiling.low:,.0f}, {_tps(ceiling.high)}]"
     )
+    return side(ceiling.tps, (ceiling.low, ceiling.high), FITTED, why, best.high if best else None)
+
+
+def _tps(value: float) -> str:
+    return f"{value:,.0f}" if math.isfinite(value) else "no upper end: the runs do not bound the cost from below"
+
+
+def _interval(row: pd.Series, value: float) -> tuple[float, float]:
+    """The point's throughput interval (``stats``'s, as ``aggregate`` estimated it), else its spread."""
+    est = row.get("tps_est")
+    low, high = getattr(est, "low", None), getattr(est, "high", None)
+    if low is None or high is None:
+        low, high = number(row.get("tps_min")), number(row.get("tps_max"))
+    return (min(low, value) if low is not None else value), (max(high, value) if high is not None else value)

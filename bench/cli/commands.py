@@ -220,6 +220,11 @@ def sweep_command(
     sys.exit(_run_sweep(plan, output, name, resume=resume, given=given, report=report, as_json=as_json))
 
 
+# Four levels: a USL fit has three parameters and needs more levels than that to say anything (usl.MIN_LEVELS),
+# so the plan's one-process ceiling exists after the quickstart.
+QUICKSTART_CONCURRENCY = (1, 4, 16, 64)
+
+
 @main.command("quickstart")
 @click.option("--output", "-o", default=None, help="Results folder [default: results/quickstart-<time>/].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted quickstart in --output.")
@@ -238,10 +243,10 @@ def quickstart_command(output: str | None, resume: bool, as_json: bool) -> None:
         if resume
         else SweepPlan.of(
             strategies=names(),
-            concurrency=(1, 8, 64),
-            duration_s=1.5,
-            warmup_s=0.5,
-            interval_s=0.25,  # 6 intervals a run
+            concurrency=QUICKSTART_CONCURRENCY,
+            duration_s=1.0,
+            warmup_s=0.3,
+            interval_s=0.25,  # 4 intervals a run
         )
     )
     sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True, as_json=as_json))
@@ -508,28 +513,95 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     "--p99-ms", type=click.FloatRange(0, min_open=True), default=None, help="Latency limit: p99 at or below this."
 )
 @click.option("--headroom", type=float, default=0.3, show_default=True, help="Share of capacity kept free.")
+@click.option(
+    "--rtt-ms", type=click.FloatRange(0, min_open=True), help="Plan for clients this round trip (ms) from the server."
+)
+@click.option("--confirm", is_flag=True, help="Run the confirming sweep it prints: exit 0 as predicted, 3 not.")
+@click.option("--scheduler", default=None, help="With --confirm: run the confirming sweep's shards on Dask here.")
 @click.option("--json", "as_json", is_flag=True, help="The plan as JSON on stdout.")
 def plan_command(
-    paths: tuple[str, ...], target_tps: float, p99_ms: float | None, headroom: float, as_json: bool
+    paths: tuple[str, ...],
+    target_tps: float,
+    p99_ms: float | None,
+    headroom: float,
+    rtt_ms: float | None,
+    confirm: bool,
+    scheduler: str | None,
+    as_json: bool,
 ) -> None:
     """Which safe strategy and settings reach --target-tps, on how many processes and machines.
 
     Exit 0: reachable (the message says when only by extrapolation); 3: unreachable (above a ceiling it
-    names); 4: unknown (beyond what was measured, the server's ceiling not known); 2: bad input.
+    names); 4: unknown (beyond what was measured, the server's ceiling not known, or nothing measured near
+    --rtt-ms); 2: bad input. With --confirm: 0 when the confirming measurement falls within the prediction's
+    interval, 3 when not, 4 when nothing could be confirmed.
     """
     from tsobench.bench.analysis.loader import load
     from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, to_json
 
     try:
-        answer = plan(load(paths), target_tps, p99_ms, headroom)
+        answer = plan(load(paths), target_tps, p99_ms, headroom, rtt_ms)
     except ValueError as exc:
         make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_USAGE)
-    if as_json:
-        click.echo(to_json(answer))
-    else:
+    code = {UNREACHABLE: EXIT_DIRTY, UNKNOWN: EXIT_UNKNOWN}.get(answer.answer, EXIT_OK)
+    if not confirm:
+        if as_json:
+            click.echo(to_json(answer))
+        else:
+            print_plan(answer, make_console())
+        sys.exit(code)
+    if not as_json:
         print_plan(answer, make_console())
-    sys.exit({UNREACHABLE: EXIT_DIRTY, UNKNOWN: EXIT_UNKNOWN}.get(answer.answer, EXIT_OK))
+    sys.exit(_confirm(answer, scheduler, as_json))
+
+
+def _confirm(answer: Any, scheduler: str | None, as_json: bool) -> int:
+    """Run the plan's confirming sweep into a fresh folder and judge it; the sweep's output goes to stderr."""
+    import json
+    import os
+    import subprocess
+
+    from tsobench.bench.analysis.loader import load
+    from tsobench.bench.analysis.plan import confirmation, prediction
+
+    err = make_console(stderr=True)
+    # The embedded server runs one thread: the clients get the other cores (a --target's server runs elsewhere).
+    o = answer.recommendation or answer.focus
+    most = (os.cpu_count() or 1) - (0 if o is None or o.target else 1)
+    predicted = prediction(answer, max(1, most), scheduler)
+    if predicted is None:
+        err.print("[yellow]nothing to confirm:[/] the plan names no setting with a process count", highlight=False)
+        if as_json:
+            click.echo(json.dumps({"plan": answer.to_dict(), "confirmation": None}, default=str))
+        return EXIT_UNKNOWN
+    argv = shlex.split(predicted.command)
+    out = Path(argv[argv.index("-o") + 1] + time.strftime("-%Y%m%dT%H%M%S"))
+    argv[argv.index("-o") + 1] = str(out)
+    argv = [a for a in argv if a != "--report"]
+    err.print(f"confirming: {shlex.join(argv)}", highlight=False, soft_wrap=True)
+    done = subprocess.run([sys.executable, "-m", "tsobench.bench", *argv[1:]], stdout=sys.stderr, check=False)
+    measured = confirmation(predicted, load([str(out)]) if out.exists() else _empty())
+    if as_json:
+        click.echo(json.dumps({"plan": answer.to_dict(), "confirmation": measured.to_dict()}, default=_plain))
+    else:
+        style = "green" if measured.held else "red"
+        make_console().print(f"[bold {style}]{escape(measured.sentence())}[/]", highlight=False)
+    if measured.measured_tps is None:
+        err.print(f"[yellow]the confirming sweep measured nothing (exit {done.returncode})[/]", highlight=False)
+        return EXIT_UNKNOWN
+    return EXIT_OK if measured.held else EXIT_DIRTY
+
+
+def _empty() -> Any:
+    import pandas as pd
+
+    return pd.DataFrame()
+
+
+def _plain(value: object) -> object:
+    """numpy scalars as numbers, anything else as text."""
+    return value.item() if hasattr(value, "item") else str(value)
 
 
 @main.command("compare")

@@ -14,9 +14,20 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from tsobench.bench.analysis.ceilings import CPU_COST, SATURATED
+from tsobench.bench.analysis.ceilings import FITTED, SATURATED
 from tsobench.bench.analysis.loader import load_results
-from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, confirm_command, plan, print_plan, shown
+from tsobench.bench.analysis.plan import (
+    MORE_PROCESSES,
+    REACHABLE,
+    UNKNOWN,
+    UNREACHABLE,
+    confirm_command,
+    confirmation,
+    plan,
+    prediction,
+    print_plan,
+    shown,
+)
 from tsobench.bench.analysis.usl import SeriesFit, fit_usl
 from tsobench.bench.cli.commands import main
 
@@ -86,7 +97,7 @@ def test_processes_and_machines_arithmetic(measured_with_cpu) -> None:
     assert r.server_ceiling_tps >= answer.required_tps and r.server_ceiling_from.startswith("server side")
     assert r.command in answer.message and "--processes 1,2 " in r.command
     # the ceiling is the server's cost on its one core: 200 µs per RPC of 16 timestamps, 80k ts/s
-    assert r.server_ceiling_kind == CPU_COST and r.server_ceiling_tps == pytest.approx(1e6 / 200 * 13_968 / 873)
+    assert r.server_ceiling_kind == FITTED and r.server_ceiling_tps == pytest.approx(1e6 / 200 * 13_968 / 873)
 
 
 ONE_PROCESS = ("dispatcher-asyncio-c1.json", "dispatcher-asyncio-c4.json", "dispatcher-asyncio-c16.json")
@@ -94,10 +105,14 @@ ONE_PROCESS = ("dispatcher-asyncio-c1.json", "dispatcher-asyncio-c4.json", "disp
 
 @pytest.fixture
 def one_process(copies, with_cpu):
-    """dispatcher/asyncio measured with one client process at 1, 4, 16 callers (28k ts/s at most); the
-    server answered at most 2,947 RPCs/s and the c=16 point batched 16 timestamps per RPC: 47k ts/s seen.
-    Its CPU (hand-made): 300 µs per RPC, so one core answers 3,333 RPCs/s: 53.3k ts/s at 16 per RPC."""
-    return load_results(copies(ONE_PROCESS, lambda d: with_cpu(d, 300.0)))
+    """Every fixture, the server's CPU (hand-made) 300 µs per RPC: the cost model fits one core answering
+    3,333 RPCs/s, 53.3k ts/s at the 16 per RPC dispatcher/asyncio c=16 batched. dispatcher/asyncio was measured
+    with one client process at 1, 4, 16 callers (28k ts/s at most)."""
+    return load_results(copies(fixture_names(), lambda d: with_cpu(d, 300.0)))
+
+
+def fixture_names() -> list[str]:
+    return sorted(p.name for p in FIXTURES.glob("*.json") if p.name != "pytest-benchmark-smoke.json")
 
 
 def test_one_process_and_server_headroom_answers_with_processes_and_a_command(one_process) -> None:
@@ -129,9 +144,9 @@ def test_a_target_beyond_the_server_cpu_ceiling_is_refused(one_process) -> None:
     assert answer.message.startswith("UNREACHABLE")
     assert "53,3" in answer.message and "µs of server CPU per timestamp" in answer.message
     assert "cannot take the server past it" in answer.message and "--processes" not in answer.message
-    # the most the server was seen answering is a lower bound, shown as one, never the ceiling
-    assert "2,947 RPCs/s (the most measured) x 16.0 ts per RPC" in answer.focus.server_lower_bound_from
-    assert "seen, not a ceiling" in answer.focus.server_lower_bound_from
+    # the most this design was seen answering is a lower bound, shown as one, never the ceiling
+    assert answer.focus.server_lower_bound_from.startswith("server side at least 28,082 ts/s: seen answering this")
+    assert "not a ceiling" in answer.focus.server_lower_bound_from
     assert all(o.processes is None and o.machines is None for o in answer.options)  # no "needs" past a ceiling
 
 
@@ -158,8 +173,8 @@ def test_a_saturated_server_gives_a_measured_ceiling(copies, with_cpu) -> None:
 def test_a_server_with_more_cores_than_it_used_is_not_saturated(copies, with_cpu) -> None:
     two_cores = load_results(copies(["dispatcher-asyncio-c16.json"], lambda d: with_cpu(d, share=0.95, threads=2)))
     (o,) = plan(two_cores, target_tps=1).options
-    assert o.server_ceiling_kind == CPU_COST and o.server_threads == 2
-    assert o.server_ceiling_tps == pytest.approx(2 * 13_968 / 0.500256 / 0.95, rel=1e-3)
+    assert o.server_ceiling_kind is None and o.server_threads == 2  # one run: no cost model, not saturated
+    assert "no cost model: 1 run(s)" in o.server_ceiling_from
     absent = load_results(
         copies(["dispatcher-asyncio-c16.json"], lambda d: with_cpu(d, share=0.95, threads=None), "absent")
     )
@@ -167,13 +182,15 @@ def test_a_server_with_more_cores_than_it_used_is_not_saturated(copies, with_cpu
     assert o.server_threads == 1 and o.server_ceiling_kind == SATURATED  # absent threads: the one-thread server
 
 
-def test_a_cpu_cost_the_server_was_seen_to_beat_is_no_ceiling(copies, with_cpu) -> None:
-    # SYNTHETIC: 400 µs per RPC would allow 2,500 RPCs/s (40k ts/s at c=16's 16 per RPC), yet the server
-    # answered 2,947 RPCs/s at c=1: the estimate is refuted, so the ceiling is unknown, not 40k
-    refuted = load_results(copies(ONE_PROCESS, lambda d: with_cpu(d, 400.0)))
-    answer = plan(refuted, target_tps=40_000)
-    assert answer.answer == UNKNOWN and answer.focus.server_ceiling_tps is None
-    assert "would allow 40,000 ts/s, less than the 47,149 ts/s it was seen to manage" in answer.message
+def test_what_the_server_was_seen_answering_is_never_computed_across_designs(measured) -> None:
+    """ "521,003 ts/s it was seen to manage" was pool's RPCs/s times the dispatcher's batch: seen by nobody.
+    The lower bound is the most the design itself was measured answering."""
+    answer = plan(measured, target_tps=1e7)
+    for o in answer.options:
+        own = max(x.measured_tps for x in answer.options if x.series == o.series)
+        assert o.server_lower_bound_tps == pytest.approx(own)
+        assert "RPCs/s (the most measured)" not in o.server_lower_bound_from
+    assert "seen to manage" not in answer.message
 
 
 @pytest.mark.parametrize(
@@ -190,7 +207,7 @@ def test_2x_10x_100x_the_best_point_never_unreachable_without_a_named_ceiling(co
         else:
             assert answer.answer == UNREACHABLE
             focus = answer.focus
-            assert focus.server_ceiling_kind in (CPU_COST, SATURATED) and focus.server_ceiling_tps is not None
+            assert focus.server_ceiling_kind in (FITTED, SATURATED) and focus.server_ceiling_tps is not None
             assert (
                 f"{focus.server_ceiling_tps:,.0f} ts/s" in answer.message
                 and focus.server_ceiling_from in answer.message
@@ -256,13 +273,15 @@ def test_cli_exit_codes_and_json(tmp_path: Path, copies, with_cpu) -> None:
             "server_threads"} <= set(data["recommendation"])  # fmt: skip
     unknown = runner.invoke(main, ["plan", str(FIXTURES), "--target-tps", "1e7", "--json"])
     assert unknown.exit_code == 4 and json.loads(unknown.output)["answer"] == "unknown"
-    with_cpu_folder = copies(["dispatcher-asyncio-c16.json"], lambda d: with_cpu(d, US_PER_RPC))
+    with_cpu_folder = copies(fixture_names(), lambda d: with_cpu(d, US_PER_RPC), folder="cpu")
     refused = runner.invoke(main, ["plan", str(with_cpu_folder), "--target-tps", "1e7"])
     assert refused.exit_code == 3 and "UNREACHABLE" in refused.output
     refused_json = json.loads(
         runner.invoke(main, ["plan", str(with_cpu_folder), "--target-tps", "1e7", "--json"]).output
     )
-    assert refused_json["focus"]["server_ceiling_kind"] == CPU_COST and refused_json["answer"] == "unreachable"
+    assert refused_json["focus"]["server_ceiling_kind"] == FITTED and refused_json["answer"] == "unreachable"
+    low, high = refused_json["focus"]["server_ceiling_interval"]
+    assert low <= refused_json["focus"]["server_ceiling_tps"] <= high
     bad = runner.invoke(main, ["plan", str(FIXTURES), "--target-tps", "100", "--headroom", "1.5"])
     assert bad.exit_code == 2 and "headroom" in bad.output and "Traceback" not in bad.output
     only_unsafe = tmp_path / "unsafe"
@@ -270,3 +289,177 @@ def test_cli_exit_codes_and_json(tmp_path: Path, copies, with_cpu) -> None:
     shutil.copy(FIXTURES / "unsafe-shared-thread-c4.json", only_unsafe)
     none = runner.invoke(main, ["plan", str(only_unsafe), "--target-tps", "100"])
     assert none.exit_code == 3 and "no safe, clean measured point" in " ".join(none.output.split())
+
+
+# --- the server's fitted cost, sustainable rates, distance, the whole answer --------------------------------
+
+# SYNTHETIC: one server that spends 100 µs per RPC, 2 µs per timestamp, 300 µs per stream opened and 0.05 of its
+# one core idling (2 % noise); a dispatcher's RPC takes 400 µs, so it batches rate x 400 µs per RPC.
+COSTS = (100e-6, 2e-6, 300e-6, 0.05)
+RPC_US = 400.0
+
+
+def synthetic(
+    folder: Path, strategy: str, concurrency: int, tps: float, p99_ms: float, rate: float | None = None
+) -> None:
+    """One results file, written from a real fixture with the figures of this hand-made server."""
+    template = {"dispatcher": "dispatcher-asyncio-c16.json", "pool": "pool-thread-c4.json"}
+    template["per-request"] = "per-request-thread-c4.json"
+    data = json.loads((FIXTURES / template[strategy]).read_text())
+    name = f"{strategy}-c{concurrency}" + (f"-r{rate:g}" if rate else "")
+    seconds = 1.0
+    batch = max(1.0, (rate or tps) * RPC_US / 1e6) if strategy == "dispatcher" else 1.0
+    rpcs = tps * seconds / batch
+    streams = rpcs if strategy == "per-request" else 0.0
+    noise = 1 + 0.02 * math.sin(len(name) * 7.0 + concurrency)  # deterministic "noise"
+    cpu = (COSTS[0] * rpcs + COSTS[1] * tps * seconds + COSTS[2] * streams + COSTS[3] * seconds) * noise
+    data["run_id"] = name
+    data["config"].update(concurrency=concurrency, rate=rate, api="asyncio")
+    m = data["metrics"]
+    m.update(throughput_tps=tps, throughput_rps=tps, measured_s=seconds)
+    m["latency_us"].update(p99=int(p99_ms * 1e3), p999=int(p99_ms * 1.2e3), max=int(p99_ms * 1.5e3))
+    m["server"].update(rpcs=int(rpcs), timestamps=int(tps * seconds), streams=int(streams), mean_batch=batch)
+    m["server"].update(cpu_s=cpu, cpu_share=cpu / seconds, cpu_us_per_ts=cpu * 1e6 / (tps * seconds), threads=1)
+    if strategy == "dispatcher":
+        m["batching"] = {
+            "rpcs": int(rpcs),
+            "requests": int(tps),
+            "mean_batch": batch,
+            "rpcs_per_s": rpcs / seconds,
+            "rpc_us_mean": RPC_US,
+            "wait_us_mean": RPC_US / 2,
+        }
+    data.pop("histograms", None)
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def slo_folder(folder: Path) -> Path:
+    """A `tsobench slo` search of the dispatcher at p99 <= 5 ms: 8,000/s held, 16,000/s did not."""
+    folder.mkdir()
+    for rate, p99 in ((1000, 1.0), (2000, 1.2), (4000, 1.5), (8000, 3.0), (16000, 12.0), (12000, 7.0)):
+        synthetic(folder, "dispatcher", 8, rate * 0.99, p99, rate=rate)
+    return folder
+
+
+def sweep_folder(folder: Path) -> Path:
+    """A closed-loop sweep of per-request, pool and the dispatcher against the same server."""
+    folder.mkdir()
+    for c, tps, p99 in ((1, 3000, 0.5), (4, 11000, 1.0), (16, 18000, 3.0), (64, 40000, 9.0)):
+        synthetic(folder, "dispatcher", c, tps, p99)
+    for c, tps, p99 in ((1, 3000, 0.4), (4, 5000, 1.2), (16, 6000, 4.0), (64, 6200, 15.0)):
+        synthetic(folder, "pool", c, tps, p99)
+    for c, tps, p99 in ((1, 800, 1.5), (4, 1000, 5.0)):
+        synthetic(folder, "per-request", c, tps, p99)
+    return folder
+
+
+def test_the_server_ceiling_comes_from_the_fitted_cost_at_the_planned_batch(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    answer = plan(df, target_tps=10 * 40_000, p99_ms=5)
+    (model,) = answer.cost_models
+    rpc, _, _, idle = (c.value for c in model.costs)
+    assert rpc == pytest.approx(100e-6, rel=0.2) and idle == pytest.approx(0.05, abs=0.03)
+    pool = next(o for o in answer.options if o.strategy == "pool" and o.concurrency == 4)
+    assert pool.server_ceiling_kind == FITTED
+    low, high = pool.server_ceiling_interval
+    assert low <= pool.server_ceiling_tps <= high
+    assert pool.server_ceiling_tps == pytest.approx(0.95 / (102e-6), rel=0.15)  # one RPC per timestamp
+    assert pool.pd_rpcs_per_s == pytest.approx(400_000)  # the load on the server: RPCs/s at its batch
+    dispatcher = next(o for o in answer.options if o.strategy == "dispatcher" and o.concurrency == 16)
+    assert dispatcher.ts_per_rpc > 1 and "RPC 400 µs" in dispatcher.batch_from  # predicted, not carried
+    assert dispatcher.server_ceiling_tps > pool.server_ceiling_tps  # batching costs the server less
+    assert answer.answer != UNREACHABLE or answer.focus.server_best_tps < answer.required_tps
+
+
+def test_a_plan_with_p99_uses_the_sustained_rate_and_marks_closed_loop(tmp_path: Path) -> None:
+    df = load_results([slo_folder(tmp_path / "slo"), sweep_folder(tmp_path / "sweep")])
+    answer = plan(df, target_tps=20_000, p99_ms=5)
+    dispatcher = [o for o in answer.options if o.strategy == "dispatcher"]
+    assert dispatcher and all(o.rate is not None for o in dispatcher)  # its closed loop is not planned from
+    top = max((o for o in dispatcher if o.meets_p99), key=lambda o: o.per_process_tps)
+    assert top.basis.startswith("sustained") and top.rate == 8000  # the highest rate that held p99 <= 5 ms
+    pool = [o for o in answer.options if o.strategy == "pool"]
+    assert pool and all("no sustainable rate" in o.basis for o in pool)  # closed loop only where nothing better
+    assert answer.runner_up is not None and answer.runner_up.series != answer.focus.series
+    assert answer.focus.processes_range is None or answer.focus.processes_range[0] <= answer.focus.processes
+    assert "Runner-up" in answer.message and "RPCs/s on the server" in answer.message
+    # no step held 0.5 ms: the dispatcher sustains nothing there, whatever its closed loop answered
+    strict = plan(df, target_tps=2_000, p99_ms=0.5)
+    assert not [o for o in strict.options if o.strategy == "dispatcher" and o.rate is None]
+
+
+@pytest.mark.parametrize("target", [5_000, 20_000, 50_000, 100_000, 300_000, 500_000, 2_000_000])
+def test_plans_from_the_same_servers_folders_agree(tmp_path: Path, target: int) -> None:
+    """An SLO folder, a sweep folder and both: never unreachable in one and reachable in another."""
+    slo, sweep = slo_folder(tmp_path / "slo"), sweep_folder(tmp_path / "sweep")
+    answers = {
+        name: plan(load_results(paths), target_tps=target, p99_ms=5).answer
+        for name, paths in (("slo", [slo]), ("sweep", [sweep]), ("both", [slo, sweep]))
+    }
+    reachable = {n for n, a in answers.items() if a in (REACHABLE, MORE_PROCESSES)}
+    unreachable = {n for n, a in answers.items() if a == UNREACHABLE}
+    assert not (reachable and unreachable), answers
+
+
+def test_rtt_ms_on_a_loopback_folder_says_what_it_cannot_know_and_the_sweep_that_would(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    loopback = df.assign(loopback=True, rtt_ms=0.8, rtt_min_ms=0.7)  # a busy machine's loopback round trip
+    answer = plan(loopback, target_tps=20_000, p99_ms=5, rtt_ms=1)
+    assert answer.answer == UNKNOWN and answer.limit == "distance" and not answer.options
+    at = answer.at_distance
+    assert at is not None and at.near == 0 and "--server-rtt-ms 1" in at.sweep
+    assert "nothing was measured near a 1 ms round trip" in answer.message and at.sweep in answer.message
+    assert at.measured == ("loopback (round trips measured 0.80 ms)",)  # each distance once, in words
+    assert any(b.startswith("dispatcher/asyncio") for b in at.bounds)
+    near = plan(loopback, target_tps=20_000, p99_ms=5, rtt_ms=0.1)  # at loopback's distance: a plan
+    assert near.options and near.at_distance is not None and near.at_distance.near > 0
+
+
+def test_rtt_ms_plans_only_from_points_measured_near_it(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    far = df["strategy"] == "pool"
+    df = df.assign(rtt_ms=[1.1 if f else 0.05 for f in far], loopback=[not f for f in far])
+    df.loc[df["strategy"] == "per-request", "rtt_emulated_ms"] = 0.9  # an emulated round trip counts as set
+    answer = plan(df, target_tps=2_000, rtt_ms=1)
+    assert answer.options and {o.strategy for o in answer.options} == {"pool", "per-request"}
+    assert answer.at_distance.sweep is not None and "dispatcher" in answer.at_distance.sweep  # the rest, at 1 ms
+    assert "Designs not measured near 1 ms are left out" in answer.message
+
+
+def test_a_confirmation_holds_within_the_predictions_interval_and_not_outside(tmp_path: Path) -> None:
+    df = load_results(sweep_folder(tmp_path / "sweep"))
+    answer = plan(df, target_tps=2_000)
+    predicted = prediction(answer, most=1)
+    assert predicted is not None and predicted.processes == 1 and predicted.low <= predicted.tps <= predicted.high
+    assert predicted.command.startswith("tsobench sweep")
+    same = df[
+        (df["strategy"] == predicted.strategy)
+        & (df["concurrency"] == predicted.concurrency)
+        & (df["processes"] == 1)
+        & (df["api"] == predicted.api)
+    ]
+    held = confirmation(predicted, same)
+    assert held.held and held.measured_tps == pytest.approx(predicted.tps)
+    assert "within the prediction's interval" in held.sentence()
+    faster = same.assign(throughput_tps=same["throughput_tps"] * 3)
+    assert not confirmation(predicted, faster).held
+    assert not confirmation(predicted, df.iloc[0:0]).held
+    slow = same.assign(p99_us=same["p99_us"] * 100)  # as fast, but the plan's objective is missed
+    strict = dataclasses.replace(predicted, p99_ms=5.0)
+    assert confirmation(strict, same).held and not confirmation(strict, slow).held
+    assert "p99 above the plan's 5 ms" in confirmation(strict, slow).sentence()
+
+
+def test_cli_rtt_ms_and_confirm_without_a_row_exit_4(tmp_path: Path) -> None:
+    runner = CliRunner()
+    far = runner.invoke(main, ["plan", str(FIXTURES), "--target-tps", "1000", "--rtt-ms", "1", "--json"])
+    assert far.exit_code == 4, far.output
+    data = json.loads(far.output)
+    assert data["limit"] == "distance" and "--server-rtt-ms 1" in data["at_distance"]["sweep"]
+    only_unsafe = tmp_path / "unsafe"
+    only_unsafe.mkdir()
+    shutil.copy(FIXTURES / "unsafe-shared-thread-c4.json", only_unsafe)
+    nothing = runner.invoke(main, ["plan", str(only_unsafe), "--target-tps", "100", "--confirm"])
+    assert nothing.exit_code == 4 and "nothing to confirm" in " ".join(nothing.output.split())
+    bad = runner.invoke(main, ["plan", str(FIXTURES), "--target-tps", "100", "--rtt-ms", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output
