@@ -251,8 +251,9 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
 
 def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
     from tsobench.bench.analysis.report import write_report
+    from tsobench.bench.analysis.validation import no_library_warnings
 
-    with console.status("writing the report"):
+    with console.status("writing the report"), no_library_warnings():
         try:
             written = write_report([out])
         except ValueError as exc:
@@ -350,13 +351,15 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     but some files were left out; 2: bad input (nothing to report).
     """
     from tsobench.bench.analysis.report import write_report
+    from tsobench.bench.analysis.validation import no_library_warnings
 
     problem = check_writable(output) if output is not None else None
     if problem is not None:
         _refuse(problem)  # before loading anything: a report that cannot be written is no report
     err = make_console(stderr=True)
     try:
-        written = write_report(paths, output, concurrency=concurrency)
+        with no_library_warnings():
+            written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
         _refuse(str(exc))
     for path in written.paths:
@@ -387,14 +390,20 @@ def plan_command(
     Exit 0: reachable (the message says when only by extrapolation); 3: unreachable (above a ceiling it
     names); 4: unknown (beyond what was measured, the server's ceiling not known); 2: bad input.
     """
-    from tsobench.bench.analysis.loader import load
+    from tsobench.bench.analysis.loader import load, skipped
     from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, to_json
+    from tsobench.bench.analysis.validation import no_library_warnings
 
+    err = make_console(stderr=True)
     try:
-        answer = plan(load(paths), target_tps, p99_ms, headroom)
+        with no_library_warnings():
+            df = load(paths)
+            answer = plan(df, target_tps, p99_ms, headroom)
     except ValueError as exc:
-        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_USAGE)
+    for left_out in skipped(df):  # on stderr: --json prints one document on stdout
+        err.print(f"[yellow]warning:[/] {escape(str(left_out))}", highlight=False, soft_wrap=True)
     if as_json:
         click.echo(to_json(answer))
     else:
@@ -430,11 +439,13 @@ def compare_command(
     (no common points, unreadable files).
     """
     from tsobench.bench.analysis.compare import compare, print_comparison, to_markdown_text
+    from tsobench.bench.analysis.validation import no_library_warnings
     from tsobench.files import write_atomically
 
     given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
     try:
-        result = compare(base, new, **given)
+        with no_library_warnings():
+            result = compare(base, new, **given)
     except ValueError as exc:
         _refuse(str(exc))
     text = to_markdown_text(result)
