@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -20,6 +21,7 @@ from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
 from tsobench.bench.model.exits import (
     EXIT_DIRTY,
+    EXIT_DISK,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -29,6 +31,7 @@ from tsobench.bench.model.exits import (
 )
 from tsobench.bench.runs.stops import on_stop_signals
 from tsobench.bench.sweeps.slo import click_options as _slo_options
+from tsobench.bench.sweeps.sweep import FALLBACK_SAVED
 from tsobench.files import check_writable
 from tsobench.options import ConfigError, build, click_options, sweep_click_options
 from tsobench.server.cli import serve_command
@@ -232,6 +235,14 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
         outcomes = sweep.run(on_point)
     console.print(sweep_table(sweep, outcomes))
     console.print(f"results: {out}/  (manifest {out / MANIFEST})")
+    if sweep.write_failure is not None:
+        console.print(
+            f"[bold red]stopped:[/] {escape(sweep.write_failure)}; make room, then resume with: "
+            + escape(shlex.join(resume_with)),
+            soft_wrap=True,
+            highlight=False,
+        )
+        return EXIT_DISK
     if sweep.interrupted:
         console.print(
             f"interrupted ({sweep.stop_signal}): finished points are saved; resume with: {shlex.join(resume_with)}",
@@ -277,7 +288,8 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
 
     Exit 0: clean; 3: completed with correctness violations, errors or starved
     callers (results saved); 130: interrupted (what was measured is saved); 2:
-    bad options; 1: the run could not start.
+    bad options; 1: the run could not start; 5: the results could not be written
+    where asked (saved to the fallback file it names, or nowhere).
     """
     from tsobench.bench.cli.summary import print_run, progress_line
     from tsobench.bench.runs.runner import RunError, run
@@ -303,8 +315,11 @@ def run_command(output: str | None, quiet: bool, **options: Any) -> None:
             err.print("interrupted before the load started; nothing to save")
             sys.exit(EXIT_INTERRUPTED)
     with signals_ignored():  # what was measured is being saved: a late signal must not lose it
-        saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
+        target = path / f"{result.run_id}.json" if folder else path
+        saved = _save(result, target, err)
         print_run(result, str(saved) if saved else None, make_console())
+    if saved != target:  # only in the fallback, or nowhere: a script must not take the output for written
+        sys.exit(EXIT_DISK)
     sys.exit(exit_code(result))
 
 
@@ -322,14 +337,21 @@ def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
     try:
         return results.write(result, path)
     except OSError as exc:
+        err.print(
+            f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}", soft_wrap=True
+        )
         fallback = Path(tempfile.gettempdir()) / path.name
-        err.print(f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}")
         try:
+            # a name of its own (mkstemp: created, never another run's): the next failure overwrites nothing
+            fd, name = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=".json")
+            os.close(fd)
+            fallback = Path(name)
             written = results.write(result, fallback)
         except OSError as again:
-            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {escape(again.strerror or str(again))}")
+            why = escape(again.strerror or str(again))
+            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {why}", soft_wrap=True)
             return None
-        err.print(f"saved to {escape(str(written))} instead")
+        err.print(f"{FALLBACK_SAVED} {escape(str(written))} instead", soft_wrap=True, highlight=False)
         return written
 
 
