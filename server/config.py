@@ -89,8 +89,12 @@ class ServerConfig(ServerKnobs):
         default=False,
         metadata=option(
             "Also serve the fault-injection service tsobench.admin.Admin (AbortStreams, Stall, Delay); "
-            "off by default, as any client could then disrupt the server."
+            "every call must carry its token (printed at start, or --admin-token-file)."
         ),
+    )
+    admin_token_file: str | None = field(
+        default=None,
+        metadata=option("With --admin: read the admin token from this file (none: a random one, printed)."),
     )
     # A cluster member (tsobench serve --members starts them): every member's HOST:PORT, sharing data_dir.
     member_addresses: tuple[str, ...] = field(

@@ -287,3 +287,36 @@ def test_leader_faults_need_members_and_the_others_a_single_server():
         RunConfig(strategy="locked", duration_s=3, faults=(Fault.parse("leader@1s"),))
     with pytest.raises(ConfigError, match="needs a single embedded server"):
         RunConfig(strategy="locked", duration_s=3, server_members=3, faults=(Fault.parse("kill@1s:0.5s"),))
+
+
+def test_leader_transfers_are_paced_so_physical_time_stays_within_one_window(tmp_path):
+    """40 TransferLeader calls in 2 s (issue 28 put physical time 114 s ahead): one goes through, the rest
+    are refused while the new leader's physical time is ahead of the wall clock."""
+    window_ms = 3000
+    config = ServerConfig(
+        data_dir=str(tmp_path), admin=True, election_timeout_s=1.0, metrics_port=None, window_ms=window_ms
+    )
+    with ChildCluster(config, 3) as cluster:
+        done, refused = 0, []
+        deadline = time.monotonic() + 2.0
+        for _ in range(40):
+            try:
+                cluster.transfer_leader()
+                done += 1
+            except grpc.RpcError as exc:
+                refused.append(exc)
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        client = strategies.get("locked").thread(strategies.ClientOptions(cluster.address, timeout_s=5))
+        client.open()
+        try:
+            ts = client.get_ts()
+        finally:
+            client.close()
+    assert done <= 2, f"{done} transfers in 2 s"
+    assert any(
+        e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "ahead of the wall clock" in e.details() for e in refused
+    )
+    ahead_ms = ts.physical - time.time() * 1000
+    assert ahead_ms <= window_ms + 1000, f"physical time {ahead_ms:.0f} ms ahead of the wall clock"
