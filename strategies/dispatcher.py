@@ -44,7 +44,7 @@ from tsobench.protos import pdpb_pb2
 
 from .backoff import Backoff
 from .base import Bound, ClientClosed, ClientOptions, ReplyMismatch, Strategy, Timestamp
-from .deadline import LATE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
+from .deadline import LATE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog, late
 from .stream import AsyncChannels, AsyncClientBase, AsyncStream, SyncChannels, SyncStream, ThreadClientBase
 from .waiter import ThreadWaiter
 
@@ -141,6 +141,14 @@ class _Lane:
         if self.concurrency > 1:
             self.estimate.add(batch.sent, rpc_s)
 
+    def deliver(self, batch: Batch, reply: pdpb_pb2.TsoResponse, at: float) -> None:
+        """The reply to its waiters, unless it came after the batch's deadline by the clock (the watchdog's
+        ticks stop while the process is frozen): then they fail as late, as the watchdog would have failed them."""
+        if late(batch.sent, at, self.options.timeout_s):
+            _fail(batch, DeadlineExceeded(LATE))
+        else:
+            _answer(batch, reply)
+
     def expire(self, cutoff: int) -> None:
         stream, inflight = self.stream, self.inflight
         if stream is not None and inflight and inflight[0].since <= cutoff:
@@ -233,7 +241,7 @@ class _ThreadLane(_Lane):
                     self.answered(batch, at)
                 self.slots.release()
                 self.backoff.succeeded()
-                _answer(batch, reply)
+                self.deliver(batch, reply, at)
         except BaseException as exc:
             with self.lock:  # fail what this stream owes; the sender reconnects
                 if self.stream is stream:
@@ -331,6 +339,14 @@ class _AsyncLane(_Lane):
         self.sending = False  # the sender awaits a write
         self.unstick = False  # the watchdog cancelled that write
 
+    def deliver(self, batch: Batch, reply: pdpb_pb2.TsoResponse, at: float) -> None:
+        """The reply to its waiters, unless it came after the batch's deadline by the clock (the watchdog's
+        ticks stop while the process is frozen): then they fail as late, as the watchdog would have failed them."""
+        if late(batch.sent, at, self.options.timeout_s):
+            _fail(batch, DeadlineExceeded(LATE))
+        else:
+            _answer(batch, reply)
+
     def expire(self, cutoff: int) -> None:
         stream, inflight = self.stream, self.inflight
         if stream is not None and inflight and inflight[0].since <= cutoff and not self.expired:
@@ -394,10 +410,11 @@ class _AsyncLane(_Lane):
             while True:
                 reply = await stream.recv()
                 batch = self.inflight.popleft()
-                self.answered(batch, time.monotonic())
+                at = time.monotonic()
+                self.answered(batch, at)
                 self.slots.release()
                 self.backoff.succeeded()
-                _answer(batch, reply)
+                self.deliver(batch, reply, at)
         except (Exception, asyncio.CancelledError) as exc:
             if self.stream is stream:
                 self.stream = None
