@@ -339,14 +339,6 @@ class _AsyncLane(_Lane):
         self.sending = False  # the sender awaits a write
         self.unstick = False  # the watchdog cancelled that write
 
-    def deliver(self, batch: Batch, reply: pdpb_pb2.TsoResponse, at: float) -> None:
-        """The reply to its waiters, unless it came after the batch's deadline by the clock (the watchdog's
-        ticks stop while the process is frozen): then they fail as late, as the watchdog would have failed them."""
-        if late(batch.sent, at, self.options.timeout_s):
-            _fail(batch, DeadlineExceeded(LATE))
-        else:
-            _answer(batch, reply)
-
     def expire(self, cutoff: int) -> None:
         stream, inflight = self.stream, self.inflight
         if stream is not None and inflight and inflight[0].since <= cutoff and not self.expired:
