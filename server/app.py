@@ -328,6 +328,6 @@ def exposure(config: ServerConfig, metrics_port: int | None = None) -> str | Non
     what = ["the Tso service (timestamps for anyone)", "health", "reflection"]
     if config.admin:
         what.append("the admin (fault) service, behind its token only, sent in the clear")
-    if metrics_port is not None:
-        what.append(f"metrics on port {metrics_port}")
+    if metrics_port is not None or config.metrics_port is not None:
+        what.append(f"metrics on port {metrics_port}" if metrics_port else "metrics (Prometheus)")
     return f"listening on {config.host} without TLS: {', '.join(what)} reachable by anyone who can reach this host"

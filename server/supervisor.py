@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import threading
 import time
 
 from tsobench.files import write_atomically
 
-from .app import _set_on_stdin_eof, check_tls
+from .app import _set_on_stdin_eof, check_tls, exposure
 from .config import ServerConfig
 from .embedded import ChildCluster
 
@@ -51,6 +52,8 @@ async def serve_cluster(
         for i, address in enumerate(addresses):
             announce(f"member {i} listening on {address}" + (" (leader)" if i == leader else ""), flush=True)
         announce(f"--target {cluster.address}", flush=True)
+        if (exposed := exposure(config)) is not None:
+            print(f"warning: every member is {exposed}", file=sys.stderr, flush=True)
         await _watch(cluster, leader, stop, orphaned, announce, restart)
     finally:
         await asyncio.to_thread(cluster.close)
