@@ -75,9 +75,20 @@ class TsoServer:
             raise
         self.port = 0
         self.metrics_port: int | None = None
+        # the admin service's token (None: no admin service): read from its file, else made here and printed
+        self.admin_token: str | None = None
+        if config.admin:
+            try:
+                self.admin_token = (
+                    admin.read_token(config.admin_token_file) if config.admin_token_file else admin.new_token()
+                )
+            except (OSError, ValueError) as exc:
+                self._lock.release()
+                raise ServerError(f"--admin-token-file: {exc}") from None
         self._server: grpc.aio.Server | None = None
         self._http: MetricsHTTP | None = None
         self._ticker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
 
     @staticmethod
     def _role(config: ServerConfig) -> Solo | Member:
@@ -102,7 +113,8 @@ class TsoServer:
         return [f"{self.config.scheme}://{a}" for a in self.config.member_addresses or [self.address]]
 
     async def start(self) -> None:
-        server = grpc.aio.server(options=SERVER_OPTIONS)
+        checks = [admin.TokenCheck(self.admin_token)] if self.admin_token is not None else []
+        server = grpc.aio.server(options=SERVER_OPTIONS, interceptors=checks)
         address = f"{self.config.host}:{self.config.port}"
         credentials = server_credentials(self.config)  # first: a bad certificate or key is named, not a bind error
         try:
@@ -135,6 +147,7 @@ class TsoServer:
         await server.start()
         for name in ("", SERVICE_NAME):
             await health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        disruptions.on_stall = lambda stalled: self._health(health, stalled)
         c = self.config
         if c.metrics_port is not None:  # behind the gRPC port's door: its TLS, its client CA
             tls = tls_context(c.tls_cert, c.tls_key, c.tls_client_ca) if c.tls_cert and c.tls_key else None
@@ -142,6 +155,13 @@ class TsoServer:
             self.metrics_port = self._http.port
         self._server = server
         self._ticker = asyncio.create_task(self._tick_forever())
+
+    def _health(self, health: HealthServicer, stalled: bool) -> None:
+        """NOT_SERVING while stalled: a balancer or a probe sees what the clients see."""
+        status = health_pb2.HealthCheckResponse.NOT_SERVING if stalled else health_pb2.HealthCheckResponse.SERVING
+        for name in ("", SERVICE_NAME):
+            self._background.add(task := asyncio.ensure_future(health.set(name, status)))
+            task.add_done_callback(self._background.discard)
 
     async def _tick_forever(self) -> None:
         """PD's update loop (the roles say what went wrong, and go on)."""
@@ -280,6 +300,10 @@ async def serve(
     if server.metrics_port is not None:
         scheme = "https" if config.tls_cert else "http"
         announce(f"metrics on {scheme}://{config.host}:{server.metrics_port}/metrics", flush=True)
+    if server.admin_token is not None and not config.admin_token_file:
+        announce(f"admin token: {server.admin_token} (gRPC metadata {admin.TOKEN_KEY} on every admin call)", flush=True)
+    if (exposed := exposure(config, server.metrics_port)) is not None:
+        print(f"warning: {exposed}", file=sys.stderr, flush=True)
     orphaned = asyncio.Event()
     if exit_with_parent:
         threading.Thread(target=_set_on_stdin_eof, args=(loop, orphaned), daemon=True, name="parent-watch").start()
@@ -289,3 +313,20 @@ async def serve(
     await server.stop()
     announce("stopped" + (" (stdin closed: the parent is gone)" if orphaned.is_set() else ""), flush=True)
     return orphaned.is_set()
+
+
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def exposure(config: ServerConfig, metrics_port: int | None = None) -> str | None:
+    """What a server bound beyond loopback without TLS shows to anyone who can reach the host (None:
+    loopback, or TLS)."""
+    host = config.host.strip("[]")
+    if host.startswith(LOOPBACK) or host == "localhost" or config.tls_cert:
+        return None
+    what = ["the Tso service (timestamps for anyone)", "health", "reflection"]
+    if config.admin:
+        what.append("the admin (fault) service, behind its token only, sent in the clear")
+    if metrics_port is not None or config.metrics_port is not None:
+        what.append(f"metrics on port {metrics_port}" if metrics_port else "metrics (Prometheus)")
+    return f"listening on {config.host} without TLS: {', '.join(what)} reachable by anyone who can reach this host"

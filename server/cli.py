@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -39,6 +40,18 @@ from .window import DataDirLocked
     help="Start a PD-like cluster of this many members (child processes) on consecutive ports from --port "
     '(or free ones), sharing --data-dir; one leads, the others answer Tso with UNAVAILABLE "not leader".',
 )
+@click.option(
+    "--no-restart",
+    is_flag=True,
+    help="With --members: leave a member that dies dead (by default it is restarted, as a follower).",
+)
+@click.option(
+    "--member",
+    type=click.IntRange(0),
+    default=None,
+    help="With --members N and --port P: run only member K of that cluster (on port P+K, sharing --data-dir), "
+    "by hand: to bring back a member left dead by --no-restart.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Show gRPC's own log lines.")
 def serve_command(
     port_file: str | None,
@@ -47,6 +60,8 @@ def serve_command(
     parent_temp_dir: tuple[str, ...],
     verbose: bool,
     size: int,
+    no_restart: bool,
+    member: int | None,
     **options: Any,
 ) -> None:
     """Serve PD's Tso and GetMembers over gRPC (with health checking and reflection).
@@ -60,11 +75,14 @@ def serve_command(
         config = build(ServerConfig, options)
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+    if member is not None:
+        config, size = _one_member(config, size, member), 1
     if size > 1 and (config.metrics_port or metrics_port_file):
         raise click.UsageError("with --members, each member picks a free metrics port: no --metrics-port/-file")
     try:
         if size > 1:
-            orphaned = asyncio.run(serve_cluster(config, size, port_file, exit_with_parent=exit_with_parent))
+            cluster = serve_cluster(config, size, port_file, exit_with_parent=exit_with_parent, restart=not no_restart)
+            orphaned = asyncio.run(cluster)
         else:
             with asyncio.Runner(loop_factory=lambda: new_event_loop(config)) as runner:
                 orphaned = runner.run(serve(config, port_file, metrics_port_file, exit_with_parent=exit_with_parent))
@@ -76,3 +94,18 @@ def serve_command(
     if orphaned:  # nobody is left to clean up after us
         for folder in parent_temp_dir:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def _one_member(config: ServerConfig, size: int, member: int) -> ServerConfig:
+    """Member ``member`` of the ``size``-member cluster whose members listen on --port and the ports after it."""
+    if size < 2 or member >= size:
+        raise click.UsageError(f"--member {member} needs --members N with N > {member} (the cluster it belongs to)")
+    if not config.port:
+        raise click.UsageError(
+            "--member needs --port: the cluster's first port (its members are on the ports after it)"
+        )
+    addresses = tuple(f"{config.host}:{config.port + i}" for i in range(size))
+    try:
+        return replace(config, port=config.port + member, member_addresses=addresses, member_index=member)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None

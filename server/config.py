@@ -11,6 +11,9 @@ from tsobench.pd_metrics import NEWEST, PD_VERSIONS
 DEFAULT_CLUSTER_ID = 6_942_217_112_589_713_401  # any 64-bit id; PD's are random
 MIN_ELECTION_TIMEOUT_S = 0.2  # four lease renewals of a 50 ms tick
 MAX_PORT = 65535
+# A window is saved that far ahead of the clock; a start refuses one more than a day ahead (oracle.py), so an
+# hour leaves room, and no TSO needs more: PD saves 3 s ahead.
+MAX_WINDOW_MS = 3_600_000
 MAX_RTT_MS = 10_000  # ten seconds: beyond any network, and beyond most deadlines
 
 
@@ -74,7 +77,14 @@ class ServerConfig(ServerKnobs):
         default=DEFAULT_CLUSTER_ID,
         metadata=option("Cluster id every request must carry (PD's mismatch check).", min=1, max=(1 << 64) - 1),
     )
-    window_ms: int = field(default=3000, metadata=option("High-water window ahead of physical, ms.", min=2))
+    window_ms: int = field(
+        default=3000,
+        metadata=option(
+            "High-water window ahead of physical, ms (at most an hour: a window that far ahead of the clock "
+            "is what a restart accepts; a day ahead it refuses).",
+            min=2,
+        ),
+    )
     metrics_port: int | None = field(
         default=0,
         metadata=option(
@@ -98,8 +108,12 @@ class ServerConfig(ServerKnobs):
         default=False,
         metadata=option(
             "Also serve the fault-injection service tsobench.admin.Admin (AbortStreams, Stall, Delay); "
-            "off by default, as any client could then disrupt the server."
+            "every call must carry its token (printed at start, or --admin-token-file)."
         ),
+    )
+    admin_token_file: str | None = field(
+        default=None,
+        metadata=option("With --admin: read the admin token from this file (none: a random one, printed)."),
     )
     # A cluster member (tsobench serve --members starts them): every member's HOST:PORT, sharing data_dir.
     member_addresses: tuple[str, ...] = field(
@@ -122,6 +136,11 @@ class ServerConfig(ServerKnobs):
     )
 
     def __post_init__(self) -> None:
+        if isinstance(self.window_ms, int) and self.window_ms > MAX_WINDOW_MS:
+            raise ConfigError(
+                f"window-ms {self.window_ms} is above {MAX_WINDOW_MS} (an hour): the window is saved that far ahead "
+                "of the clock, and a restart refuses a window more than a day ahead"
+            )
         super().__post_init__()
         if not self.host:
             raise ConfigError("host must not be empty (127.0.0.1 for this machine, 0.0.0.0 for every interface)")

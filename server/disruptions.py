@@ -8,6 +8,7 @@ Everything runs on the server's one event loop, so plain attributes suffice.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 
 class Disruptions:
@@ -18,6 +19,7 @@ class Disruptions:
         self._stall_end: asyncio.TimerHandle | None = None
         self._delay_until = 0.0
         self._delay_s = 0.0
+        self.on_stall: Callable[[bool], None] = lambda stalled: None  # health says NOT_SERVING while stalled
 
     def abort_streams(self) -> None:
         self.abort_epoch += 1
@@ -32,10 +34,18 @@ class Disruptions:
             self._stall_end.cancel()
         self._answering.clear()
         self._stall_end = loop.call_at(end, self._end_stall)
+        self.on_stall(True)
+
+    def end_stall(self) -> None:
+        """End a stall under way now (the admin's ``Stall(0)``)."""
+        if self._stall_end is not None:
+            self._stall_end.cancel()
+            self._end_stall()
 
     def _end_stall(self) -> None:
         self._stall_end = None
         self._answering.set()  # waiters wake in the order they came: queued requests are answered in order
+        self.on_stall(False)
 
     @property
     def stalled(self) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tsobench.options import to_argv
 
-from .admin import AdminClient
+from .admin import AdminClient, new_token, read_token, write_token
 from .app import ServerError, TsoServer, new_event_loop
 from .config import ServerConfig
 from .leadership import Terms, claim
@@ -28,6 +28,17 @@ from .metrics import ServerCounters, counters_from_prometheus
 from .window import DataDirLock
 
 START_TIMEOUT_S = 20.0
+
+
+def _with_admin_token(config: ServerConfig, folder: str) -> tuple[ServerConfig, str]:
+    """With admin on: the config reading a token from a file only this user can read, and the token
+    (a random one, made here, when the config names no file); only the one who starts the server knows it."""
+    if not config.admin:
+        return config, ""
+    if config.admin_token_file:
+        return config, read_token(config.admin_token_file)
+    token = new_token()
+    return replace(config, admin_token_file=str(write_token(os.path.join(folder, "admin-token"), token))), token
 
 
 class InProcessServer:
@@ -90,7 +101,7 @@ class ChildServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="tso-")
         if config is None or temporary_data:
             config = replace(config or ServerConfig(), data_dir=os.path.join(self._tmp.name, "data"))
-        self.config = config
+        self.config, self.admin_token = _with_admin_token(config, self._tmp.name)
         self._remove_with = remove_with  # more folders it removes if orphaned (a cluster's shared one)
         self._log_path = log_path or os.path.join(self._tmp.name, "server.log")
         self.proc: subprocess.Popen[bytes] | None = None
@@ -187,11 +198,11 @@ class ChildServer:
 
     def admin(self, request: str, **fields: float) -> None:
         """One admin request by name (``Stall``, duration_s=0.5): what a fault kind sends (``FaultKind.admin``)."""
-        AdminClient(self.address).request(request, **fields)
+        AdminClient(self.address, self.admin_token).request(request, **fields)
 
     def abort_streams(self) -> int:
         """Abort every open Tso stream with UNAVAILABLE once; returns how many were open."""
-        return AdminClient(self.address).abort_streams()
+        return AdminClient(self.address, self.admin_token).abort_streams()
 
     def stop(self, timeout_s: float = 10.0) -> int | None:
         if self.proc and self.proc.poll() is None:
@@ -242,7 +253,7 @@ class ChildCluster:
         self._tmp = tempfile.TemporaryDirectory(prefix="tso-cluster-")
         if config is None or temporary_data:
             config = replace(config or ServerConfig(), data_dir=os.path.join(self._tmp.name, "data"))
-        self.config = config
+        self.config, self.admin_token = _with_admin_token(config, self._tmp.name)
         self.size = size
         self.members: list[ChildServer] = []
         self.terms = Terms(config.data_dir)
@@ -292,7 +303,7 @@ class ChildCluster:
 
     def transfer_leader(self, to: int | None = None) -> tuple[int, int]:
         """The leader hands over to member ``to`` (default: the next); returns (from, to) at once."""
-        return AdminClient(self.members[self.wait_for_leader()].address).transfer_leader(to)
+        return AdminClient(self.members[self.wait_for_leader()].address, self.admin_token).transfer_leader(to)
 
     def kill_leader(self) -> int:
         """SIGKILL the leader's process (no clean hand-over); returns which member it was."""

@@ -53,11 +53,17 @@ from pathlib import Path
 
 from tsobench.files import write_atomically
 
-from .oracle import TimestampOracle
+from .oracle import TimestampOracle, wall_clock_ms
 from .window import DataDirLock, WindowError, WindowFile, term_window_name
 
 LEASE_FILES = re.compile(r"lease\.(\d+)\.json")
 MARGIN = 0.25  # a leader stops answering a quarter of the election timeout before its lease expires
+
+
+class TooSoon(RuntimeError):
+    """A hand-over refused: the leader's physical time is still ahead of the wall clock. A new leader starts
+    above its predecessor's window, so hand-overs faster than the clock would push physical time ever
+    further ahead of it; one at a time after the clock catches up keeps it within one window."""
 
 
 class NotLeader(RuntimeError):
@@ -357,8 +363,11 @@ class Member:
                 return renewed, True
         return self.terms.latest(), False
 
-    async def transfer(self, to: int | None) -> int:
-        """Hand the lease to member ``to`` (default: the next one); stop answering first. Returns ``to``."""
+    async def transfer(self, to: int | None, paced: bool = True) -> int:
+        """Hand the lease to member ``to`` (default: the next one); stop answering first. Returns ``to``.
+
+        ``paced`` (an admin's request): refused (TooSoon) while this leader's physical time is ahead of the
+        wall clock, so physical time stays within one window of it however often a client asks."""
         target = (self.me + 1) % self.size if to is None else to
         if not 0 <= target < self.size or target == self.me:
             raise ValueError(
@@ -367,6 +376,12 @@ class Member:
         leading = self._leading
         if leading is None or self.oracle() is None:
             raise NotLeader(f"member {self.me} is not the leader (member {await self.leader()} is)")
+        ahead_ms = leading.oracle.physical - wall_clock_ms()
+        if paced and ahead_ms > 0:
+            raise TooSoon(
+                f"physical time is {ahead_ms} ms ahead of the wall clock (this leader started above the last "
+                f"window): a hand-over now would start the next one further ahead; retry in {ahead_ms} ms"
+            )
         self._leading = None  # no timestamp leaves after this line
         async with self._io:
             self._view = Lease(leading.term, None, target, time.monotonic() + self.timeout_s)
@@ -378,7 +393,7 @@ class Member:
         """On a clean stop, a leader hands over to the next member rather than let its lease run out."""
         leading = self._leading
         if leading is not None and self.oracle() is not None and self.size > 1:
-            await self.transfer(None)
+            await self.transfer(None, paced=False)  # stopping: the lease would run out anyway
         if leading is not None:
             await leading.window.settle()
 

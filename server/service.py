@@ -80,6 +80,12 @@ class PDService(pdpb_pb2_grpc.PDServicer):
     ) -> pdpb_pb2.GetMembersResponse:
         if self._round_trips:
             await asyncio.sleep(self._round_trip_s())
+        asked = request.header.cluster_id
+        if asked and asked != self.config.cluster_id:  # 0: a client learning the id (PD's first call), answered
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"mismatch cluster id, need {self.config.cluster_id} but got {asked}",
+            )
         reply = pdpb_pb2.GetMembersResponse(header=self._header, members=self._members)
         leader = await self.role.leader()
         if leader is not None:  # none while a cluster elects one

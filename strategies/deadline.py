@@ -5,6 +5,11 @@ call, no timer handle); a few times a second the watchdog advances the tick and
 asks the client to expire whatever started ``ticks`` ago or earlier. Deadlines
 fire between ``timeout`` and ``timeout + period`` after the start: cheap and
 coarse, like PD's client, which checks batch deadlines in one goroutine.
+
+Ticks stop while the process is frozen (SIGSTOP, a paused VM): a reply that waited in the socket
+meanwhile would arrive with its tick still young. So a client also checks each reply against the
+clock when it completes (``late``: one clock read per reply or batch, which it takes anyway), and
+fails a reply that came after its deadline as ``DeadlineExceeded`` (counted as ``timeout``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ LATE = "no reply within the request deadline"  # what a request whose stream the
 
 class DeadlineExceeded(TimeoutError):
     """No answer within the request deadline (counted as ``timeout``)."""
+
+
+def late(sent: float, at: float, timeout_s: float) -> bool:
+    """A reply at ``at`` (time.monotonic) to what was sent at ``sent`` came after its deadline."""
+    return at - sent > timeout_s
 
 
 def period_for(timeout_s: float) -> float:

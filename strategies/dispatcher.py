@@ -55,7 +55,7 @@ from tsobench.protos import pdpb_pb2
 
 from .backoff import Backoff
 from .base import Bound, ClientClosed, ClientOptions, ReplyMismatch, Strategy, Timestamp
-from .deadline import LATE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog
+from .deadline import LATE, AsyncWatchdog, DeadlineExceeded, ThreadWatchdog, late
 from .stream import AsyncChannels, AsyncClientBase, AsyncStream, SyncChannels, SyncStream, ThreadClientBase
 from .waiter import ThreadWaiter
 
@@ -182,6 +182,14 @@ class _Lane:
             self.estimate.add(batch.sent, rpc_s)
         self.freed_at = at
 
+    def deliver(self, batch: Batch, reply: pdpb_pb2.TsoResponse, at: float) -> None:
+        """The reply to its waiters, unless it came after the batch's deadline by the clock (the watchdog's
+        ticks stop while the process is frozen): then they fail as late, as the watchdog would have failed them."""
+        if late(batch.sent, at, self.options.timeout_s):
+            _fail(batch, DeadlineExceeded(LATE))
+        else:
+            _answer(batch, reply)
+
     def expire(self, cutoff: int) -> None:
         stream, inflight = self.stream, self.inflight
         if stream is not None and inflight and inflight[0].since <= cutoff:
@@ -288,7 +296,7 @@ class _ThreadLane(_Lane):
                 self.backoff.succeeded()
                 if batch.waiters:
                     batch.waiters[-1][1].woke = (self, at)  # its caller times the wake-up once it runs
-                _answer(batch, reply)
+                self.deliver(batch, reply, at)
         except BaseException as exc:
             with self.lock:  # fail what this stream owes; the sender reconnects
                 if self.stream is stream:
@@ -475,7 +483,7 @@ class _AsyncLane(_Lane):
                 self.answered(batch, at)
                 self.slots.release()
                 self.backoff.succeeded()
-                _answer(batch, reply)
+                self.deliver(batch, reply, at)
                 self.loop.call_soon(self.woke, at)  # runs after the wake-ups _answer queued
         except (Exception, asyncio.CancelledError) as exc:
             if self.stream is stream:

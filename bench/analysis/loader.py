@@ -27,7 +27,6 @@ percentiles of several runs can be computed by merging them
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 import os
@@ -40,7 +39,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from tsobench.bench.analysis import harness
+from tsobench.bench.analysis import harness, validation
 from tsobench.bench.measure import latency
 from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
@@ -119,6 +118,11 @@ COLUMN_KINDS: dict[str, str] = {
 COLUMNS = tuple(COLUMN_KINDS)
 NUMERIC = tuple(c for c, k in COLUMN_KINDS.items() if k in ("int", "float"))
 INTEGER = frozenset(c for c, k in COLUMN_KINDS.items() if k == "int")
+# cells that must be a str (or None) and a bool (or None) for the table's group-bys and filters
+TEXT = tuple(
+    c for c, k in COLUMN_KINDS.items() if k == "text" and c not in (*RECORDS, *MEASURED, "settings")
+)  # measured "text" columns are the recorded dicts (errors by kind)
+FLAGS = tuple(c for c, k in COLUMN_KINDS.items() if k == "flag" and c != "open_loop")
 
 
 @dataclass(frozen=True)
@@ -194,8 +198,9 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[PathLike]:
 
 
 def _json_files(paths: PathLike | Iterable[PathLike]) -> tuple[list[tuple[Path, bool, Any]], list[Skipped]]:
-    """(path, named explicitly, parsed JSON) for every file to consider, and the
-    files that could not be parsed. A path that does not exist is an error."""
+    """(path, named explicitly, parsed JSON) for every file to consider, and the files left out
+    (``validation.read_json``: regular files of a bounded size only). A path named that does not exist,
+    or is not a file or folder (``/dev/null``, a pipe), is an error."""
     found, bad = [], []
     for p in map(Path, _as_list(paths)):
         if p.is_dir():
@@ -204,17 +209,18 @@ def _json_files(paths: PathLike | Iterable[PathLike]) -> tuple[list[tuple[Path, 
                 for f in sorted(p.rglob("*.json"))
                 if f.name not in SKIP_FILES and not SKIP_DIRS.intersection(f.relative_to(p).parts[:-1])
             ]
-        elif p.is_file():
+        elif os.path.lexists(p):
+            problem = validation.regular(p)
+            if problem is not None:
+                raise ValueError(f"{p}: {problem}")
             candidates = [(p, True)]
         else:
             raise ValueError(f"{p}: no such file or folder")
         for f, explicit in candidates:
             try:
-                found.append((f, explicit, json.loads(f.read_text())))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                bad.append(Skipped(str(f), f"not a JSON file ({one_line(exc)})"))
-            except RecursionError:
-                bad.append(Skipped(str(f), "not a JSON file (nested too deeply)"))
+                found.append((f, explicit, validation.read_json(f)))
+            except validation.Untrusted as exc:
+                bad.append(Skipped(str(f), str(exc)))
     return found, bad
 
 
@@ -237,11 +243,37 @@ def _frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def _numbers(row: dict[str, Any]) -> dict[str, Any]:
-    """Numeric cells as floats: a number too large for one (10**400) fails here, for this file only."""
+    """Numeric cells as floats, each finite, integral where its column is, and not negative where it is
+    measured or derived: a number too large for one (10**400), an infinite concurrency or a negative
+    throughput fails here (``validation.Untrusted``), for this file only, never the table's int64 cast."""
     for col in NUMERIC:
-        if row.get(col) is not None:
-            row[col] = float(row[col])
+        if row.get(col) is None:
+            continue
+        value = row[col]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise validation.Untrusted(f"{col} is {value!r}, not a number")
+        try:
+            row[col] = float(value)
+        except OverflowError:
+            raise validation.Untrusted(f"{col} has {len(str(value))} digits, beyond a number") from None
+        if not math.isfinite(row[col]):
+            raise validation.Untrusted(f"{col} is {row[col]}, not a finite number")
+        if col in INTEGER and (not row[col].is_integer() or abs(row[col]) >= validation.INT64):
+            raise validation.Untrusted(f"{col} is {value}, not a whole number within 64 bits")
+        if row[col] < 0 and (col in MEASURED or col in DERIVED):
+            raise validation.Untrusted(f"{col} is {value}, below zero")
+    for col in TEXT:  # a list where text belongs would break every group-by of the table
+        if row.get(col) is not None and not isinstance(row[col], str):
+            raise validation.Untrusted(f"{col} is {_shown(row[col])}, not text")
+    for col in FLAGS:
+        if row.get(col) is not None and not isinstance(row[col], bool):
+            raise validation.Untrusted(f"{col} is {_shown(row[col])}, not true or false")
     return row
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --- the name rules, for files that predate their strategy's record -----------------------------
@@ -277,7 +309,14 @@ def _results_rows(
                 bad.append(Skipped(str(path), str(exc)))
                 continue
             try:
+                validation.check_results(data)
+            except validation.Untrusted as exc:
+                bad.append(Skipped(str(path), str(exc)))
+                continue
+            try:
                 rows.append(results_row(data, path))
+            except validation.Untrusted as exc:
+                bad.append(Skipped(str(path), str(exc)))
             except Exception as exc:  # whatever is wrong with one file, the others still count
                 bad.append(Skipped(str(path), f"malformed results file ({one_line(exc)})"))
         elif explicit and (strict or not _is_benchmark(data)):
@@ -423,6 +462,8 @@ def _benchmark_rows(
         if _is_benchmark(data):
             try:
                 rows.extend(benchmark_rows(data, path))
+            except validation.Untrusted as exc:
+                bad.append(Skipped(str(path), str(exc)))
             except Exception as exc:  # one bad file does not stop the others
                 reason = f"malformed pytest-benchmark file ({one_line(exc)})"
                 bad.append(Skipped(str(path), reason))

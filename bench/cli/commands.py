@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import shlex
 import signal
 import sys
@@ -21,6 +22,7 @@ from tsobench.bench.model import results
 from tsobench.bench.model.config import RunConfig
 from tsobench.bench.model.exits import (
     EXIT_DIRTY,
+    EXIT_DISK,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -30,6 +32,7 @@ from tsobench.bench.model.exits import (
 )
 from tsobench.bench.runs.stops import on_stop_signals
 from tsobench.bench.sweeps.slo import click_options as _slo_options
+from tsobench.bench.sweeps.sweep import FALLBACK_SAVED
 from tsobench.files import check_writable
 from tsobench.options import ConfigError, build, click_options, did_you_mean, sweep_click_options
 from tsobench.server.cli import serve_command
@@ -357,6 +360,14 @@ def _sweep_shown(
         outcomes = sweep.run(on_point)
     console.print(sweep_table(sweep, outcomes))
     console.print(f"results: {out}/  (manifest {out / MANIFEST})")
+    if sweep.write_failure is not None:
+        console.print(
+            f"[bold red]stopped:[/] {escape(sweep.write_failure)}; make room, then resume with: "
+            + escape(shlex.join(resume_with)),
+            soft_wrap=True,
+            highlight=False,
+        )
+        return EXIT_DISK, None
     if sweep.interrupted:
         console.print(
             f"interrupted ({sweep.stop_signal}): finished points are saved; resume with: {shlex.join(resume_with)}",
@@ -375,8 +386,9 @@ def _sweep_shown(
 
 def _report_after_sweep(out: Path, console: Console, findings: bool) -> Path | None:
     from tsobench.bench.analysis.report import write_report
+    from tsobench.bench.analysis.validation import no_library_warnings
 
-    with console.status("writing the report"):
+    with console.status("writing the report"), no_library_warnings():
         try:
             written = write_report([out])
         except ValueError as exc:
@@ -402,7 +414,8 @@ def run_command(output: str | None, quiet: bool, progress: str, as_json: bool, *
 
     Exit 0: clean; 3: completed with correctness violations, errors or starved
     callers (results saved); 130: interrupted (what was measured is saved); 2:
-    bad options; 1: the run could not start.
+    bad options; 1: the run could not start; 5: the results could not be written
+    where asked (saved to the fallback file it names, or nowhere).
     """
     from tsobench.bench.cli.output import emit_json, run_document
     from tsobench.bench.cli.summary import RunProgress, print_run
@@ -429,10 +442,13 @@ def run_command(output: str | None, quiet: bool, progress: str, as_json: bool, *
             err.print("interrupted before the load started; nothing to save")
             sys.exit(EXIT_INTERRUPTED)
     with signals_ignored():  # what was measured is being saved: a late signal must not lose it
-        saved = _save(result, path / f"{result.run_id}.json" if folder else path, err)
+        target = path / f"{result.run_id}.json" if folder else path
+        saved = _save(result, target, err)
         print_run(result, str(saved) if saved else None, err if as_json else make_console())
         if as_json:
             emit_json(run_document(result, saved))
+    if saved != target:  # only in the fallback, or nowhere: a script must not take the output for written
+        sys.exit(EXIT_DISK)
     sys.exit(exit_code(result))
 
 
@@ -450,14 +466,21 @@ def _save(result: results.RunResult, path: Path, err: Console) -> Path | None:
     try:
         return results.write(result, path)
     except OSError as exc:
+        err.print(
+            f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}", soft_wrap=True
+        )
         fallback = Path(tempfile.gettempdir()) / path.name
-        err.print(f"[bold red]could not write {escape(str(path))}:[/] {escape(exc.strerror or str(exc))}")
         try:
+            # a name of its own (mkstemp: created, never another run's): the next failure overwrites nothing
+            fd, name = tempfile.mkstemp(prefix=f"{path.stem}-", suffix=".json")
+            os.close(fd)
+            fallback = Path(name)
             written = results.write(result, fallback)
         except OSError as again:
-            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {escape(again.strerror or str(again))}")
+            why = escape(again.strerror or str(again))
+            err.print(f"[bold red]nor {escape(str(fallback))}:[/] {why}", soft_wrap=True)
             return None
-        err.print(f"saved to {escape(str(written))} instead")
+        err.print(f"{FALLBACK_SAVED} {escape(str(written))} instead", soft_wrap=True, highlight=False)
         return written
 
 
@@ -480,13 +503,15 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
     but some files were left out; 2: bad input (nothing to report).
     """
     from tsobench.bench.analysis.report import write_report
+    from tsobench.bench.analysis.validation import no_library_warnings
 
     problem = check_writable(output) if output is not None else None
     if problem is not None:
         _refuse(problem)  # before loading anything: a report that cannot be written is no report
     err = make_console(stderr=True)
     try:
-        written = write_report(paths, output, concurrency=concurrency)
+        with no_library_warnings():
+            written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
         _refuse(str(exc))
     for skipped in written.skipped:
@@ -536,14 +561,20 @@ def plan_command(
     --rtt-ms); 2: bad input. With --confirm: 0 when the confirming measurement falls within the prediction's
     interval, 3 when not, 4 when nothing could be confirmed.
     """
-    from tsobench.bench.analysis.loader import load
+    from tsobench.bench.analysis.loader import load, skipped
     from tsobench.bench.analysis.plan import UNKNOWN, UNREACHABLE, plan, print_plan, to_json
+    from tsobench.bench.analysis.validation import no_library_warnings
 
+    err = make_console(stderr=True)
     try:
-        answer = plan(load(paths), target_tps, p99_ms, headroom, rtt_ms)
+        with no_library_warnings():
+            df = load(paths)
+            answer = plan(df, target_tps, p99_ms, headroom, rtt_ms)
     except ValueError as exc:
-        make_console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        err.print(f"[bold red]error:[/] {exc}", highlight=False)
         sys.exit(EXIT_USAGE)
+    for left_out in skipped(df):  # on stderr: --json prints one document on stdout
+        err.print(f"[yellow]warning:[/] {escape(str(left_out))}", highlight=False, soft_wrap=True)
     code = {UNREACHABLE: EXIT_DIRTY, UNKNOWN: EXIT_UNKNOWN}.get(answer.answer, EXIT_OK)
     if not confirm:
         if as_json:
@@ -632,11 +663,13 @@ def compare_command(
     (no common points, unreadable files).
     """
     from tsobench.bench.analysis.compare import compare, print_comparison, to_markdown_text
+    from tsobench.bench.analysis.validation import no_library_warnings
     from tsobench.files import write_atomically
 
     given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
     try:
-        result = compare(base, new, **given)
+        with no_library_warnings():
+            result = compare(base, new, **given)
     except ValueError as exc:
         _refuse(str(exc))
     text = to_markdown_text(result)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -47,6 +48,7 @@ from tsobench.bench.runs.exporter import ClientExporter
 from tsobench.bench.runs.injector import FaultInjector
 from tsobench.bench.runs.network import network
 from tsobench.server import ChildCluster, ChildServer, ServerConfig, ServerCounters
+from tsobench.server.app import exposure
 from tsobench.strategies.leader import NoLeader, channel_credentials, endpoints, find_leader
 
 START_SLACK_S = 0.2  # from the go to the shared start instant: every shard is awake by then
@@ -147,9 +149,12 @@ def serving(config: RunConfig) -> Iterator[Served]:
         yield Served(config.target, (lambda: server_metrics.fetch(url, config)) if url else (lambda: None), None)
         return
     # The knobs pass through whole: a knob added to ServerKnobs reaches the embedded server by itself.
+    # The admin (fault) service only when there are faults to inject, with a token only this process knows.
     server_config = ServerConfig(
-        **vars(config.server), host=config.server_host or "127.0.0.1", seed=config.seed, admin=True
+        **vars(config.server), host=config.server_host or "127.0.0.1", seed=config.seed, admin=bool(config.faults)
     )
+    if (exposed := exposure(server_config)) is not None:
+        print(f"warning: the embedded server is {exposed}", file=sys.stderr, flush=True)
     # Its data dir lives in its own temp dir, which it removes itself if we are killed.
     server: ChildServer | ChildCluster
     if config.server_members > 1:

@@ -35,6 +35,7 @@ from tsobench.files import check_writable, write_atomically
 from tsobench.options import Spec, axis_default, build, flatten, specs, to_argv, word, written
 from tsobench.strategies.registry import unavailable
 
+FALLBACK_SAVED = "saved to"  # how `tsobench run` names the fallback file its results went to
 MANIFEST = "sweep.json"
 MANIFEST_VERSION = 1
 LOCK = "sweep.lock"  # flock()ed by the sweep that owns the folder; holds its pid
@@ -286,6 +287,8 @@ class Sweep:
         self.interrupted = False
         self.stop_signal: str | None = None  # the signal that stopped the sweep (SIGINT, SIGTERM, SIGHUP)
         self._point: subprocess.Popen[bytes] | None = None  # the running point
+        # what could not be written (a point's results, the manifest): the sweep stops at once, resumable
+        self.write_failure: str | None = None
 
     @classmethod
     def resume(cls, out: Path, given: Mapping[str, Any], name: str | None = None) -> Sweep:
@@ -354,16 +357,25 @@ class Sweep:
         records where the sweep stopped (``interrupted``), and ``run`` returns."""
         self.out.mkdir(parents=True, exist_ok=True)
         with on_stop_signals(self._on_signal):  # to the sweep alone or to its whole group
-            self.write_manifest()
+            self._manifest()
             for point in sorted(self.points, key=lambda p: p.repeat):  # stable: the plan's order per round
-                if self.interrupted:
+                if self.interrupted or self.write_failure is not None:
                     break
                 outcome = self._outcome(point)
                 self.outcomes[point.key] = outcome
-                self.write_manifest()
+                self._manifest()
                 on_point(point, outcome)
-            self.write_manifest()
+            self._manifest()
         return self.outcomes
+
+    def _manifest(self) -> None:
+        """The manifest written, or the sweep stopped: a full disk ends it cleanly (``write_failure``), the
+        last manifest written still whole (written atomically) for ``--resume``."""
+        try:
+            self.write_manifest()
+        except OSError as exc:
+            if self.write_failure is None:
+                self.write_failure = f"could not write {self.out / MANIFEST}: {exc.strerror or exc}"
 
     def _outcome(self, point: Point) -> PointOutcome:
         done = self.done(point) if self.resuming else None
@@ -388,9 +400,12 @@ class Sweep:
                 os.kill(proc.pid, signal.SIGINT)
 
     def _run_point(self, point: Point) -> PointOutcome:
-        from tsobench.bench.model.exits import EXIT_DIRTY, EXIT_INTERRUPTED, EXIT_OK
+        from tsobench.bench.model.exits import EXIT_DIRTY, EXIT_DISK, EXIT_INTERRUPTED, EXIT_OK
 
         path = self.result_path(point)
+        if (problem := check_writable(self.out)) is not None:  # the disk filled since the last point
+            self.write_failure = problem
+            return PointOutcome(point.key, "failed", None, None, 0.0, error=problem)
         limit = point.config.hard_limit_s + SPAWN_SLACK_S
         started = time.monotonic()
         # stderr into a file of no name, not a pipe: a point outliving a killed sweep must not
@@ -402,7 +417,7 @@ class Sweep:
             try:
                 self._stop_point()  # a stop that came while it started
                 self.outcomes[point.key] = PointOutcome(point.key, "running", None, None, 0.0, pid=proc.pid)
-                self.write_manifest()
+                self._manifest()
                 proc.wait(timeout=limit)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -412,8 +427,13 @@ class Sweep:
             finally:
                 self._point = None
             stderr.seek(0)
-            tail = " | ".join(stderr.read().decode(errors="replace").strip().splitlines()[-3:])
+            lines = stderr.read().decode(errors="replace").strip().splitlines()
+            tail = " | ".join(lines[-3:])
         wall = time.monotonic() - started
+        if proc.returncode == EXIT_DISK:  # its results are not in the folder: stop here, resumable
+            saved_to = next((line for line in lines if line.startswith(FALLBACK_SAVED)), "not saved anywhere")
+            self.write_failure = f"could not write {path}: {saved_to}"
+            return PointOutcome(point.key, "failed", None, proc.returncode, wall, error=tail or self.write_failure)
         saved = {EXIT_OK: "ok", EXIT_DIRTY: "dirty", EXIT_INTERRUPTED: "interrupted"}.get(proc.returncode)
         stopped = self.interrupted  # the sweep was stopped while this point ran: it is what it saved
         if saved is not None and path.exists():

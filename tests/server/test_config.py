@@ -43,3 +43,9 @@ def test_an_embedded_server_knob_with_a_target_is_refused_by_name(knobs, flag):
     out = CliRunner().invoke(main, ["run", "-s", "pool", "--target", "127.0.0.1:2379", flag, str(value)])
     assert out.exit_code == 2 and message in out.output
     RunConfig(strategy="pool", server=ServerKnobs(**knobs))  # the embedded server takes them
+
+
+def test_the_window_is_bounded_with_the_reason():
+    with pytest.raises(ConfigError, match=r"above 3600000 .* a restart refuses a window more than a day ahead"):
+        ServerConfig(window_ms=90_000_000)
+    assert ServerConfig(window_ms=3_600_000).window_ms == 3_600_000

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import queue
+import subprocess
+import sys
 import threading
 import time
 
 import grpc
 import pytest
 
-from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
+from tsobench.protos import admin_pb2, admin_pb2_grpc, pdpb_pb2, pdpb_pb2_grpc
 from tsobench.server import DEFAULT_CLUSTER_ID, ChildServer, ServerConfig, compose
+from tsobench.server.admin import TOKEN_KEY, AdminClient
 
 TIMEOUT_S = 10
 
@@ -105,6 +108,83 @@ def test_delay_slows_every_reply_within_its_span_only(server):
         stream.close()
     assert within >= 1.2, f"two replies in {within:.3f}s under a 600 ms delay"
     assert after < 0.6, f"a reply took {after:.3f}s after the delay's span"
+
+
+@pytest.mark.parametrize(("method", "args"), [("Stall", {"duration_s": -1}), ("Delay", {"delay_ms": float("nan")})])
+def test_bad_fault_arguments_are_invalid(server, method, args):
+    with grpc.insecure_channel(server.address) as channel:
+        stub = admin_pb2_grpc.AdminStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            request = getattr(admin_pb2, f"{method}Request")(**args)
+            getattr(stub, method)(request, timeout=TIMEOUT_S, metadata=((TOKEN_KEY, server.admin_token),))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize(
+    ("method", "args"), [("Stall", {"duration_s": 1e300}), ("Delay", {"duration_s": 1e9, "delay_ms": 1})]
+)
+def test_durations_are_bounded_by_an_hour(server, method, args):
+    with pytest.raises(grpc.RpcError) as info:
+        getattr(AdminClient(server.address, server.admin_token), method.lower())(*args.values())
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "from 0 to 3600" in info.value.details()
+
+
+@pytest.mark.parametrize("token", [None, "", "a-stranger's-guess"])
+def test_a_call_without_the_token_is_refused(server, token):
+    with grpc.insecure_channel(server.address) as channel:
+        stub = admin_pb2_grpc.AdminStub(channel)
+        metadata = None if token is None else ((TOKEN_KEY, token),)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.Stall(admin_pb2.StallRequest(duration_s=5), timeout=TIMEOUT_S, metadata=metadata)
+    assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    stream = Stream(server.address)  # and nothing was stalled
+    try:
+        started = time.monotonic()
+        stream.ask()
+        assert time.monotonic() - started < 1.0
+    finally:
+        stream.close()
+
+
+def test_health_says_not_serving_while_stalled_and_a_stall_can_be_cancelled(server):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    def status() -> int:
+        with grpc.insecure_channel(server.address) as channel:
+            check = health_pb2_grpc.HealthStub(channel).Check
+            return check(health_pb2.HealthCheckRequest(service=""), timeout=TIMEOUT_S).status
+
+    assert status() == health_pb2.HealthCheckResponse.SERVING
+    server.admin("Stall", duration_s=600)
+    deadline = time.monotonic() + 5
+    while status() != health_pb2.HealthCheckResponse.NOT_SERVING and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert status() == health_pb2.HealthCheckResponse.NOT_SERVING
+    server.admin("Stall", duration_s=0)  # cancels it
+    stream = Stream(server.address)
+    try:
+        started = time.monotonic()
+        stream.ask()
+        assert time.monotonic() - started < 1.0, "the stall went on after Stall(0)"
+    finally:
+        stream.close()
+    assert status() == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_serve_admin_prints_its_token_and_warns_beyond_loopback(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "tsobench.server", "--admin", "--host", "0.0.0.0", "--port", "0",
+         "--data-dir", str(tmp_path / "d"), "--metrics-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    token_line = next(line for line in lines if line.startswith("admin token: "))
+    assert len(token_line.split()[2]) >= 24
+    assert "listening on 0.0.0.0 without TLS" in err and "the admin (fault) service" in err and "metrics" in err
 
 
 def test_kill_and_restart_under_load_never_goes_back(tmp_path):

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
-from tsobench.strategies.deadline import AsyncWatchdog, DeadlineExceeded, ThreadWatchdog, period_for
+import pytest
+
+from tsobench.strategies.deadline import AsyncWatchdog, DeadlineExceeded, ThreadWatchdog, late, period_for
 
 
 def test_the_period_is_a_quarter_deadline_at_most_and_five_scans_a_second_at_least():
@@ -44,3 +53,59 @@ def test_an_async_watchdog_runs_on_the_loop_and_stops_with_it():
         return cutoffs
 
     assert asyncio.run(main())[:3] == [-3, -2, -1]
+
+
+on_proc = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds processes through /proc")
+
+
+def test_late_is_after_the_deadline_by_the_clock() -> None:
+    assert not late(10.0, 12.0, 2.0)
+    assert late(10.0, 12.001, 2.0)
+    assert late(10.0, 15.0, 2.0)  # a reply that waited out a 5 s freeze
+    assert period_for(2.0) == 0.2 and period_for(0.4) == 0.1
+
+
+def _descendants(pid: int) -> list[int]:
+    try:
+        children = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return [d for c in children for d in (c, *_descendants(c))]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _shards(pid: int) -> list[int]:
+    return [d for d in _descendants(pid) if "spawn_main" in _cmdline(d)]
+
+
+@on_proc
+@pytest.mark.serial
+@pytest.mark.timeout(120)
+def test_a_shard_frozen_past_its_deadline_makes_the_run_not_clean(tmp_path: Path) -> None:
+    """Issue 28: one shard of ``run -s dispatcher -c 16 -p 2 --timeout 2`` SIGSTOPped for 5 s; its replies
+    came 2.5x past the deadline and counted as answered (clean, exit 0)."""
+    out = tmp_path / "r.json"
+    argv = ["run", "-s", "dispatcher", "-c", "16", "-p", "2", "--timeout", "2", "--duration", "9", "--warmup", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "tsobench.bench", *argv, "-q", "-o", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(_shards(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    shards = _shards(proc.pid)
+    assert len(shards) >= 2, "the shards never started"
+    time.sleep(2.5)  # past the warm-up, under load
+    os.kill(shards[0], signal.SIGSTOP)
+    time.sleep(5)
+    os.kill(shards[0], signal.SIGCONT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 3, (stdout, stderr)  # not clean
+    errors = json.loads(out.read_text())["metrics"]["errors"]
+    assert errors.get("timeout", 0) >= 1, errors

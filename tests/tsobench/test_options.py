@@ -106,12 +106,23 @@ def test_child_server_argv_reads_back_as_the_same_config(tmp_path):
     config = ServerConfig(
         data_dir=str(tmp_path), delay_ms=2.5, fail_rate=0.5, metrics_port=None, seed=3, window_ms=50, admin=True
     )
-    argv = ChildServer(config)._argv("port", "metrics-port")
+    child = ChildServer(config)  # with admin on, it names the token file it wrote
+    argv = child._argv("port", "metrics-port")
     assert argv[1:4] == ["-P", "-m", "tsobench.server"]
     ctx = serve_command.make_context("serve", argv[4:])
-    launcher = ("port_file", "metrics_port_file", "exit_with_parent", "parent_temp_dir", "verbose", "size")
+    launcher = (
+        "port_file",
+        "metrics_port_file",
+        "exit_with_parent",
+        "parent_temp_dir",
+        "verbose",
+        "size",
+        "no_restart",
+    )
+    launcher += ("member",)
     options = {k: v for k, v in ctx.params.items() if k not in launcher}
-    assert build(ServerConfig, options) == config
+    assert build(ServerConfig, options) == child.config
+    assert child.config.admin_token_file and child.admin_token not in argv  # the token itself is not in ps
 
 
 def test_a_cluster_members_argv_reads_back_as_the_same_config(tmp_path):
@@ -127,9 +138,19 @@ def test_a_cluster_members_argv_reads_back_as_the_same_config(tmp_path):
         tls_cert=str(cert),
         tls_key=str(cert),
     )
-    argv = ChildServer(config)._argv("port", "metrics-port")
+    child = ChildServer(config)  # with admin on, it names the token file it wrote
+    argv = child._argv("port", "metrics-port")
     ctx = serve_command.make_context("serve", argv[4:])
-    launcher = ("port_file", "metrics_port_file", "exit_with_parent", "parent_temp_dir", "verbose", "size")
+    launcher = (
+        "port_file",
+        "metrics_port_file",
+        "exit_with_parent",
+        "parent_temp_dir",
+        "verbose",
+        "size",
+        "no_restart",
+    )
+    launcher += ("member",)
     assert build(ServerConfig, {k: v for k, v in ctx.params.items() if k not in launcher}) == config
 
 

@@ -26,12 +26,13 @@ def hand_made(folder: Path, name: str, tps: float, p99_us: float, **edits) -> Pa
     data["config"].update(interval_s=INTERVAL_S, **edits)
     data["timeline"] = [
         {"t_s": round(i * INTERVAL_S, 6), "ok": int(tps * k * INTERVAL_S), "failed": 0, "tps": tps * k,
-         "p50_us": p99_us / 3, "p99_us": p99_us * (2 - k), "max_us": p99_us * 2, "warmup": False}
+         "p50_us": round(p99_us / 3), "p99_us": round(p99_us * (2 - k)), "max_us": round(p99_us * 2),
+         "warmup": False}
         for i, k in enumerate(STEADY)
     ]  # fmt: skip
     m = data["metrics"]
     m.update(measured_s=INTERVAL_S * len(STEADY), throughput_tps=tps, throughput_rps=tps)
-    m["latency_us"]["p99"] = p99_us
+    m["latency_us"]["p99"] = round(p99_us)
     if errors:
         m["requests_failed"], m["errors"] = errors, {"UNAVAILABLE": errors}
     folder.mkdir(exist_ok=True)

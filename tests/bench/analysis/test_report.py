@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tsobench.bench import RunConfig, run, write_results
+from tsobench.bench.analysis import validation
 from tsobench.bench.analysis.aggregate import repeats
 from tsobench.bench.analysis.loader import load, load_results
 from tsobench.bench.analysis.report import build, config_table, write_report
@@ -183,13 +184,13 @@ def test_a_real_run_is_reported_at_its_distance_with_its_interval_reading_each_f
     write_results(result, tmp_path / "locked.json")
     shutil.copy(FIXTURES / "pool-thread-c4.json", tmp_path / "old.json")  # an old file beside it still loads
     reads: Counter[str] = Counter()
-    read_text = Path.read_text
+    read_json = validation.read_json
 
-    def counted(self: Path, *args: Any, **kwargs: Any) -> str:
-        reads[self.name] += 1
-        return read_text(self, *args, **kwargs)
+    def counted(path: Path, *args: Any, **kwargs: Any) -> Any:
+        reads[path.name] += 1
+        return read_json(path, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_text", counted)
+    monkeypatch.setattr(validation, "read_json", counted)
     written = write_report([tmp_path], tmp_path / "report")
     assert reads == {"locked.json": 1, "old.json": 1}  # one read per results file, none written back
     found = written.findings

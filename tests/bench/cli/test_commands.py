@@ -314,7 +314,10 @@ def test_results_that_cannot_be_written_at_the_end_go_to_a_named_fallback(tmp_pa
     (tmp_path / "fallback").mkdir()
     console = Console(record=True, width=200)
     saved = cli._save(result, blocker / "run.json", console)
-    assert saved == tmp_path / "fallback" / "run.json" and saved.exists()
+    assert saved is not None and saved.parent == tmp_path / "fallback" and saved.exists()
+    assert saved.name.startswith("run-") and saved.suffix == ".json"  # a name of its own, never a fixed one
+    again = cli._save(result, blocker / "run.json", Console(record=True))
+    assert again is not None and again != saved and saved.exists()  # the next failure overwrites nothing
     said = console.export_text()
     assert "could not write" in said and str(saved) in said
     assert not [p for p in tmp_path.rglob("*.tmp")], "temp files left behind"

@@ -128,3 +128,25 @@ def test_fairness_merges_across_processes():
     assert result.metrics["fairness"] == fairness(per_shard[0] + per_shard[1])
     assert result.metrics["callers"] == 6
     assert result.judgement.clean
+
+
+def test_the_embedded_server_serves_admin_only_with_faults_and_only_to_its_token(capfd):
+    import grpc
+
+    from tsobench.bench.model.faults import Fault
+    from tsobench.bench.runs.runner import serving
+    from tsobench.server.admin import AdminClient
+
+    with serving(RunConfig(strategy="locked")) as plain:
+        assert plain.server is not None and not plain.server.config.admin
+        with pytest.raises(grpc.RpcError) as off:
+            AdminClient(plain.address).stall(5)
+        assert off.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    faults = (Fault.parse("stall@1s:100ms"),)
+    with serving(RunConfig(strategy="locked", faults=faults)) as faulty:
+        assert faulty.server is not None and faulty.server.config.admin
+        with pytest.raises(grpc.RpcError) as stranger:
+            AdminClient(faulty.address).stall(5)  # no token
+        assert stranger.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        faulty.server.admin("Stall", duration_s=0.01)  # the harness knows it
+    assert "warning" not in capfd.readouterr().err  # loopback: nothing exposed

@@ -1,12 +1,14 @@
 """Sweeps: planning the cross product, TOML plans, round-robin repeats, the folder lock,
 resume after a stop, clean stops under every signal, unwritable folders, unavailable strategies."""
 
+import contextlib
 import json
 import os
 import shlex
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -483,3 +485,101 @@ def test_a_lost_point_is_forgiven_only_for_a_strategy_its_results_recorded_unsaf
     last = result.output.strip().splitlines()[-1]
     assert "locked-thread-c8-p1-closed-d0-rep0: failed (crashed)" in last  # recorded safe: its loss counts
     assert "pool-thread-c8" not in last  # its results say pool was recorded unsafe here
+
+
+# --- a full disk ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 20 MB tmpfs (room for the 16 MB a sweep checks before each point, and little more); skipped where
+    mounting is not permitted."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", str(folder)], check=False).returncode:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def _fill(folder: Path) -> None:
+    """Every byte of the filesystem taken: what a neighbour's log does to a disk."""
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for block in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * block)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _descendants(pid: int) -> list[int]:
+    return [d for c in _children(pid) for d in (c, *_descendants(c))]
+
+
+def _fill_once_loading(pid: int, folder: Path, depth: int = 1, timeout_s: float = 60.0) -> None:
+    """Fill the disk once ``tsobench run`` has started its server (``depth`` processes below ``pid``): past its
+    check of the output folder, under load, so the disk fills mid-run."""
+    deadline = time.monotonic() + timeout_s
+    while len(_descendants(pid)) < depth and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    _fill(folder)
+
+
+def _running_point(out: Path, timeout_s: float = 60.0) -> int:
+    """The pid of the sweep's running point, from its manifest."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError):
+            for p in json.loads((out / MANIFEST).read_text())["points"]:
+                if p["status"] == "running" and p.get("pid"):
+                    return int(p["pid"])
+        time.sleep(0.05)
+    raise AssertionError("no point started")
+
+
+def test_a_full_disk_mid_sweep_stops_it_cleanly_with_a_resume_line(small_disk: Path) -> None:
+    out = small_disk / "sweep"
+    args = ["--strategies", "locked", "--apis", "thread", "--concurrency", "1,2", "--duration", "3", "--warmup", "0"]
+    proc = sweep(*args, "-o", str(out))
+    point = _running_point(out)
+    _fill_once_loading(point, small_disk, depth=2)  # the point's process, its `tsobench run`, the run's server
+    stdout, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 5, stdout  # EXIT_DISK
+    assert "Traceback" not in stdout
+    assert "stopped: could not write" in stdout
+    assert f"resume with: tsobench sweep --resume -o {out}" in stdout
+    saved = [w for w in stdout.split() if w.startswith(tempfile.gettempdir()) and w.endswith(".json")]
+    assert saved and Path(saved[0]).is_file(), stdout  # the point's results, at the unique path named
+    assert Path(saved[0]).name != "locked-thread-c1-p1-closed-d0-rep0.json"
+    assert json.loads((out / MANIFEST).read_text())["kind"] == "tsobench-sweep"  # the last one whole: resumable
+    Path(saved[0]).unlink()
+
+
+def test_a_run_whose_results_land_only_in_the_fallback_exits_5(small_disk: Path) -> None:
+    target = small_disk / "run.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-P", "-m", "tsobench.bench", "run", "-s", "locked", "--duration", "2", "--warmup", "0",
+         "-q", "-o", str(target)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _fill_once_loading(proc.pid, small_disk)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 5, stderr
+    assert f"could not write {target}" in stderr and "Traceback" not in stderr
+    line = next(line for line in stderr.splitlines() if line.startswith("saved to"))
+    fallback = Path(line.split()[2])
+    assert fallback.is_file() and fallback.name.startswith("run-") and not target.exists()
+    results.read(fallback)
+    fallback.unlink()
