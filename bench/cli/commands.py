@@ -403,8 +403,13 @@ def plan_command(
 
 
 @main.command("compare")
-@click.argument("base", type=click.Path())
-@click.argument("new", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--strategies",
+    default=None,
+    metavar="A,B",
+    help="Two designs within one RESULTS, point by point: A is BASE, B is NEW.",
+)
 @click.option(
     "--min-effect",
     type=click.FloatRange(0, 1, max_open=True),
@@ -417,37 +422,75 @@ def plan_command(
     default=None,
     help="1 - the confidence of the intervals.  [default: 0.05 (95 % intervals)]",
 )
+@click.option("--allow-unknown", is_flag=True, help="Exit 0, not 4, when some point cannot be told.")
+@click.option("--strict", is_flag=True, help="Refuse (exit 2) when the two sides ran in different environments.")
 @click.option("--markdown", is_flag=True, help="Print Markdown instead of the table.")
+@click.option("--json", "as_json", is_flag=True, help="The comparison as one JSON document on stdout.")
+@click.option("--csv", "csv_file", default=None, type=click.Path(dir_okay=False), help="Also write the table as CSV.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the Markdown here.")
 def compare_command(
-    base: str, new: str, min_effect: float | None, significance: float | None, markdown: bool, output: str | None
+    paths: tuple[str, ...],
+    strategies: str | None,
+    min_effect: float | None,
+    significance: float | None,
+    allow_unknown: bool,
+    strict: bool,
+    markdown: bool,
+    as_json: bool,
+    csv_file: str | None,
+    output: str | None,
 ) -> None:
-    """Compare two results folders or files point by point: faster, slower or no significant change.
+    """Compare BASE NEW (results folders or files) point by point: faster, slower, no significant change
+    or cannot tell; or, with --strategies a,b, two designs within one RESULTS.
 
     Points match by strategy, API and every option that defines a point, never by the target's
-    address, seed, length or time. Exit 0: no significant regression; 3: some point is significantly
-    slower (throughput down or p99 up by more than --min-effect) or no longer clean; 2: bad input
-    (no common points, unreadable files).
+    address, seed, length or time. Exit 0: no regression, every point told; 3: some point is
+    slower (throughput down or p99 up by more than --min-effect, all of its interval) or no longer
+    clean; 4: some point cannot be told (one run a side without samples that decide: use --repeat),
+    unless --allow-unknown; 2: bad input (no common points, unreadable files, --strict across
+    different environments).
     """
-    from tsobench.bench.analysis.compare import compare, print_comparison, to_markdown_text
+    import json
+
+    from tsobench.bench.analysis.compare import compare, print_comparison, to_csv, to_document, to_markdown_text
     from tsobench.files import write_atomically
 
     given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
+    pair: tuple[str, str] | None = None
+    if strategies is not None:
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        if len(names) != 2 or names[0] == names[1]:
+            _refuse(f"--strategies takes two different strategies, a,b (got {strategies!r})")
+        pair = (names[0], names[1])
+        if len(paths) != 1:
+            _refuse(f"--strategies compares two designs within one RESULTS: give one path (got {len(paths)})")
+    elif len(paths) != 2:
+        _refuse(f"compare takes BASE and NEW (got {len(paths)} path(s)), or one RESULTS with --strategies a,b")
     try:
-        result = compare(base, new, **given)
+        base, *new = paths
+        result = compare(base, new[0] if new else None, strategies=pair, **given)
     except ValueError as exc:
         _refuse(str(exc))
-    text = to_markdown_text(result)
-    if output:
-        try:
-            write_atomically(output, text)
-        except OSError as exc:
-            _refuse(f"cannot write {output}: {exc.strerror}")
-    if markdown:
-        click.echo(text, nl=False)
+    if strict and result.environment:
+        _refuse("--strict: the two sides ran in different environments: " + "; ".join(map(str, result.environment)))
+    for path, text in (
+        (output, to_markdown_text(result) if output else ""),
+        (csv_file, to_csv(result) if csv_file else ""),
+    ):
+        if path:
+            try:
+                write_atomically(path, text)
+            except OSError as exc:
+                _refuse(f"cannot write {path}: {exc.strerror}")
+    if as_json:
+        click.echo(json.dumps(to_document(result), indent=2, allow_nan=False))
+    elif markdown:
+        click.echo(to_markdown_text(result), nl=False)
     else:
         print_comparison(result, make_console())
-    sys.exit(EXIT_DIRTY if result.regressions else EXIT_OK)
+    if result.regressions:
+        sys.exit(EXIT_DIRTY)
+    sys.exit(EXIT_UNKNOWN if result.unknowns and not allow_unknown else EXIT_OK)
 
 
 @main.command("slo")

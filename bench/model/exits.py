@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from tsobench.bench.model import results
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_UNKNOWN = 4  # tsobench plan: the answer depends on a ceiling nobody measured
+EXIT_UNKNOWN = 4  # plan: the answer depends on a ceiling nobody measured; compare: a point cannot be told,
+# unless --allow-unknown (a gate never passes on nothing)
 
 
 def exit_code(result: results.RunResult) -> int:
