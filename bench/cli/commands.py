@@ -34,6 +34,7 @@ from tsobench.options import ConfigError, build, click_options, sweep_click_opti
 from tsobench.server.cli import serve_command
 
 if TYPE_CHECKING:
+    from tsobench.bench.analysis.findings import Findings
     from tsobench.bench.sweeps.sweep import Point, PointOutcome, Sweep, SweepPlan
 
 PIPED_WIDTH = 200
@@ -193,10 +194,10 @@ def _run_sweep(
         except ConfigError as exc:
             raise click.UsageError(str(exc)) from None
         resume_with = ["tsobench", prefix, "--resume", *(["--report"] if report and prefix == "sweep" else [])]
-        return _sweep(sweep, [*resume_with, "-o", str(out)], report=report, findings=prefix == "quickstart")
+        return _sweep(sweep, [*resume_with, "-o", str(out)], report=report)
 
 
-def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -> int:
+def _sweep(sweep: Sweep, resume_with: list[str], report: bool) -> int:
     """Run a sweep with its progress, then its table, the report and the exit code."""
     from rich.progress import (
         BarColumn,
@@ -240,7 +241,9 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
         )
         return EXIT_INTERRUPTED
     if report:
-        _report_after_sweep(out, console, findings=findings)
+        _report_after_sweep(out, console)
+    else:
+        _findings_after_sweep(out, console)
     dirty = dirty_points(sweep)
     if dirty:
         console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
@@ -249,7 +252,27 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool) -
     return EXIT_OK
 
 
-def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
+def print_findings(found: Findings, console: Console) -> None:
+    """The findings as every command that ends with them prints them (quickstart, sweep, report)."""
+    console.print("\n[bold]Findings[/]")
+    for line in found.lines():
+        console.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def _findings_after_sweep(out: Path, console: Console) -> None:
+    """A sweep without --report still ends with what its data says."""
+    from tsobench.bench.analysis.loader import load
+    from tsobench.bench.analysis.report import build
+
+    try:
+        found = build(load([out])).findings
+    except ValueError as exc:
+        console.print(f"[yellow]no findings:[/] {escape(str(exc))}")
+        return
+    print_findings(found, console)
+
+
+def _report_after_sweep(out: Path, console: Console) -> None:
     from tsobench.bench.analysis.report import write_report
 
     with console.status("writing the report"):
@@ -260,10 +283,7 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> None:
             return
     for skipped in written.skipped:
         console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
-    if findings:
-        console.print("\n[bold]Findings[/]")
-        for line in written.findings.lines():
-            console.print(escape(line), highlight=False, soft_wrap=True)
+    print_findings(written.findings, console)
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
 
 
@@ -359,6 +379,8 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
         written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
         _refuse(str(exc))
+    print_findings(written.findings, make_console())
+    click.echo()
     for path in written.paths:
         click.echo(path)
     for skipped in written.skipped:
