@@ -4,8 +4,12 @@ should, how close each design comes to its bound at its round trip, and what
 to distrust. The report opens with it and ``tsobench quickstart`` ends with it.
 
 Everything here is computed from the loaded results; nothing is assumed about
-which strategy should win. A figure comes with its 95 % interval (``stats``),
-and two points whose intervals overlap are "not distinguishable", never ranked.
+which strategy should win. A figure comes with its interval (``stats``), and
+two points are told apart by the one rule (``stats.compare_samples``: the
+interval of their ratio, all of it beyond the minimum effect); otherwise they
+are "not distinguishable" (or "cannot tell", without samples that decide),
+never ranked. Per API, callers and round trip, every safe design gets a factor
+against every other (``Pairs``).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from tsobench.bench.analysis.distance import (
 )
 from tsobench.bench.analysis.harness import BOUND_SHARE, NULL
 from tsobench.bench.analysis.loader import BASELINE_MATCH, DISTANCE, LOAD, Skipped, flag, named
-from tsobench.bench.analysis.stats import Estimate, Ratio, ratio_ci
+from tsobench.bench.analysis.stats import CANNOT_TELL, SAME, Change, Estimate, compare_samples
 from tsobench.bench.analysis.usl import littles_law
 from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 from tsobench.bench.model.verdict import error_list
@@ -43,24 +47,39 @@ TIED = "not distinguishable"
 
 
 @dataclass(frozen=True)
+class Pairs:
+    """Every safe design at one API, callers and round trip against every other: the row's ts/s over
+    the column's, with its interval, or "not distinguishable" / "cannot tell"."""
+
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
 class Findings:
     summary: tuple[str, ...]  # the lead sentences
     header: tuple[str, ...]  # the winners table
     rows: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...]  # negative control, dirty safe points, fairness, the harness, bounds, Little's law
     caveats: tuple[str, ...]
+    pairs: tuple[Pairs, ...] = ()
 
     def lines(self) -> list[str]:
         """Plain text for a terminal."""
         out = [*self.summary, ""]
         if self.rows:
-            widths = [max(len(r[i]) for r in (self.header, *self.rows)) for i in range(len(self.header))]
-            for r in (self.header, *self.rows):
-                out.append("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
-            out.append("")
+            out += [*_aligned(self.header, self.rows), ""]
+        for pairs in self.pairs:
+            out += [pairs.title, *_aligned(pairs.header, pairs.rows), ""]
         out += [f"- {n}" for n in self.notes]
         out += ["Caveats:", *(f"- {c}" for c in self.caveats)]
         return out
+
+
+def _aligned(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in (header, *rows)]
 
 
 def _ts(value: float | None) -> str:
@@ -91,33 +110,45 @@ def _rtt(r: pd.Series) -> str:
     return "-" if rtt is None else f"{rtt:.2f}"
 
 
-def compare_points(a: pd.Series, b: pd.Series) -> tuple[str, Ratio]:
-    """How ``a``'s throughput stands to ``b``'s: "distinguishable", TIED (the intervals overlap) or
-    "unknown" (no interval on one side), and the ratio of the medians with its interval."""
-    ratio = ratio_ci(a["samples"].tps, b["samples"].tps)
-    ea, eb = a["tps_est"], b["tps_est"]
-    if not (ea.known and eb.known):
-        return "unknown", ratio
-    return ("distinguishable" if ea.distinguishable_from(eb) else TIED), ratio
+def compare_points(a: pd.Series, b: pd.Series) -> tuple[str, Change]:
+    """How ``a``'s throughput stands to ``b``'s by the one rule (``stats.compare_samples``):
+    "distinguishable", TIED or "unknown" (no samples that decide), and a / b with its interval."""
+    change = compare_samples(b["samples"].tps, a["samples"].tps)
+    if change.direction == CANNOT_TELL:
+        return "unknown", change
+    return (TIED if change.direction == SAME else "distinguishable"), change
 
 
 def factor(a: pd.Series, b: pd.Series) -> str:
     """``a`` over ``b`` as may be said: ``1.8x [1.6, 2.0]``, "not distinguishable", or the bare ratio
-    flagged when there is no interval to judge it by."""
-    how, ratio = compare_points(a, b)
-    if ratio.value is None:
+    flagged when the samples cannot decide."""
+    how, change = compare_points(a, b)
+    if change.ratio is None:
         return "-"
     if how == TIED:
         return TIED
     if how == "unknown":
-        return f"{ratio.value:.1f}x (no interval)"
-    return str(ratio)
+        return f"{change.ratio:.1f}x ({CANNOT_TELL})"
+    return str(change)
+
+
+def _pairs(g: pd.DataFrame, title: str) -> Pairs | None:
+    """Every design of one group against every other (None with fewer than two)."""
+    if len(g) < 2:
+        return None
+    g = g.sort_values("tps_est_median", ascending=False)
+    names = [str(r["series"]) for _, r in g.iterrows()]
+    rows = []
+    for (i, a), name in zip(g.iterrows(), names, strict=True):
+        cells = ["" if i == j else factor(a, b) for j, b in g.iterrows()]
+        rows.append((name, *cells))
+    return Pairs(title, ("ts/s of / over", *names), tuple(rows))
 
 
 def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -> Findings:
     """The findings of loaded results (``df``) and their folded repeats (``agg``)."""
     runs = agg[agg["source"] == "tsobench"]
-    header, rows, summary = _winners(runs)
+    header, rows, summary, pairs = _winners(runs)
     notes = [
         *_negative_control(runs),
         *_dirty_safe(runs),
@@ -131,7 +162,8 @@ def find(df: pd.DataFrame, agg: pd.DataFrame, skipped: Sequence[Skipped] = ()) -
         *turnaround.notes(df[df["source"] == "tsobench"]),
         *_recovery(df),
     ]
-    return Findings(tuple(summary), header, tuple(rows), tuple(notes), tuple(_caveats(df, runs, skipped)))
+    caveats = tuple(_caveats(df, runs, skipped))
+    return Findings(tuple(summary), header, tuple(rows), tuple(notes), caveats, tuple(pairs))
 
 
 def _recovery(df: pd.DataFrame) -> list[str]:
@@ -155,7 +187,7 @@ def _leader(g: pd.DataFrame) -> tuple[pd.Series, pd.Series | None, str]:
     return top, runner, how
 
 
-def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str]]:
+def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]], list[str], list[Pairs]]:
     ranked = _by_median(designs(runs[~runs["open_loop"]]))
     alike = [k for k in BASELINE_MATCH if k not in ("source", "api", *LOAD)]
     knobs = [k for k in alike if ranked[k].nunique(dropna=False) > 1]  # compared only alike
@@ -165,24 +197,29 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
         "callers",
         "RTT ms",
         "best safe strategy",
-        "ts/s [95 % CI]",
-        "p99 ms [95 % CI]",
+        "ts/s [interval]",
+        "p99 ms [interval]",
         "vs runner-up",
         f"vs {BASELINE}",
     )
     if knobs:
         header = (*header[:2], "setting", *header[2:])
-    rows, lead = [], {}
+    rows, lead, pairs = [], {}, []
     for key, g in ranked.groupby(keys, sort=True, dropna=False):
         top, runner, how = _leader(g)
+        setting = " ".join(named(k, v) for k, v in zip(knobs, key[4:], strict=True))
+        table = _pairs(
+            g, f"{top['api']}, {_callers(top)} callers, {distance_text(top)}" + (f", {setting}" * bool(setting))
+        )
+        if table is not None:
+            pairs.append(table)
         base = g[g["strategy"] == BASELINE].sort_values("tps_est_median", ascending=False)
         name = top["design"] + (" (harness-bound)" if flag(top["harness_bound"]) else "")
         if how == TIED and runner is not None:
             name += f" or {runner['design']} ({TIED})"
-        callers = f"{int(top['concurrency'])}" + (f" x {int(top['processes'])} proc" if top["processes"] > 1 else "")
         row = [
             str(top["api"]),
-            callers,
+            _callers(top),
             _rtt(top),
             name,
             _tps(top),
@@ -191,7 +228,7 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
             factor(top, base.iloc[0]) if len(base) and top["strategy"] != BASELINE else "-",
         ]
         if knobs:
-            row.insert(2, " ".join(named(k, v) for k, v in zip(knobs, key[4:], strict=True)))
+            row.insert(2, setting)
         rows.append(tuple(row))
         other_knobs = [k for k in knobs if k not in DISTANCE]
         if top["processes"] == 1 and not other_knobs:  # the highest one-process concurrency per API leads
@@ -199,7 +236,11 @@ def _winners(runs: pd.DataFrame) -> tuple[tuple[str, ...], list[tuple[str, ...]]
     summary = [_lead(*v) for _, v in sorted(lead.items(), key=lambda kv: (kv[0][0], distance_rank(kv[1][0])))]
     if not rows:
         summary.append("No safe strategy has a clean closed-loop point: there is no winner to name.")
-    return header, rows, summary
+    return header, rows, summary, pairs
+
+
+def _callers(r: pd.Series) -> str:
+    return f"{int(r['concurrency'])}" + (f" x {int(r['processes'])} proc" if r["processes"] > 1 else "")
 
 
 def _lead(top: pd.Series, runner: pd.Series | None, how: str, base: pd.DataFrame) -> str:
@@ -208,7 +249,7 @@ def _lead(top: pd.Series, runner: pd.Series | None, how: str, base: pd.DataFrame
     if runner is not None and how == TIED:
         return text + (
             f"{top['strategy']} ({_tps(top)} ts/s) and {runner['strategy']} ({_tps(runner)} ts/s) are not "
-            "distinguishable: their 95 % intervals overlap."
+            "distinguishable: the interval of their ratio does not lie beyond the minimum effect."
         )
     text += f"the best safe strategy is {top['strategy']} with {_tps(top)} ts/s at p99 {_p99(top)} ms"
     if runner is not None:
@@ -216,10 +257,7 @@ def _lead(top: pd.Series, runner: pd.Series | None, how: str, base: pd.DataFrame
     if len(base) and top["strategy"] != BASELINE:
         text += f"; against {BASELINE}: {factor(top, base.iloc[0])}"
     if how == "unknown":
-        text += (
-            " (one run per point and fewer than two measured intervals to sample: no interval, so no difference "
-            "is established)"
-        )
+        text += " (one run per point without samples that decide: no difference is established; `--repeat 3`)"
     return text + "."
 
 
@@ -466,7 +504,7 @@ def _distance(runs: pd.DataFrame) -> list[str]:
 
 
 def _spread(runs: pd.DataFrame) -> str:
-    """The measured spread: how wide the points' 95 % intervals are, and what they were taken from."""
+    """The measured spread: how wide the points' intervals are, what they were taken from, how sure they are."""
     widths = []
     for _, r in runs.iterrows():
         for name, est in (("ts/s", r["tps_est"]), ("p99", r["p99_est"])):
@@ -488,7 +526,12 @@ def _spread(runs: pd.DataFrame) -> str:
     sources = sorted(set(runs["samples_from"]))
     repeated = runs["runs"].max() > 1
     fewest = min(len(r["samples"].tps) for _, r in runs.iterrows() if r["tps_est"].known)
-    text = "Measured spread (half the 95 % interval, as a share of the median): " + "; ".join(parts)
+    text = "Measured spread (half the interval, as a share of the median): " + "; ".join(parts)
+    sure = sorted({(len(e.samples), e.confidence) for e in runs["tps_est"] if e.known and e.confidence is not None})
+    if sure:
+        text += ". The medians' intervals are order statistics, as sure as their samples allow: " + ", ".join(
+            f"{c * 100:.3g} % from {n}" for n, c in sure
+        )
     text += f". Samples per point: {', '.join(sources)}"
     if fewest < FEW_SAMPLES:
         text += (
@@ -499,7 +542,8 @@ def _spread(runs: pd.DataFrame) -> str:
         text += f"; {int((runs['runs'] > 1).sum())} of {len(runs)} points were repeated"
     else:
         text += (
-            "; with one run per point these are its own intervals, which show how steady the run was, not how "
-            "much a rerun would differ (`--repeat 3` measures that)"
+            "; with one run per point these are its own intervals (as batch means where neighbours do not "
+            "correlate, else steadiness only, which decides nothing), not how much a rerun would differ "
+            "(`--repeat 3` measures that)"
         )
     return text + "."

@@ -103,7 +103,7 @@ DERIVED: dict[str, Derived] = {  # column: its kind, what it is, its role in the
     "harness_ceiling_tps": Derived("float", "the null strategy's throughput at the same point"),
 }
 RECORDS = ("histogram", "histogram_uncorrected", "config", "strategy_record", "timeline", "fault_outcomes", "command")
-ENV_FIELDS = ("python", "grpcio", "protobuf", "platform", "cpu_model", "cpu_count", "git_commit")
+ENV_FIELDS = ("python", "grpcio", "protobuf", "tsobench", "platform", "cpu_model", "cpu_count", "git_commit")
 
 # Every column of the runs table and its kind: text, flag (True/False, or None when unknown),
 # int (an integer when every run has it) or float. The order is the table's.

@@ -420,13 +420,16 @@ def _seen(points: pd.DataFrame, per_point: dict[tuple, dict[str, Any]]) -> dict[
 
 def rate_interval(row: pd.Series) -> tuple[float, float] | None:
     """The interval of a point's throughput median, from its samples (``stats``: repeats, or one run's
-    intervals); None with a single figure. The one place the plan asks ``stats`` for an interval."""
+    batch means); None with a single figure or samples that only show steadiness. The one place the
+    plan asks ``stats`` for an interval."""
     samples = row.get("samples")
     tps = getattr(samples, "tps", None)
     if not isinstance(tps, Samples):
         return None
     est = median_ci(tps)
-    return (est.low, est.high) if est.low is not None and est.high is not None else None
+    if est.confidence is None or est.low is None or est.high is None:
+        return None
+    return est.low, est.high
 
 
 def rate_spread(row: pd.Series) -> tuple[float, float] | None:

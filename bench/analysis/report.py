@@ -189,10 +189,13 @@ def _flag(value: object) -> str:
 
 
 def runs_cell(r: pd.Series) -> str:
-    """How many runs a point has, and what its interval was taken from: ``3``, ``1 (5 intervals)``."""
+    """How many runs a point has, and what its interval was taken from: ``3``, ``1 (10 batches)``,
+    ``1 (5 intervals, steadiness)``."""
     samples = r["samples"].tps
-    if samples.source == "intervals":
-        return f"1 ({len(samples)} intervals)"
+    if samples.source == "batches":
+        return f"1 ({len(samples)} batches)"
+    if samples.source == "steadiness":
+        return f"1 ({len(samples)} intervals, steadiness)"
     return str(r["runs"])
 
 
@@ -551,6 +554,8 @@ def findings_section(found: Findings) -> list[Block]:
     blocks: list[Block] = [Heading("Findings"), *(Text(t) for t in found.summary)]
     if found.rows:
         blocks.append(Table(found.header, found.rows, wrap=True))
+    for pairs in found.pairs:  # every design against every other
+        blocks += [Heading(pairs.title, 3), Table(pairs.header, pairs.rows, wrap=True)]
     blocks += [Text(n) for n in found.notes]
     blocks += [Heading("Caveats", 3), *(Text(c) for c in found.caveats)]
     return blocks

@@ -1,17 +1,30 @@
-"""How sure a figure is: medians with bootstrap confidence intervals, and the rule for calling two apart.
+"""How sure a figure is, and the one rule for calling two figures apart.
 
-One run per point is the default, and on a shared machine the same point can
-differ by half between two runs, so a figure without its spread invites
-rankings the data cannot support. The samples of a point are its repeats'
-figures; with a single run, the run's own measured intervals (its timeline),
-which show how steady the run was but not how much a rerun would differ: the
-``source`` says which. Intervals are percentile bootstraps of the median (it
-assumes nothing about the shape of the distribution and a slow outlier moves
-it little), seeded so the same files always give the same report.
+Samples (``Samples.source``) say what a figure's spread can stand for:
+- ``repeats``: one value per independent run of the point (``--repeat``): what a rerun would do.
+- ``batches``: one run's timeline as batch means. Consecutive intervals of a run correlate (a busy
+  neighbour, a collection, the server's own rhythm last longer than one interval), so they are not
+  independent draws. Intervals are grouped into batches of 1, 2, 4, ... intervals, and the first
+  size whose batch means have a lag-1 autocorrelation of at most ``MAX_LAG1`` with at least
+  ``MIN_BATCHES`` batches is used. They show how much the run moved within itself, which on a shared
+  machine is less than how much a rerun moves: decide on repeats where it matters.
+- ``steadiness``: one run's intervals that do not pass that rule: shown (their range), never used
+  to call anything apart.
 
-Two points are distinguishable only when their intervals do not overlap, and a
-ratio only when its interval excludes 1; everything else is "not
-distinguishable", never a ranking.
+Medians get an order-statistic interval: [x(k), x(n+1-k)] of the sorted samples covers the true
+median with probability 1 - 2 P(Binomial(n, 1/2) <= k - 1) whatever the distribution (continuous,
+independent samples), so the confidence stated is the coverage it has. The largest k that reaches
+the asked confidence is taken; where even [min, max] falls short (3 samples: 75 %, 5: 93.8 %) that
+range is given with its real confidence and ``Estimate.needed`` says how many samples reach the
+asked one (6 for 95 %).
+
+The one rule for "distinguishable" (``compare_samples``), used by the findings and ``compare``: the
+change NEW / BASE is the ratio of the two sides' geometric means, its interval Welch's t interval
+on the difference of the mean logs (valid at small n for figures whose noise is multiplicative,
+as throughput and latency are; the coverage test checks it on normal and lognormal data). A change
+is "higher" when the whole interval lies above 1 + the minimum effect, "lower" when all of it lies
+below 1 - the minimum effect (criterion.rs's rule), "same" (not distinguishable) otherwise, and
+"cannot tell" when either side has fewer than two samples or only steadiness samples.
 """
 
 from __future__ import annotations
@@ -19,57 +32,107 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
+from scipy import stats as sps
 
 CONFIDENCE = 0.95
-RESAMPLES = 5_000
-SEED = 0  # fixed: a report made twice from the same files says the same thing
+MIN_EFFECT = 0.05  # a change smaller than 5 % is noise, however significant (pyperf's and criterion's scale)
 SHORT_TAIL = 0.5  # a last interval shorter than this share of --interval is left out: its rate is noise
 NO_VALUE = "-"
+MIN_BATCHES = 10  # below this many batch means their lag-1 autocorrelation is too rough to trust
+MAX_LAG1 = 0.2  # batch means whose lag-1 autocorrelation exceeds this still lean on each other
+
+REPEATS, BATCHES, STEADINESS = "repeats", "batches", "steadiness"
+SOURCES = (REPEATS, BATCHES, STEADINESS)
+SIGNIFICANT = (REPEATS, BATCHES)  # the only samples that may decide significance
+HIGHER, LOWER, SAME, CANNOT_TELL = "higher", "lower", "same", "cannot tell"
 
 
 @dataclass(frozen=True)
 class Samples:
-    """The values a point's figure is estimated from, and where they came from."""
+    """The values a figure is estimated from, and where they came from (``SOURCES``)."""
 
     values: tuple[float, ...]
-    source: str  # "repeats" | "intervals" (of one run) | "one run" (a single figure: no interval)
+    source: str
+    per_batch: int = 1  # batches: intervals averaged into each value
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"samples come from one of {', '.join(SOURCES)} (got {self.source!r})")
 
     def __len__(self) -> int:
         return len(self.values)
 
+    @property
+    def significant(self) -> bool:
+        """Whether these samples may decide a difference (independent, or nearly so)."""
+        return self.source in SIGNIFICANT
+
     def describe(self) -> str:
         n = len(self.values)
-        if self.source == "intervals":
-            return f"{n} intervals of one run"
-        return f"{n} {'repeat' if n == 1 else 'repeats'}" if self.source == "repeats" else self.source
+        if self.source == BATCHES:
+            return f"{n} batch means of one run ({self.per_batch} interval(s) each)"
+        if self.source == STEADINESS:
+            return f"{n} intervals of one run (steadiness only)"
+        return f"{n} {'repeat' if n == 1 else 'repeats'}"
+
+
+def lag1(values: Sequence[float]) -> float:
+    """The lag-1 autocorrelation of a series (0 for a constant one)."""
+    x = np.asarray(values, dtype=float)
+    x = x - x.mean()
+    denominator = float(np.dot(x, x))
+    return float(np.dot(x[:-1], x[1:]) / denominator) if denominator > 0 else 0.0
+
+
+def batch_means(intervals: Sequence[float]) -> Samples:
+    """One run's interval figures as batch means long enough that neighbours no longer correlate
+    (see the module's rule), or, when no batch size passes it, the intervals as steadiness. A
+    remainder that fills no batch is left off the end."""
+    values = np.asarray(intervals, dtype=float)
+    size = 1
+    while len(values) // size >= MIN_BATCHES:
+        count = len(values) // size
+        means = values[: count * size].reshape(count, size).mean(axis=1)
+        if lag1(means) <= MAX_LAG1:
+            return Samples(tuple(float(m) for m in means), BATCHES, size)
+        size *= 2
+    return Samples(tuple(float(v) for v in values), STEADINESS)
+
+
+@cache
+def coverage(n: int, k: int) -> float:
+    """How often [x(k), x(n+1-k)] of n independent samples covers the median."""
+    return float(1 - 2 * sps.binom.cdf(k - 1, n, 0.5))
+
+
+def needed(confidence: float) -> int:
+    """The fewest samples whose [min, max] covers the median with at least ``confidence``."""
+    n = 2
+    while coverage(n, 1) < confidence:
+        n += 1
+    return n
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """A median with its confidence interval; ``low``/``high`` are None with fewer than two samples."""
+    """A median with its interval. ``confidence`` is the interval's real coverage (None for steadiness
+    samples, whose range is shown but covers nothing); ``needed``: samples that would reach ``asked``."""
 
     median: float | None
     low: float | None
     high: float | None
     samples: Samples
-    confidence: float = CONFIDENCE
+    confidence: float | None = None
+    asked: float = CONFIDENCE
+    needed: int | None = None
 
     @property
     def known(self) -> bool:
         return self.low is not None and self.high is not None
-
-    def overlaps(self, other: Estimate) -> bool:
-        """Whether the two intervals share any value (an unknown interval overlaps everything)."""
-        if not (self.known and other.known):
-            return True
-        assert self.low is not None and self.high is not None and other.low is not None and other.high is not None
-        return self.low <= other.high and other.low <= self.high
-
-    def distinguishable_from(self, other: Estimate) -> bool:
-        return not self.overlaps(other)
 
     def format(self, spec: str = ",.0f", scale: float = 1.0) -> str:
         """``23,596 [21,004, 25,310]``; ``23,596 [-]`` without an interval; ``-`` without a value."""
@@ -84,14 +147,43 @@ class Estimate:
         return self.format()
 
 
-@dataclass(frozen=True)
-class Ratio:
-    """``value`` = median of the numerator / median of the denominator, with its confidence interval."""
+def _check(confidence: float) -> None:
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1) (got {confidence!r})")
 
-    value: float | None
+
+def median_ci(samples: Samples, confidence: float = CONFIDENCE) -> Estimate:
+    """The median of ``samples`` and its order-statistic interval (see the module)."""
+    _check(confidence)
+    values = np.sort(np.asarray(samples.values, dtype=float))
+    n = len(values)
+    if not n:
+        return Estimate(None, None, None, samples, None, confidence)
+    median = float(np.median(values))
+    if n < 2:
+        return Estimate(median, None, None, samples, None, confidence, needed(confidence))
+    if not samples.significant:
+        return Estimate(median, float(values[0]), float(values[-1]), samples, None, confidence)
+    k = 1
+    while k + 1 <= n // 2 and coverage(n, k + 1) >= confidence:
+        k += 1
+    real = coverage(n, k)
+    short = needed(confidence) if real < confidence else None
+    return Estimate(median, float(values[k - 1]), float(values[n - k]), samples, real, confidence, short)
+
+
+@dataclass(frozen=True)
+class Change:
+    """NEW / BASE: the ratio of geometric means, its interval (``confidence``: its coverage), and
+    ``direction``: HIGHER, LOWER, SAME (not distinguishable) or CANNOT_TELL (``why``)."""
+
+    ratio: float | None
     low: float | None
     high: float | None
-    confidence: float = CONFIDENCE
+    confidence: float
+    direction: str
+    min_effect: float = MIN_EFFECT
+    why: str = ""
 
     @property
     def known(self) -> bool:
@@ -99,40 +191,28 @@ class Ratio:
 
     @property
     def distinguishable(self) -> bool:
-        """The interval excludes 1: the two medians differ at this confidence."""
-        return self.beyond(0.0) != 0
-
-    def beyond(self, effect: float) -> int:
-        """+1 when the whole interval lies above 1 + ``effect``, -1 when below 1 - ``effect``, else 0
-        (criterion.rs's rule: a change counts only when all of its interval exceeds the noise threshold)."""
-        if not self.known:
-            return 0
-        assert self.low is not None and self.high is not None
-        if self.low > 1 + effect:
-            return 1
-        if self.high < 1 - effect:
-            return -1
-        return 0
+        return self.direction in (HIGHER, LOWER)
 
     def __str__(self) -> str:
         """``1.8x [1.6, 2.0]``."""
-        if self.value is None:
+        if self.ratio is None:
             return NO_VALUE
         bounds = f"{_x(self.low)}, {_x(self.high)}" if self.low is not None and self.high is not None else NO_VALUE
-        return f"{_x(self.value)}x [{bounds}]"
+        return f"{_x(self.ratio)}x [{bounds}]"
 
     def claim(self) -> str:
-        """What may be said: the ratio when it is distinguishable, otherwise "not distinguishable"."""
-        return str(self) if self.distinguishable else "not distinguishable"
+        """What may be said: the factor when distinguishable, else "not distinguishable" or "cannot tell"."""
+        if self.distinguishable:
+            return str(self)
+        return "not distinguishable" if self.direction == SAME else CANNOT_TELL
 
     def change(self) -> str:
         """The ratio as a change in percent: ``-48.1 % [-51.0, -45.2]``."""
-        if self.value is None:
+        if self.ratio is None:
             return NO_VALUE
-        text = f"{_percent(self.value)} %"
-        if not self.known:
+        text = f"{_percent(self.ratio)} %"
+        if self.low is None or self.high is None:
             return f"{text} [{NO_VALUE}]"
-        assert self.low is not None and self.high is not None
         return f"{text} [{_percent(self.low)}, {_percent(self.high)}]"
 
 
@@ -145,65 +225,40 @@ def _percent(ratio: float) -> str:
     return f"{(ratio - 1) * 100:+.1f}"
 
 
-def _medians(values: np.ndarray, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """The medians of ``resamples`` resamples (with replacement) of ``values``."""
-    picks = rng.integers(0, len(values), size=(resamples, len(values)))
-    result: np.ndarray = np.median(values[picks], axis=1)
-    return result
-
-
-def _bounds(draws: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail])
-    return float(low), float(high)
-
-
-def _check(confidence: float) -> None:
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1) (got {confidence!r})")
-
-
-def median_ci(
-    samples: Samples, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
-) -> Estimate:
-    """The median of ``samples`` and its percentile-bootstrap interval."""
+def compare_samples(
+    base: Samples, new: Samples, *, min_effect: float = MIN_EFFECT, confidence: float = CONFIDENCE
+) -> Change:
+    """The one rule for "distinguishable" (see the module): NEW / BASE with its Welch interval on logs."""
     _check(confidence)
-    values = np.asarray(samples.values, dtype=float)
-    if not len(values):
-        return Estimate(None, None, None, samples, confidence)
-    median = float(np.median(values))
-    if len(values) < 2:
-        return Estimate(median, None, None, samples, confidence)
-    low, high = _bounds(_medians(values, np.random.default_rng(seed), resamples), confidence)
-    return Estimate(median, low, high, samples, confidence)
+    if not 0 <= min_effect < 1:
+        raise ValueError(f"min_effect must be in [0, 1) (got {min_effect!r})")
+    b, n = np.asarray(base.values, dtype=float), np.asarray(new.values, dtype=float)
 
+    def unknown(ratio: float | None, why: str) -> Change:
+        return Change(ratio, None, None, confidence, CANNOT_TELL, min_effect, why)
 
-def ratio_ci(
-    numerator: Samples,
-    denominator: Samples,
-    confidence: float = CONFIDENCE,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-) -> Ratio:
-    """The ratio of two medians with its interval: both samples resampled independently, the ratio
-    of each pair of resampled medians, its percentiles. No interval when either side has fewer than
-    two samples; no ratio when either has none or the denominator's median is 0."""
-    _check(confidence)
-    top, bottom = np.asarray(numerator.values, dtype=float), np.asarray(denominator.values, dtype=float)
-    if not len(top) or not len(bottom) or np.median(bottom) == 0:
-        return Ratio(None, None, None, confidence)
-    value = float(np.median(top) / np.median(bottom))
-    if len(top) < 2 or len(bottom) < 2:
-        return Ratio(value, None, None, confidence)
-    rng = np.random.default_rng(seed)
-    top_draws, bottom_draws = _medians(top, rng, resamples), _medians(bottom, rng, resamples)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        draws = top_draws / bottom_draws
-    draws = draws[np.isfinite(draws)]
-    if not len(draws):
-        return Ratio(value, None, None, confidence)
-    low, high = _bounds(draws, confidence)
-    return Ratio(value, low, high, confidence)
+    if not len(b) or not len(n):
+        return unknown(None, "no value on one side")
+    if (b <= 0).any() or (n <= 0).any():
+        bottom = float(np.median(b))
+        return unknown(float(np.median(n)) / bottom if bottom > 0 else None, "a zero value on one side")
+    lb, ln = np.log(b), np.log(n)
+    difference = float(ln.mean() - lb.mean())
+    ratio = math.exp(difference)
+    if not (base.significant and new.significant):
+        return unknown(ratio, "one run a side, its intervals steadiness only (use --repeat 3)")
+    if len(b) < 2 or len(n) < 2:
+        return unknown(ratio, "one sample on a side: no spread to judge by (use --repeat 3)")
+    vb, vn = float(lb.var(ddof=1)) / len(b), float(ln.var(ddof=1)) / len(n)
+    spread = math.sqrt(vb + vn)
+    if spread > 0:
+        df = (vb + vn) ** 2 / (vb**2 / (len(b) - 1) + vn**2 / (len(n) - 1))
+        half = float(sps.t.ppf((1 + confidence) / 2, df)) * spread
+    else:
+        half = 0.0
+    low, high = math.exp(difference - half), math.exp(difference + half)
+    direction = HIGHER if low > 1 + min_effect else LOWER if high < 1 - min_effect else SAME
+    return Change(ratio, low, high, confidence, direction, min_effect)
 
 
 # --- the samples of a point ---------------------------------------------------------------------
@@ -257,18 +312,19 @@ class PointSamples:
 
 
 def point_samples(runs: Sequence[RunFigures]) -> PointSamples:
-    """Repeats: one value per run. One run: its measured intervals (when it has at least two)."""
+    """Repeats: one value per run. One run: its measured intervals as batch means, or as steadiness
+    (``batch_means``); a run without two intervals: its own figure, one repeat."""
     if len(runs) > 1:
         p99s = tuple(r.p99_us for r in runs if r.p99_us is not None)
-        return PointSamples(Samples(tuple(r.tps for r in runs), "repeats"), Samples(p99s, "repeats"))
+        return PointSamples(Samples(tuple(r.tps for r in runs), REPEATS), Samples(p99s, REPEATS))
     if not runs:
-        return PointSamples(Samples((), "repeats"), Samples((), "repeats"))
+        return PointSamples(Samples((), REPEATS), Samples((), REPEATS))
     (run,) = runs
-    tps = Samples(run.interval_tps, "intervals") if len(run.interval_tps) > 1 else Samples((run.tps,), "one run")
+    tps = batch_means(run.interval_tps) if len(run.interval_tps) > 1 else Samples((run.tps,), REPEATS)
     p99 = (
-        Samples(run.interval_p99_us, "intervals")
+        batch_means(run.interval_p99_us)
         if len(run.interval_p99_us) > 1
-        else Samples(() if run.p99_us is None else (run.p99_us,), "one run")
+        else Samples(() if run.p99_us is None else (run.p99_us,), REPEATS)
     )
     return PointSamples(tps, p99)
 

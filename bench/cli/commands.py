@@ -38,6 +38,7 @@ from tsobench.options import ConfigError, build, click_options, did_you_mean, sw
 from tsobench.server.cli import serve_command
 
 if TYPE_CHECKING:
+    from tsobench.bench.analysis.findings import Findings
     from tsobench.bench.sweeps.sweep import Point, PointOutcome, Sweep, SweepPlan
 
 PIPED_WIDTH = 200
@@ -309,13 +310,13 @@ def _run_sweep(
             raise click.UsageError(str(exc)) from None
         resume_with = ["tsobench", prefix, "--resume", *(["--report"] if report and prefix == "sweep" else [])]
         resume_with += ["-o", str(out), *(["--json"] if as_json else [])]
-        return _sweep(sweep, resume_with, report=report, findings=prefix == "quickstart", as_json=as_json)
+        return _sweep(sweep, resume_with, report=report, as_json=as_json)
 
 
-def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool, as_json: bool = False) -> int:
-    """Run a sweep with its progress, then its table, the report and the exit code
+def _sweep(sweep: Sweep, resume_with: list[str], report: bool, as_json: bool = False) -> int:
+    """Run a sweep with its progress, then its table, findings, the report and the exit code
     (with ``as_json``, the people's part on stderr and the outcomes as JSON on stdout)."""
-    code, html = _sweep_shown(sweep, resume_with, report, findings, make_console(stderr=as_json))
+    code, html = _sweep_shown(sweep, resume_with, report, make_console(stderr=as_json))
     if as_json:
         from tsobench.bench.cli.output import emit_json, sweep_document
         from tsobench.bench.sweeps.sweep import dirty_points
@@ -324,9 +325,7 @@ def _sweep(sweep: Sweep, resume_with: list[str], report: bool, findings: bool, a
     return code
 
 
-def _sweep_shown(
-    sweep: Sweep, resume_with: list[str], report: bool, findings: bool, console: Console
-) -> tuple[int, Path | None]:
+def _sweep_shown(sweep: Sweep, resume_with: list[str], report: bool, console: Console) -> tuple[int, Path | None]:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -375,7 +374,11 @@ def _sweep_shown(
             highlight=False,
         )
         return EXIT_INTERRUPTED, None
-    html = _report_after_sweep(out, console, findings=findings) if report else None
+    html = None
+    if report:
+        html = _report_after_sweep(out, console)
+    else:
+        _findings_after_sweep(out, console)
     dirty = dirty_points(sweep)
     if dirty:
         console.print(f"[bold yellow]dirty safe points ({len(dirty)}):[/] " + escape("; ".join(dirty)), soft_wrap=True)
@@ -384,7 +387,29 @@ def _sweep_shown(
     return EXIT_OK, html
 
 
-def _report_after_sweep(out: Path, console: Console, findings: bool) -> Path | None:
+def print_findings(found: Findings, console: Console) -> None:
+    """The findings as every command that ends with them prints them (quickstart, sweep, report)."""
+    console.print("\n[bold]Findings[/]")
+    for line in found.lines():
+        console.print(escape(line), highlight=False, soft_wrap=True)
+
+
+def _findings_after_sweep(out: Path, console: Console) -> None:
+    """A sweep without --report still ends with what its data says."""
+    from tsobench.bench.analysis.loader import load
+    from tsobench.bench.analysis.report import build
+    from tsobench.bench.analysis.validation import no_library_warnings
+
+    try:
+        with no_library_warnings():
+            found = build(load([out])).findings
+    except ValueError as exc:
+        console.print(f"[yellow]no findings:[/] {escape(str(exc))}")
+        return
+    print_findings(found, console)
+
+
+def _report_after_sweep(out: Path, console: Console) -> Path | None:
     from tsobench.bench.analysis.report import write_report
     from tsobench.bench.analysis.validation import no_library_warnings
 
@@ -396,10 +421,7 @@ def _report_after_sweep(out: Path, console: Console, findings: bool) -> Path | N
             return None
     for skipped in written.skipped:
         console.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
-    if findings:
-        console.print("\n[bold]Findings[/]")
-        for line in written.findings.lines():
-            console.print(escape(line), highlight=False, soft_wrap=True)
+    print_findings(written.findings, console)
     console.print(f"report: {written.html}  ({len(written.paths)} files in {written.html.parent}/)")
     return written.html
 
@@ -514,6 +536,7 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
             written = write_report(paths, output, concurrency=concurrency)
     except ValueError as exc:
         _refuse(str(exc))
+    print_findings(written.findings, make_console(stderr=as_json))
     for skipped in written.skipped:
         err.print(f"[yellow]warning:[/] {escape(str(skipped))}", highlight=False, soft_wrap=True)
     if as_json:
@@ -521,6 +544,7 @@ def report_command(paths: tuple[str, ...], output: str | None, concurrency: int 
 
         emit_json(report_document(written))
     else:
+        click.echo()
         for path in written.paths:
             click.echo(path)
     sys.exit(EXIT_DIRTY if written.skipped else EXIT_OK)
@@ -636,8 +660,13 @@ def _plain(value: object) -> object:
 
 
 @main.command("compare")
-@click.argument("base", type=click.Path())
-@click.argument("new", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--strategies",
+    default=None,
+    metavar="A,B",
+    help="Two designs within one RESULTS, point by point: A is BASE, B is NEW.",
+)
 @click.option(
     "--min-effect",
     type=click.FloatRange(0, 1, max_open=True),
@@ -650,39 +679,76 @@ def _plain(value: object) -> object:
     default=None,
     help="1 - the confidence of the intervals.  [default: 0.05 (95 % intervals)]",
 )
+@click.option("--allow-unknown", is_flag=True, help="Exit 0, not 4, when some point cannot be told.")
+@click.option("--strict", is_flag=True, help="Refuse (exit 2) when the two sides ran in different environments.")
 @click.option("--markdown", is_flag=True, help="Print Markdown instead of the table.")
+@click.option("--json", "as_json", is_flag=True, help="The comparison as one JSON document on stdout.")
+@click.option("--csv", "csv_file", default=None, type=click.Path(dir_okay=False), help="Also write the table as CSV.")
 @click.option("--output", "-o", default=None, type=click.Path(dir_okay=False), help="Also write the Markdown here.")
 def compare_command(
-    base: str, new: str, min_effect: float | None, significance: float | None, markdown: bool, output: str | None
+    paths: tuple[str, ...],
+    strategies: str | None,
+    min_effect: float | None,
+    significance: float | None,
+    allow_unknown: bool,
+    strict: bool,
+    markdown: bool,
+    as_json: bool,
+    csv_file: str | None,
+    output: str | None,
 ) -> None:
-    """Compare two results folders or files point by point: faster, slower or no significant change.
+    """Compare BASE NEW (results folders or files) point by point: faster, slower, no significant change
+    or cannot tell; or, with --strategies a,b, two designs within one RESULTS.
 
     Points match by strategy, API and every option that defines a point, never by the target's
-    address, seed, length or time. Exit 0: no significant regression; 3: some point is significantly
-    slower (throughput down or p99 up by more than --min-effect) or no longer clean; 2: bad input
-    (no common points, unreadable files).
+    address, seed, length or time. Exit 0: no regression, every point told; 3: some point is
+    slower (throughput down or p99 up by more than --min-effect, all of its interval) or no longer
+    clean; 4: some point cannot be told (one run a side without samples that decide: use --repeat),
+    unless --allow-unknown; 2: bad input (no common points, unreadable files, --strict across
+    different environments).
     """
-    from tsobench.bench.analysis.compare import compare, print_comparison, to_markdown_text
+    from tsobench.bench.analysis.compare import compare, print_comparison, to_csv, to_document, to_markdown_text
     from tsobench.bench.analysis.validation import no_library_warnings
+    from tsobench.bench.cli.output import emit_json
     from tsobench.files import write_atomically
 
     given = {k: v for k, v in (("min_effect", min_effect), ("significance", significance)) if v is not None}
+    pair: tuple[str, str] | None = None
+    if strategies is not None:
+        names = [s.strip() for s in strategies.split(",") if s.strip()]
+        if len(names) != 2 or names[0] == names[1]:
+            _refuse(f"--strategies takes two different strategies, a,b (got {strategies!r})")
+        pair = (names[0], names[1])
+        if len(paths) != 1:
+            _refuse(f"--strategies compares two designs within one RESULTS: give one path (got {len(paths)})")
+    elif len(paths) != 2:
+        _refuse(f"compare takes BASE and NEW (got {len(paths)} path(s)), or one RESULTS with --strategies a,b")
     try:
+        base, *new = paths
         with no_library_warnings():
-            result = compare(base, new, **given)
+            result = compare(base, new[0] if new else None, strategies=pair, **given)
     except ValueError as exc:
         _refuse(str(exc))
-    text = to_markdown_text(result)
-    if output:
-        try:
-            write_atomically(output, text)
-        except OSError as exc:
-            _refuse(f"cannot write {output}: {exc.strerror}")
-    if markdown:
-        click.echo(text, nl=False)
+    if strict and result.environment:
+        _refuse("--strict: the two sides ran in different environments: " + "; ".join(map(str, result.environment)))
+    for path, text in (
+        (output, to_markdown_text(result) if output else ""),
+        (csv_file, to_csv(result) if csv_file else ""),
+    ):
+        if path:
+            try:
+                write_atomically(path, text)
+            except OSError as exc:
+                _refuse(f"cannot write {path}: {exc.strerror}")
+    if as_json:
+        emit_json(to_document(result))
+    elif markdown:
+        click.echo(to_markdown_text(result), nl=False)
     else:
         print_comparison(result, make_console())
-    sys.exit(EXIT_DIRTY if result.regressions else EXIT_OK)
+    if result.regressions:
+        sys.exit(EXIT_DIRTY)
+    sys.exit(EXIT_UNKNOWN if result.unknowns and not allow_unknown else EXIT_OK)
 
 
 @main.command("slo")

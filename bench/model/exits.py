@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from tsobench.bench.model import results
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_DIRTY, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-EXIT_UNKNOWN = 4  # tsobench plan: the answer depends on a ceiling nobody measured
+EXIT_UNKNOWN = 4  # plan: the answer depends on a ceiling nobody measured; compare: a point cannot be told,
+# unless --allow-unknown (a gate never passes on nothing)
 # results could not be written where asked (run: saved only to the fallback it names, or nowhere); a sweep
 # stopped by a write failure (a point's results or the manifest), with the command that resumes it
 EXIT_DISK = 5

@@ -375,12 +375,13 @@ def _version_1(data: dict[str, Any]) -> dict[str, Any]:
     metrics = data.get("metrics")
     if isinstance(metrics, dict) and "censored" not in metrics and "in_flight_at_end" in metrics:
         data["metrics"] = {**metrics, "censored": metrics["in_flight_at_end"]}  # its name before
-    data["shards"] = [
-        {**{k: v for k, v in s.items() if k != "failure"}, "error": s["failure"]}
-        if isinstance(s, dict) and "failure" in s and "error" not in s
-        else s
-        for s in data["shards"]
-    ]
+    if isinstance(data["shards"], list):  # anything else is for the reader's validation to refuse
+        data["shards"] = [
+            {**{k: v for k, v in s.items() if k != "failure"}, "error": s["failure"]}
+            if isinstance(s, dict) and "failure" in s and "error" not in s
+            else s
+            for s in data["shards"]
+        ]
     return data
 
 

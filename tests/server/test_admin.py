@@ -42,6 +42,8 @@ def test_a_cluster_member_refuses_an_impossible_transfer_with_its_reason(tmp_pat
     with ChildCluster(ServerConfig(data_dir=str(tmp_path), admin=True, election_timeout_s=0.5), 2) as cluster:
         leader = cluster.wait_for_leader()
         with pytest.raises(grpc.RpcError) as refused:
-            AdminClient(cluster.addresses[leader], cluster.admin_token, timeout_s=TIMEOUT_S).transfer_leader(leader)  # to itself
+            AdminClient(cluster.addresses[leader], cluster.admin_token, timeout_s=TIMEOUT_S).transfer_leader(
+                leader
+            )  # to itself
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert f"cannot hand the leadership to member {leader}" in refused.value.details()

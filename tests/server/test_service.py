@@ -225,7 +225,7 @@ def test_bad_streams_do_not_affect_other_streams(inprocess_server, pd_stub, open
 
 
 def test_get_members_names_this_server_as_leader(inprocess_server, pd_stub):
-    for cluster_id in (0, DEFAULT_CLUSTER_ID, 12345):  # PD clients call it before they know the id
+    for cluster_id in (0, DEFAULT_CLUSTER_ID):  # 0: PD clients call it before they know the id
         reply = pd_stub.GetMembers(
             pdpb_pb2.GetMembersRequest(header=pdpb_pb2.RequestHeader(cluster_id=cluster_id)), timeout=TIMEOUT_S
         )
@@ -233,6 +233,11 @@ def test_get_members_names_this_server_as_leader(inprocess_server, pd_stub):
         assert reply.leader.name == LEADER_NAME
         assert f"http://{inprocess_server.address}" in reply.leader.client_urls
         assert list(reply.members) == [reply.leader]
+    with pytest.raises(grpc.RpcError) as info:  # a client of another cluster is told, as PD tells it
+        pd_stub.GetMembers(
+            pdpb_pb2.GetMembersRequest(header=pdpb_pb2.RequestHeader(cluster_id=12345)), timeout=TIMEOUT_S
+        )
+    assert info.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
 def test_get_members_reports_a_configured_cluster_id(start_inprocess_server, open_stub):

@@ -17,7 +17,7 @@ def test_findings_name_the_winner_its_factors_and_the_negative_control() -> None
     rows = {(r[0], r[1]): r for r in f.rows}
     # thread at 4 callers: pool 3,729 ts/s, locked 2,733 (1.4x) and per-request 1,149 (3.2x); behaviour changed on
     # purpose (issue 18): one old run a point with no timeline has no interval, so no factor is claimed as a finding
-    no_interval = ("pool/thread", "3,729 [-]", "2.14 [-]", "locked: 1.4x (no interval)", "3.2x (no interval)")
+    no_interval = ("pool/thread", "3,729 [-]", "2.14 [-]", "locked: 1.4x (cannot tell)", "3.2x (cannot tell)")
     assert rows[("thread", "4")][2:] == ("-", *no_interval)  # RTT: not recorded in these files
     assert rows[("asyncio", "16")][3] == "dispatcher/asyncio"
     lead = [s for s in f.summary if s.startswith("asyncio, 16 callers (the most measured in one process)")]
@@ -119,7 +119,8 @@ def test_overlapping_intervals_are_not_distinguishable_and_apart_ones_get_a_fact
     def steady(tps: float, spread: float):
         def edit(data: dict[str, Any]) -> None:
             entry = {"ok": 100, "failed": 0, "p50_us": 900, "p99_us": 2000, "max_us": 3000, "warmup": False}
-            rates = [tps * (1 + spread * k) for k in (-2, -1, 0, 1, 2)]
+            # ten intervals whose neighbours do not correlate: batch means of one run, samples that decide
+            rates = [tps * (1 + spread * k) for k in (-2, 2, -1, 1, 0, 0, 1, -1, 2, -2, 1, -1)]
             data["timeline"] = [{**entry, "t_s": i / 10, "tps": r} for i, r in enumerate(rates)]
             data["metrics"]["throughput_tps"] = data["metrics"]["throughput_rps"] = tps
 
@@ -132,7 +133,18 @@ def test_overlapping_intervals_are_not_distinguishable_and_apart_ones_get_a_fact
     (row,) = found.rows
     assert row[3] == "pool/thread or locked/thread (not distinguishable)"
     assert row[6] == "locked: not distinguishable"
-    assert row[7].startswith("3.0x [") and "no interval" not in row[7]  # pool against per-request: apart
+    assert row[7].startswith("3.0x [") and "cannot tell" not in row[7]  # pool against per-request: apart
+    (pairs,) = found.pairs  # every design against every other, the same rule
+    assert pairs.title.startswith("thread, 4 callers") and pairs.header[1:] == ("pool/thread", "locked/thread",
+                                                                               "per-request/thread")  # fmt: skip
+    table = {r[0]: dict(zip(pairs.header[1:], r[1:], strict=True)) for r in pairs.rows}
+    assert table["pool/thread"]["locked/thread"] == table["locked/thread"]["pool/thread"] == "not distinguishable"
+    assert table["locked/thread"]["per-request/thread"].startswith("2.9x [")
+    assert (
+        table["per-request/thread"]["pool/thread"].startswith("0.33x [") and table["pool/thread"]["pool/thread"] == ""
+    )
+    text = "\n".join(found.lines())
+    assert pairs.title in text and "ts/s of / over" in text
 
 
 def test_each_design_is_placed_against_its_bound_at_each_round_trip(tmp_path, copy_one):

@@ -40,6 +40,7 @@ def report_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = CliRunner().invoke(main, ["report", str(results)])
     assert result.exit_code == 0, result.output
     assert str(results / "report" / "report.html") in result.output
+    assert "Findings" in result.output  # printed as quickstart prints them
     return results / "report"
 
 

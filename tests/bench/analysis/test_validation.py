@@ -121,7 +121,7 @@ def test_report_compare_and_plan_name_each_file_and_go_on(hostile: Path, tmp_pat
     json.loads(plan.stdout)  # the one JSON document; the warnings went to stderr
     compare = _tsobench("compare", str(hostile), str(FIXTURES))
     _clean_console(compare)
-    assert compare.returncode in (0, 3), compare.stderr
+    assert compare.returncode in (0, 3, 4), compare.stderr  # 4: some point cannot be told
     for proc, where in ((report, report.stderr), (plan, plan.stderr), (compare, compare.stdout)):
         lines = [line for line in where.splitlines() if "skipped" in line]
         for name, reason in _expected().items():

@@ -20,13 +20,13 @@ from tsobench.bench.measure.drivers import (
     driver_for,
     where,
 )
-from tsobench.bench.measure.fold import Fold, Folder
+from tsobench.bench.measure.fold import Fold, FoldTicker
 from tsobench.bench.model.config import RunConfig, ShardConfig
 from tsobench.strategies import Timestamp
 
 
 def shard(**options) -> ShardConfig:
-    return ShardConfig(RunConfig(strategy="locked", warmup_s=0, **options), 0, "127.0.0.1:1")
+    return ShardConfig(RunConfig(strategy="locked", warmup_s=0, **options), 0, "127.0.0.1:1", overrun_s=0.0)
 
 
 class _Counting:
@@ -78,7 +78,7 @@ def run_driver(config: ShardConfig) -> tuple[object, list[Caller], Crashes]:
     callers = [Caller(config, i, plugin=True) for i in range(config.run.concurrency)]
     fold = Fold(config, clock, [c.record for c in callers], driver.counters)
     with Crashes() as crashes:
-        closed_at = driver.run(callers, clock, crashes, Folder(fold, now_us))
+        closed_at = driver.run(callers, clock, crashes, FoldTicker(fold, now_us))
     assert closed_at <= now_us()
     return driver, callers, crashes
 
@@ -101,6 +101,7 @@ def test_a_real_strategy_on_a_real_server_sends_the_quota_and_nothing_more(inpro
         RunConfig(strategy="locked", api=api, concurrency=4, requests=40, count=3, warmup_s=0),
         0,
         inprocess_server.address,
+        overrun_s=0.0,
     )
     before = inprocess_server.counters()
     driver = driver_for(config, strategies.get("locked"), config.run.client_options(config.target))
@@ -109,7 +110,7 @@ def test_a_real_strategy_on_a_real_server_sends_the_quota_and_nothing_more(inpro
     callers = [Caller(config, i, plugin=False) for i in range(4)]
     fold = Fold(config, clock, [c.record for c in callers], driver.counters)
     with Crashes() as crashes:
-        driver.run(callers, clock, crashes, Folder(fold, now_us))
+        driver.run(callers, clock, crashes, FoldTicker(fold, now_us))
     done = inprocess_server.counters() - before
     assert (done.rpcs, done.timestamps) == (40, 120)
     assert not crashes.counts

@@ -13,19 +13,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[3]
 GENEROUS = "min:1000%"  # a smoke round is short and the machine may be busy: only the route is checked
 
 
-def run(*argv: str, storage: Path) -> subprocess.CompletedProcess[str]:
-    """``pytest PATH ...`` (or ``pytest-benchmark compare ...``) at the smoke scale, saving in ``storage``."""
+def run(*argv: str, storage: Path, plugins: str = "", scale: str = "smoke") -> subprocess.CompletedProcess[str]:
+    """``pytest PATH ...`` (or ``pytest-benchmark compare ...``) at the ``scale``, saving in ``storage``."""
     command = (
         [sys.executable, "-m", "pytest_benchmark", "--storage", str(storage), *argv]
         if argv[0] == "compare"
         else [sys.executable, "-m", "pytest", "-q", f"--benchmark-storage={storage}", *argv]
     )
     # Not a worker of this test run: pytest-benchmark switches itself off under pytest-xdist.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {"TSOBENCH_SUITE": "smoke"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")} | {"TSOBENCH_SUITE": scale}
+    if plugins:  # importable from this folder, loaded with -p
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(Path(__file__).parent), env.get("PYTHONPATH"))))
+        command[3:3] = ["-p", plugins]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -77,3 +82,18 @@ def test_benchmark_suite_smoke_writes_extra_info_and_compares(tmp_path: Path) ->
     failed = run(*gate, f"--benchmark-compare-fail={GENEROUS}", storage=storage)
     assert failed.returncode != 0, failed.stdout[-3000:]
     assert "Performance has regressed" in failed.stdout + failed.stderr
+
+
+@pytest.mark.serial  # compares measured speeds: runs alone, after the parallel phase
+def test_the_gate_passes_an_unchanged_hot_path_and_fails_a_planted_25_percent_slowdown(tmp_path: Path) -> None:
+    """Purpose (issue 24): the README's gate, ``min:10%``, on the fold timed on its thread's CPU clock at
+    the default scale (the fastest of 100 rounds; of the smoke scale's 5 a busy moment can hide it):
+    a second run of the same code passes, the same code made 25 % slower fails."""
+    storage = tmp_path / "storage"
+    fold = ("bench/suite/test_micro.py", "-k", "test_fold", "-p", "no:xdist")
+    ok(run(*fold, "--benchmark-autosave", storage=storage, scale="quick"))
+    gate = (*fold, "--benchmark-compare=0001", "--benchmark-compare-fail=min:10%")
+    ok(run(*gate, storage=storage, scale="quick"))
+    slower = run(*gate, storage=storage, plugins="planted_slowdown", scale="quick")
+    assert slower.returncode != 0, slower.stdout[-3000:]
+    assert "Performance has regressed" in slower.stdout + slower.stderr

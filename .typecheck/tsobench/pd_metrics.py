@@ -1,0 +1,1 @@
+../../tsobench/pd_metrics.py
