@@ -162,8 +162,7 @@ def promtool_check(url: str) -> tuple[str, int, str]:
 PD_OWN_LINT = 'pd_tso_events counter metrics should have "_total" suffix'
 
 
-@pytest.mark.serial
-@pytest.mark.parametrize("version", ["26", "8.5"])
+@pytest.mark.parametrize("version", ["26", "8.5"])  # no timing asserted: the parallel phase
 def test_pd_dashboard_queries_return_data_from_serve_and_a_run(workdir, version):
     config = ServerConfig(data_dir=str(workdir / "data"), pd_version=version)
     with ChildServer(config) as server:
@@ -218,7 +217,6 @@ def test_the_client_latency_alert_holds_at_150_ms_and_not_at_loopback(workdir):
     assert fast == [] and "PD_tidb_handle_requests_duration" not in fast_alerts
 
 
-@pytest.mark.serial
 def _transfer_when_paced(cluster: ChildCluster) -> None:
     """A new leader refuses to hand over while its physical time is ahead of the wall clock: retry."""
     deadline = time.monotonic() + 30  # a bound for a hang only
