@@ -36,7 +36,6 @@ import shlex
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
@@ -47,7 +46,7 @@ from tsobench.bench.analysis.aggregate import designs, repeats
 from tsobench.bench.analysis.ceilings import UNKNOWN_FROM, Batch, ServerSide, planned_batch, server_side
 from tsobench.bench.analysis.distance import distance_key, distance_text, round_trip_ms
 from tsobench.bench.analysis.loader import BY_KEY, POINT, flag, named
-from tsobench.bench.analysis.stats import Samples, median_ci
+from tsobench.bench.analysis.stats import Samples, median_ci, prediction_interval
 from tsobench.bench.analysis.usl import SeriesFit, fit_cells, fit_series, littles_law
 from tsobench.bench.measure.fairness import LITTLES_LAW_TOLERANCE
 from tsobench.options import word
@@ -81,7 +80,7 @@ class Candidate:
     measured_tps: float  # all processes together
     per_process_tps: float
     per_process_interval: tuple[float, float] | None  # the median's interval (stats), per process
-    per_process_spread: tuple[float, float] | None  # where one new measurement is expected (the samples' 95 %)
+    per_process_spread: tuple[float, float] | None  # where one new measurement is expected (95 % prediction)
     p99_ms: float
     rpcs_per_ts: float | None
     ts_per_rpc: float  # at the planned rate
@@ -433,13 +432,10 @@ def rate_interval(row: pd.Series) -> tuple[float, float] | None:
 
 
 def rate_spread(row: pd.Series) -> tuple[float, float] | None:
-    """Where one new measurement of the point is expected: the middle 95 % of its samples (repeats, or one
-    run's intervals, each noisier than a whole run), not the median's interval."""
+    """Where one new measurement of the point is expected (``stats.prediction_interval`` of its samples:
+    repeats, or one run's batch means), not the median's interval; None without samples that decide."""
     tps = getattr(row.get("samples"), "tps", None)
-    if not isinstance(tps, Samples) or len(tps.values) < 2:
-        return None
-    low, high = np.percentile(np.asarray(tps.values, dtype=float), [2.5, 97.5])
-    return float(low), float(high)
+    return prediction_interval(tps) if isinstance(tps, Samples) else None
 
 
 def _option(
@@ -842,7 +838,10 @@ def print_cost_model(model: costmodel.Fit, console: Console) -> None:
     console.print(escape(costmodel.summary(model)), highlight=False)
     if not model.fitted:
         return
-    table = Table(title=f"Residuals, the {RESIDUALS_SHOWN} largest of {model.runs}", title_justify="left")
+    title = f"Residuals of all {model.runs} runs"
+    if model.runs > RESIDUALS_SHOWN:
+        title = f"Residuals, the {RESIDUALS_SHOWN} largest of {model.runs}"
+    table = Table(title=title, title_justify="left")
     for col in ("run", "setting", "CPU s measured", "fitted", "residual", ""):
         table.add_column(col, justify="left" if col in ("run", "setting", "") else "right")
     worst = sorted(model.residuals, key=lambda r: -abs(r.residual_s))[:RESIDUALS_SHOWN]

@@ -172,6 +172,22 @@ def median_ci(samples: Samples, confidence: float = CONFIDENCE) -> Estimate:
     return Estimate(median, float(values[k - 1]), float(values[n - k]), samples, real, confidence, short)
 
 
+def prediction_interval(samples: Samples, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Where ONE new sample is expected with ``confidence``: the t prediction interval on the logs
+    (multiplicative noise, as ``compare_samples`` assumes), exact for lognormal samples at any n.
+    None without two samples that may decide: a range of a few samples would cover a new one far
+    less often than it seems (the range of 3 covers it half the time)."""
+    _check(confidence)
+    values = np.asarray(samples.values, dtype=float)
+    n = len(values)
+    if not samples.significant or n < 2 or (values <= 0).any():
+        return None
+    logs = np.log(values)
+    half = float(sps.t.ppf((1 + confidence) / 2, n - 1)) * float(logs.std(ddof=1)) * math.sqrt(1 + 1 / n)
+    middle = float(logs.mean())
+    return math.exp(middle - half), math.exp(middle + half)
+
+
 @dataclass(frozen=True)
 class Change:
     """NEW / BASE: the ratio of geometric means, its interval (``confidence``: its coverage), and

@@ -22,6 +22,7 @@ from tsobench.bench.analysis.stats import (
     lag1,
     median_ci,
     point_samples,
+    prediction_interval,
 )
 
 
@@ -81,6 +82,22 @@ def test_stated_confidence_is_simulated_coverage(shape: str, n: int) -> None:
     assert median_hits / trials >= confidence - 0.03
     assert abs(median_hits / trials - confidence) <= 0.04  # distribution-free: it is what it says
     assert ratio_hits / trials >= 0.95 - 0.03
+
+
+@pytest.mark.parametrize("n", [3, 5, 10])
+def test_a_prediction_interval_covers_one_new_sample_as_often_as_it_says(n: int) -> None:
+    """Purpose: plan --confirm judged a new measurement by the middle 95 % of 3 repeats, which
+    covers a new one about half the time, and failed a plan this machine held."""
+    rng = np.random.default_rng(100 + n)
+    trials = 4_000
+    hits = 0
+    for _ in range(trials):
+        interval = prediction_interval(samples(rng.lognormal(10, 0.1, n)))
+        assert interval is not None
+        hits += interval[0] <= rng.lognormal(10, 0.1) <= interval[1]
+    assert abs(hits / trials - 0.95) <= 0.02
+    assert prediction_interval(samples([5.0])) is None  # one sample has no spread
+    assert prediction_interval(samples([1.0, 2.0, 3.0], "steadiness")) is None  # never deciding
 
 
 def test_compare_samples_is_the_one_rule() -> None:
