@@ -250,7 +250,7 @@ def quickstart_command(output: str | None, resume: bool, as_json: bool) -> None:
             concurrency=QUICKSTART_CONCURRENCY,
             duration_s=1.0,
             warmup_s=0.3,
-            interval_s=0.25,  # 4 intervals a run
+            interval_s=0.1,  # 10 intervals a run: the fewest batch means that may decide (stats.MIN_BATCHES)
         )
     )
     sys.exit(_run_sweep(plan, output, None, resume=resume, prefix="quickstart", report=True, as_json=as_json))
