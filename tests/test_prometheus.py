@@ -110,9 +110,11 @@ class Prometheus:
         self.proc.wait(10)
 
 
-def start_run(target: str, port: int, *extra: str) -> subprocess.Popen:
+def start_run(folder: Path, target: str, port: int, *extra: str) -> subprocess.Popen:
+    """A run exporting on ``port``, its results in ``folder`` (never the work tree's results/)."""
     argv = [sys.executable, "-m", "tsobench.bench", "run", "--target", target, "--metrics-port", str(port)]
-    return subprocess.Popen([*argv, "-q", "--warmup", "0", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    argv += ["-o", str(folder / "run.json"), "-q", "--warmup", "0", *extra]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def dashboard_queries(version: str) -> dict[str, str]:
@@ -168,7 +170,7 @@ def test_pd_dashboard_queries_return_data_from_serve_and_a_run(workdir, version)
     with ChildServer(config) as server:
         client_port = free_port()
         run = start_run(
-            server.address, client_port, "-s", "dispatcher", "--api", "asyncio", "-c", "16", "--duration", "8"
+            workdir, server.address, client_port, "-s", "dispatcher", "--api", "asyncio", "-c", "16", "--duration", "8"
         )
         prometheus = Prometheus(workdir, [f"127.0.0.1:{server.metrics_port}"], [f"127.0.0.1:{client_port}"])
         try:
@@ -199,7 +201,7 @@ def test_the_client_latency_alert_holds_at_150_ms_and_not_at_loopback(workdir):
         folder.mkdir()
         with ChildServer(ServerConfig(data_dir=str(folder / "data"), delay_ms=delay)) as server:
             port = free_port()
-            run = start_run(server.address, port, "-s", "pool", "-c", "2", "--duration", "5")
+            run = start_run(folder, server.address, port, "-s", "pool", "-c", "2", "--duration", "5")
             prometheus = Prometheus(folder, [f"127.0.0.1:{server.metrics_port}"], [f"127.0.0.1:{port}"])
             try:
                 prometheus.wait_for(
