@@ -454,7 +454,13 @@ class _AsyncLane(_Lane):
             if self.stream is None:
                 batch.ready = 0.0  # a reconnect's wait is the backoff's, not a turn-around
                 await self.backoff.wait_async()
-                self.stream = AsyncStream(await client.channels.stub())
+                try:
+                    stub = await client.channels.stub()
+                except Exception as exc:  # no leader reachable within the deadline: fail the batch, never the task
+                    _fail(batch, exc)
+                    self.slots.release()
+                    continue
+                self.stream = AsyncStream(stub)
                 self.reader = asyncio.create_task(self._read(self.stream))
             batch.since = client.watchdog.tick
             self.sending(batch)

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from tsobench.protos import pdpb_pb2, pdpb_pb2_grpc
 from .backoff import LONGEST_S as LONGEST_BACKOFF_S
 from .backoff import Backoff
 from .base import ClientOptions, ReplyMismatch, Timestamp
+from .deadline import DeadlineExceeded
 from .leader import (
     Leader,
     NoLeader,
@@ -26,10 +28,13 @@ from .leader import (
     leader_may_have_moved,
     leader_silent,
     make_channel,
+    members_request,
 )
 
 _CLOSE = object()
 RECHECK_TIMEOUT_S = 1.0  # a GetMembers while requests wait: a live member answers in milliseconds
+PROVE_STEP_S = 0.1  # after a failure, how long to wait for the leader's connection before asking who leads again
+UNREACHABLE = "no reachable leader within the request deadline"
 _opened_lock = threading.Lock()
 _opened = 0
 
@@ -75,6 +80,11 @@ def channel_options(index: int) -> list[tuple[str, int]]:
     ]
 
 
+def _down(exc: grpc.RpcError) -> bool:
+    """The leader's connection did not come up in time (any other answer means it is up)."""
+    return exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+
+
 def tso_request(cluster_id: int, count: int) -> pdpb_pb2.TsoRequest:
     return pdpb_pb2.TsoRequest(header=pdpb_pb2.RequestHeader(cluster_id=cluster_id), count=count)
 
@@ -101,6 +111,15 @@ class _Channels:
     re-check's own timeout. Channels to a former leader stay open until
     ``close``: streams still on them fail on their own and their strategies
     reopen on the new leader.
+
+    After any failure the next ``stub()`` also waits, up to the request
+    deadline, until the leader's connection is up (a ``GetMembers`` that waits for
+    it: grpcio's own readiness future leaves a thread that dies when the channel
+    closes), asking who leads again every ``PROVE_STEP_S`` while it is not: during an election (or a restart) the
+    requests wait for the new leader, as PD's client waits for its stream,
+    instead of each reconnect attempt failing the requests it carried. A wait
+    that outlasts the deadline fails as ``DeadlineExceeded`` (a timeout).
+    Nothing is waited for while the streams are healthy.
     """
 
     def __init__(self, options: ClientOptions, api: Any) -> None:
@@ -114,6 +133,7 @@ class _Channels:
         self._channels: list[Any] = []
         self._retired: list[Any] = []
         self._next: Iterator[pdpb_pb2_grpc.PDStub] = iter(())
+        self._unproven = False  # a stream failed: the next stub waits for its channel to be connected
         self._suspect = False  # a stream failed in a way that says the leader may have moved
         self._silent = False  # ... by missing its deadline: ask the others before the leader
         self._backoff = Backoff()
@@ -133,7 +153,9 @@ class _Channels:
         return tso_request(self.cluster_id, count)
 
     def stream_failed(self, exc: BaseException) -> None:
-        """A stream broke with ``exc``: if the leader may have moved, the next stub asks for it first."""
+        """A stream broke with ``exc``: the next stub waits for a connection, and if the leader may have
+        moved, asks for it first."""
+        self._unproven = True
         if leader_may_have_moved(exc) and len(self.candidates()) > 1:
             self._suspect = True
             self._silent = self._silent or leader_silent(exc)
@@ -167,6 +189,23 @@ class _Channels:
         ]
         self._next = itertools.cycle([pdpb_pb2_grpc.PDStub(c) for c in self._channels])
 
+    def _until(self, wait_s: float | None) -> float:
+        return time.monotonic() + (self.options.timeout_s if wait_s is None else wait_s)
+
+    def _step(self, until: float) -> float:
+        """How long the next wait for a connection may last; DeadlineExceeded once the deadline has passed."""
+        left = until - time.monotonic()
+        if left <= 0:
+            raise DeadlineExceeded(UNREACHABLE)
+        return min(PROVE_STEP_S, left)
+
+    def _proven(self) -> None:
+        self._unproven = False
+
+    def _unreachable(self) -> None:
+        """The leader's connection did not come up within a step: it may be gone, ask who leads."""
+        self.stream_failed(ConnectionError("the leader's connection is down"))
+
 
 class SyncChannels(_Channels):
     def __init__(self, options: ClientOptions) -> None:
@@ -174,12 +213,26 @@ class SyncChannels(_Channels):
         self._lock = threading.Lock()
         self._follow(self.direct() or find_leader(self.endpoints, self.credentials, options.timeout_s))
 
-    def stub(self) -> pdpb_pb2_grpc.PDStub:
-        if self._suspect:
-            with self._lock:  # the others wait for its answer rather than try a former leader
-                if self._recheck_due():
-                    self._follow(self._find())
-        return next(self._next)
+    def stub(self, wait_s: float | None = None) -> pdpb_pb2_grpc.PDStub:
+        """A stub on the leader; after a failure, once its connection is up (within ``wait_s``, default
+        the request deadline)."""
+        until = self._until(wait_s) if self._unproven else 0.0
+        while True:
+            if self._suspect:
+                with self._lock:  # the others wait for its answer rather than try a former leader
+                    if self._recheck_due():
+                        self._follow(self._find())
+            stub = next(self._next)
+            if not self._unproven:
+                return stub
+            try:
+                stub.GetMembers(members_request(), timeout=self._step(until), wait_for_ready=True)
+            except grpc.RpcError as exc:
+                if _down(exc):
+                    self._unreachable()
+                    continue
+            self._proven()
+            return stub
 
     def _find(self) -> Leader | None:
         try:
@@ -201,12 +254,25 @@ class AsyncChannels(_Channels):
         leader = self.direct() or await find_leader_async(self.endpoints, self.credentials, self.options.timeout_s)
         self._follow(leader)
 
-    async def stub(self) -> pdpb_pb2_grpc.PDStub:
-        if self._suspect:
-            async with self._lock:
-                if self._recheck_due():
-                    self._follow(await self._find())
-        return next(self._next)
+    async def stub(self, wait_s: float | None = None) -> pdpb_pb2_grpc.PDStub:
+        """``SyncChannels.stub`` for the asyncio API."""
+        until = self._until(wait_s) if self._unproven else 0.0
+        while True:
+            if self._suspect:
+                async with self._lock:
+                    if self._recheck_due():
+                        self._follow(await self._find())
+            stub = next(self._next)
+            if not self._unproven:
+                return stub
+            try:
+                await stub.GetMembers(members_request(), timeout=self._step(until), wait_for_ready=True)
+            except grpc.RpcError as exc:
+                if _down(exc):
+                    self._unreachable()
+                    continue
+            self._proven()
+            return stub
 
     async def _find(self) -> Leader | None:
         try:
