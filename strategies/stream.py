@@ -113,13 +113,14 @@ class _Channels:
     reopen on the new leader.
 
     After any failure the next ``stub()`` also waits, up to the request
-    deadline, until the leader's connection is up (a ``GetMembers`` that waits for
-    it: grpcio's own readiness future leaves a thread that dies when the channel
-    closes), asking who leads again every ``PROVE_STEP_S`` while it is not: during an election (or a restart) the
-    requests wait for the new leader, as PD's client waits for its stream,
-    instead of each reconnect attempt failing the requests it carried. A wait
-    that outlasts the deadline fails as ``DeadlineExceeded`` (a timeout).
-    Nothing is waited for while the streams are healthy.
+    deadline, until the leader's connection is up (a ``GetMembers`` that waits
+    for it: grpcio's own readiness future leaves a thread that dies when the
+    channel closes), asking who leads again every ``PROVE_STEP_S`` while it is
+    not: during an election (or a restart) the requests wait for the new
+    leader, as PD's client waits for its stream, instead of each reconnect
+    attempt failing the requests it carried. A wait that outlasts the deadline
+    fails as ``DeadlineExceeded`` (a timeout). Nothing is waited for while the
+    streams are healthy.
     """
 
     def __init__(self, options: ClientOptions, api: Any) -> None:
@@ -189,18 +190,12 @@ class _Channels:
         ]
         self._next = itertools.cycle([pdpb_pb2_grpc.PDStub(c) for c in self._channels])
 
-    def _until(self, wait_s: float | None) -> float:
-        return time.monotonic() + (self.options.timeout_s if wait_s is None else wait_s)
-
     def _step(self, until: float) -> float:
         """How long the next wait for a connection may last; DeadlineExceeded once the deadline has passed."""
         left = until - time.monotonic()
         if left <= 0:
             raise DeadlineExceeded(UNREACHABLE)
         return min(PROVE_STEP_S, left)
-
-    def _proven(self) -> None:
-        self._unproven = False
 
     def _unreachable(self) -> None:
         """The leader's connection did not come up within a step: it may be gone, ask who leads."""
@@ -213,10 +208,9 @@ class SyncChannels(_Channels):
         self._lock = threading.Lock()
         self._follow(self.direct() or find_leader(self.endpoints, self.credentials, options.timeout_s))
 
-    def stub(self, wait_s: float | None = None) -> pdpb_pb2_grpc.PDStub:
-        """A stub on the leader; after a failure, once its connection is up (within ``wait_s``, default
-        the request deadline)."""
-        until = self._until(wait_s) if self._unproven else 0.0
+    def stub(self) -> pdpb_pb2_grpc.PDStub:
+        """A stub on the leader; after a failure, once its connection is up (within the request deadline)."""
+        until = time.monotonic() + self.options.timeout_s if self._unproven else 0.0
         while True:
             if self._suspect:
                 with self._lock:  # the others wait for its answer rather than try a former leader
@@ -231,7 +225,7 @@ class SyncChannels(_Channels):
                 if _down(exc):
                     self._unreachable()
                     continue
-            self._proven()
+            self._unproven = False
             return stub
 
     def _find(self) -> Leader | None:
@@ -254,9 +248,9 @@ class AsyncChannels(_Channels):
         leader = self.direct() or await find_leader_async(self.endpoints, self.credentials, self.options.timeout_s)
         self._follow(leader)
 
-    async def stub(self, wait_s: float | None = None) -> pdpb_pb2_grpc.PDStub:
+    async def stub(self) -> pdpb_pb2_grpc.PDStub:
         """``SyncChannels.stub`` for the asyncio API."""
-        until = self._until(wait_s) if self._unproven else 0.0
+        until = time.monotonic() + self.options.timeout_s if self._unproven else 0.0
         while True:
             if self._suspect:
                 async with self._lock:
@@ -271,7 +265,7 @@ class AsyncChannels(_Channels):
                 if _down(exc):
                     self._unreachable()
                     continue
-            self._proven()
+            self._unproven = False
             return stub
 
     async def _find(self) -> Leader | None:
